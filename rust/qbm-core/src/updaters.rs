@@ -1,0 +1,161 @@
+//! Single-spin update rules on a block of `LANES` chains.
+//!
+//! A block stores spin i of chain l at `spins[i][l]` as an f32 of value +-1. The local
+//! field f_i = h_i + sum_j J_ij s_j is recomputed from the CSR row for all lanes at
+//! once (no scatter, no branches), then every lane draws its own uniform.
+//!
+//! * Heat bath: P(s_i = +1) = 1 / (1 + exp(2 beta f_i)).
+//! * Metropolis: flip with probability min(1, exp(-beta dE)), dE = -2 s_i f_i.
+
+use crate::model::IsingModel;
+use crate::rng::LaneRng;
+use crate::simd::{exp_lanes, Lane, LANES};
+
+/// Which single-spin transition kernel to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateRule {
+    HeatBath,
+    Metropolis,
+}
+
+/// Order in which spins are visited in a sweep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// 0, 1, ..., n-1 every sweep.
+    Sequential,
+    /// A fresh random permutation every sweep (shared by the chains of a block).
+    Random,
+}
+
+/// Borrowed CSR arrays in the kernels' precision.
+#[derive(Clone, Copy)]
+pub struct Csr32<'a> {
+    pub h: &'a [f32],
+    pub indptr: &'a [usize],
+    pub indices: &'a [u32],
+    pub data: &'a [f32],
+}
+
+impl<'a> Csr32<'a> {
+    pub fn of(m: &'a IsingModel) -> Self {
+        Self { h: m.h32(), indptr: m.indptr(), indices: m.indices(), data: m.data32() }
+    }
+}
+
+/// sum_j J_ij s_j for every lane (without h_i).
+///
+/// Four partial sums break the floating-point add dependency chain (the loop is
+/// latency-bound otherwise); their combination order is fixed, so results stay
+/// deterministic.
+#[inline(always)]
+pub fn coupling_field(m: &Csr32<'_>, spins: &[Lane], i: usize) -> Lane {
+    let mut acc = [[0f32; LANES]; 4];
+    // SAFETY: the model validated every index < n and indptr within bounds;
+    // `spins` has n rows (checked by callers through debug asserts).
+    unsafe {
+        let a = *m.indptr.get_unchecked(i);
+        let b = *m.indptr.get_unchecked(i + 1);
+        let mut k = a;
+        while k + 4 <= b {
+            for q in 0..4 {
+                let j = *m.indices.get_unchecked(k + q) as usize;
+                let w = *m.data.get_unchecked(k + q);
+                let sj = spins.get_unchecked(j);
+                for l in 0..LANES {
+                    acc[q][l] += w * sj[l];
+                }
+            }
+            k += 4;
+        }
+        while k < b {
+            let j = *m.indices.get_unchecked(k) as usize;
+            let w = *m.data.get_unchecked(k);
+            let sj = spins.get_unchecked(j);
+            for l in 0..LANES {
+                acc[0][l] += w * sj[l];
+            }
+            k += 1;
+        }
+    }
+    let mut out = [0f32; LANES];
+    for l in 0..LANES {
+        out[l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
+    }
+    out
+}
+
+/// Update spin `i` of every lane given its (already scaled) argument.
+///
+/// `x[l]` is 2 * beta_l * f_i(l). Returns nothing; counts flips in `flips`.
+#[inline(always)]
+pub fn apply_update(rule: UpdateRule, s: &mut Lane, x: &Lane, u: &Lane, flips: &mut [u32; LANES]) {
+    match rule {
+        UpdateRule::HeatBath => {
+            let e = exp_lanes(x);
+            for l in 0..LANES {
+                let new = if u[l] * (1.0 + e[l]) < 1.0 { 1.0 } else { -1.0 };
+                flips[l] += (new != s[l]) as u32;
+                s[l] = new;
+            }
+        }
+        UpdateRule::Metropolis => {
+            let mut y = [0f32; LANES];
+            for l in 0..LANES {
+                y[l] = (x[l] * s[l]).min(0.0);
+            }
+            let e = exp_lanes(&y);
+            for l in 0..LANES {
+                let acc = u[l] < e[l];
+                flips[l] += acc as u32;
+                s[l] = if acc { -s[l] } else { s[l] };
+            }
+        }
+    }
+}
+
+/// One sweep over `order` at per-lane inverse temperatures `beta`.
+#[inline(always)]
+pub fn sweep(
+    m: &Csr32<'_>,
+    spins: &mut [Lane],
+    rng: &mut LaneRng,
+    beta: &Lane,
+    rule: UpdateRule,
+    order: &[u32],
+    flips: &mut [u32; LANES],
+) {
+    debug_assert_eq!(spins.len(), m.h.len());
+    let mut two_beta = [0f32; LANES];
+    for l in 0..LANES {
+        two_beta[l] = 2.0 * beta[l];
+    }
+    for &i in order {
+        let i = i as usize;
+        let c = coupling_field(m, spins, i);
+        // SAFETY: order holds indices < n (built by the drivers).
+        let hi = unsafe { *m.h.get_unchecked(i) };
+        let mut x = [0f32; LANES];
+        for l in 0..LANES {
+            x[l] = two_beta[l] * (hi + c[l]);
+        }
+        let u = rng.next_f32();
+        let s = unsafe { spins.get_unchecked_mut(i) };
+        apply_update(rule, s, &x, &u, flips);
+    }
+}
+
+/// Energy of lane `l` of a block, in f64 against the model's own values.
+pub fn lane_energy(model: &IsingModel, spins: &[Lane], l: usize) -> f64 {
+    let s: Vec<i8> = spins.iter().map(|row| row[l] as i8).collect();
+    model.energy_of(&s)
+}
+
+/// Random +-1 initial state for every lane.
+pub fn random_block(n: usize, rng: &mut LaneRng) -> Vec<Lane> {
+    (0..n)
+        .map(|_| {
+            let r = rng.next_u32();
+            std::array::from_fn(|l| if r[l] >> 31 == 1 { 1.0 } else { -1.0 })
+        })
+        .collect()
+}
