@@ -81,7 +81,7 @@ class SimulatedAnnealingSampler(IsingSampler):
         num_sweeps: int = 1000,
         num_sweeps_per_beta: int = 1,
         update: str = "metropolis",
-        order: str = "sequential",
+        order: str = "colour",
         initial_states: Any = None,
         seed: int | None = None,
         num_threads: int | None = None,

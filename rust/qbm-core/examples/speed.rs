@@ -6,8 +6,15 @@ use qbm_core::{IsingModel, Order, UpdateRule};
 use std::sync::atomic::AtomicBool;
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().unwrap()).collect();
-    let (n, deg, threads) = (args.first().copied().unwrap_or(576), args.get(1).copied().unwrap_or(20), args.get(2).copied().unwrap_or(1));
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().unwrap())
+        .collect();
+    let (n, deg, threads) = (
+        args.first().copied().unwrap_or(576),
+        args.get(1).copied().unwrap_or(20),
+        args.get(2).copied().unwrap_or(1),
+    );
     let mut r = Xoshiro256pp::from_key(1);
     let mut rows: Vec<Vec<(u32, f64)>> = vec![vec![]; n];
     for i in 0..n {
@@ -33,11 +40,26 @@ fn main() {
     let h = (0..n).map(|_| r.next_f64() - 0.5).collect();
     let m = IsingModel::from_csr(h, indptr, idx, dat).unwrap();
     let betas = vec![1.0; 1000];
-    let run = ScheduleRun { betas: &betas, num_reads: 100, initial: None, rule: UpdateRule::HeatBath, order: Order::Sequential, seed: 0, num_threads: Some(threads) };
+    let run = ScheduleRun {
+        betas: &betas,
+        num_reads: 100,
+        initial: None,
+        rule: UpdateRule::HeatBath,
+        order: Order::Sequential,
+        seed: 0,
+        num_threads: Some(threads),
+    };
     for _ in 0..3 {
         let t = std::time::Instant::now();
         let _ = sample_schedule(&m, &run, &AtomicBool::new(false)).unwrap();
         let dt = t.elapsed().as_secs_f64();
-        println!("{} {:.3}s {:.3e} updates/s (avg degree {:.1}) simd={}", n, dt, (n * 100 * 1000) as f64 / dt, m.nnz() as f64 / n as f64, qbm_core::simd::simd_level());
+        println!(
+            "{} {:.3}s {:.3e} updates/s (avg degree {:.1}) simd={}",
+            n,
+            dt,
+            (n * 100 * 1000) as f64 / dt,
+            m.nnz() as f64 / n as f64,
+            qbm_core::simd::simd_level()
+        );
     }
 }

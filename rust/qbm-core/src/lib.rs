@@ -5,13 +5,17 @@
 //! [`drivers`] (fixed-beta, annealing, tempering, SQA loops), [`parallel`] (pools,
 //! cancellation).
 
-pub mod error;
-pub mod simd;
-pub mod rng;
-pub mod model;
-pub mod updaters;
-pub mod parallel;
+// Lane loops index several fixed-size arrays with one counter; that is the form LLVM
+// vectorises best, so the range-loop lint is off for the crate.
+#![allow(clippy::needless_range_loop)]
+
 pub mod drivers;
+pub mod error;
+pub mod model;
+pub mod parallel;
+pub mod rng;
+pub mod simd;
+pub mod updaters;
 
 pub use error::{CoreError, Result};
 pub use model::IsingModel;

@@ -24,26 +24,49 @@ impl IsingModel {
     ///
     /// Rows must have strictly increasing column indices, no diagonal entries, finite
     /// values, and the matrix must be symmetric.
-    pub fn from_csr(h: Vec<f64>, indptr: Vec<usize>, indices: Vec<u32>, data: Vec<f64>) -> Result<Self> {
+    pub fn from_csr(
+        h: Vec<f64>,
+        indptr: Vec<usize>,
+        indices: Vec<u32>,
+        data: Vec<f64>,
+    ) -> Result<Self> {
         let n = h.len();
-        ensure(n > 0, "h", || "the model must have at least one variable".into())?;
-        ensure(h.iter().all(|x| x.is_finite()), "h", || "fields must be finite (found NaN or inf)".into())?;
+        ensure(n > 0, "h", || {
+            "the model must have at least one variable".into()
+        })?;
+        ensure(h.iter().all(|x| x.is_finite()), "h", || {
+            "fields must be finite (found NaN or inf)".into()
+        })?;
         ensure(indptr.len() == n + 1, "J", || {
-            format!("CSR indptr has length {} but the model has {} variables", indptr.len(), n)
+            format!(
+                "CSR indptr has length {} but the model has {} variables",
+                indptr.len(),
+                n
+            )
         })?;
-        ensure(indptr[0] == 0 && indptr[n] == indices.len() && indices.len() == data.len(), "J", || {
-            "CSR arrays are inconsistent (indptr, indices and data lengths)".into()
+        ensure(
+            indptr[0] == 0 && indptr[n] == indices.len() && indices.len() == data.len(),
+            "J",
+            || "CSR arrays are inconsistent (indptr, indices and data lengths)".into(),
+        )?;
+        ensure(data.iter().all(|x| x.is_finite()), "J", || {
+            "couplings must be finite (found NaN or inf)".into()
         })?;
-        ensure(data.iter().all(|x| x.is_finite()), "J", || "couplings must be finite (found NaN or inf)".into())?;
         for i in 0..n {
             let (a, b) = (indptr[i], indptr[i + 1]);
             ensure(a <= b, "J", || "CSR indptr must be non-decreasing".into())?;
             let row = &indices[a..b];
             for (k, &j) in row.iter().enumerate() {
-                ensure((j as usize) < n, "J", || format!("column index {j} out of range for {n} variables"))?;
-                ensure(j as usize != i, "J", || format!("diagonal coupling J[{i},{i}] must be zero (a spin does not couple to itself)"))?;
+                ensure((j as usize) < n, "J", || {
+                    format!("column index {j} out of range for {n} variables")
+                })?;
+                ensure(j as usize != i, "J", || {
+                    format!("diagonal coupling J[{i},{i}] must be zero (a spin does not couple to itself)")
+                })?;
                 if k > 0 {
-                    ensure(row[k - 1] < j, "J", || format!("row {i} has unsorted or duplicate column indices"))?;
+                    ensure(row[k - 1] < j, "J", || {
+                        format!("row {i} has unsorted or duplicate column indices")
+                    })?;
                 }
             }
         }
@@ -72,7 +95,15 @@ impl IsingModel {
         }
         let h32 = h.iter().map(|&x| x as f32).collect();
         let data32 = data.iter().map(|&x| x as f32).collect();
-        Ok(Self { n, h, indptr, indices, data, h32, data32 })
+        Ok(Self {
+            n,
+            h,
+            indptr,
+            indices,
+            data,
+            h32,
+            data32,
+        })
     }
 
     /// Number of spins.
@@ -119,7 +150,10 @@ impl IsingModel {
     /// Energies of a batch of configurations stored row-major in `spins` (len N * n).
     pub fn energies(&self, spins: &[i8]) -> Result<Vec<f64>> {
         validate_spins(spins, self.n, "spins")?;
-        Ok(spins.par_chunks(self.n).map(|s| self.energy_of(s)).collect())
+        Ok(spins
+            .par_chunks(self.n)
+            .map(|s| self.energy_of(s))
+            .collect())
     }
 
     /// Local field f_i = h_i + sum_j J_ij s_j of spin i in configuration `s`.
@@ -137,7 +171,9 @@ pub fn validate_spins(spins: &[i8], n: usize, name: &str) -> Result<()> {
     ensure(n > 0 && spins.len() % n == 0, name, || {
         format!("expected rows of {n} spins, got {} values", spins.len())
     })?;
-    ensure(spins.iter().all(|&s| s == 1 || s == -1), name, || "spins must be -1 or +1".into())
+    ensure(spins.iter().all(|&s| s == 1 || s == -1), name, || {
+        "spins must be -1 or +1".into()
+    })
 }
 
 #[cfg(test)]
@@ -185,7 +221,9 @@ pub(crate) mod tests {
         let m = random_model(n, 0.6, 11);
         let mut r = Xoshiro256pp::from_key(5);
         for _ in 0..20 {
-            let s: Vec<i8> = (0..n).map(|_| if r.next_u64() & 1 == 1 { 1 } else { -1 }).collect();
+            let s: Vec<i8> = (0..n)
+                .map(|_| if r.next_u64() & 1 == 1 { 1 } else { -1 })
+                .collect();
             let mut want = 0.0;
             for i in 0..n {
                 want += m.h()[i] * s[i] as f64;
@@ -204,9 +242,11 @@ pub(crate) mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        let e = IsingModel::from_csr(vec![0.0, 0.0], vec![0, 1, 1], vec![1], vec![1.0]).unwrap_err();
+        let e =
+            IsingModel::from_csr(vec![0.0, 0.0], vec![0, 1, 1], vec![1], vec![1.0]).unwrap_err();
         assert!(e.to_string().contains("symmetric"), "{e}");
-        let e = IsingModel::from_csr(vec![0.0, 0.0], vec![0, 1, 1], vec![0], vec![1.0]).unwrap_err();
+        let e =
+            IsingModel::from_csr(vec![0.0, 0.0], vec![0, 1, 1], vec![0], vec![1.0]).unwrap_err();
         assert!(e.to_string().contains("diagonal"), "{e}");
         let e = IsingModel::from_csr(vec![f64::NAN], vec![0, 0], vec![], vec![]).unwrap_err();
         assert!(e.to_string().starts_with("h:"), "{e}");

@@ -16,13 +16,19 @@ pub fn default_threads() -> usize {
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
 }
 
 fn pool(n: usize) -> Result<Arc<ThreadPool>> {
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<ThreadPool>>>> = OnceLock::new();
     let pools = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut g = pools.lock().map_err(|_| CoreError::Internal("thread pool registry poisoned".into()))?;
+    let mut g = pools
+        .lock()
+        .map_err(|_| CoreError::Internal("thread pool registry poisoned".into()))?;
     if let Some(p) = g.get(&n) {
         return Ok(p.clone());
     }
@@ -38,7 +44,10 @@ fn pool(n: usize) -> Result<Arc<ThreadPool>> {
 }
 
 /// Run `f` inside a pool of `num_threads` threads (see module docs).
-pub fn with_threads<T: Send>(num_threads: Option<usize>, f: impl FnOnce() -> T + Send) -> Result<T> {
+pub fn with_threads<T: Send>(
+    num_threads: Option<usize>,
+    f: impl FnOnce() -> T + Send,
+) -> Result<T> {
     let n = match num_threads {
         Some(0) => return Err(CoreError::param("num_threads", "must be at least 1")),
         Some(n) => n,

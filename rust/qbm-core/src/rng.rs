@@ -86,7 +86,7 @@ impl Xoshiro256pp {
     /// Uniform integer in [0, n) (Lemire's multiply-shift, unbiased enough for n << 2^32).
     #[inline]
     pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 32) * n as u64 >> 32) as usize
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 
     /// Fisher-Yates shuffle.

@@ -31,7 +31,7 @@ pub fn exp_lanes(x: &Lane) -> Lane {
         p = p * r + 8.333_452e-3;
         p = p * r + 4.166_579_6e-2;
         p = p * r + 1.666_666_5e-1;
-        p = p * r + 5.000_000_1e-1;
+        p = p * r + 0.5;
         let e = p * r * r + r + 1.0;
         // 2^n via the exponent bits; n in [-126, 127] after the clamp.
         let ni = t.to_bits() as i32 - 0x4B40_0000;

@@ -1,7 +1,7 @@
 //! The CSR Ising model as a Python object.
 
 use crate::error::{to_py, value_error};
-use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, ToPyArray, IntoPyArray};
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, ToPyArray};
 use pyo3::prelude::*;
 use qbm_core::IsingModel;
 use std::sync::Arc;
@@ -14,7 +14,8 @@ pub struct IsingCsr {
 }
 
 pub fn slice_i8<'a>(a: &'a PyReadonlyArray2<'_, i8>, name: &str) -> PyResult<&'a [i8]> {
-    a.as_slice().map_err(|_| value_error(name, "must be a C-contiguous int8 array"))
+    a.as_slice()
+        .map_err(|_| value_error(name, "must be a C-contiguous int8 array"))
 }
 
 #[pymethods]
@@ -41,12 +42,19 @@ impl IsingCsr {
                 u32::try_from(x)
                     .ok()
                     .filter(|&v| (v as usize) < n)
-                    .ok_or_else(|| value_error("J", format!("column index {x} out of range for {n} variables")))
+                    .ok_or_else(|| {
+                        value_error(
+                            "J",
+                            format!("column index {x} out of range for {n} variables"),
+                        )
+                    })
             })
             .collect::<PyResult<_>>()?;
         let data = data.as_array().to_vec();
         let inner = IsingModel::from_csr(h, indptr, indices, data).map_err(to_py)?;
-        Ok(Self { inner: Arc::new(inner) })
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Number of spins n.
@@ -68,23 +76,41 @@ impl IsingCsr {
     }
 
     /// CSR arrays (indptr int64, indices int64, data float64), copies.
+    #[allow(clippy::type_complexity)]
     fn csr<'py>(
         &self,
         py: Python<'py>,
-    ) -> (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f64>>) {
+    ) -> (
+        Bound<'py, PyArray1<i64>>,
+        Bound<'py, PyArray1<i64>>,
+        Bound<'py, PyArray1<f64>>,
+    ) {
         let ip: Vec<i64> = self.inner.indptr().iter().map(|&x| x as i64).collect();
         let ix: Vec<i64> = self.inner.indices().iter().map(|&x| x as i64).collect();
-        (ip.into_pyarray(py), ix.into_pyarray(py), self.inner.data().to_pyarray(py))
+        (
+            ip.into_pyarray(py),
+            ix.into_pyarray(py),
+            self.inner.data().to_pyarray(py),
+        )
     }
 
     /// Energies of a batch of +-1 spins, (N, n) int8 -> (N,) float64.
-    fn energies<'py>(&self, py: Python<'py>, spins: PyReadonlyArray2<'py, i8>) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    fn energies<'py>(
+        &self,
+        py: Python<'py>,
+        spins: PyReadonlyArray2<'py, i8>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let shape = spins.as_array().dim();
         let shape = [shape.0, shape.1];
         if shape[1] != self.inner.num_variables() {
             return Err(value_error(
                 "spins",
-                format!("expected shape (N, {}), got ({}, {})", self.inner.num_variables(), shape[0], shape[1]),
+                format!(
+                    "expected shape (N, {}), got ({}, {})",
+                    self.inner.num_variables(),
+                    shape[0],
+                    shape[1]
+                ),
             ));
         }
         if shape[0] == 0 {

@@ -3,7 +3,7 @@
 use crate::detach::run_detached;
 use crate::error::value_error;
 use crate::ising::{slice_i8, IsingCsr};
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use qbm_core::drivers::{sample_schedule as core_schedule, ScheduleRun};
 use qbm_core::{Order, UpdateRule};
@@ -17,7 +17,10 @@ pub fn parse_rule(update: &str) -> PyResult<UpdateRule> {
     match update {
         "heat_bath" | "gibbs" => Ok(UpdateRule::HeatBath),
         "metropolis" => Ok(UpdateRule::Metropolis),
-        other => Err(value_error("update", format!("unknown update rule {other:?}; use 'heat_bath' or 'metropolis'"))),
+        other => Err(value_error(
+            "update",
+            format!("unknown update rule {other:?}; use 'heat_bath' or 'metropolis'"),
+        )),
     }
 }
 
@@ -25,7 +28,11 @@ pub fn parse_order(order: &str) -> PyResult<Order> {
     match order {
         "sequential" => Ok(Order::Sequential),
         "random" => Ok(Order::Random),
-        other => Err(value_error("order", format!("unknown order {other:?}; use 'sequential' or 'random'"))),
+        "colour" | "color" => Ok(Order::Colour),
+        other => Err(value_error(
+            "order",
+            format!("unknown order {other:?}; use 'sequential', 'colour' or 'random'"),
+        )),
     }
 }
 
@@ -50,7 +57,12 @@ pub fn optional_states(
     }
 }
 
-pub fn rows_to_array<'py>(py: Python<'py>, v: Vec<i8>, rows: usize, cols: usize) -> PyResult<Bound<'py, PyArray2<i8>>> {
+pub fn rows_to_array<'py>(
+    py: Python<'py>,
+    v: Vec<i8>,
+    rows: usize,
+    cols: usize,
+) -> PyResult<Bound<'py, PyArray2<i8>>> {
     v.into_pyarray(py).reshape([rows, cols])
 }
 
@@ -59,7 +71,7 @@ pub fn rows_to_array<'py>(py: Python<'py>, v: Vec<i8>, rows: usize, cols: usize)
 /// betas: (num_sweeps,) float64 > 0. Returns (spins (num_reads, n) int8,
 /// energies (num_reads,) float64, flip_fraction (num_reads,) float64).
 #[pyfunction]
-#[pyo3(signature = (model, betas, num_reads, *, initial_states=None, update="heat_bath", order="sequential", seed=0, num_threads=None))]
+#[pyo3(signature = (model, betas, num_reads, *, initial_states=None, update="heat_bath", order="colour", seed=0, num_threads=None))]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn sample_schedule<'py>(
     py: Python<'py>,
@@ -71,7 +83,11 @@ fn sample_schedule<'py>(
     order: &str,
     seed: u64,
     num_threads: Option<usize>,
-) -> PyResult<(Bound<'py, PyArray2<i8>>, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>)> {
+) -> PyResult<(
+    Bound<'py, PyArray2<i8>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+)> {
     let rule = parse_rule(update)?;
     let order = parse_order(order)?;
     let n = model.inner.num_variables();

@@ -7,7 +7,7 @@ use crate::model::IsingModel;
 use crate::parallel::{check_cancel, with_threads};
 use crate::rng::{tags, LaneRng, Xoshiro256pp};
 use crate::simd::{Lane, LANES};
-use crate::updaters::{lane_energy, sweep, Csr32, Order, UpdateRule};
+use crate::updaters::{base_order, lane_energy, sweep, Csr32, Order, UpdateRule};
 use rayon::prelude::*;
 use std::sync::atomic::AtomicBool;
 
@@ -42,11 +42,11 @@ fn block_sweeps(
     rng: &mut LaneRng,
     betas: &[f32],
     rule: UpdateRule,
+    order: &[u32],
     order_rng: &mut Option<Xoshiro256pp>,
     cancel: &AtomicBool,
 ) -> Result<[u32; LANES]> {
-    let n = spins.len();
-    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut order = order.to_vec();
     let mut flips = [0u32; LANES];
     for &b in betas {
         check_cancel(cancel)?;
@@ -66,19 +66,25 @@ crate::multiversion! {
         rng: &mut LaneRng,
         betas: &[f32],
         rule: UpdateRule,
+        order: &[u32],
         order_rng: &mut Option<Xoshiro256pp>,
         cancel: &AtomicBool
     ) -> Result<[u32; LANES]> = block_sweeps;
 }
 
 /// Run every read through the schedule. Deterministic in `seed` whatever the thread count.
-pub fn sample_schedule(model: &IsingModel, run: &ScheduleRun<'_>, cancel: &AtomicBool) -> Result<Samples> {
+pub fn sample_schedule(
+    model: &IsingModel,
+    run: &ScheduleRun<'_>,
+    cancel: &AtomicBool,
+) -> Result<Samples> {
     let n = model.num_variables();
     let reads = run.num_reads;
     validate_run(n, reads, run.initial)?;
     validate_betas(run.betas, "beta")?;
     let betas32: Vec<f32> = run.betas.iter().map(|&b| b as f32).collect();
     let csr = Csr32::of(model);
+    let base = base_order(model, run.order);
     let nb = num_blocks(reads);
     let blocks: Vec<Result<(Vec<Lane>, [u32; LANES])>> = with_threads(run.num_threads, || {
         (0..nb)
@@ -88,9 +94,18 @@ pub fn sample_schedule(model: &IsingModel, run: &ScheduleRun<'_>, cancel: &Atomi
                 let mut spins = block_init(n, reads, b, run.initial, &mut rng);
                 let mut order_rng = match run.order {
                     Order::Random => Some(Xoshiro256pp::stream(run.seed, tags::ORDER, b as u64)),
-                    Order::Sequential => None,
+                    Order::Sequential | Order::Colour => None,
                 };
-                let flips = block_sweeps_mv(&csr, &mut spins, &mut rng, &betas32, run.rule, &mut order_rng, cancel)?;
+                let flips = block_sweeps_mv(
+                    &csr,
+                    &mut spins,
+                    &mut rng,
+                    &betas32,
+                    run.rule,
+                    &base,
+                    &mut order_rng,
+                    cancel,
+                )?;
                 Ok((spins, flips))
             })
             .collect()
@@ -125,7 +140,9 @@ mod tests {
         let n = m.num_variables();
         let mut w: Vec<f64> = (0..1usize << n)
             .map(|x| {
-                let s: Vec<i8> = (0..n).map(|i| if x >> i & 1 == 1 { 1 } else { -1 }).collect();
+                let s: Vec<i8> = (0..n)
+                    .map(|i| if x >> i & 1 == 1 { 1 } else { -1 })
+                    .collect();
                 (-beta * m.energy_of(&s)).exp()
             })
             .collect();
@@ -139,20 +156,37 @@ mod tests {
         let beta = 0.8;
         let p = exact_probs(&m, beta);
         let betas = vec![beta; 30];
-        let run = ScheduleRun { betas: &betas, num_reads: 16000, initial: None, rule, order, seed: 1, num_threads: None };
+        let run = ScheduleRun {
+            betas: &betas,
+            num_reads: 16000,
+            initial: None,
+            rule,
+            order,
+            seed: 1,
+            num_threads: None,
+        };
         let s = sample_schedule(&m, &run, &AtomicBool::new(false)).unwrap();
         let mut counts = vec![0f64; 32];
         for row in s.spins.chunks(5) {
-            let x: usize = row.iter().enumerate().map(|(i, &v)| ((v == 1) as usize) << i).sum();
+            let x: usize = row
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| ((v == 1) as usize) << i)
+                .sum();
             counts[x] += 1.0;
         }
-        counts.iter().zip(&p).map(|(c, q)| (c / 16000.0 - q).abs()).sum::<f64>() / 2.0
+        counts
+            .iter()
+            .zip(&p)
+            .map(|(c, q)| (c / 16000.0 - q).abs())
+            .sum::<f64>()
+            / 2.0
     }
 
     #[test]
     fn gibbs_and_metropolis_match_exact() {
         for rule in [UpdateRule::HeatBath, UpdateRule::Metropolis] {
-            for order in [Order::Sequential, Order::Random] {
+            for order in [Order::Sequential, Order::Random, Order::Colour] {
                 let t = tvd_vs_exact(rule, order);
                 assert!(t < 0.03, "{rule:?} {order:?}: tvd {t}");
             }
@@ -186,7 +220,15 @@ mod tests {
     fn cancelled_run_stops() {
         let m = random_model(10, 0.3, 9);
         let betas = vec![1.0; 10];
-        let run = ScheduleRun { betas: &betas, num_reads: 4, initial: None, rule: UpdateRule::HeatBath, order: Order::Sequential, seed: 0, num_threads: Some(1) };
+        let run = ScheduleRun {
+            betas: &betas,
+            num_reads: 4,
+            initial: None,
+            rule: UpdateRule::HeatBath,
+            order: Order::Sequential,
+            seed: 0,
+            num_threads: Some(1),
+        };
         let e = sample_schedule(&m, &run, &AtomicBool::new(true)).unwrap_err();
         assert_eq!(e, crate::error::CoreError::Interrupted);
     }

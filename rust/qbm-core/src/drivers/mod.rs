@@ -23,7 +23,13 @@ pub fn block_rng(seed: u64, tag: u64, b: usize) -> LaneRng {
 
 /// Initial state of block `b`: rows of `initial` (N x n) if given, else random.
 /// Padding lanes past the last read copy random spins and are discarded later.
-pub fn block_init(n: usize, reads: usize, b: usize, initial: Option<&[i8]>, rng: &mut LaneRng) -> Vec<Lane> {
+pub fn block_init(
+    n: usize,
+    reads: usize,
+    b: usize,
+    initial: Option<&[i8]>,
+    rng: &mut LaneRng,
+) -> Vec<Lane> {
     let mut spins = random_block(n, rng);
     if let Some(init) = initial {
         for l in 0..LANES {
@@ -40,7 +46,9 @@ pub fn block_init(n: usize, reads: usize, b: usize, initial: Option<&[i8]>, rng:
 
 /// Validate the common run parameters.
 pub fn validate_run(n: usize, reads: usize, initial: Option<&[i8]>) -> Result<()> {
-    ensure(reads >= 1, "num_reads", || format!("must be at least 1, got {reads}"))?;
+    ensure(reads >= 1, "num_reads", || {
+        format!("must be at least 1, got {reads}")
+    })?;
     if let Some(init) = initial {
         validate_spins(init, n, "initial_states")?;
         ensure(init.len() == reads * n, "initial_states", || {
@@ -54,7 +62,9 @@ pub fn validate_run(n: usize, reads: usize, initial: Option<&[i8]>) -> Result<()
 pub fn validate_betas(betas: &[f64], name: &str) -> Result<()> {
     ensure(!betas.is_empty(), name, || "must not be empty".into())?;
     for &b in betas {
-        ensure(b.is_finite() && b > 0.0, name, || format!("inverse temperatures must be finite and > 0, got {b}"))?;
+        ensure(b.is_finite() && b > 0.0, name, || {
+            format!("inverse temperatures must be finite and > 0, got {b}")
+        })?;
     }
     Ok(())
 }

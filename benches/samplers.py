@@ -1,0 +1,158 @@
+"""Spin-update throughput of qbm's fixed-beta Gibbs sampler against peers, same run.
+
+Problems: spin glasses (J ~ U[-1,1], h ~ U[-0.1,0.1]) on Zephyr Z(4) (576 spins) and on
+Z(12) with 4592 working qubits (Advantage2_system1-like). Each sampler does
+num_reads x num_sweeps single-spin updates at fixed beta; we report the median over
+repeats of spin updates per second and the ratio qbm / peer.
+
+Peers: dwave-samplers SimulatedAnnealingSampler with beta_range=(beta, beta) (one
+thread), openjij SASampler with beta_min = beta_max = beta, and a numpy colour-class
+Gibbs sampler (all chains vectorised, one scipy.sparse product per colour class; BLAS
+and numpy use every core).
+
+    python benches/samplers.py [--quick] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import networkx as nx
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import median_time, print_table, write_json  # noqa: E402
+
+from qbm import _core  # noqa: E402
+from qbm.problems import advantage2_like_graph, spin_glass, zephyr_graph  # noqa: E402
+from qbm.samplers import GibbsSampler  # noqa: E402
+
+
+class NumpyColourGibbs:
+    """Heat-bath Gibbs with all chains in one (n, R) array, one colour class at a time."""
+
+    def __init__(self, model, graph_nodes_sorted, graph):
+        idx = {v: k for k, v in enumerate(graph_nodes_sorted)}
+        colours = nx.greedy_color(graph, strategy="largest_first")
+        groups: dict[int, list[int]] = {}
+        for v, c in colours.items():
+            groups.setdefault(c, []).append(idx[v])
+        self.classes = [np.array(sorted(g)) for g in groups.values()]
+        J = model.J.tocsr().astype(np.float32)
+        self.rows = [J[c] for c in self.classes]
+        self.h = model.h.astype(np.float32)
+
+    def sample(self, beta, num_reads, num_sweeps, seed):
+        rng = np.random.default_rng(seed)
+        n = self.h.shape[0]
+        s = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=(n, num_reads))
+        for _ in range(num_sweeps):
+            for c, rows in zip(self.classes, self.rows):
+                f = rows @ s + self.h[c, None]
+                p_up = 1.0 / (1.0 + np.exp(2.0 * beta * f))
+                s[c] = np.where(rng.random(f.shape, dtype=np.float32) < p_up, 1.0, -1.0)
+        return s
+
+
+def bench_problem(name, graph, args, rows):
+    model = spin_glass(graph, seed=0)
+    n = model.num_variables
+    R, S, beta = args.num_reads, args.num_sweeps, args.beta
+    updates = n * R * S
+    results = {}
+
+    for threads in (1, _core.default_threads()):
+        g = GibbsSampler(num_threads=threads)
+        t = median_time(lambda: g.sample_model(model, beta=beta, num_reads=R, num_sweeps=S, seed=1), args.repeats)
+        results[f"qbm ({threads} thr)"] = updates / t
+
+    try:
+        from dwave.samplers import SimulatedAnnealingSampler as DwaveSA
+
+        bqm = model.to_bqm()
+        d = DwaveSA()
+        t = median_time(
+            lambda: d.sample(bqm, beta_range=(beta, beta), num_reads=R, num_sweeps=S, seed=1,
+                             randomize_order=False, beta_schedule_type="linear"),
+            args.repeats,
+        )
+        results["dwave-samplers SA"] = updates / t
+    except ImportError:
+        print("dwave-samplers not installed; skipped")
+
+    try:
+        import openjij as oj
+
+        bqm = model.to_bqm()
+        h, J = dict(bqm.linear), dict(bqm.quadratic)
+        oj_sampler = oj.SASampler()
+        t = median_time(
+            lambda: oj_sampler.sample_ising(h, J, beta_min=beta, beta_max=beta, num_sweeps=S, num_reads=R, seed=1),
+            args.repeats,
+        )
+        results["openjij SA"] = updates / t
+    except ImportError:
+        print("openjij not installed; skipped (pip install .[bench])")
+
+    nodes = sorted(graph.nodes)
+    npg = NumpyColourGibbs(model, nodes, graph)
+    t = median_time(lambda: npg.sample(beta, R, S, 1), args.repeats)
+    results[f"numpy colour Gibbs ({len(npg.classes)} classes)"] = updates / t
+
+    q1 = results["qbm (1 thr)"]
+    qn = results[f"qbm ({_core.default_threads()} thr)"]
+    peers = {k: v for k, v in results.items() if not k.startswith("qbm")}
+    best_peer = max(peers.values()) if peers else float("nan")
+    for k, v in results.items():
+        rows.append({"problem": name, "sampler": k, "updates/s": v, "qbm1/this": q1 / v, "qbmN/this": qn / v})
+    return {"problem": name, "n": n, "results": results, "qbm1_over_best_peer": q1 / best_peer,
+            "thread_scaling": qn / q1}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-reads", type=int, default=100)
+    p.add_argument("--num-sweeps", type=int, default=1000)
+    p.add_argument("--beta", type=float, default=1.0)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--quick", action="store_true", help="fewer sweeps and repeats (smoke run)")
+    p.add_argument("--skip-z12", action="store_true")
+    p.add_argument("--out", default=None, help="directory for samplers.json and samplers.png")
+    args = p.parse_args()
+    if args.quick:
+        args.num_sweeps, args.repeats = 100, 1
+    print(f"qbm core simd={_core.simd_level()}, cores={_core.default_threads()}; "
+          f"{args.num_reads} reads x {args.num_sweeps} sweeps at beta={args.beta}; median of {args.repeats}")
+    rows: list[dict] = []
+    summary = [bench_problem("Z(4) 576 spins", zephyr_graph(4, 4), args, rows)]
+    if not args.skip_z12:
+        summary.append(bench_problem("Z(12) 4592 spins", advantage2_like_graph(12, 4, 4592), args, rows))
+    print()
+    print_table(rows, ["problem", "sampler", "updates/s", "qbm1/this", "qbmN/this"])
+    print()
+    for s in summary:
+        print(f"{s['problem']}: qbm 1 thread / fastest peer = {s['qbm1_over_best_peer']:.2f}x; "
+              f"qbm all threads / 1 thread = {s['thread_scaling']:.2f}x")
+    if args.out:
+        write_json(os.path.join(args.out, "samplers.json"), {"rows": rows, "summary": summary})
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, len(summary), figsize=(6 * len(summary), 4), squeeze=False)
+        for ax, s in zip(axes[0], summary):
+            names = list(s["results"])
+            ax.barh(names, [s["results"][k] for k in names])
+            ax.set_xscale("log")
+            ax.set_xlabel("spin updates / s")
+            ax.set_title(s["problem"])
+        fig.tight_layout()
+        fig.savefig(os.path.join(args.out, "samplers.png"), dpi=120)
+        print(f"wrote {args.out}/samplers.json and samplers.png")
+
+
+if __name__ == "__main__":
+    main()

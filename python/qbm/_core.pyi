@@ -1,0 +1,48 @@
+"""Type stubs for the Rust extension ``qbm._core`` (checked by ``mypy.stubtest``)."""
+
+from typing import final
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["__version__", "LANES", "simd_level", "default_threads", "IsingCsr", "sample_schedule"]
+
+__version__: str
+LANES: int
+
+def simd_level() -> str: ...
+def default_threads() -> int: ...
+
+@final
+class IsingCsr:
+    """Ising model held by the core in CSR form."""
+
+    def __new__(
+        cls,
+        h: npt.NDArray[np.float64],
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int64],
+        data: npt.NDArray[np.float64],
+    ) -> IsingCsr: ...
+    @property
+    def num_variables(self) -> int: ...
+    @property
+    def nnz(self) -> int: ...
+    @property
+    def h(self) -> npt.NDArray[np.float64]: ...
+    def csr(
+        self,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
+    def energies(self, spins: npt.NDArray[np.int8]) -> npt.NDArray[np.float64]: ...
+
+def sample_schedule(
+    model: IsingCsr,
+    betas: npt.NDArray[np.float64],
+    num_reads: int,
+    *,
+    initial_states: npt.NDArray[np.int8] | None = None,
+    update: str = "heat_bath",
+    order: str = "colour",
+    seed: int = 0,
+    num_threads: int | None = None,
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
