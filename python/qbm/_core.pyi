@@ -1,11 +1,21 @@
 """Type stubs for the Rust extension ``qbm._core`` (checked by ``mypy.stubtest``)."""
 
-from typing import final
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["__version__", "LANES", "simd_level", "default_threads", "IsingCsr", "sample_schedule"]
+__all__ = [
+    "__version__",
+    "LANES",
+    "simd_level",
+    "default_threads",
+    "IsingCsr",
+    "sample_schedule",
+    "sample_tempering",
+    "sample_sqa",
+    "sample_rbm",
+]
 
 __version__: str
 LANES: int
@@ -46,3 +56,47 @@ def sample_schedule(
     seed: int = 0,
     num_threads: int | None = None,
 ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+
+def sample_tempering(
+    model: IsingCsr,
+    betas: npt.NDArray[np.float64],
+    num_reads: int,
+    num_sweeps: int,
+    *,
+    swap_interval: int = 1,
+    adapt_sweeps: int = 0,
+    adapt_interval: int = 50,
+    initial_states: npt.NDArray[np.int8] | None = None,
+    update: str = "heat_bath",
+    order: str = "colour",
+    seed: int = 0,
+    num_threads: int | None = None,
+) -> dict[str, Any]: ...
+def sample_sqa(
+    model: IsingCsr,
+    s_schedule: npt.NDArray[np.float64],
+    num_reads: int,
+    *,
+    beta: float,
+    gamma: float,
+    num_trotter_slices: int,
+    initial_states: npt.NDArray[np.int8] | None = None,
+    update: str = "metropolis",
+    worldline: bool = True,
+    order: str = "colour",
+    seed: int = 0,
+    num_threads: int | None = None,
+) -> dict[str, Any]: ...
+def sample_rbm(
+    w: npt.NDArray[np.float64],
+    a: npt.NDArray[np.float64],
+    b: npt.NDArray[np.float64],
+    num_reads: int,
+    num_sweeps: int,
+    *,
+    beta: float = 1.0,
+    initial_states: npt.NDArray[np.int8] | None = None,
+    clamp: npt.NDArray[np.bool_] | None = None,
+    seed: int = 0,
+    num_threads: int | None = None,
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int8], npt.NDArray[np.float64]]: ...

@@ -20,12 +20,14 @@ class SampleResult:
 
     spins: (num_reads, n) int8 in {-1, +1}, columns in the model's variable order;
     energies: (num_reads,) float64, the model's energies (offset included);
-    info: timing and diagnostics (seed, acceptance statistics, ...).
+    info: timing and diagnostics (seed, acceptance statistics, ...);
+    vectors: extra per-row columns (e.g. the replica's beta), also put in SampleSets.
     """
 
     spins: np.ndarray
     energies: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.spins.shape[0])
@@ -100,5 +102,5 @@ class IsingSampler(dimod.Sampler):
         info = dict(res.info)
         info.setdefault("timing", {})["total_s"] = time.perf_counter() - t0
         return dimod.SampleSet.from_samples(
-            (samples, model.labels), vartype=bqm.vartype, energy=res.energies, info=info
+            (samples, model.labels), vartype=bqm.vartype, energy=res.energies, info=info, **res.vectors
         )

@@ -13,6 +13,7 @@ pub mod drivers;
 pub mod error;
 pub mod model;
 pub mod parallel;
+pub mod rbm;
 pub mod rng;
 pub mod simd;
 pub mod updaters;

@@ -131,14 +131,17 @@ pub fn coupling_field(m: &Csr32<'_>, spins: &[Lane], i: usize) -> Lane {
 
 /// Update spin `i` of every lane given its (already scaled) argument.
 ///
-/// `x[l]` is 2 * beta_l * f_i(l). Returns nothing; counts flips in `flips`.
+/// `x[l]` is 2 * beta_l * f_i(l); flips are counted in `flips`. Returns the change
+/// (new - old) of the spin in every lane (0 or +-2).
 #[inline(always)]
-pub fn apply_update(rule: UpdateRule, s: &mut Lane, x: &Lane, u: &Lane, flips: &mut [u32; LANES]) {
+pub fn apply_update(rule: UpdateRule, s: &mut Lane, x: &Lane, u: &Lane, flips: &mut [u32; LANES]) -> Lane {
+    let mut ds = [0f32; LANES];
     match rule {
         UpdateRule::HeatBath => {
             let e = exp_lanes(x);
             for l in 0..LANES {
                 let new = if u[l] * (1.0 + e[l]) < 1.0 { 1.0 } else { -1.0 };
+                ds[l] = new - s[l];
                 flips[l] += (new != s[l]) as u32;
                 s[l] = new;
             }
@@ -152,10 +155,13 @@ pub fn apply_update(rule: UpdateRule, s: &mut Lane, x: &Lane, u: &Lane, flips: &
             for l in 0..LANES {
                 let acc = u[l] < e[l];
                 flips[l] += acc as u32;
-                s[l] = if acc { -s[l] } else { s[l] };
+                let new = if acc { -s[l] } else { s[l] };
+                ds[l] = new - s[l];
+                s[l] = new;
             }
         }
     }
+    ds
 }
 
 /// One sweep over `order` at per-lane inverse temperatures `beta`.
@@ -169,6 +175,24 @@ pub fn sweep(
     order: &[u32],
     flips: &mut [u32; LANES],
 ) {
+    let mut de = [0f32; LANES];
+    sweep_tracked::<false>(m, spins, rng, beta, rule, order, flips, &mut de);
+}
+
+/// A sweep that also accumulates, when `TRACK`, the energy change of every lane in `de`
+/// (dE = (s_new - s_old) * f_i per update), as parallel tempering needs.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn sweep_tracked<const TRACK: bool>(
+    m: &Csr32<'_>,
+    spins: &mut [Lane],
+    rng: &mut LaneRng,
+    beta: &Lane,
+    rule: UpdateRule,
+    order: &[u32],
+    flips: &mut [u32; LANES],
+    de: &mut Lane,
+) {
     debug_assert_eq!(spins.len(), m.h.len());
     let mut two_beta = [0f32; LANES];
     for l in 0..LANES {
@@ -179,13 +203,20 @@ pub fn sweep(
         let c = coupling_field(m, spins, i);
         // SAFETY: order holds indices < n (built by the drivers).
         let hi = unsafe { *m.h.get_unchecked(i) };
+        let mut f = [0f32; LANES];
         let mut x = [0f32; LANES];
         for l in 0..LANES {
-            x[l] = two_beta[l] * (hi + c[l]);
+            f[l] = hi + c[l];
+            x[l] = two_beta[l] * f[l];
         }
         let u = rng.next_f32();
         let s = unsafe { spins.get_unchecked_mut(i) };
-        apply_update(rule, s, &x, &u, flips);
+        let ds = apply_update(rule, s, &x, &u, flips);
+        if TRACK {
+            for l in 0..LANES {
+                de[l] += ds[l] * f[l];
+            }
+        }
     }
 }
 

@@ -5,11 +5,19 @@ use crate::error::value_error;
 use crate::ising::{slice_i8, IsingCsr};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3::IntoPyObject;
+use qbm_core::drivers::sqa::{sample_sqa as sample_sqa_core, SqaRun};
+use qbm_core::drivers::tempering::{sample_tempering as sample_tempering_core, TemperingRun};
 use qbm_core::drivers::{sample_schedule as core_schedule, ScheduleRun};
+use qbm_core::rbm::{sample_rbm as sample_rbm_core, Rbm, RbmRun};
 use qbm_core::{Order, UpdateRule};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sample_schedule, m)?)?;
+    m.add_function(wrap_pyfunction!(sample_tempering, m)?)?;
+    m.add_function(wrap_pyfunction!(sample_sqa, m)?)?;
+    m.add_function(wrap_pyfunction!(sample_rbm, m)?)?;
     Ok(())
 }
 
@@ -110,5 +118,173 @@ fn sample_schedule<'py>(
         rows_to_array(py, out.spins, num_reads, n)?,
         out.energies.into_pyarray(py),
         out.flip_fraction.into_pyarray(py),
+    ))
+}
+
+fn py_dict<'py>(py: Python<'py>, items: Vec<(&str, Bound<'py, PyAny>)>) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in items {
+        d.set_item(k, v)?;
+    }
+    Ok(d)
+}
+
+/// Parallel tempering. betas: (K,) increasing ladder (last = target).
+///
+/// Returns a dict: replica_spins (num_reads, K, n) int8 ordered by temperature,
+/// replica_energies (num_reads, K), swap_acceptance (K-1,), round_trips (num_reads,)
+/// uint32, betas (K,) final ladder.
+#[pyfunction]
+#[pyo3(signature = (model, betas, num_reads, num_sweeps, *, swap_interval=1, adapt_sweeps=0, adapt_interval=50, initial_states=None, update="heat_bath", order="colour", seed=0, num_threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn sample_tempering<'py>(
+    py: Python<'py>,
+    model: &IsingCsr,
+    betas: PyReadonlyArray1<'py, f64>,
+    num_reads: usize,
+    num_sweeps: usize,
+    swap_interval: usize,
+    adapt_sweeps: usize,
+    adapt_interval: usize,
+    initial_states: Option<PyReadonlyArray2<'py, i8>>,
+    update: &str,
+    order: &str,
+    seed: u64,
+    num_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let rule = parse_rule(update)?;
+    let order = parse_order(order)?;
+    let n = model.inner.num_variables();
+    let init = optional_states(&initial_states, num_reads, n)?;
+    let betas = betas.as_array().to_vec();
+    let m = model.inner.clone();
+    let out = run_detached(py, move |cancel| {
+        let run = TemperingRun {
+            betas: &betas,
+            num_reads,
+            num_sweeps,
+            swap_interval,
+            adapt_sweeps,
+            adapt_interval,
+            initial: init.as_deref(),
+            rule,
+            order,
+            seed,
+            num_threads,
+        };
+        sample_tempering_core(&m, &run, cancel)
+    })?;
+    let k = out.num_replicas;
+    py_dict(
+        py,
+        vec![
+            ("replica_spins", out.replica_spins.into_pyarray(py).reshape([num_reads, k, n])?.into_any()),
+            ("replica_energies", out.replica_energies.into_pyarray(py).reshape([num_reads, k])?.into_any()),
+            ("swap_acceptance", out.swap_acceptance.into_pyarray(py).into_any()),
+            ("round_trips", out.round_trips.into_pyarray(py).into_any()),
+            ("betas", out.betas.into_pyarray(py).into_any()),
+        ],
+    )
+}
+
+/// Simulated quantum annealing (path-integral Monte Carlo). s_schedule: (num_sweeps,).
+///
+/// Returns a dict: slice_spins (num_reads, P, n) int8, slice_energies (num_reads, P)
+/// classical energies, chosen_slice (num_reads,) uniformly drawn slice index per read,
+/// worldline_acceptance, flip_fraction.
+#[pyfunction]
+#[pyo3(signature = (model, s_schedule, num_reads, *, beta, gamma, num_trotter_slices, initial_states=None, update="metropolis", worldline=true, order="colour", seed=0, num_threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn sample_sqa<'py>(
+    py: Python<'py>,
+    model: &IsingCsr,
+    s_schedule: PyReadonlyArray1<'py, f64>,
+    num_reads: usize,
+    beta: f64,
+    gamma: f64,
+    num_trotter_slices: usize,
+    initial_states: Option<PyReadonlyArray2<'py, i8>>,
+    update: &str,
+    worldline: bool,
+    order: &str,
+    seed: u64,
+    num_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let rule = parse_rule(update)?;
+    let order = parse_order(order)?;
+    let n = model.inner.num_variables();
+    let init = optional_states(&initial_states, num_reads, n)?;
+    let sched = s_schedule.as_array().to_vec();
+    let m = model.inner.clone();
+    let out = run_detached(py, move |cancel| {
+        let run = SqaRun {
+            beta,
+            gamma,
+            num_slices: num_trotter_slices,
+            s_schedule: &sched,
+            num_reads,
+            initial: init.as_deref(),
+            rule,
+            worldline,
+            order,
+            seed,
+            num_threads,
+        };
+        sample_sqa_core(&m, &run, cancel)
+    })?;
+    let p = out.num_slices;
+    let chosen: Vec<u64> = out.chosen_slice.iter().map(|&x| x as u64).collect();
+    py_dict(
+        py,
+        vec![
+            ("slice_spins", out.slice_spins.into_pyarray(py).reshape([num_reads, p, n])?.into_any()),
+            ("slice_energies", out.slice_energies.into_pyarray(py).reshape([num_reads, p])?.into_any()),
+            ("chosen_slice", chosen.into_pyarray(py).into_any()),
+            ("worldline_acceptance", out.worldline_acceptance.into_pyobject(py)?.into_any()),
+            ("flip_fraction", out.flip_fraction.into_pyobject(py)?.into_any()),
+        ],
+    )
+}
+
+/// Block Gibbs on an RBM with +-1 units. W: (nv, nh); a: (nv,); b: (nh,).
+///
+/// Returns (visible (num_reads, nv) int8, hidden (num_reads, nh) int8, energies).
+#[pyfunction]
+#[pyo3(signature = (w, a, b, num_reads, num_sweeps, *, beta=1.0, initial_states=None, clamp=None, seed=0, num_threads=None))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn sample_rbm<'py>(
+    py: Python<'py>,
+    w: PyReadonlyArray2<'py, f64>,
+    a: PyReadonlyArray1<'py, f64>,
+    b: PyReadonlyArray1<'py, f64>,
+    num_reads: usize,
+    num_sweeps: usize,
+    beta: f64,
+    initial_states: Option<PyReadonlyArray2<'py, i8>>,
+    clamp: Option<PyReadonlyArray1<'py, bool>>,
+    seed: u64,
+    num_threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyArray2<i8>>, Bound<'py, PyArray2<i8>>, Bound<'py, PyArray1<f64>>)> {
+    let (nv, nh) = w.as_array().dim();
+    let wv: Vec<f64> = w.as_array().iter().copied().collect();
+    let rbm = Rbm::new(nv, nh, wv, a.as_array().to_vec(), b.as_array().to_vec()).map_err(crate::error::to_py)?;
+    let init = optional_states(&initial_states, num_reads, nv)?;
+    let clamp: Option<Vec<bool>> = clamp.map(|c| c.as_array().to_vec());
+    let out = run_detached(py, move |cancel| {
+        let run = RbmRun {
+            beta,
+            num_reads,
+            num_sweeps,
+            initial_visible: init.as_deref(),
+            clamp: clamp.as_deref(),
+            seed,
+            num_threads,
+        };
+        sample_rbm_core(&rbm, &run, cancel)
+    })?;
+    Ok((
+        rows_to_array(py, out.visible, num_reads, nv)?,
+        rows_to_array(py, out.hidden, num_reads, nh)?,
+        out.energies.into_pyarray(py),
     ))
 }

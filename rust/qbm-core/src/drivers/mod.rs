@@ -1,6 +1,8 @@
 //! Driver loops: how sweeps, schedules, replicas and slices are put together.
 
 pub mod anneal;
+pub mod sqa;
+pub mod tempering;
 
 pub use anneal::{sample_schedule, Samples, ScheduleRun};
 

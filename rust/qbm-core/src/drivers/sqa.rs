@@ -1,0 +1,278 @@
+//! Simulated quantum annealing by path-integral Monte Carlo.
+//!
+//! H(s) = s H_p - (1 - s) Gamma sum_i X_i at inverse temperature beta, Suzuki-Trotter
+//! with P slices z^0..z^{P-1} (periodic): the classical weight is
+//! exp( sum_k [ -(beta s / P) E_p(z^k) + K sum_i z_i^k z_i^{k+1} ] ),
+//! K = -(1/2) ln tanh(beta Gamma (1 - s) / P).
+//!
+//! Reads are packed LANES to a block (one lane each); a block stores P slices of n
+//! spins. Per sweep: a local heat-bath / Metropolis update of every spin of every slice
+//! with field A (h_i + sum_j J_ij z_j^k) - K (z_i^{k-1} + z_i^{k+1}), A = beta s / P,
+//! then (optionally) a worldline move per spin: flip z_i in all slices at once, accepted
+//! with min(1, exp(2 A sum_k z_i^k (h_i + sum_j J_ij z_j^k))) (inter-slice terms are
+//! unchanged by it). Worldline moves matter when K is large (small Gamma (1 - s)).
+
+use super::{block_init, block_rng, num_blocks, validate_run};
+use crate::error::{ensure, Result};
+use crate::model::IsingModel;
+use crate::parallel::{check_cancel, with_threads};
+use crate::rng::{tags, LaneRng, Xoshiro256pp};
+use crate::simd::{exp_lanes, Lane, LANES};
+use crate::updaters::{apply_update, base_order, coupling_field, Csr32, Order, UpdateRule};
+use rayon::prelude::*;
+use std::sync::atomic::AtomicBool;
+
+/// Inter-slice coupling K for given beta, Gamma, s and P (K = 0 for P = 1; capped at
+/// 30, where a broken worldline bond costs e^-120, once Gamma (1 - s) reaches 0).
+pub fn trotter_coupling(beta: f64, gamma: f64, s: f64, p: usize) -> f64 {
+    if p <= 1 {
+        return 0.0;
+    }
+    let x = beta * gamma * (1.0 - s) / p as f64;
+    if x <= 1e-26 {
+        return 30.0;
+    }
+    (-0.5 * x.tanh().ln()).min(30.0)
+}
+
+/// Parameters of an SQA run.
+#[derive(Clone, Debug)]
+pub struct SqaRun<'a> {
+    pub beta: f64,
+    pub gamma: f64,
+    pub num_slices: usize,
+    /// One s in [0, 1] per sweep.
+    pub s_schedule: &'a [f64],
+    pub num_reads: usize,
+    /// Optional (num_reads x n) starting state copied into every slice.
+    pub initial: Option<&'a [i8]>,
+    pub rule: UpdateRule,
+    pub worldline: bool,
+    pub order: Order,
+    pub seed: u64,
+    pub num_threads: Option<usize>,
+}
+
+/// Output: all slices (num_reads x P x n) with their classical energies, and for each
+/// read the index of a uniformly chosen slice (the unbiased single-slice sample).
+#[derive(Clone, Debug)]
+pub struct SqaOutput {
+    pub num_variables: usize,
+    pub num_slices: usize,
+    pub slice_spins: Vec<i8>,
+    pub slice_energies: Vec<f64>,
+    pub chosen_slice: Vec<usize>,
+    pub worldline_acceptance: f64,
+    pub flip_fraction: f64,
+}
+
+#[inline(always)]
+fn block_run(
+    m: &Csr32<'_>,
+    spins: &mut [Lane],
+    rng: &mut LaneRng,
+    coeffs: &[(f32, f32)],
+    rule: UpdateRule,
+    worldline: bool,
+    order: &[u32],
+    cancel: &AtomicBool,
+) -> Result<(u64, u64, u64)> {
+    let n = m.h.len();
+    let p = spins.len() / n;
+    let mut flips = [0u32; LANES];
+    let (mut wl_acc, mut wl_try, mut local_flips) = (0u64, 0u64, 0u64);
+    for &(a, kk) in coeffs {
+        check_cancel(cancel)?;
+        // local moves, slice by slice
+        for k in 0..p {
+            let up = ((k + 1) % p) * n;
+            let dn = ((k + p - 1) % p) * n;
+            let off = k * n;
+            for &i in order {
+                let i = i as usize;
+                let c = coupling_field(m, &spins[off..off + n], i);
+                let hi = m.h[i];
+                let (zu, zd) = (spins[up + i], spins[dn + i]);
+                let mut x = [0f32; LANES];
+                for l in 0..LANES {
+                    x[l] = 2.0 * (a * (hi + c[l]) - kk * (zu[l] + zd[l]));
+                }
+                let u = rng.next_f32();
+                apply_update(rule, &mut spins[off + i], &x, &u, &mut flips);
+            }
+        }
+        if worldline && p > 1 {
+            for &i in order {
+                let i = i as usize;
+                let hi = m.h[i];
+                let mut acc = [0f32; LANES];
+                for k in 0..p {
+                    let off = k * n;
+                    let c = coupling_field(m, &spins[off..off + n], i);
+                    let z = spins[off + i];
+                    for l in 0..LANES {
+                        acc[l] += z[l] * (hi + c[l]);
+                    }
+                }
+                let mut y = [0f32; LANES];
+                for l in 0..LANES {
+                    y[l] = (2.0 * a * acc[l]).min(0.0);
+                }
+                let e = exp_lanes(&y);
+                let u = rng.next_f32();
+                let mut flip = [1f32; LANES];
+                for l in 0..LANES {
+                    let ok = u[l] < e[l];
+                    wl_acc += ok as u64;
+                    flip[l] = if ok { -1.0 } else { 1.0 };
+                }
+                wl_try += LANES as u64;
+                for k in 0..p {
+                    let z = &mut spins[k * n + i];
+                    for l in 0..LANES {
+                        z[l] *= flip[l];
+                    }
+                }
+            }
+        }
+    }
+    for f in flips {
+        local_flips += f as u64;
+    }
+    Ok((wl_acc, wl_try, local_flips))
+}
+
+crate::multiversion! {
+    fn block_run_mv(
+        m: &Csr32<'_>,
+        spins: &mut [Lane],
+        rng: &mut LaneRng,
+        coeffs: &[(f32, f32)],
+        rule: UpdateRule,
+        worldline: bool,
+        order: &[u32],
+        cancel: &AtomicBool
+    ) -> Result<(u64, u64, u64)> = block_run;
+}
+
+/// Run SQA. Deterministic in `seed` whatever the thread count.
+pub fn sample_sqa(model: &IsingModel, run: &SqaRun<'_>, cancel: &AtomicBool) -> Result<SqaOutput> {
+    let n = model.num_variables();
+    let reads = run.num_reads;
+    validate_run(n, reads, run.initial)?;
+    ensure(run.beta.is_finite() && run.beta > 0.0, "beta", || format!("must be finite and > 0, got {}", run.beta))?;
+    ensure(run.gamma.is_finite() && run.gamma >= 0.0, "gamma", || format!("must be finite and >= 0, got {}", run.gamma))?;
+    ensure(run.num_slices >= 1, "num_trotter_slices", || "must be at least 1".into())?;
+    ensure(!run.s_schedule.is_empty(), "s_schedule", || "must have at least one sweep".into())?;
+    for &s in run.s_schedule {
+        ensure(s.is_finite() && (0.0..=1.0).contains(&s), "s_schedule", || format!("values must lie in [0, 1], got {s}"))?;
+    }
+    let p = run.num_slices;
+    let coeffs: Vec<(f32, f32)> = run
+        .s_schedule
+        .iter()
+        .map(|&s| ((run.beta * s / p as f64) as f32, trotter_coupling(run.beta, run.gamma, s, p) as f32))
+        .collect();
+    let csr = Csr32::of(model);
+    let base = base_order(model, run.order);
+    let nb = num_blocks(reads);
+    let blocks: Vec<Result<(Vec<Lane>, (u64, u64, u64))>> = with_threads(run.num_threads, || {
+        (0..nb)
+            .into_par_iter()
+            .map(|b| {
+                let mut rng = block_rng(run.seed, tags::CHAIN, b);
+                let first = block_init(n, reads, b, run.initial, &mut rng);
+                let mut spins = Vec::with_capacity(p * n);
+                for k in 0..p {
+                    if k == 0 || run.initial.is_some() {
+                        spins.extend_from_slice(&first);
+                    } else {
+                        spins.extend(crate::updaters::random_block(n, &mut rng));
+                    }
+                }
+                let stats = block_run_mv(&csr, &mut spins, &mut rng, &coeffs, run.rule, run.worldline, &base, cancel)?;
+                Ok((spins, stats))
+            })
+            .collect()
+    })?;
+    let mut out = SqaOutput {
+        num_variables: n,
+        num_slices: p,
+        slice_spins: vec![0; reads * p * n],
+        slice_energies: vec![0.0; reads * p],
+        chosen_slice: (0..reads).map(|c| Xoshiro256pp::stream(run.seed, tags::WORLDLINE, c as u64).below(p)).collect(),
+        worldline_acceptance: 0.0,
+        flip_fraction: 0.0,
+    };
+    let (mut wa, mut wt, mut lf) = (0u64, 0u64, 0u64);
+    for (b, res) in blocks.into_iter().enumerate() {
+        let (spins, (a, t, f)) = res?;
+        wa += a;
+        wt += t;
+        lf += f;
+        for l in 0..LANES {
+            let c = b * LANES + l;
+            if c >= reads {
+                continue;
+            }
+            for k in 0..p {
+                let row = &mut out.slice_spins[(c * p + k) * n..(c * p + k + 1) * n];
+                for i in 0..n {
+                    row[i] = spins[k * n + i][l] as i8;
+                }
+                out.slice_energies[c * p + k] = model.energy_of(row);
+            }
+        }
+    }
+    out.worldline_acceptance = if wt > 0 { wa as f64 / wt as f64 } else { 0.0 };
+    out.flip_fraction = lf as f64 / (nb * LANES * p * n * run.s_schedule.len()) as f64;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tests::random_model;
+
+    #[test]
+    fn classical_limit_p1_is_gibbs_at_beta_s() {
+        // P = 1: no transverse field term; samples follow exp(-beta s E).
+        let m = random_model(4, 0.9, 2);
+        let sched = vec![0.5; 40];
+        let run = SqaRun {
+            beta: 2.0,
+            gamma: 1.0,
+            num_slices: 1,
+            s_schedule: &sched,
+            num_reads: 20000,
+            initial: None,
+            rule: UpdateRule::HeatBath,
+            worldline: true,
+            order: Order::Sequential,
+            seed: 1,
+            num_threads: None,
+        };
+        let out = sample_sqa(&m, &run, &AtomicBool::new(false)).unwrap();
+        let mut w = vec![0f64; 16];
+        for x in 0..16usize {
+            let s: Vec<i8> = (0..4).map(|i| if x >> i & 1 == 1 { 1 } else { -1 }).collect();
+            w[x] = (-1.0 * m.energy_of(&s)).exp();
+        }
+        let z: f64 = w.iter().sum();
+        let mut counts = vec![0f64; 16];
+        for row in out.slice_spins.chunks(4) {
+            let x: usize = row.iter().enumerate().map(|(i, &v)| ((v == 1) as usize) << i).sum();
+            counts[x] += 1.0 / 20000.0;
+        }
+        let tvd: f64 = counts.iter().zip(&w).map(|(c, q)| (c - q / z).abs()).sum::<f64>() / 2.0;
+        assert!(tvd < 0.03, "tvd {tvd}");
+    }
+
+    #[test]
+    fn trotter_coupling_limits() {
+        assert_eq!(trotter_coupling(1.0, 1.0, 0.5, 1), 0.0);
+        assert_eq!(trotter_coupling(1.0, 1.0, 1.0, 8), 30.0);
+        let k = trotter_coupling(2.0, 1.0, 0.5, 4);
+        assert!((k - (-0.5 * (0.25f64).tanh().ln())).abs() < 1e-12);
+    }
+}
