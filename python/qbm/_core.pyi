@@ -55,7 +55,10 @@ def sample_schedule(
     order: str = "colour",
     seed: int = 0,
     num_threads: int | None = None,
-) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+    trace: bool = False,
+) -> tuple[
+    npt.NDArray[np.int8], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]
+]: ...
 
 def sample_tempering(
     model: IsingCsr,
@@ -71,6 +74,7 @@ def sample_tempering(
     order: str = "colour",
     seed: int = 0,
     num_threads: int | None = None,
+    trace: bool = False,
 ) -> dict[str, Any]: ...
 def sample_sqa(
     model: IsingCsr,

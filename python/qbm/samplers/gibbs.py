@@ -34,7 +34,17 @@ class GibbsSampler(IsingSampler):
     :class:`PersistentChains` that continue from where the last call stopped.
     """
 
-    _parameter_names = ("beta", "num_reads", "num_sweeps", "update", "order", "initial_states", "seed", "num_threads")
+    _parameter_names = (
+        "beta",
+        "num_reads",
+        "num_sweeps",
+        "update",
+        "order",
+        "initial_states",
+        "seed",
+        "num_threads",
+        "record_energies",
+    )
 
     def sample_model(
         self,
@@ -48,14 +58,19 @@ class GibbsSampler(IsingSampler):
         initial_states: Any = None,
         seed: int | None = None,
         num_threads: int | None = None,
+        record_energies: bool = False,
     ) -> SampleResult:
-        """Sample ``model``; returns spins (num_reads, n) int8 and energies (num_reads,)."""
+        """Sample ``model``; returns spins (num_reads, n) int8 and energies (num_reads,).
+
+        ``record_energies=True`` adds ``info["energy_trace"]`` (num_reads, num_sweeps):
+        every chain's energy after every sweep (for autocorrelation / ESS analysis)."""
         beta = check_beta(beta)
         num_reads = check_positive_int(num_reads, "num_reads")
         num_sweeps = check_positive_int(num_sweeps, "num_sweeps")
         betas = np.full(num_sweeps, beta)
         return _run_schedule(
-            self, model, betas, num_reads, update, order, initial_states, seed, num_threads, {"beta": beta}
+            self, model, betas, num_reads, update, order, initial_states, seed, num_threads, {"beta": beta},
+            record_energies,
         )
 
     def chains(self, num_reads: int, *, seed: int | None = None, **fixed: Any) -> PersistentChains:
@@ -119,6 +134,7 @@ def _run_schedule(
     seed: int | None,
     num_threads: int | None,
     extra_info: dict[str, Any],
+    record_energies: bool = False,
 ) -> SampleResult:
     if not isinstance(model, IsingModel):
         raise ValueError(f"model: expected a qbm.IsingModel, got {type(model).__name__}")
@@ -134,7 +150,7 @@ def _run_schedule(
         spins, energies = init.copy(), model.energy(init) - model.offset
         flips = np.zeros(num_reads)
     else:
-        spins, energies, flips = _core.sample_schedule(
+        spins, energies, flips, trace = _core.sample_schedule(
             model.core,
             np.ascontiguousarray(betas, dtype=np.float64),
             num_reads,
@@ -143,7 +159,10 @@ def _run_schedule(
             order=order,
             seed=seed,
             num_threads=threads,
+            trace=record_energies,
         )
+        if record_energies:
+            extra_info = {**extra_info, "energy_trace": np.asarray(trace) + model.offset}
     dt = time.perf_counter() - t0
     n = model.num_variables
     info = {

@@ -64,6 +64,7 @@ class ParallelTemperingSampler(IsingSampler):
         "initial_states",
         "seed",
         "num_threads",
+        "record_energies",
     )
 
     def sample_model(
@@ -86,7 +87,11 @@ class ParallelTemperingSampler(IsingSampler):
         initial_states: Any = None,
         seed: int | None = None,
         num_threads: int | None = None,
+        record_energies: bool = False,
     ) -> SampleResult:
+        """Sample ``model`` (see the class docs). ``record_energies=True`` adds
+        ``info["energy_trace"]`` (num_reads, steps): the target replica's energy after every
+        swap step of production."""
         if not isinstance(model, IsingModel):
             raise ValueError(f"model: expected a qbm.IsingModel, got {type(model).__name__}")
         if betas is not None:
@@ -130,6 +135,7 @@ class ParallelTemperingSampler(IsingSampler):
             order=order,
             seed=seed,
             num_threads=threads,
+            trace=bool(record_energies),
         )
         dt = time.perf_counter() - t0
         k = len(ladder)
@@ -151,6 +157,8 @@ class ParallelTemperingSampler(IsingSampler):
                 "spin_updates_per_s": n * k * (num_sweeps + adapt_sweeps) * num_reads / dt if dt > 0 else 0.0,
             },
         }
+        if record_energies:
+            info["energy_trace"] = np.asarray(out["trace"]) + model.offset
         if return_replicas:
             vec = {"beta": np.tile(final, num_reads), "read": np.repeat(np.arange(num_reads), k)}
             return SampleResult(rep_spins.reshape(num_reads * k, n), rep_e.reshape(-1), info, vec)

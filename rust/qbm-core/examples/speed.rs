@@ -45,9 +45,10 @@ fn main() {
         num_reads: 100,
         initial: None,
         rule: UpdateRule::HeatBath,
-        order: Order::Sequential,
+        order: Order::Colour,
         seed: 0,
         num_threads: Some(threads),
+        trace: false,
     };
     for _ in 0..3 {
         let t = std::time::Instant::now();

@@ -30,13 +30,27 @@ pub struct Rbm {
 
 impl Rbm {
     pub fn new(nv: usize, nh: usize, w: Vec<f64>, a: Vec<f64>, b: Vec<f64>) -> Result<Self> {
-        ensure(nv > 0 && nh > 0, "W", || "needs at least one visible and one hidden unit".into())?;
-        ensure(w.len() == nv * nh, "W", || format!("expected {nv} x {nh} weights, got {}", w.len()))?;
-        ensure(a.len() == nv, "a", || format!("expected {nv} visible biases, got {}", a.len()))?;
-        ensure(b.len() == nh, "b", || format!("expected {nh} hidden biases, got {}", b.len()))?;
-        ensure(w.iter().all(|x| x.is_finite()), "W", || "contains NaN or inf".into())?;
-        ensure(a.iter().all(|x| x.is_finite()), "a", || "contains NaN or inf".into())?;
-        ensure(b.iter().all(|x| x.is_finite()), "b", || "contains NaN or inf".into())?;
+        ensure(nv > 0 && nh > 0, "W", || {
+            "needs at least one visible and one hidden unit".into()
+        })?;
+        ensure(w.len() == nv * nh, "W", || {
+            format!("expected {nv} x {nh} weights, got {}", w.len())
+        })?;
+        ensure(a.len() == nv, "a", || {
+            format!("expected {nv} visible biases, got {}", a.len())
+        })?;
+        ensure(b.len() == nh, "b", || {
+            format!("expected {nh} hidden biases, got {}", b.len())
+        })?;
+        ensure(w.iter().all(|x| x.is_finite()), "W", || {
+            "contains NaN or inf".into()
+        })?;
+        ensure(a.iter().all(|x| x.is_finite()), "a", || {
+            "contains NaN or inf".into()
+        })?;
+        ensure(b.iter().all(|x| x.is_finite()), "b", || {
+            "contains NaN or inf".into()
+        })?;
         Ok(Self { nv, nh, w, a, b })
     }
 
@@ -129,7 +143,13 @@ fn active_row_sum(mat: &[f32], len: usize, active: &[u32], base: &[f32], out: &m
 
 /// Sample `dst` (LANES chains x len, chain-major) from fields (LANES x len).
 #[inline(always)]
-fn sample_units(fields: &[Vec<f32>], beta: f32, rng: &mut LaneRng, dst: &mut [Vec<i8>], clamp: Option<&[bool]>) {
+fn sample_units(
+    fields: &[Vec<f32>],
+    beta: f32,
+    rng: &mut LaneRng,
+    dst: &mut [Vec<i8>],
+    clamp: Option<&[bool]>,
+) {
     let len = fields[0].len();
     let two_beta = 2.0 * beta;
     for j in 0..len {
@@ -209,15 +229,29 @@ crate::multiversion! {
 pub fn sample_rbm(rbm: &Rbm, run: &RbmRun<'_>, cancel: &AtomicBool) -> Result<RbmSamples> {
     let (nv, nh) = (rbm.nv, rbm.nh);
     let reads = run.num_reads;
-    ensure(reads >= 1, "num_reads", || format!("must be at least 1, got {reads}"))?;
-    ensure(run.beta.is_finite() && run.beta > 0.0, "beta", || format!("must be finite and > 0, got {}", run.beta))?;
+    ensure(reads >= 1, "num_reads", || {
+        format!("must be at least 1, got {reads}")
+    })?;
+    ensure(run.beta.is_finite() && run.beta > 0.0, "beta", || {
+        format!("must be finite and > 0, got {}", run.beta)
+    })?;
     if let Some(init) = run.initial_visible {
-        ensure(init.len() == reads * nv, "initial_states", || format!("expected shape ({reads}, {nv})"))?;
-        ensure(init.iter().all(|&s| s == 1 || s == -1), "initial_states", || "values must be -1 or +1".into())?;
+        ensure(init.len() == reads * nv, "initial_states", || {
+            format!("expected shape ({reads}, {nv})")
+        })?;
+        ensure(
+            init.iter().all(|&s| s == 1 || s == -1),
+            "initial_states",
+            || "values must be -1 or +1".into(),
+        )?;
     }
     if let Some(c) = run.clamp {
-        ensure(c.len() == nv, "clamp", || format!("expected a mask of {nv} visible units, got {}", c.len()))?;
-        ensure(run.initial_visible.is_some(), "clamp", || "clamping needs initial_states holding the clamped values".into())?;
+        ensure(c.len() == nv, "clamp", || {
+            format!("expected a mask of {nv} visible units, got {}", c.len())
+        })?;
+        ensure(run.initial_visible.is_some(), "clamp", || {
+            "clamping needs initial_states holding the clamped values".into()
+        })?;
     }
     let w: Vec<f32> = rbm.w.iter().map(|&x| x as f32).collect();
     let mut wt = vec![0f32; nv * nh];
@@ -226,15 +260,29 @@ pub fn sample_rbm(rbm: &Rbm, run: &RbmRun<'_>, cancel: &AtomicBool) -> Result<Rb
             wt[j * nv + i] = w[i * nh + j];
         }
     }
-    let hid0: Vec<f32> = (0..nh).map(|j| (rbm.b[j] - (0..nv).map(|i| rbm.w[i * nh + j]).sum::<f64>()) as f32).collect();
-    let vis0: Vec<f32> = (0..nv).map(|i| (rbm.a[i] - rbm.w[i * nh..(i + 1) * nh].iter().sum::<f64>()) as f32).collect();
-    let prep = Prepared { nv, nh, w, wt, hid0, vis0, beta: run.beta as f32 };
+    let hid0: Vec<f32> = (0..nh)
+        .map(|j| (rbm.b[j] - (0..nv).map(|i| rbm.w[i * nh + j]).sum::<f64>()) as f32)
+        .collect();
+    let vis0: Vec<f32> = (0..nv)
+        .map(|i| (rbm.a[i] - rbm.w[i * nh..(i + 1) * nh].iter().sum::<f64>()) as f32)
+        .collect();
+    let prep = Prepared {
+        nv,
+        nh,
+        w,
+        wt,
+        hid0,
+        vis0,
+        beta: run.beta as f32,
+    };
     let nb = num_blocks(reads);
     let results: Vec<Result<(Vec<Vec<i8>>, Vec<Vec<i8>>)>> = with_threads(run.num_threads, || {
         (0..nb)
             .into_par_iter()
             .map(|b| {
-                let keys: [u64; LANES] = std::array::from_fn(|l| stream_key(run.seed, tags::CHAIN, (b * LANES + l) as u64));
+                let keys: [u64; LANES] = std::array::from_fn(|l| {
+                    stream_key(run.seed, tags::CHAIN, (b * LANES + l) as u64)
+                });
                 let mut rng = LaneRng::from_keys(&keys);
                 let mut vis: Vec<Vec<i8>> = (0..LANES)
                     .map(|l| {
@@ -254,12 +302,24 @@ pub fn sample_rbm(rbm: &Rbm, run: &RbmRun<'_>, cancel: &AtomicBool) -> Result<Rb
                     }
                 }
                 let mut hid = vec![vec![1i8; nh]; LANES];
-                block_gibbs_mv(&prep, &mut vis, &mut hid, &mut rng, run.num_sweeps, run.clamp, cancel)?;
+                block_gibbs_mv(
+                    &prep,
+                    &mut vis,
+                    &mut hid,
+                    &mut rng,
+                    run.num_sweeps,
+                    run.clamp,
+                    cancel,
+                )?;
                 Ok((vis, hid))
             })
             .collect()
     })?;
-    let mut out = RbmSamples { visible: vec![0; reads * nv], hidden: vec![0; reads * nh], energies: vec![0.0; reads] };
+    let mut out = RbmSamples {
+        visible: vec![0; reads * nv],
+        hidden: vec![0; reads * nh],
+        energies: vec![0.0; reads],
+    };
     for (b, r) in results.into_iter().enumerate() {
         let (vis, hid) = r?;
         for l in 0..LANES {
@@ -287,24 +347,48 @@ mod tests {
         let a: Vec<f64> = (0..nv).map(|_| r.next_f64() - 0.5).collect();
         let b: Vec<f64> = (0..nh).map(|_| r.next_f64() - 0.5).collect();
         let rbm = Rbm::new(nv, nh, w, a, b).unwrap();
-        let run = RbmRun { beta: 1.0, num_reads: 20000, num_sweeps: 20, initial_visible: None, clamp: None, seed: 2, num_threads: None };
+        let run = RbmRun {
+            beta: 1.0,
+            num_reads: 20000,
+            num_sweeps: 20,
+            initial_visible: None,
+            clamp: None,
+            seed: 2,
+            num_threads: None,
+        };
         let out = sample_rbm(&rbm, &run, &AtomicBool::new(false)).unwrap();
         let mut p = vec![0f64; 32];
         let mut q = vec![0f64; 32];
         for x in 0..32usize {
-            let v: Vec<i8> = (0..3).map(|i| if x >> i & 1 == 1 { 1 } else { -1 }).collect();
-            let h: Vec<i8> = (0..2).map(|j| if x >> (3 + j) & 1 == 1 { 1 } else { -1 }).collect();
+            let v: Vec<i8> = (0..3)
+                .map(|i| if x >> i & 1 == 1 { 1 } else { -1 })
+                .collect();
+            let h: Vec<i8> = (0..2)
+                .map(|j| if x >> (3 + j) & 1 == 1 { 1 } else { -1 })
+                .collect();
             p[x] = (-rbm.energy(&v, &h)).exp();
         }
         let z: f64 = p.iter().sum();
         for c in 0..20000 {
             let v = &out.visible[c * 3..c * 3 + 3];
             let h = &out.hidden[c * 2..c * 2 + 2];
-            let x: usize = v.iter().enumerate().map(|(i, &s)| ((s == 1) as usize) << i).sum::<usize>()
-                + h.iter().enumerate().map(|(j, &s)| ((s == 1) as usize) << (3 + j)).sum::<usize>();
+            let x: usize = v
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| ((s == 1) as usize) << i)
+                .sum::<usize>()
+                + h.iter()
+                    .enumerate()
+                    .map(|(j, &s)| ((s == 1) as usize) << (3 + j))
+                    .sum::<usize>();
             q[x] += 1.0 / 20000.0;
         }
-        let tvd: f64 = p.iter().zip(&q).map(|(a, b)| (a / z - b).abs()).sum::<f64>() / 2.0;
+        let tvd: f64 = p
+            .iter()
+            .zip(&q)
+            .map(|(a, b)| (a / z - b).abs())
+            .sum::<f64>()
+            / 2.0;
         assert!(tvd < 0.03, "tvd {tvd}");
     }
 }

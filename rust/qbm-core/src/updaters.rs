@@ -134,7 +134,13 @@ pub fn coupling_field(m: &Csr32<'_>, spins: &[Lane], i: usize) -> Lane {
 /// `x[l]` is 2 * beta_l * f_i(l); flips are counted in `flips`. Returns the change
 /// (new - old) of the spin in every lane (0 or +-2).
 #[inline(always)]
-pub fn apply_update(rule: UpdateRule, s: &mut Lane, x: &Lane, u: &Lane, flips: &mut [u32; LANES]) -> Lane {
+pub fn apply_update(
+    rule: UpdateRule,
+    s: &mut Lane,
+    x: &Lane,
+    u: &Lane,
+    flips: &mut [u32; LANES],
+) -> Lane {
     let mut ds = [0f32; LANES];
     match rule {
         UpdateRule::HeatBath => {

@@ -79,7 +79,7 @@ pub fn rows_to_array<'py>(
 /// betas: (num_sweeps,) float64 > 0. Returns (spins (num_reads, n) int8,
 /// energies (num_reads,) float64, flip_fraction (num_reads,) float64).
 #[pyfunction]
-#[pyo3(signature = (model, betas, num_reads, *, initial_states=None, update="heat_bath", order="colour", seed=0, num_threads=None))]
+#[pyo3(signature = (model, betas, num_reads, *, initial_states=None, update="heat_bath", order="colour", seed=0, num_threads=None, trace=false))]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn sample_schedule<'py>(
     py: Python<'py>,
@@ -91,10 +91,12 @@ fn sample_schedule<'py>(
     order: &str,
     seed: u64,
     num_threads: Option<usize>,
+    trace: bool,
 ) -> PyResult<(
     Bound<'py, PyArray2<i8>>,
     Bound<'py, PyArray1<f64>>,
     Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray2<f64>>,
 )> {
     let rule = parse_rule(update)?;
     let order = parse_order(order)?;
@@ -111,17 +113,27 @@ fn sample_schedule<'py>(
             order,
             seed,
             num_threads,
+            trace,
         };
         core_schedule(&m, &run, cancel)
     })?;
+    let t_len = if trace {
+        out.trace.len() / num_reads
+    } else {
+        0
+    };
     Ok((
         rows_to_array(py, out.spins, num_reads, n)?,
         out.energies.into_pyarray(py),
         out.flip_fraction.into_pyarray(py),
+        out.trace.into_pyarray(py).reshape([num_reads, t_len])?,
     ))
 }
 
-fn py_dict<'py>(py: Python<'py>, items: Vec<(&str, Bound<'py, PyAny>)>) -> PyResult<Bound<'py, PyDict>> {
+fn py_dict<'py>(
+    py: Python<'py>,
+    items: Vec<(&str, Bound<'py, PyAny>)>,
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for (k, v) in items {
         d.set_item(k, v)?;
@@ -135,7 +147,7 @@ fn py_dict<'py>(py: Python<'py>, items: Vec<(&str, Bound<'py, PyAny>)>) -> PyRes
 /// replica_energies (num_reads, K), swap_acceptance (K-1,), round_trips (num_reads,)
 /// uint32, betas (K,) final ladder.
 #[pyfunction]
-#[pyo3(signature = (model, betas, num_reads, num_sweeps, *, swap_interval=1, adapt_sweeps=0, adapt_interval=50, initial_states=None, update="heat_bath", order="colour", seed=0, num_threads=None))]
+#[pyo3(signature = (model, betas, num_reads, num_sweeps, *, swap_interval=1, adapt_sweeps=0, adapt_interval=50, initial_states=None, update="heat_bath", order="colour", seed=0, num_threads=None, trace=false))]
 #[allow(clippy::too_many_arguments)]
 fn sample_tempering<'py>(
     py: Python<'py>,
@@ -151,6 +163,7 @@ fn sample_tempering<'py>(
     order: &str,
     seed: u64,
     num_threads: Option<usize>,
+    trace: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let rule = parse_rule(update)?;
     let order = parse_order(order)?;
@@ -171,18 +184,42 @@ fn sample_tempering<'py>(
             order,
             seed,
             num_threads,
+            trace,
         };
         sample_tempering_core(&m, &run, cancel)
     })?;
     let k = out.num_replicas;
+    let t_len = out.trace.len() / num_reads;
     py_dict(
         py,
         vec![
-            ("replica_spins", out.replica_spins.into_pyarray(py).reshape([num_reads, k, n])?.into_any()),
-            ("replica_energies", out.replica_energies.into_pyarray(py).reshape([num_reads, k])?.into_any()),
-            ("swap_acceptance", out.swap_acceptance.into_pyarray(py).into_any()),
+            (
+                "replica_spins",
+                out.replica_spins
+                    .into_pyarray(py)
+                    .reshape([num_reads, k, n])?
+                    .into_any(),
+            ),
+            (
+                "replica_energies",
+                out.replica_energies
+                    .into_pyarray(py)
+                    .reshape([num_reads, k])?
+                    .into_any(),
+            ),
+            (
+                "swap_acceptance",
+                out.swap_acceptance.into_pyarray(py).into_any(),
+            ),
             ("round_trips", out.round_trips.into_pyarray(py).into_any()),
             ("betas", out.betas.into_pyarray(py).into_any()),
+            (
+                "trace",
+                out.trace
+                    .into_pyarray(py)
+                    .reshape([num_reads, t_len])?
+                    .into_any(),
+            ),
         ],
     )
 }
@@ -237,11 +274,29 @@ fn sample_sqa<'py>(
     py_dict(
         py,
         vec![
-            ("slice_spins", out.slice_spins.into_pyarray(py).reshape([num_reads, p, n])?.into_any()),
-            ("slice_energies", out.slice_energies.into_pyarray(py).reshape([num_reads, p])?.into_any()),
+            (
+                "slice_spins",
+                out.slice_spins
+                    .into_pyarray(py)
+                    .reshape([num_reads, p, n])?
+                    .into_any(),
+            ),
+            (
+                "slice_energies",
+                out.slice_energies
+                    .into_pyarray(py)
+                    .reshape([num_reads, p])?
+                    .into_any(),
+            ),
             ("chosen_slice", chosen.into_pyarray(py).into_any()),
-            ("worldline_acceptance", out.worldline_acceptance.into_pyobject(py)?.into_any()),
-            ("flip_fraction", out.flip_fraction.into_pyobject(py)?.into_any()),
+            (
+                "worldline_acceptance",
+                out.worldline_acceptance.into_pyobject(py)?.into_any(),
+            ),
+            (
+                "flip_fraction",
+                out.flip_fraction.into_pyobject(py)?.into_any(),
+            ),
         ],
     )
 }
@@ -264,10 +319,15 @@ fn sample_rbm<'py>(
     clamp: Option<PyReadonlyArray1<'py, bool>>,
     seed: u64,
     num_threads: Option<usize>,
-) -> PyResult<(Bound<'py, PyArray2<i8>>, Bound<'py, PyArray2<i8>>, Bound<'py, PyArray1<f64>>)> {
+) -> PyResult<(
+    Bound<'py, PyArray2<i8>>,
+    Bound<'py, PyArray2<i8>>,
+    Bound<'py, PyArray1<f64>>,
+)> {
     let (nv, nh) = w.as_array().dim();
     let wv: Vec<f64> = w.as_array().iter().copied().collect();
-    let rbm = Rbm::new(nv, nh, wv, a.as_array().to_vec(), b.as_array().to_vec()).map_err(crate::error::to_py)?;
+    let rbm = Rbm::new(nv, nh, wv, a.as_array().to_vec(), b.as_array().to_vec())
+        .map_err(crate::error::to_py)?;
     let init = optional_states(&initial_states, num_reads, nv)?;
     let clamp: Option<Vec<bool>> = clamp.map(|c| c.as_array().to_vec());
     let out = run_detached(py, move |cancel| {

@@ -7,7 +7,7 @@ use crate::model::IsingModel;
 use crate::parallel::{check_cancel, with_threads};
 use crate::rng::{tags, LaneRng, Xoshiro256pp};
 use crate::simd::{Lane, LANES};
-use crate::updaters::{base_order, lane_energy, sweep, Csr32, Order, UpdateRule};
+use crate::updaters::{base_order, lane_energy, sweep, sweep_tracked, Csr32, Order, UpdateRule};
 use rayon::prelude::*;
 use std::sync::atomic::AtomicBool;
 
@@ -23,6 +23,8 @@ pub struct ScheduleRun<'a> {
     pub order: Order,
     pub seed: u64,
     pub num_threads: Option<usize>,
+    /// Record every chain's energy after every sweep (for autocorrelation analysis).
+    pub trace: bool,
 }
 
 /// Samples of a run: row-major (num_reads x n) spins, energies, and per-read
@@ -33,6 +35,8 @@ pub struct Samples {
     pub spins: Vec<i8>,
     pub energies: Vec<f64>,
     pub flip_fraction: Vec<f64>,
+    /// (num_reads x num_sweeps) energies after each sweep when `trace` was set, else empty.
+    pub trace: Vec<f64>,
 }
 
 #[inline(always)]
@@ -44,17 +48,47 @@ fn block_sweeps(
     rule: UpdateRule,
     order: &[u32],
     order_rng: &mut Option<Xoshiro256pp>,
+    trace: Option<&mut Vec<[f64; LANES]>>,
     cancel: &AtomicBool,
 ) -> Result<[u32; LANES]> {
     let mut order = order.to_vec();
     let mut flips = [0u32; LANES];
-    for &b in betas {
-        check_cancel(cancel)?;
-        if let Some(r) = order_rng.as_mut() {
-            r.shuffle(&mut order);
+    match trace {
+        None => {
+            for &b in betas {
+                check_cancel(cancel)?;
+                if let Some(r) = order_rng.as_mut() {
+                    r.shuffle(&mut order);
+                }
+                sweep(m, spins, rng, &[b; LANES], rule, &order, &mut flips);
+            }
         }
-        let beta = [b; LANES];
-        sweep(m, spins, rng, &beta, rule, &order, &mut flips);
+        Some(tr) => {
+            // tr holds the exact starting energies in its first entry
+            let mut e = tr[0];
+            tr.clear();
+            for &b in betas {
+                check_cancel(cancel)?;
+                if let Some(r) = order_rng.as_mut() {
+                    r.shuffle(&mut order);
+                }
+                let mut de = [0f32; LANES];
+                sweep_tracked::<true>(
+                    m,
+                    spins,
+                    rng,
+                    &[b; LANES],
+                    rule,
+                    &order,
+                    &mut flips,
+                    &mut de,
+                );
+                for l in 0..LANES {
+                    e[l] += de[l] as f64;
+                }
+                tr.push(e);
+            }
+        }
     }
     Ok(flips)
 }
@@ -68,6 +102,7 @@ crate::multiversion! {
         rule: UpdateRule,
         order: &[u32],
         order_rng: &mut Option<Xoshiro256pp>,
+        trace: Option<&mut Vec<[f64; LANES]>>,
         cancel: &AtomicBool
     ) -> Result<[u32; LANES]> = block_sweeps;
 }
@@ -86,45 +121,63 @@ pub fn sample_schedule(
     let csr = Csr32::of(model);
     let base = base_order(model, run.order);
     let nb = num_blocks(reads);
-    let blocks: Vec<Result<(Vec<Lane>, [u32; LANES])>> = with_threads(run.num_threads, || {
-        (0..nb)
-            .into_par_iter()
-            .map(|b| {
-                let mut rng = block_rng(run.seed, tags::CHAIN, b);
-                let mut spins = block_init(n, reads, b, run.initial, &mut rng);
-                let mut order_rng = match run.order {
-                    Order::Random => Some(Xoshiro256pp::stream(run.seed, tags::ORDER, b as u64)),
-                    Order::Sequential | Order::Colour => None,
-                };
-                let flips = block_sweeps_mv(
-                    &csr,
-                    &mut spins,
-                    &mut rng,
-                    &betas32,
-                    run.rule,
-                    &base,
-                    &mut order_rng,
-                    cancel,
-                )?;
-                Ok((spins, flips))
-            })
-            .collect()
-    })?;
+    #[allow(clippy::type_complexity)]
+    let blocks: Vec<Result<(Vec<Lane>, [u32; LANES], Vec<[f64; LANES]>)>> =
+        with_threads(run.num_threads, || {
+            (0..nb)
+                .into_par_iter()
+                .map(|b| {
+                    let mut rng = block_rng(run.seed, tags::CHAIN, b);
+                    let mut spins = block_init(n, reads, b, run.initial, &mut rng);
+                    let mut order_rng = match run.order {
+                        Order::Random => {
+                            Some(Xoshiro256pp::stream(run.seed, tags::ORDER, b as u64))
+                        }
+                        Order::Sequential | Order::Colour => None,
+                    };
+                    let mut trace = Vec::new();
+                    if run.trace {
+                        trace.push(std::array::from_fn(|l| lane_energy(model, &spins, l)));
+                    }
+                    let flips = block_sweeps_mv(
+                        &csr,
+                        &mut spins,
+                        &mut rng,
+                        &betas32,
+                        run.rule,
+                        &base,
+                        &mut order_rng,
+                        if run.trace { Some(&mut trace) } else { None },
+                        cancel,
+                    )?;
+                    Ok((spins, flips, trace))
+                })
+                .collect()
+        })?;
     let mut out = Samples {
         num_variables: n,
         spins: vec![0; reads * n],
         energies: vec![0.0; reads],
         flip_fraction: vec![0.0; reads],
+        trace: if run.trace {
+            vec![0.0; reads * run.betas.len()]
+        } else {
+            Vec::new()
+        },
     };
+    let t_len = run.betas.len();
     let updates = (run.betas.len() * n).max(1) as f64;
     for (b, res) in blocks.into_iter().enumerate() {
-        let (spins, flips) = res?;
+        let (spins, flips, trace) = res?;
         write_rows(&spins, b, reads, &mut out.spins);
         for l in 0..LANES {
             let c = b * LANES + l;
             if c < reads {
                 out.energies[c] = lane_energy(model, &spins, l);
                 out.flip_fraction[c] = flips[l] as f64 / updates;
+                for (t, e) in trace.iter().enumerate() {
+                    out.trace[c * t_len + t] = e[l];
+                }
             }
         }
     }
@@ -164,6 +217,7 @@ mod tests {
             order,
             seed: 1,
             num_threads: None,
+            trace: false,
         };
         let s = sample_schedule(&m, &run, &AtomicBool::new(false)).unwrap();
         let mut counts = vec![0f64; 32];
@@ -205,6 +259,7 @@ mod tests {
             order: Order::Random,
             seed: 42,
             num_threads: Some(t),
+            trace: false,
         };
         let c = AtomicBool::new(false);
         let a = sample_schedule(&m, &mk(1), &c).unwrap();
@@ -228,6 +283,7 @@ mod tests {
             order: Order::Sequential,
             seed: 0,
             num_threads: Some(1),
+            trace: false,
         };
         let e = sample_schedule(&m, &run, &AtomicBool::new(true)).unwrap_err();
         assert_eq!(e, crate::error::CoreError::Interrupted);

@@ -160,18 +160,35 @@ pub fn sample_sqa(model: &IsingModel, run: &SqaRun<'_>, cancel: &AtomicBool) -> 
     let n = model.num_variables();
     let reads = run.num_reads;
     validate_run(n, reads, run.initial)?;
-    ensure(run.beta.is_finite() && run.beta > 0.0, "beta", || format!("must be finite and > 0, got {}", run.beta))?;
-    ensure(run.gamma.is_finite() && run.gamma >= 0.0, "gamma", || format!("must be finite and >= 0, got {}", run.gamma))?;
-    ensure(run.num_slices >= 1, "num_trotter_slices", || "must be at least 1".into())?;
-    ensure(!run.s_schedule.is_empty(), "s_schedule", || "must have at least one sweep".into())?;
+    ensure(run.beta.is_finite() && run.beta > 0.0, "beta", || {
+        format!("must be finite and > 0, got {}", run.beta)
+    })?;
+    ensure(run.gamma.is_finite() && run.gamma >= 0.0, "gamma", || {
+        format!("must be finite and >= 0, got {}", run.gamma)
+    })?;
+    ensure(run.num_slices >= 1, "num_trotter_slices", || {
+        "must be at least 1".into()
+    })?;
+    ensure(!run.s_schedule.is_empty(), "s_schedule", || {
+        "must have at least one sweep".into()
+    })?;
     for &s in run.s_schedule {
-        ensure(s.is_finite() && (0.0..=1.0).contains(&s), "s_schedule", || format!("values must lie in [0, 1], got {s}"))?;
+        ensure(
+            s.is_finite() && (0.0..=1.0).contains(&s),
+            "s_schedule",
+            || format!("values must lie in [0, 1], got {s}"),
+        )?;
     }
     let p = run.num_slices;
     let coeffs: Vec<(f32, f32)> = run
         .s_schedule
         .iter()
-        .map(|&s| ((run.beta * s / p as f64) as f32, trotter_coupling(run.beta, run.gamma, s, p) as f32))
+        .map(|&s| {
+            (
+                (run.beta * s / p as f64) as f32,
+                trotter_coupling(run.beta, run.gamma, s, p) as f32,
+            )
+        })
         .collect();
     let csr = Csr32::of(model);
     let base = base_order(model, run.order);
@@ -190,7 +207,16 @@ pub fn sample_sqa(model: &IsingModel, run: &SqaRun<'_>, cancel: &AtomicBool) -> 
                         spins.extend(crate::updaters::random_block(n, &mut rng));
                     }
                 }
-                let stats = block_run_mv(&csr, &mut spins, &mut rng, &coeffs, run.rule, run.worldline, &base, cancel)?;
+                let stats = block_run_mv(
+                    &csr,
+                    &mut spins,
+                    &mut rng,
+                    &coeffs,
+                    run.rule,
+                    run.worldline,
+                    &base,
+                    cancel,
+                )?;
                 Ok((spins, stats))
             })
             .collect()
@@ -200,7 +226,9 @@ pub fn sample_sqa(model: &IsingModel, run: &SqaRun<'_>, cancel: &AtomicBool) -> 
         num_slices: p,
         slice_spins: vec![0; reads * p * n],
         slice_energies: vec![0.0; reads * p],
-        chosen_slice: (0..reads).map(|c| Xoshiro256pp::stream(run.seed, tags::WORLDLINE, c as u64).below(p)).collect(),
+        chosen_slice: (0..reads)
+            .map(|c| Xoshiro256pp::stream(run.seed, tags::WORLDLINE, c as u64).below(p))
+            .collect(),
         worldline_acceptance: 0.0,
         flip_fraction: 0.0,
     };
@@ -255,16 +283,27 @@ mod tests {
         let out = sample_sqa(&m, &run, &AtomicBool::new(false)).unwrap();
         let mut w = vec![0f64; 16];
         for x in 0..16usize {
-            let s: Vec<i8> = (0..4).map(|i| if x >> i & 1 == 1 { 1 } else { -1 }).collect();
+            let s: Vec<i8> = (0..4)
+                .map(|i| if x >> i & 1 == 1 { 1 } else { -1 })
+                .collect();
             w[x] = (-1.0 * m.energy_of(&s)).exp();
         }
         let z: f64 = w.iter().sum();
         let mut counts = vec![0f64; 16];
         for row in out.slice_spins.chunks(4) {
-            let x: usize = row.iter().enumerate().map(|(i, &v)| ((v == 1) as usize) << i).sum();
+            let x: usize = row
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| ((v == 1) as usize) << i)
+                .sum();
             counts[x] += 1.0 / 20000.0;
         }
-        let tvd: f64 = counts.iter().zip(&w).map(|(c, q)| (c - q / z).abs()).sum::<f64>() / 2.0;
+        let tvd: f64 = counts
+            .iter()
+            .zip(&w)
+            .map(|(c, q)| (c - q / z).abs())
+            .sum::<f64>()
+            / 2.0;
         assert!(tvd < 0.03, "tvd {tvd}");
     }
 

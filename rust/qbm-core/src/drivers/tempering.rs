@@ -44,6 +44,8 @@ pub struct TemperingRun<'a> {
     pub order: Order,
     pub seed: u64,
     pub num_threads: Option<usize>,
+    /// Record the target replica's energy after every swap step of production.
+    pub trace: bool,
 }
 
 /// Output of a parallel-tempering run.
@@ -61,6 +63,8 @@ pub struct TemperingOutput {
     pub round_trips: Vec<u32>,
     /// Final ladder.
     pub betas: Vec<f64>,
+    /// (num_reads x steps) target-replica energies when `trace` was set.
+    pub trace: Vec<f64>,
 }
 
 struct Slot {
@@ -79,10 +83,18 @@ struct Block {
     attempts: Vec<u64>,
     accepts: Vec<u64>,
     round_trips: [u32; LANES],
+    trace: Vec<[f64; LANES]>,
 }
 
 #[inline(always)]
-fn slot_sweeps(m: &Csr32<'_>, slot: &mut Slot, ladder: &[f32], rule: UpdateRule, order: &mut [u32], sweeps: usize) {
+fn slot_sweeps(
+    m: &Csr32<'_>,
+    slot: &mut Slot,
+    ladder: &[f32],
+    rule: UpdateRule,
+    order: &mut [u32],
+    sweeps: usize,
+) {
     let beta: Lane = std::array::from_fn(|l| ladder[slot.temp[l]]);
     let mut flips = [0u32; LANES];
     for _ in 0..sweeps {
@@ -90,14 +102,30 @@ fn slot_sweeps(m: &Csr32<'_>, slot: &mut Slot, ladder: &[f32], rule: UpdateRule,
             r.shuffle(order);
         }
         let mut de = [0f32; LANES];
-        sweep_tracked::<true>(m, &mut slot.spins, &mut slot.rng, &beta, rule, order, &mut flips, &mut de);
+        sweep_tracked::<true>(
+            m,
+            &mut slot.spins,
+            &mut slot.rng,
+            &beta,
+            rule,
+            order,
+            &mut flips,
+            &mut de,
+        );
         for l in 0..LANES {
             slot.energy[l] += de[l] as f64;
         }
     }
 }
 
-fn slot_sweeps_dispatch(m: &Csr32<'_>, slot: &mut Slot, ladder: &[f32], rule: UpdateRule, order: &mut [u32], sweeps: usize) {
+fn slot_sweeps_dispatch(
+    m: &Csr32<'_>,
+    slot: &mut Slot,
+    ladder: &[f32],
+    rule: UpdateRule,
+    order: &mut [u32],
+    sweeps: usize,
+) {
     crate::multiversion! {
         fn run(m: &Csr32<'_>, slot: &mut Slot, ladder: &[f32], rule: UpdateRule, order: &mut [u32], sweeps: usize) = slot_sweeps;
     }
@@ -113,8 +141,9 @@ impl Block {
         let n = model.num_variables();
         let slots = (0..k)
             .map(|slot| {
-                let keys: [u64; LANES] =
-                    std::array::from_fn(|l| stream_key(run.seed, tags::REPLICA, ((b * LANES + l) * k + slot) as u64));
+                let keys: [u64; LANES] = std::array::from_fn(|l| {
+                    stream_key(run.seed, tags::REPLICA, ((b * LANES + l) * k + slot) as u64)
+                });
                 let mut rng = LaneRng::from_keys(&keys);
                 let mut spins = random_block(n, &mut rng);
                 if let Some(init) = run.initial {
@@ -128,25 +157,60 @@ impl Block {
                     }
                 }
                 let order_rng = match run.order {
-                    Order::Random => Some(Xoshiro256pp::stream(run.seed, tags::ORDER, (b * k + slot) as u64)),
+                    Order::Random => Some(Xoshiro256pp::stream(
+                        run.seed,
+                        tags::ORDER,
+                        (b * k + slot) as u64,
+                    )),
                     _ => None,
                 };
                 let energy = exact_lane_energies(model, &spins);
-                Slot { spins, rng, order_rng, energy, temp: [slot; LANES], label: [0; LANES] }
+                Slot {
+                    spins,
+                    rng,
+                    order_rng,
+                    energy,
+                    temp: [slot; LANES],
+                    label: [0; LANES],
+                }
             })
             .collect();
         let _ = base;
         Block {
             slots,
-            swap_rng: (0..LANES).map(|l| Xoshiro256pp::stream(run.seed, tags::SWAP, (b * LANES + l) as u64)).collect(),
+            swap_rng: (0..LANES)
+                .map(|l| Xoshiro256pp::stream(run.seed, tags::SWAP, (b * LANES + l) as u64))
+                .collect(),
             attempts: vec![0; k.saturating_sub(1)],
             accepts: vec![0; k.saturating_sub(1)],
             round_trips: [0; LANES],
+            trace: Vec::new(),
         }
     }
 
+    fn record_target(&mut self) {
+        let k = self.slots.len();
+        let mut e = [0f64; LANES];
+        for s in &self.slots {
+            for l in 0..LANES {
+                if s.temp[l] == k - 1 {
+                    e[l] = s.energy[l];
+                }
+            }
+        }
+        self.trace.push(e);
+    }
+
     /// Sweep every slot `sweeps` times (slots in parallel), then attempt swaps.
-    fn step(&mut self, m: &Csr32<'_>, ladder: &[f32], ladder64: &[f64], rule: UpdateRule, base: &[u32], sweeps: usize) {
+    fn step(
+        &mut self,
+        m: &Csr32<'_>,
+        ladder: &[f32],
+        ladder64: &[f64],
+        rule: UpdateRule,
+        base: &[u32],
+        sweeps: usize,
+    ) {
         self.slots.par_iter_mut().for_each(|slot| {
             let mut order = base.to_vec();
             slot_sweeps_dispatch(m, slot, ladder, rule, &mut order, sweeps);
@@ -213,7 +277,10 @@ pub fn adapt_ladder(ladder: &[f64], acceptance: &[f64]) -> Vec<f64> {
         return ladder.to_vec();
     }
     let logs: Vec<f64> = ladder.iter().map(|b| b.ln()).collect();
-    let lens: Vec<f64> = acceptance.iter().map(|&a| (-(a.clamp(1e-4, 0.999)).ln()).sqrt()).collect();
+    let lens: Vec<f64> = acceptance
+        .iter()
+        .map(|&a| (-(a.clamp(1e-4, 0.999)).ln()).sqrt())
+        .collect();
     let mut cum = vec![0.0; k];
     for t in 0..k - 1 {
         cum[t + 1] = cum[t] + lens[t];
@@ -236,7 +303,11 @@ pub fn adapt_ladder(ladder: &[f64], acceptance: &[f64]) -> Vec<f64> {
 }
 
 /// Run parallel tempering. Deterministic in `seed` whatever the thread count.
-pub fn sample_tempering(model: &IsingModel, run: &TemperingRun<'_>, cancel: &AtomicBool) -> Result<TemperingOutput> {
+pub fn sample_tempering(
+    model: &IsingModel,
+    run: &TemperingRun<'_>,
+    cancel: &AtomicBool,
+) -> Result<TemperingOutput> {
     let n = model.num_variables();
     let reads = run.num_reads;
     validate_run(n, reads, run.initial)?;
@@ -245,16 +316,27 @@ pub fn sample_tempering(model: &IsingModel, run: &TemperingRun<'_>, cancel: &Ato
     ensure(run.betas.windows(2).all(|w| w[0] < w[1]), "betas", || {
         "the ladder must be strictly increasing (hottest first, target beta last)".into()
     })?;
-    ensure(run.swap_interval >= 1, "swap_interval", || "must be at least 1".into())?;
-    ensure(run.adapt_sweeps == 0 || run.adapt_interval >= 1, "adapt_interval", || "must be at least 1".into())?;
-    ensure(run.num_sweeps >= 1, "num_sweeps", || "must be at least 1".into())?;
+    ensure(run.swap_interval >= 1, "swap_interval", || {
+        "must be at least 1".into()
+    })?;
+    ensure(
+        run.adapt_sweeps == 0 || run.adapt_interval >= 1,
+        "adapt_interval",
+        || "must be at least 1".into(),
+    )?;
+    ensure(run.num_sweeps >= 1, "num_sweeps", || {
+        "must be at least 1".into()
+    })?;
     let csr = Csr32::of(model);
     let base = base_order(model, run.order);
     let nb = num_blocks(reads);
     let mut ladder: Vec<f64> = run.betas.to_vec();
 
     let blocks = with_threads(run.num_threads, || -> Result<Vec<Block>> {
-        let mut blocks: Vec<Block> = (0..nb).into_par_iter().map(|b| Block::new(model, run, b, k, &base)).collect();
+        let mut blocks: Vec<Block> = (0..nb)
+            .into_par_iter()
+            .map(|b| Block::new(model, run, b, k, &base))
+            .collect();
         // Adaptation windows: the ladder changes only between windows.
         let mut done = 0;
         while done < run.adapt_sweeps {
@@ -287,6 +369,9 @@ pub fn sample_tempering(model: &IsingModel, run: &TemperingRun<'_>, cancel: &Ato
                 while s < window {
                     let w = run.swap_interval.min(window - s);
                     blk.step(&csr, &l32, &ladder, run.rule, &base, w);
+                    if run.trace {
+                        blk.record_target();
+                    }
                     s += w;
                 }
             });
@@ -303,7 +388,12 @@ pub fn sample_tempering(model: &IsingModel, run: &TemperingRun<'_>, cancel: &Ato
         swap_acceptance: pooled_acceptance(&blocks, k),
         round_trips: vec![0; reads],
         betas: ladder,
+        trace: Vec::new(),
     };
+    let steps = blocks.first().map_or(0, |b| b.trace.len());
+    if run.trace {
+        out.trace = vec![0.0; reads * steps];
+    }
     for (b, blk) in blocks.iter().enumerate() {
         for l in 0..LANES {
             let c = b * LANES + l;
@@ -311,6 +401,9 @@ pub fn sample_tempering(model: &IsingModel, run: &TemperingRun<'_>, cancel: &Ato
                 continue;
             }
             out.round_trips[c] = blk.round_trips[l];
+            for (t, e) in blk.trace.iter().enumerate() {
+                out.trace[c * steps + t] = e[l];
+            }
             for slot in &blk.slots {
                 let t = slot.temp[l];
                 let row = &mut out.replica_spins[(c * k + t) * n..(c * k + t + 1) * n];
@@ -359,6 +452,7 @@ mod tests {
             order: Order::Colour,
             seed: 3,
             num_threads: Some(t),
+            trace: true,
         };
         let c = AtomicBool::new(false);
         let a = sample_tempering(&m, &mk(1), &c).unwrap();
@@ -366,6 +460,15 @@ mod tests {
         assert_eq!(a.replica_spins, b.replica_spins);
         assert_eq!(a.betas, b.betas);
         assert!(a.swap_acceptance.iter().all(|&x| (0.0..=1.0).contains(&x)));
+        // the tracked energy of the target replica at the end equals the exact energy
+        let k = a.num_replicas;
+        for c in 0..11 {
+            let last = a.trace[c * 50 + 49];
+            assert!(
+                (last - a.replica_energies[c * k + k - 1]).abs() < 1e-3,
+                "{last}"
+            );
+        }
     }
 
     #[test]
