@@ -1,4 +1,6 @@
-"""Spin-update throughput of qbm's fixed-beta Gibbs sampler against peers, same run.
+"""Throughput of qbm's samplers against peers, in the same run.
+
+Part 1, fixed-beta Gibbs (spin updates per second).
 
 Problems: spin glasses (J ~ U[-1,1], h ~ U[-0.1,0.1]) on Zephyr Z(4) (576 spins) and on
 Z(12) with 4592 working qubits (Advantage2_system1-like). Each sampler does
@@ -9,6 +11,15 @@ Peers: dwave-samplers SimulatedAnnealingSampler with beta_range=(beta, beta) (on
 thread), openjij SASampler with beta_min = beta_max = beta, and a numpy colour-class
 Gibbs sampler (all chains vectorised, one scipy.sparse product per colour class; BLAS
 and numpy use every core).
+
+Part 2, SQA against openjij's SQASampler at equal Trotter slices, sweeps and reads
+(spin-slice updates per second, one qbm thread = per core; openjij returns the
+lowest-energy slice of each read, qbm a uniformly chosen one).
+
+Part 3, parallel tempering against plain Gibbs on a frustrated Z(4) glass at low
+temperature: effective sample size per second of the target-beta energy (Stan's
+multi-chain ESS over the second half of 16 chains, which penalises chains stuck in
+different valleys), and the mean energy each reaches.
 
     python benches/samplers.py [--quick] [--out DIR]
 """
@@ -111,6 +122,68 @@ def bench_problem(name, graph, args, rows):
             "thread_scaling": qn / q1}
 
 
+def bench_sqa(name, graph, args, rows):
+    model = spin_glass(graph, seed=0)
+    n, P, S, R = model.num_variables, args.trotter, args.sqa_sweeps, args.sqa_reads
+    updates = n * P * S * R
+    from qbm.samplers import SQASampler
+
+    res = {}
+    q = SQASampler(num_threads=1)
+    kw = dict(beta=5.0, gamma=1.0, num_trotter_slices=P, num_sweeps=S, num_reads=R, seed=1)
+    t = median_time(lambda: q.sample_model(model, **kw), args.repeats)
+    res["qbm SQA (1 thr)"] = updates / t
+    qa = SQASampler()
+    t = median_time(lambda: qa.sample_model(model, **kw), args.repeats)
+    res[f"qbm SQA ({_core.default_threads()} thr)"] = updates / t
+    try:
+        import openjij as oj
+
+        bqm = model.to_bqm()
+        ojs = oj.SQASampler()
+        t = median_time(lambda: ojs.sample(bqm, beta=5.0, gamma=1.0, trotter=P, num_sweeps=S, num_reads=R, seed=1,
+                                                   sparse=True),
+                        args.repeats)
+        res["openjij SQA"] = updates / t
+    except ImportError:
+        print("openjij not installed; SQA peer skipped")
+    q1 = res["qbm SQA (1 thr)"]
+    for k, v in res.items():
+        rows.append({"problem": name, "sampler": k, "updates/s": v, "qbm1/this": q1 / v})
+    return {"problem": name, "results": res,
+            "qbm1_over_openjij": q1 / res["openjij SQA"] if "openjij SQA" in res else None}
+
+
+def bench_pt(args):
+    import time
+
+    from qbm.metrics import effective_sample_size
+    from qbm.samplers import ParallelTemperingSampler
+
+    model = spin_glass(zephyr_graph(4, 4), seed=1)
+    beta, R, S = args.pt_beta, 16, args.pt_sweeps
+    out = {}
+    t0 = time.perf_counter()
+    g = GibbsSampler().sample_model(model, beta=beta, num_reads=R, num_sweeps=S, seed=2, record_energies=True)
+    tg = time.perf_counter() - t0
+    tr = g.info["energy_trace"][:, S // 2:]
+    out["gibbs"] = {"ess": effective_sample_size(tr), "seconds": tg, "mean_energy": float(tr.mean())}
+    K = 16
+    t0 = time.perf_counter()
+    p = ParallelTemperingSampler().sample_model(
+        model, beta=beta, beta_min=0.1, num_replicas=K, num_reads=R, num_sweeps=S, seed=2, adaptive=True,
+        adapt_sweeps=S // 4, adapt_interval=max(1, S // 40), record_energies=True)
+    tp = time.perf_counter() - t0
+    trp = p.info["energy_trace"][:, S // 2:]
+    out["pt"] = {"ess": effective_sample_size(trp), "seconds": tp, "mean_energy": float(trp.mean()),
+                 "swap_acceptance_min": float(p.info["swap_acceptance"].min()),
+                 "round_trips_per_read": float(p.info["round_trips"].mean())}
+    for k in out:
+        out[k]["ess_per_s"] = out[k]["ess"] / out[k]["seconds"]
+    out["ratio_pt_over_gibbs"] = out["pt"]["ess_per_s"] / out["gibbs"]["ess_per_s"]
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--num-reads", type=int, default=100)
@@ -119,10 +192,15 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="fewer sweeps and repeats (smoke run)")
     p.add_argument("--skip-z12", action="store_true")
+    p.add_argument("--trotter", type=int, default=8)
+    p.add_argument("--sqa-sweeps", type=int, default=100)
+    p.add_argument("--sqa-reads", type=int, default=16)
+    p.add_argument("--pt-beta", type=float, default=2.0)
+    p.add_argument("--pt-sweeps", type=int, default=4000)
     p.add_argument("--out", default=None, help="directory for samplers.json and samplers.png")
     args = p.parse_args()
     if args.quick:
-        args.num_sweeps, args.repeats = 100, 1
+        args.num_sweeps, args.repeats, args.sqa_sweeps, args.pt_sweeps = 100, 1, 20, 400
     print(f"qbm core simd={_core.simd_level()}, cores={_core.default_threads()}; "
           f"{args.num_reads} reads x {args.num_sweeps} sweeps at beta={args.beta}; median of {args.repeats}")
     rows: list[dict] = []
@@ -135,8 +213,28 @@ def main():
     for s in summary:
         print(f"{s['problem']}: qbm 1 thread / fastest peer = {s['qbm1_over_best_peer']:.2f}x; "
               f"qbm all threads / 1 thread = {s['thread_scaling']:.2f}x")
+
+    print("\nSQA: spin-slice updates/s at P=%d, %d sweeps, %d reads, beta=5, Gamma=1" %
+          (args.trotter, args.sqa_sweeps, args.sqa_reads))
+    sqa_rows: list[dict] = []
+    sqa = [bench_sqa("Z(4) 576 spins", zephyr_graph(4, 4), args, sqa_rows)]
+    if not args.skip_z12:
+        sqa.append(bench_sqa("Z(12) 4592 spins", advantage2_like_graph(12, 4, 4592), args, sqa_rows))
+    print_table(sqa_rows, ["problem", "sampler", "updates/s", "qbm1/this"])
+    for s_ in sqa:
+        if s_["qbm1_over_openjij"]:
+            print(f"{s_['problem']}: qbm SQA 1 thread / openjij = {s_['qbm1_over_openjij']:.1f}x")
+
+    print(f"\nPT vs Gibbs: Z(4) glass at beta={args.pt_beta}, 16 reads, {args.pt_sweeps} sweeps (PT: 16 replicas)")
+    pt = bench_pt(args)
+    print_table([{"sampler": k, **v} for k, v in pt.items() if isinstance(v, dict)],
+                ["sampler", "ess", "seconds", "ess_per_s", "mean_energy"])
+    print(f"PT / Gibbs ESS per second: {pt['ratio_pt_over_gibbs']:.2f}x "
+          f"(PT min swap acceptance {pt['pt']['swap_acceptance_min']:.2f}, "
+          f"{pt['pt']['round_trips_per_read']:.1f} round trips per read)")
     if args.out:
-        write_json(os.path.join(args.out, "samplers.json"), {"rows": rows, "summary": summary})
+        write_json(os.path.join(args.out, "samplers.json"),
+                   {"rows": rows, "summary": summary, "sqa": sqa, "pt_vs_gibbs": pt})
         import matplotlib
 
         matplotlib.use("Agg")

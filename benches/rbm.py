@@ -1,0 +1,98 @@
+"""RBM block Gibbs throughput: qbm against numpy (BLAS) and torch (float32), same run.
+
+784 x 128 RBM (+-1 units, W ~ N(0, 0.01^2)), 100 chains, alternating h|v, v|h sweeps.
+Unit updates per second = (nv + nh) * chains * sweeps / time; median of repeats.
+numpy and torch use every core (their BLAS threads); qbm is timed on 1 thread and on
+all threads.
+
+    python benches/rbm.py [--quick] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import median_time, print_table, write_json  # noqa: E402
+
+from qbm import _core  # noqa: E402
+from qbm.rbm import RBM  # noqa: E402
+from qbm.samplers import RBMSampler  # noqa: E402
+
+
+def numpy_block_gibbs(W, a, b, chains, sweeps, seed):
+    rng = np.random.default_rng(seed)
+    W = W.astype(np.float32)
+    a, b = a.astype(np.float32), b.astype(np.float32)
+    v = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=(chains, W.shape[0]))
+    for _ in range(sweeps):
+        fh = v @ W + b
+        h = np.where(rng.random(fh.shape, dtype=np.float32) * (1 + np.exp(2 * fh)) < 1, 1.0, -1.0).astype(np.float32)
+        fv = h @ W.T + a
+        v = np.where(rng.random(fv.shape, dtype=np.float32) * (1 + np.exp(2 * fv)) < 1, 1.0, -1.0).astype(np.float32)
+    return v, h
+
+
+def torch_block_gibbs(W, a, b, chains, sweeps, seed):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    Wt = torch.tensor(W, dtype=torch.float32)
+    at, bt = torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
+    v = torch.randint(0, 2, (chains, W.shape[0]), generator=g).float() * 2 - 1
+    with torch.no_grad():
+        for _ in range(sweeps):
+            ph = torch.sigmoid(-2 * torch.addmm(bt, v, Wt))
+            h = (torch.rand(ph.shape, generator=g) < ph).float() * 2 - 1
+            pv = torch.sigmoid(-2 * torch.addmm(at, h, Wt.T))
+            v = (torch.rand(pv.shape, generator=g) < pv).float() * 2 - 1
+    return v, h
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nv", type=int, default=784)
+    p.add_argument("--nh", type=int, default=128)
+    p.add_argument("--chains", type=int, default=100)
+    p.add_argument("--sweeps", type=int, default=500)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+    if args.quick:
+        args.sweeps, args.repeats = 50, 1
+    rng = np.random.default_rng(0)
+    W = rng.normal(0, 0.01, (args.nv, args.nh))
+    a, b = rng.normal(0, 0.01, args.nv), rng.normal(0, 0.01, args.nh)
+    rbm = RBM(W, a, b)
+    updates = (args.nv + args.nh) * args.chains * args.sweeps
+    res = {}
+    for threads in (1, _core.default_threads()):
+        s = RBMSampler(num_threads=threads)
+        t = median_time(lambda: s.sample_model(rbm, num_reads=args.chains, num_sweeps=args.sweeps, seed=1), args.repeats)
+        res[f"qbm ({threads} thr)"] = updates / t
+    t = median_time(lambda: numpy_block_gibbs(W, a, b, args.chains, args.sweeps, 1), args.repeats)
+    res["numpy (BLAS)"] = updates / t
+    try:
+        import torch
+
+        t = median_time(lambda: torch_block_gibbs(W, a, b, args.chains, args.sweeps, 1), args.repeats)
+        res[f"torch float32 ({torch.get_num_threads()} thr)"] = updates / t
+    except ImportError:
+        print("torch not installed; skipped")
+    qn = res[f"qbm ({_core.default_threads()} thr)"]
+    rows = [{"sampler": k, "unit updates/s": v, "qbmN/this": qn / v} for k, v in res.items()]
+    print(f"RBM {args.nv} x {args.nh}, {args.chains} chains, {args.sweeps} sweeps; median of {args.repeats}")
+    print_table(rows, ["sampler", "unit updates/s", "qbmN/this"])
+    peers = [v for k, v in res.items() if not k.startswith("qbm")]
+    print(f"qbm all threads / fastest peer = {qn / max(peers):.2f}x")
+    if args.out:
+        write_json(os.path.join(args.out, "rbm.json"), {"rows": rows})
+
+
+if __name__ == "__main__":
+    main()
