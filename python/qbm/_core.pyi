@@ -15,6 +15,9 @@ __all__ = [
     "sample_tempering",
     "sample_sqa",
     "sample_rbm",
+    "hamming_histograms",
+    "hamming_cross_histogram",
+    "rbf_kernel_sums",
 ]
 
 __version__: str
@@ -104,3 +107,24 @@ def sample_rbm(
     seed: int = 0,
     num_threads: int | None = None,
 ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int8], npt.NDArray[np.float64]]: ...
+def hamming_histograms(
+    x: npt.NDArray[np.uint64],
+    y: npt.NDArray[np.uint64],
+    nbits: int,
+    *,
+    num_threads: int | None = None,
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]: ...
+def hamming_cross_histogram(
+    x: npt.NDArray[np.uint64],
+    y: npt.NDArray[np.uint64],
+    nbits: int,
+    *,
+    num_threads: int | None = None,
+) -> npt.NDArray[np.uint64]: ...
+def rbf_kernel_sums(
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    sigmas: npt.NDArray[np.float64],
+    *,
+    num_threads: int | None = None,
+) -> npt.NDArray[np.float64]: ...

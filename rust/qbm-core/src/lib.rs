@@ -11,6 +11,7 @@
 
 pub mod drivers;
 pub mod error;
+pub mod mmd;
 pub mod model;
 pub mod parallel;
 pub mod rbm;

@@ -50,9 +50,9 @@ macro_rules! multiversion {
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx512f,avx512vl,avx2,fma,bmi2")]
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma,bmi2,popcnt")]
                 unsafe fn v512($($arg: $ty),*) $(-> $ret)? { $imp($($arg),*) }
-                #[target_feature(enable = "avx2,fma,bmi2")]
+                #[target_feature(enable = "avx2,fma,bmi2,popcnt")]
                 unsafe fn v256($($arg: $ty),*) $(-> $ret)? { $imp($($arg),*) }
                 if $crate::simd::has_avx512() {
                     // SAFETY: the CPU supports the features v512 was compiled for.
@@ -80,6 +80,7 @@ pub fn has_avx512() -> bool {
             && std::arch::is_x86_feature_detected!("avx2")
             && std::arch::is_x86_feature_detected!("fma")
             && std::arch::is_x86_feature_detected!("bmi2")
+            && std::arch::is_x86_feature_detected!("popcnt")
     })
 }
 
@@ -93,6 +94,7 @@ pub fn has_avx2() -> bool {
             && std::arch::is_x86_feature_detected!("avx2")
             && std::arch::is_x86_feature_detected!("fma")
             && std::arch::is_x86_feature_detected!("bmi2")
+            && std::arch::is_x86_feature_detected!("popcnt")
     })
 }
 

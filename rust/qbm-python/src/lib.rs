@@ -4,6 +4,7 @@
 mod detach;
 mod error;
 mod ising;
+mod mmd;
 mod samplers;
 
 use pyo3::prelude::*;
@@ -28,5 +29,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(default_threads, m)?)?;
     m.add_class::<ising::IsingCsr>()?;
     samplers::register(m)?;
+    mmd::register(m)?;
     Ok(())
 }
