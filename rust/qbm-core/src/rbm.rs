@@ -276,7 +276,8 @@ pub fn sample_rbm(rbm: &Rbm, run: &RbmRun<'_>, cancel: &AtomicBool) -> Result<Rb
         beta: run.beta as f32,
     };
     let nb = num_blocks(reads);
-    let results: Vec<Result<(Vec<Vec<i8>>, Vec<Vec<i8>>)>> = with_threads(run.num_threads, || {
+    type BlockOut = Result<(Vec<Vec<i8>>, Vec<Vec<i8>>)>;
+    let results: Vec<BlockOut> = with_threads(run.num_threads, || {
         (0..nb)
             .into_par_iter()
             .map(|b| {

@@ -193,7 +193,8 @@ pub fn sample_sqa(model: &IsingModel, run: &SqaRun<'_>, cancel: &AtomicBool) -> 
     let csr = Csr32::of(model);
     let base = base_order(model, run.order);
     let nb = num_blocks(reads);
-    let blocks: Vec<Result<(Vec<Lane>, (u64, u64, u64))>> = with_threads(run.num_threads, || {
+    type BlockOut = Result<(Vec<Lane>, (u64, u64, u64))>;
+    let blocks: Vec<BlockOut> = with_threads(run.num_threads, || {
         (0..nb)
             .into_par_iter()
             .map(|b| {
@@ -281,15 +282,15 @@ mod tests {
             num_threads: None,
         };
         let out = sample_sqa(&m, &run, &AtomicBool::new(false)).unwrap();
-        let mut w = vec![0f64; 16];
+        let mut w = [0f64; 16];
         for x in 0..16usize {
             let s: Vec<i8> = (0..4)
                 .map(|i| if x >> i & 1 == 1 { 1 } else { -1 })
                 .collect();
-            w[x] = (-1.0 * m.energy_of(&s)).exp();
+            w[x] = (-m.energy_of(&s)).exp();
         }
         let z: f64 = w.iter().sum();
-        let mut counts = vec![0f64; 16];
+        let mut counts = [0f64; 16];
         for row in out.slice_spins.chunks(4) {
             let x: usize = row
                 .iter()
