@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--json", default=None, help="also write the report to this JSON file")
     sg.add_argument("--quiet", action="store_true", help="no progress bar")
     sg.set_defaults(func=cmd_spin_glass)
+
+    study = sub.add_parser("study", help="reproducible studies").add_subparsers(dest="study")
+    train = sub.add_parser("train", help="train a model").add_subparsers(dest="model")
+    from qbm.studies import qcbm_studies
+
+    qcbm_studies.add_parsers(study, train)
     return p
 
 

@@ -230,23 +230,24 @@ def _rbf_sums(x: Any, y: Any, sigma: Any, num_threads: int | None) -> KernelSums
 
 # ------------------------------------------------------------------ exact, on distributions
 def kernel_matvec(v: Any, sigma: Any) -> Any:
-    """K v for a vector over all 2^n bitstrings (index = bits, first bit most
+    """K v for vectors over all 2^n bitstrings (last axis; index = bits, first bit most
     significant) with the Gaussian Hamming kernel, by its product structure:
     K = (x)_i [[1, e], [e, 1]], e = exp(-1 / (2 sigma)): n contractions, O(n 2^n).
-    Works on numpy arrays and (differentiably) on torch tensors; a sequence of sigmas
-    gives the mean kernel."""
+    Works on numpy arrays and (differentiably) on torch tensors, batched over leading
+    axes; a sequence of sigmas gives the mean kernel."""
     sig = _sigmas(sigma)
     size = v.shape[-1]
     n = int(size).bit_length() - 1
     if n < 0 or 1 << n != size:
         raise ValueError(f"p: length must be a power of two (2^n), got {size}")
+    lead = tuple(v.shape[:-1])
     out = None
     for s in sig:
         e = float(np.exp(-1.0 / (2.0 * s)))
-        w = v.reshape((2,) * n) if n > 0 else v
-        for axis in range(n):
+        w = v.reshape(lead + (2,) * n)
+        for axis in range(len(lead), len(lead) + n):
             w = w + e * _flip(w, axis)
-        w = w.reshape(size)
+        w = w.reshape(lead + (size,))
         out = w if out is None else out + w
     assert out is not None
     return out / len(sig)
@@ -267,13 +268,15 @@ def mmd2_exact(p: Any, q: Any, sigma: Any = 1.0) -> Any:
     """Exact MMD^2 = (p - q)^T K (p - q) between probability vectors of length 2^n
     (index = bits read as a binary number, first bit most significant). Uses the
     kernel's product structure (never a 2^n x 2^n matrix); differentiable when given
-    torch tensors."""
+    torch tensors. ``p`` may be a batch (B, 2^n) against one ``q``."""
     if getattr(p, "shape", None) is None or getattr(q, "shape", None) is None:
         p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
-    if p.shape != q.shape or len(p.shape) != 1:
-        raise ValueError(f"q: shape {tuple(q.shape)} differs from p's {tuple(p.shape)} (need 1-D vectors)")
+    if tuple(p.shape) != tuple(q.shape) and not (len(q.shape) == 1 and p.shape[-1:] == q.shape):
+        raise ValueError(f"q: shape {tuple(q.shape)} differs from p's {tuple(p.shape)}")
+    if len(q.shape) != 1:
+        raise ValueError(f"q: expected a 1-D probability vector, got shape {tuple(q.shape)}")
     d = p - q
-    return (d * kernel_matvec(d, sigma)).sum()
+    return (d * kernel_matvec(d, sigma)).sum(-1)
 
 
 def mmd_sigmas_mixture(n: int) -> list[float]:

@@ -1,0 +1,33 @@
+"""A small batched torch state-vector simulator for parameterised circuits."""
+
+from qbm.quantum.circuit import Circuit
+from qbm.quantum.statevector import (
+    apply_controlled,
+    apply_gate,
+    cnot,
+    cz,
+    expect_x,
+    expect_z,
+    probabilities,
+    rx,
+    ry,
+    rz,
+    sample_bits,
+    zero_state,
+)
+
+__all__ = [
+    "Circuit",
+    "apply_controlled",
+    "apply_gate",
+    "cnot",
+    "cz",
+    "expect_x",
+    "expect_z",
+    "probabilities",
+    "rx",
+    "ry",
+    "rz",
+    "sample_bits",
+    "zero_state",
+]

@@ -1,0 +1,181 @@
+"""`qbm study mmd-variance`, `qbm study kl-vs-mmd` and `qbm train qcbm`."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from qbm.plotting import _plt, save_curves
+
+
+def resolve_target(spec: str, n: int) -> np.ndarray:
+    """'bas' (bars and stripes on a near-square grid), 'ghz', 'cardinality',
+    'sparse[:K]', or 'calo:PATH' (binarised calorimeter showers)."""
+    from qbm.data import bars_and_stripes, cardinality, ghz, random_sparse
+
+    if spec == "bas":
+        r = int(np.floor(np.sqrt(n)))
+        while n % r:
+            r -= 1
+        return bars_and_stripes(r, n // r)
+    if spec == "ghz":
+        return ghz(n)
+    if spec == "cardinality":
+        return cardinality(n)
+    if spec.startswith("sparse"):
+        k = int(spec.split(":")[1]) if ":" in spec else max(2, n)
+        return random_sparse(n, k, seed=0)
+    if spec.startswith("calo:"):
+        from qbm.data.calorimeter import shower_distribution
+
+        return shower_distribution(spec[5:], n)
+    raise SystemExit(f"--target: unknown target {spec!r}")
+
+
+def cmd_mmd_variance(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from qbm.studies.mmd_variance import closed_form_variance, numerical_variance
+
+    os.makedirs(args.out, exist_ok=True)
+    ns = sorted(set([n for n in (2, 4, 6, 8, 10, 12, 16, 24, 32, 48, 64, 100, 150, 200, 300, 500, 700, 1000)
+                     if n <= args.n_max]))
+    rows: list[dict[str, Any]] = []
+    for n in tqdm(ns, desc="mmd variance"):
+        for label in ("1", "10", "n/4"):
+            sigma = n / 4 if label == "n/4" else float(label)
+            row: dict[str, Any] = {"n": n, "sigma": label, "sigma_value": sigma,
+                                   "closed_form": closed_form_variance(n, sigma, args.target)}
+            if n <= args.numeric_max:
+                row.update(numerical_variance(n, sigma, args.target, samples=args.samples, seed=args.seed))
+            rows.append(row)
+    path = os.path.join(args.out, "mmd_variance.csv")
+    keys = ["n", "sigma", "sigma_value", "closed_form", "loss_var", "loss_var_se", "grad_var", "grad_var_se"]
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in keys})
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for label, colour in (("1", "C0"), ("10", "C1"), ("n/4", "C2")):
+        sel = [r for r in rows if r["sigma"] == label]
+        ax.plot([r["n"] for r in sel], [max(r["closed_form"], 1e-300) for r in sel], color=colour,
+                label=f"closed form, sigma={label}")
+        num = [r for r in sel if "loss_var" in r]
+        ax.errorbar([r["n"] for r in num], [r["loss_var"] for r in num], yerr=[2 * r["loss_var_se"] for r in num],
+                    fmt="o", color=colour, ms=4, label=f"numeric loss var, sigma={label}")
+        ax.plot([r["n"] for r in num], [r["grad_var"] for r in num], "x", color=colour,
+                label=f"numeric d/dtheta var, sigma={label}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=1e-40)
+    ax.set_xlabel("qubits n")
+    ax.set_ylabel("variance over Haar-random product circuits")
+    ax.set_title(f"MMD loss variance, target {args.target}")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.out, "mmd_variance.png"), dpi=120)
+    plt.close(fig)
+    for label in ("1", "n/4"):
+        sel = [r for r in rows if r["sigma"] == label]
+        print(f"sigma={label}: " + ", ".join(f"n={r['n']}: {r['closed_form']:.3g}" for r in sel[:: max(1, len(sel) // 6)]))
+    print(f"wrote {path} and mmd_variance.png")
+    return 0
+
+
+def cmd_kl_vs_mmd(args: argparse.Namespace) -> int:
+    from qbm.models import QCBM, train_qcbm
+
+    os.makedirs(args.out, exist_ok=True)
+    rows = []
+    for n in args.n:
+        target = resolve_target(args.target, n)
+        for shots in args.shots:
+            for loss in args.losses:
+                model = QCBM(n, ansatz="line", layers=args.layers, seed=args.seed)
+                h = train_qcbm(model, target, loss=loss, steps=args.steps, shots=shots, seed=args.seed,
+                               progress=not args.quiet)
+                rows.append({"n": n, "shots": shots, "loss": loss, "final_tvd": h["final_tvd"],
+                             "best_tvd": min(h["tvd"]), "seconds": h["seconds"]})
+                print(f"n={n} shots={shots} {loss}: final TVD {h['final_tvd']:.3f} ({h['seconds']:.1f} s)")
+    path = os.path.join(args.out, "kl_vs_mmd.csv")
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(args.n), figsize=(4.5 * len(args.n), 3.8), squeeze=False)
+    for ax, n in zip(axes[0], args.n):
+        for loss in args.losses:
+            sel = [r for r in rows if r["n"] == n and r["loss"] == loss]
+            ax.plot([r["shots"] for r in sel], [r["final_tvd"] for r in sel], marker="o", label=loss)
+        ax.set_xscale("log")
+        ax.set_xlabel("shots per estimate")
+        ax.set_ylabel("final TVD")
+        ax.set_title(f"n = {n}, target {args.target}")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.out, "kl_vs_mmd.png"), dpi=120)
+    plt.close(fig)
+    print(f"wrote {path} and kl_vs_mmd.png")
+    return 0
+
+
+def cmd_train_qcbm(args: argparse.Namespace) -> int:
+    from qbm.models import QCBM, train_qcbm
+
+    os.makedirs(args.out, exist_ok=True)
+    target = resolve_target(args.target, args.n)
+    model = QCBM(args.n, ansatz=args.ansatz, layers=args.layers, seed=args.seed)
+    h = train_qcbm(model, target, loss=args.loss, steps=args.steps, shots=args.shots, seed=args.seed,
+                   progress=not args.quiet)
+    metrics = {"n": args.n, "target": args.target, "loss_name": args.loss, "shots": args.shots,
+               "ansatz": args.ansatz, "layers": args.layers, "num_params": model.circuit.num_params, **h}
+    with open(os.path.join(args.out, "metrics.json"), "w") as fh:
+        json.dump(metrics, fh)
+    save_curves(os.path.join(args.out, "curves.png"), {"loss": h["loss"], "TVD (exact)": h["tvd"]},
+                ylabel="value", logy=True, title=f"QCBM n={args.n}, {args.loss}")
+    print(f"final TVD {h['final_tvd']:.4f} after {args.steps} steps ({h['seconds']:.1f} s); wrote {args.out}")
+    return 0
+
+
+def add_parsers(study: Any, train: Any) -> None:
+    p = study.add_parser("mmd-variance", help="MMD loss variance vs n: closed form (B + 4C) and numerics")
+    p.add_argument("--n-max", type=int, default=1000)
+    p.add_argument("--numeric-max", type=int, default=10)
+    p.add_argument("--samples", type=int, default=2000)
+    p.add_argument("--target", default="ghz", choices=["ghz", "point"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/mmd-variance")
+    p.set_defaults(func=cmd_mmd_variance)
+
+    p = study.add_parser("kl-vs-mmd", help="train QCBMs with KL, MMD and local fidelity at finite shots")
+    p.add_argument("--n", type=int, nargs="+", default=[4, 9])
+    p.add_argument("--shots", type=int, nargs="+", default=[100, 1000, 10000])
+    p.add_argument("--losses", nargs="+", default=["kl", "mmd", "fidelity"])
+    p.add_argument("--target", default="bas", help="bas | ghz | cardinality | sparse[:K] | calo:PATH")
+    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", default="runs/kl-vs-mmd")
+    p.set_defaults(func=cmd_kl_vs_mmd)
+
+    p = train.add_parser("qcbm", help="train a quantum circuit Born machine")
+    p.add_argument("--n", type=int, default=4)
+    p.add_argument("--target", default="bas")
+    p.add_argument("--loss", default="mmd", choices=["mmd", "kl", "fidelity"])
+    p.add_argument("--shots", type=int, default=None)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--ansatz", default="line", choices=["product", "line", "all_to_all"])
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", default="runs/qcbm")
+    p.set_defaults(func=cmd_train_qcbm)
