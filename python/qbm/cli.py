@@ -93,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     study = sub.add_parser("study", help="reproducible studies").add_subparsers(dest="study")
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="model")
     from qbm.studies import qcbm_studies
+    from qbm.training import vae_cli
 
     qcbm_studies.add_parsers(study, train)
+    vae_cli.add_parsers(sub, train, study)
     return p
 
 
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args))
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:
         print(f"qbm: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,178 @@
+"""Boltzmann-machine priors over n spins z in {-1, +1}^n.
+
+E(z) = -sum_i h_i z_i - sum_{(i,j) in edges} J_ij z_i z_j, p(z) = exp(-E(z)) / Z
+(the sign convention of Kim & Park and DVAE; :meth:`BoltzmannPrior.to_ising` converts to
+qbm's Ising convention E = sum h s + sum J s s by flipping signs).
+
+Graphs: ``"rbm"`` (complete bipartite between the first n//2 and the rest),
+``"zephyr"`` (a connected hardware-native subgraph of a Zephyr graph, so a QPU samples it
+without chains), ``"full"``, or an explicit edge list.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from qbm.ising import IsingModel
+
+
+def rbm_edges(n: int) -> list[tuple[int, int]]:
+    nv = n // 2
+    return [(i, j) for i in range(nv) for j in range(nv, n)]
+
+
+def zephyr_edges(n: int, m: int | None = None, t: int = 4) -> list[tuple[int, int]]:
+    """Edges among n Zephyr qubits taken in breadth-first order from a central qubit of
+    Z(m, t) (connected, hardware-native); returns edges on indices 0..n-1."""
+    from qbm.problems import zephyr_graph
+
+    if m is None:
+        m = 1
+        while 4 * t * m * (2 * m + 1) < n:
+            m += 1
+    g = zephyr_graph(m, t)
+    if g.number_of_nodes() < n:
+        raise ValueError(f"n: Z({m},{t}) has only {g.number_of_nodes()} qubits")
+    start = max(g.nodes, key=lambda v: g.degree(v))
+    order, seen, frontier = [], {start}, [start]
+    while frontier and len(order) < n:
+        nxt = []
+        for v in frontier:
+            order.append(v)
+            for u in sorted(g.neighbors(v)):
+                if u not in seen:
+                    seen.add(u)
+                    nxt.append(u)
+        frontier = nxt
+    chosen = order[:n]
+    idx = {v: k for k, v in enumerate(chosen)}
+    return sorted((min(idx[a], idx[b]), max(idx[a], idx[b])) for a, b in g.subgraph(chosen).edges)
+
+
+def make_edges(n: int, graph: str | Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    if not isinstance(graph, str):
+        edges = sorted({(min(a, b), max(a, b)) for a, b in graph})
+        for a, b in edges:
+            if a == b or not (0 <= a < n and 0 <= b < n):
+                raise ValueError(f"graph: bad edge ({a}, {b}) for {n} units")
+        return edges
+    if graph == "rbm":
+        return rbm_edges(n)
+    if graph == "zephyr":
+        return zephyr_edges(n)
+    if graph == "full":
+        return [(i, j) for i in range(n) for j in range(i + 1, n)]
+    raise ValueError(f"graph: unknown graph {graph!r}; choose rbm, zephyr, full or give an edge list")
+
+
+class BoltzmannPrior(torch.nn.Module):
+    """Learnable fields h (n,) and couplings J (one per edge) on a fixed graph."""
+
+    def __init__(self, n: int, graph: str | Sequence[tuple[int, int]] = "rbm", *, init_scale: float = 0.01,
+                 seed: int = 0) -> None:
+        super().__init__()
+        if n < 1:
+            raise ValueError(f"n: need at least one unit, got {n}")
+        self.n = n
+        self.graph_name = graph if isinstance(graph, str) else "edges"
+        edges = make_edges(n, graph)
+        if not edges and n > 1:
+            raise ValueError("graph: no edges")
+        self.register_buffer("edges", torch.tensor(edges, dtype=torch.long).reshape(-1, 2))
+        g = torch.Generator().manual_seed(seed)
+        self.h = torch.nn.Parameter(init_scale * torch.randn(n, generator=g, dtype=torch.float64))
+        self.J = torch.nn.Parameter(init_scale * torch.randn(len(edges), generator=g, dtype=torch.float64))
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.edges.shape[0])
+
+    def energy(self, z: torch.Tensor) -> torch.Tensor:
+        """E(z) for a batch (B, n) of +-1 values (or their means: E is multilinear)."""
+        z = z.to(self.h.dtype)
+        i, j = self.edges[:, 0], self.edges[:, 1]
+        return -(z @ self.h) - (z[:, i] * z[:, j] * self.J).sum(-1)
+
+    def quasi_objective(self, z_data: torch.Tensor, z_model: torch.Tensor, weights: torch.Tensor | None = None
+                        ) -> torch.Tensor:
+        """mean E(z_data) - mean E(z_model), model samples held constant: its gradient
+        w.r.t. (h, J) is the negative log-likelihood gradient E_data[dE] - E_model[dE].
+        ``weights`` (optional) weight the model samples (e.g. exact probabilities)."""
+        e_model = self.energy(z_model.detach())
+        m = e_model.mean() if weights is None else (weights.detach() * e_model).sum() / weights.detach().sum()
+        return self.energy(z_data).mean() - m
+
+    def to_ising(self, beta: float = 1.0, extra_field: Any = None) -> IsingModel:
+        """The prior at inverse temperature ``beta`` as an :class:`IsingModel` (qbm's sign
+        convention), optionally with extra fields added to h (c-QA bias)."""
+        h = self.h.detach().cpu().numpy().copy()
+        if extra_field is not None:
+            h = h + np.asarray(extra_field, dtype=np.float64)
+        e = self.edges.cpu().numpy()
+        J = self.J.detach().cpu().numpy()
+        mat = sp.coo_array((np.concatenate([J, J]), (np.concatenate([e[:, 0], e[:, 1]]),
+                                                     np.concatenate([e[:, 1], e[:, 0]]))), shape=(self.n, self.n))
+        return IsingModel(-beta * h, -beta * mat.tocsr())
+
+    def rbm_form(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(W, a, b) in qbm's RBM convention if the graph is the bipartite ``"rbm"`` graph."""
+        if self.graph_name != "rbm":
+            return None
+        nv = self.n // 2
+        W = np.zeros((nv, self.n - nv))
+        e = self.edges.cpu().numpy()
+        W[e[:, 0], e[:, 1] - nv] = -self.J.detach().cpu().numpy()
+        h = -self.h.detach().cpu().numpy()
+        return W, h[:nv], h[nv:]
+
+    # ------------------------------------------------------------- partition function
+    def exact_log_z(self, chunk: int = 1 << 16) -> torch.Tensor:
+        """log Z by enumeration of all 2^n states (n <= 20); differentiable."""
+        if self.n > 20:
+            raise ValueError(f"n: exact log Z enumerates 2^n states; n = {self.n} > 20, use ais_log_z")
+        parts = []
+        for start in range(0, 2**self.n, chunk):
+            idx = torch.arange(start, min(start + chunk, 2**self.n))
+            z = ((idx[:, None] >> torch.arange(self.n - 1, -1, -1)) & 1).to(torch.float64) * 2 - 1
+            parts.append(torch.logsumexp(-self.energy(z), 0))
+        return torch.logsumexp(torch.stack(parts), 0)
+
+    def all_states(self) -> torch.Tensor:
+        idx = torch.arange(2**self.n)
+        return ((idx[:, None] >> torch.arange(self.n - 1, -1, -1)) & 1).to(torch.float64) * 2 - 1
+
+    def ais_log_z(self, num_chains: int = 256, num_betas: int = 2000, seed: int = 0) -> dict[str, float]:
+        """Annealed importance sampling estimate of log Z: from the uniform distribution
+        (beta = 0, log Z_0 = n log 2) to beta = 1 through ``num_betas`` intermediate
+        distributions exp(-beta E), one heat-bath sweep per step (Rust Gibbs sampler).
+        Returns the estimate and its standard error (delta method over chains)."""
+        from qbm.samplers import GibbsSampler
+
+        model = self.to_ising()
+        betas = np.linspace(0.0, 1.0, num_betas + 1) ** 2
+        rng = np.random.default_rng(seed)
+        z = rng.choice(np.array([-1, 1], dtype=np.int8), size=(num_chains, self.n))
+        logw = np.zeros(num_chains)
+        g = GibbsSampler(num_threads=None)
+        for k in range(1, len(betas)):
+            logw -= (betas[k] - betas[k - 1]) * model.energy(z)
+            z = g.sample_model(model, beta=float(betas[k]), num_reads=num_chains, num_sweeps=1, initial_states=z,
+                               seed=int(rng.integers(2**63))).spins
+        m = logw.max()
+        w = np.exp(logw - m)
+        est = self.n * math.log(2) + m + math.log(w.mean())
+        se = float(w.std(ddof=1) / (w.mean() * math.sqrt(num_chains))) if num_chains > 1 else float("nan")
+        return {"log_z": est, "stderr": se}
+
+    def log_z(self) -> float:
+        """Exact log Z for n <= 20, else an AIS estimate."""
+        if self.n <= 20:
+            with torch.no_grad():
+                return float(self.exact_log_z())
+        return self.ais_log_z()["log_z"]

@@ -1,0 +1,1 @@
+"""Training loops with progress bars, atomic checkpoints and metrics logs."""

@@ -1,0 +1,300 @@
+"""Training, evaluation and generation for BM-VAEs and Gaussian VAEs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from qbm.data.images import ImageData
+from qbm.models.negative import NegativePhase
+from qbm.models.vae import BMVAE, GaussianVAE
+from qbm.training.checkpoint import load_checkpoint, save_atomic
+
+
+class VAETrainer:
+    """Trains a :class:`BMVAE` (negative phase from a named qbm sampler) or a
+    :class:`GaussianVAE` with Adam; every random draw comes from one torch generator and
+    the sampler's seeded streams, both saved in checkpoints, so a resumed run continues
+    exactly as an uninterrupted one."""
+
+    def __init__(self, model: BMVAE | GaussianVAE, data: ImageData, *, sampler: str = "gibbs",
+                 num_chains: int = 128, sweeps: int = 10, lr: float = 2e-3, batch_size: int = 32, seed: int = 0,
+                 num_threads: int | None = None, qpu: Any = None, kl_warmup: int = 10) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+        if not lr > 0:
+            raise ValueError(f"lr: must be > 0, got {lr}")
+        self.model, self.data = model, data
+        self.is_bm = isinstance(model, BMVAE)
+        self.batch_size, self.lr, self.seed, self.kl_warmup = batch_size, lr, seed, kl_warmup
+        self.opt = torch.optim.Adam(model.parameters(), lr=lr)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.sampler_name = sampler if self.is_bm else "none"
+        self.negative = NegativePhase(sampler, num_chains, sweeps=sweeps, seed=seed, num_threads=num_threads,
+                                      qpu=qpu) if self.is_bm else None
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.log_z = 0.0
+        self.wall = 0.0
+        self.x_train = torch.as_tensor(data.x_train)
+        self.x_test = torch.as_tensor(data.x_test)
+        self.log_z = self._log_z()
+
+    # ------------------------------------------------------------ training
+    def _log_z(self) -> float:
+        if not self.is_bm:
+            return 0.0
+        assert isinstance(self.model, BMVAE)
+        prior = self.model.prior
+        if prior.n <= 20:
+            with torch.no_grad():
+                return float(prior.exact_log_z())
+        return prior.ais_log_z(num_chains=128, num_betas=400, seed=self.seed + self.epoch)["log_z"]
+
+    def train_epoch(self, progress: bool = True) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        self.model.train()
+        perm = torch.randperm(len(self.x_train), generator=self.gen)
+        sums = {"recon": 0.0, "kl": 0.0}
+        count = 0
+        batches = range(0, len(perm), self.batch_size)
+        bar = tqdm(batches, desc=f"epoch {self.epoch + 1}", leave=False, disable=not progress)
+        nb = max(1, len(batches))
+        for b, start in enumerate(bar):
+            xb = self.x_train[perm[start: start + self.batch_size]]
+            z_model = self.negative.sample(self.model.prior) if self.negative is not None else None
+            w = min(1.0, (self.epoch + (b + 1) / nb) / self.kl_warmup) if self.kl_warmup > 0 else 1.0
+            out = self.model.forward_losses(xb, z_model, self.gen, self.log_z, kl_weight=w)
+            self.opt.zero_grad()
+            out["objective"].backward()
+            self.opt.step()
+            k = len(xb)
+            sums["recon"] += float(out["recon"].detach()) * k
+            sums["kl"] += float(out["kl"].detach()) * k
+            count += k
+            bar.set_postfix(recon=f"{float(out['recon'].detach()):.2f}")
+        self.log_z = self._log_z()
+        self.epoch += 1
+        dt = time.perf_counter() - t0
+        self.wall += dt
+        test = self.evaluate()
+        rec = {"epoch": self.epoch, "train_recon": sums["recon"] / count, "train_kl": sums["kl"] / count,
+               "train_elbo": -(sums["recon"] + sums["kl"]) / count, "test_recon": test["recon"],
+               "test_kl": test["kl"], "test_elbo": test["elbo"], "log_z": self.log_z, "epoch_seconds": dt,
+               "wall_seconds": self.wall}
+        if self.negative is not None and "beta_eff" in self.negative.last_info:
+            rec["beta_eff"] = self.negative.last_info["beta_eff"]
+        self.history.append(rec)
+        return rec
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor | None = None) -> dict[str, float]:
+        """Test reconstruction loss (decoder at the most likely z), KL and ELBO (with the
+        current log Z; stochastic terms averaged with a fixed evaluation seed)."""
+        self.model.eval()
+        x = self.x_test if x is None else x
+        g = torch.Generator().manual_seed(12345)
+        out = self.model.forward_losses(x, None, g, self.log_z)
+        recon_det = _deterministic_recon(self.model, x)
+        return {"recon": recon_det, "recon_sampled": float(out["recon"]), "kl": float(out["kl"]),
+                "elbo": -(float(out["recon"]) + float(out["kl"]))}
+
+    def train(self, epochs: int, *, progress: bool = True, checkpoint: str | None = None,
+              metrics_path: str | None = None) -> list[dict[str, Any]]:
+        """Train until ``epochs`` epochs in total (a resumed trainer continues)."""
+        bar = tqdm(range(self.epoch, epochs), desc=f"train {'bm-vae/' + self.sampler_name if self.is_bm else 'gaussian-vae'}",
+                   disable=not progress)
+        for _ in bar:
+            rec = self.train_epoch(progress=False)
+            bar.set_postfix(test_recon=f"{rec['test_recon']:.3f}", elbo=f"{rec['test_elbo']:.2f}")
+            if checkpoint:
+                self.save(checkpoint)
+            if metrics_path:
+                self.write_metrics(metrics_path)
+        return self.history
+
+    # ------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "bm" if self.is_bm else "gaussian",
+            "config": self.model.config,
+            "model_state": self.model.state_dict(),
+            "opt_state": self.opt.state_dict(),
+            "gen_state": self.gen.get_state(),
+            "negative": None if self.negative is None else self.negative.state_dict(),
+            "trainer": {"sampler": self.sampler_name, "batch_size": self.batch_size, "lr": self.lr,
+                        "seed": self.seed, "num_chains": getattr(self.negative, "num_chains", 0),
+                        "sweeps": getattr(self.negative, "sweeps", 0), "dataset": self.data.name,
+                        "kl_warmup": self.kl_warmup},
+            "epoch": self.epoch, "history": self.history, "log_z": self.log_z, "wall": self.wall,
+            "directions": self.class_directions().tolist() if self.is_bm else None,
+        }
+
+    def save(self, path: str) -> None:
+        save_atomic(self.state_dict(), path)
+
+    @classmethod
+    def from_checkpoint(cls, path: str, data: ImageData, **overrides: Any) -> VAETrainer:
+        ck = load_checkpoint(path)
+        model = build_model(ck["kind"], ck["config"])
+        model.load_state_dict(ck["model_state"])
+        t = ck["trainer"]
+        tr = cls(model, data, sampler=overrides.get("sampler", t["sampler"] if ck["kind"] == "bm" else "gibbs"),
+                 num_chains=t["num_chains"] or 128, sweeps=t["sweeps"] or 10, lr=t["lr"], batch_size=t["batch_size"],
+                 seed=t["seed"], num_threads=overrides.get("num_threads"), qpu=overrides.get("qpu"),
+                 kl_warmup=t.get("kl_warmup", 5))
+        tr.opt.load_state_dict(ck["opt_state"])
+        tr.gen.set_state(ck["gen_state"])
+        if tr.negative is not None and ck["negative"] is not None:
+            tr.negative.load_state_dict(ck["negative"])
+        tr.epoch, tr.history, tr.log_z, tr.wall = ck["epoch"], ck["history"], ck["log_z"], ck["wall"]
+        return tr
+
+    def write_metrics(self, path: str, extra: dict[str, Any] | None = None) -> None:
+        m = {"model": "bm-vae" if self.is_bm else "gaussian-vae", "sampler": self.sampler_name,
+             "dataset": self.data.name, "latent": self.model.latent, "epochs": self.history,
+             "final_test_recon": self.history[-1]["test_recon"] if self.history else None, **(extra or {})}
+        tmp = path + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(m, fh, indent=1, default=float)
+        os.replace(tmp, path)
+
+    # ------------------------------------------------------------ generation
+    @torch.no_grad()
+    def class_directions(self) -> np.ndarray:
+        """b_c: mean encoded spins (tanh(l/2)) of the training images of each class."""
+        means = self.model.encode_mean(self.x_train).cpu().numpy()
+        y = self.data.y_train
+        return np.stack([means[y == c].mean(0) if np.any(y == c) else np.zeros(means.shape[1])
+                         for c in range(self.data.num_classes)])
+
+
+def build_model(kind: str, config: dict[str, Any]) -> BMVAE | GaussianVAE:
+    cfg = dict(config)
+    shape = tuple(cfg.pop("shape"))
+    latent = cfg.pop("latent")
+    if kind == "bm":
+        return BMVAE(shape, latent, **cfg)
+    if kind == "gaussian":
+        return GaussianVAE(shape, latent, **cfg)
+    raise ValueError(f"model: unknown checkpoint kind {kind!r}")
+
+
+@torch.no_grad()
+def _deterministic_recon(model: BMVAE | GaussianVAE, x: torch.Tensor) -> float:
+    from qbm.models.vae import reconstruction_loss
+
+    if isinstance(model, BMVAE):
+        z = torch.where(model.logits(x) >= 0, 1.0, -1.0)
+        logits = model.decode(z)
+    else:
+        logits = model.decoder(model.encode_mean(x))
+    return float(reconstruction_loss(logits, x, model.likelihood).mean())
+
+
+@torch.no_grad()
+def anneal_latents(model: BMVAE, num: int, *, extra_field: Any = None, sampler: str = "sa", beta_final: float = 3.0,
+                   num_sweeps: int = 1000, seed: int = 0) -> np.ndarray:
+    """QA / c-QA mode: anneal the prior (plus bias fields) toward low temperature; returns
+    (num, n) spins. ``sampler``: ``"sa"`` (simulated annealing from beta 0.05 to
+    ``beta_final`` in units of the model's own scale) or ``"sqa"`` (SQA from s = 0.01 to 1
+    at beta = beta_final)."""
+    from qbm.samplers import SimulatedAnnealingSampler, SQASampler
+
+    ising = model.prior.to_ising(extra_field=extra_field)
+    if sampler == "sa":
+        res = SimulatedAnnealingSampler().sample_model(ising, beta_range=(0.05, beta_final), num_reads=num,
+                                                       num_sweeps=num_sweeps, seed=seed)
+    elif sampler == "sqa":
+        res = SQASampler().sample_model(ising, beta=beta_final, gamma=2.0, num_trotter_slices=8,
+                                        num_sweeps=num_sweeps, num_reads=num, seed=seed)
+    else:
+        raise ValueError(f"sampler: unknown anneal sampler {sampler!r}; choose sa or sqa")
+    return res.spins
+
+
+@torch.no_grad()
+def decode_spins(model: BMVAE, spins: np.ndarray) -> np.ndarray:
+    return torch.sigmoid(model.decode(torch.as_tensor(spins, dtype=torch.float32))).cpu().numpy()
+
+
+def train_classifier(data: ImageData, max_train: int = 10000, seed: int = 0) -> Any:
+    """Logistic regression on pixels (the judge of conditional generation)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = data.x_train.reshape(len(data.x_train), -1)[:max_train]
+    y = data.y_train[:max_train]
+    clf = LogisticRegression(max_iter=2000, random_state=seed)
+    clf.fit(x, y)
+    return clf
+
+
+def conditional_accuracy(trainer: VAETrainer, lambdas: list[float], *, num: int = 64, classifier: Any = None,
+                         seed: int = 0, num_sweeps: int = 500) -> dict[str, Any]:
+    """For each lambda: fraction of images generated with bias lambda * b_c that the
+    classifier assigns to class c, averaged over classes."""
+    assert isinstance(trainer.model, BMVAE)
+    clf = classifier or train_classifier(trainer.data, seed=seed)
+    dirs = trainer.class_directions()
+    out: dict[str, Any] = {"lambdas": list(lambdas), "accuracy": [], "per_class": []}
+    for lam in lambdas:
+        per = []
+        for c in range(len(dirs)):
+            spins = anneal_latents(trainer.model, num, extra_field=lam * dirs[c], num_sweeps=num_sweeps,
+                                   seed=seed + 1000 * c + int(lam * 100))
+            imgs = decode_spins(trainer.model, spins)
+            pred = clf.predict(imgs.reshape(num, -1))
+            per.append(float(np.mean(pred == c)))
+        out["per_class"].append(per)
+        out["accuracy"].append(float(np.mean(per)))
+    out["chance"] = 1.0 / len(dirs)
+    return out
+
+
+@torch.no_grad()
+def ood_auroc(trainer: VAETrainer, x_in: np.ndarray, x_out: np.ndarray) -> dict[str, float]:
+    """AUROC of out-of-distribution scores (higher = more anomalous): the prior energy of
+    the encoded means, and the negative ELBO (per example)."""
+    from sklearn.metrics import roc_auc_score
+
+    model = trainer.model
+    assert isinstance(model, BMVAE)
+
+    def scores(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xt = torch.as_tensor(x)
+        mean = model.encode_mean(xt)
+        energy = model.prior.energy(mean).cpu().numpy()
+        g = torch.Generator().manual_seed(0)
+        l = model.logits(xt)
+        z, zd = model.relax(l, g)
+        from qbm.models.vae import reconstruction_loss
+        import torch.nn.functional as F
+
+        recon = reconstruction_loss(model.decode(zd), xt, model.likelihood)
+        ent = (F.softplus(l) - l * torch.sigmoid(l)).sum(1)
+        neg_elbo = (recon - ent + model.prior.energy(torch.tanh(l / 2)) + trainer.log_z).cpu().numpy()
+        return energy, neg_elbo
+
+    e_in, n_in = scores(x_in)
+    e_out, n_out = scores(x_out)
+    lab = np.concatenate([np.zeros(len(x_in)), np.ones(len(x_out))])
+    return {"auroc_prior_energy": float(roc_auc_score(lab, np.concatenate([e_in, e_out]))),
+            "auroc_neg_elbo": float(roc_auc_score(lab, np.concatenate([n_in, n_out])))}
+
+
+def epochs_to_reach(history: list[dict[str, Any]], threshold: float) -> int | None:
+    for rec in history:
+        if rec["test_recon"] <= threshold:
+            return int(rec["epoch"])
+    return None
+
+
+def nan_to_none(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x

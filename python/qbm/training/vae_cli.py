@@ -1,0 +1,246 @@
+"""`qbm train vae`, `qbm generate`, `qbm compare vae`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from qbm.plotting import save_curves, save_image_grid
+
+LAMBDAS = [0.0, 1.0, 2.0, 4.0, 8.0]
+
+
+def _qpu_from_args(args: argparse.Namespace) -> Any:
+    if getattr(args, "sampler", None) != "qpu":
+        return None
+    from qbm.qpu import Advantage2Sampler, parse_mock
+
+    child = parse_mock(args.mock) if args.mock else None
+    return Advantage2Sampler(child, mode="dqa", cache_dir=os.path.join(args.out, "embeddings"))
+
+
+def make_trainer(args: argparse.Namespace, data: Any) -> Any:
+    from qbm.models.vae import BMVAE, GaussianVAE
+    from qbm.training.vae import VAETrainer
+
+    ck = os.path.join(args.out, "model.pt")
+    qpu = _qpu_from_args(args)
+    if args.resume and os.path.exists(ck):
+        tr = VAETrainer.from_checkpoint(ck, data, num_threads=args.threads, qpu=qpu)
+        print(f"resuming from {ck} at epoch {tr.epoch}")
+        return tr
+    if args.prior == "bm":
+        model = BMVAE(data.shape, args.latent, graph=args.graph, arch=args.arch, likelihood=args.likelihood,
+                      relaxation=args.relaxation, seed=args.seed)
+    else:
+        model = GaussianVAE(data.shape, args.latent, arch=args.arch, likelihood=args.likelihood, seed=args.seed)
+    return VAETrainer(model, data, sampler=args.sampler, num_chains=args.chains, sweeps=args.sweeps, lr=args.lr,
+                      batch_size=args.batch_size, seed=args.seed, num_threads=args.threads, qpu=qpu,
+                      kl_warmup=args.kl_warmup)
+
+
+def write_outputs(tr: Any, out: str, *, lambdas: list[float], held_out: np.ndarray | None, quiet: bool,
+                  anneal_sweeps: int = 1000) -> dict[str, Any]:
+    from qbm.models.vae import BMVAE
+    from qbm.training.vae import anneal_latents, conditional_accuracy, decode_spins, ood_auroc, train_classifier
+
+    extra: dict[str, Any] = {}
+    x = torch.as_tensor(tr.data.x_test[:16])
+    rec = tr.model.reconstruct(x).cpu().numpy()
+    pairs = np.concatenate([tr.data.x_test[:16], rec]).transpose(0, 2, 3, 1)
+    save_image_grid(os.path.join(out, "reconstructions.png"), pairs, rows=2, title="test images (top), reconstructions")
+    hist = tr.history
+    save_curves(os.path.join(out, "curves.png"),
+                {"train recon": [h["train_recon"] for h in hist], "test recon": [h["test_recon"] for h in hist],
+                 "-test ELBO": [-h["test_elbo"] for h in hist]}, xlabel="epoch", ylabel="nats per image",
+                title=f"{tr.data.name}: {'BM-VAE/' + tr.sampler_name if tr.is_bm else 'Gaussian VAE'}")
+    if isinstance(tr.model, BMVAE):
+        spins = anneal_latents(tr.model, 64, num_sweeps=anneal_sweeps, seed=tr.seed)
+        imgs = decode_spins(tr.model, spins).transpose(0, 2, 3, 1)
+        save_image_grid(os.path.join(out, "samples.png"), imgs, title="unconditional (QA mode: annealed prior)")
+        clf = train_classifier(tr.data, seed=tr.seed)
+        acc = conditional_accuracy(tr, lambdas, num=32, classifier=clf, seed=tr.seed, num_sweeps=anneal_sweeps // 2)
+        extra["conditional"] = acc
+        dirs = tr.class_directions()
+        lam = lambdas[-1]
+        rows = []
+        for c in range(len(dirs)):
+            sp = anneal_latents(tr.model, 8, extra_field=lam * dirs[c], num_sweeps=anneal_sweeps, seed=tr.seed + c)
+            rows.append(decode_spins(tr.model, sp))
+        grid = np.concatenate(rows).transpose(0, 2, 3, 1)
+        save_image_grid(os.path.join(out, "conditional.png"), grid, rows=len(dirs),
+                        title=f"c-QA mode, lambda={lam}: one row per class")
+        if not quiet:
+            print("conditional generation (fraction classified as the requested class, chance "
+                  f"{acc['chance']:.2f}):")
+            for lam_, a in zip(acc["lambdas"], acc["accuracy"]):
+                print(f"  lambda={lam_:>4}: {a:.3f}")
+        if held_out is not None and len(held_out):
+            extra["ood"] = ood_auroc(tr, tr.data.x_test, held_out)
+            if not quiet:
+                print(f"OOD AUROC (held-out classes): prior energy {extra['ood']['auroc_prior_energy']:.3f}, "
+                      f"-ELBO {extra['ood']['auroc_neg_elbo']:.3f}")
+    else:
+        g = torch.Generator().manual_seed(tr.seed)
+        imgs = tr.model.sample_images(64, g).cpu().numpy().transpose(0, 2, 3, 1)
+        save_image_grid(os.path.join(out, "samples.png"), imgs, title="samples from N(0, I)")
+    return extra
+
+
+def cmd_train_vae(args: argparse.Namespace) -> int:
+    from qbm.data import load_dataset
+
+    data = load_dataset(args.dataset, args.data_dir)
+    held = None
+    if args.holdout:
+        data, held = data.without_classes(args.holdout)
+    os.makedirs(args.out, exist_ok=True)
+    tr = make_trainer(args, data)
+    ck, mpath = os.path.join(args.out, "model.pt"), os.path.join(args.out, "metrics.json")
+    desc = f"BM-VAE ({tr.sampler_name} negative phase)" if tr.is_bm else "Gaussian VAE"
+    print(f"training {desc} on {data.name}: {len(data.x_train)} train / {len(data.x_test)} test images, "
+          f"latent {args.latent}, {args.epochs} epochs -> {args.out}")
+    tr.train(args.epochs, progress=not args.quiet, checkpoint=ck, metrics_path=mpath)
+    extra = write_outputs(tr, args.out, lambdas=LAMBDAS, held_out=held, quiet=args.quiet,
+                          anneal_sweeps=args.anneal_sweeps)
+    tr.write_metrics(mpath, extra)
+    last = tr.history[-1]
+    print(f"final: test reconstruction loss {last['test_recon']:.3f} nats/image, test ELBO {last['test_elbo']:.3f}, "
+          f"{tr.wall:.1f} s training")
+    print(f"wrote {ck}, metrics.json, reconstructions.png, samples.png, curves.png"
+          + (", conditional.png" if tr.is_bm else ""))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from qbm.data import load_dataset
+    from qbm.models.vae import BMVAE
+    from qbm.training.checkpoint import load_checkpoint
+    from qbm.training.vae import anneal_latents, build_model, decode_spins, train_classifier
+
+    ck = load_checkpoint(args.model)
+    model = build_model(ck["kind"], ck["config"])
+    model.load_state_dict(ck["model_state"])
+    if not isinstance(model, BMVAE):
+        g = torch.Generator().manual_seed(args.seed)
+        imgs = model.sample_images(args.num, g).cpu().numpy()
+    else:
+        field = None
+        if args.mode == "cqa":
+            dirs = np.asarray(ck["directions"])
+            if args.label is None or not 0 <= args.label < len(dirs):
+                raise ValueError(f"label: --mode cqa needs --label in [0, {len(dirs) - 1}]")
+            field = args.lam * dirs[args.label]
+        spins = anneal_latents(model, args.num, extra_field=field, sampler=args.anneal, num_sweeps=args.sweeps,
+                               seed=args.seed)
+        imgs = decode_spins(model, spins)
+    save_image_grid(args.out, imgs.transpose(0, 2, 3, 1),
+                    title=f"{args.mode}" + (f", label {args.label}, lambda {args.lam}" if args.mode == "cqa" else ""))
+    msg = f"wrote {args.out} ({args.num} images)"
+    if args.mode == "cqa" and ck.get("trainer", {}).get("dataset") == "digits":
+        clf = train_classifier(load_dataset("digits"))
+        frac = float(np.mean(clf.predict(imgs.reshape(len(imgs), -1)) == args.label))
+        msg += f"; classifier assigns {frac:.0%} to class {args.label}"
+    print(msg)
+    return 0
+
+
+def cmd_compare_vae(args: argparse.Namespace) -> int:
+    from qbm.data import load_dataset
+    from qbm.models.vae import BMVAE, GaussianVAE
+    from qbm.training.vae import VAETrainer, epochs_to_reach
+
+    data = load_dataset(args.dataset, args.data_dir)
+    runs: dict[str, Any] = {}
+    g = VAETrainer(GaussianVAE(data.shape, args.latent, seed=args.seed), data, seed=args.seed, lr=args.lr,
+                   batch_size=args.batch_size, kl_warmup=args.kl_warmup)
+    g.train(args.epochs, progress=not args.quiet)
+    runs["gaussian"] = g
+    for s in args.samplers:
+        m = BMVAE(data.shape, args.latent, graph=args.graph, seed=args.seed)
+        t = VAETrainer(m, data, sampler=s, seed=args.seed, lr=args.lr, batch_size=args.batch_size,
+                       num_chains=args.chains, sweeps=args.sweeps, kl_warmup=args.kl_warmup)
+        t.train(args.epochs, progress=not args.quiet)
+        runs[f"bm/{s}"] = t
+    thr = args.target_recon if args.target_recon is not None else runs["gaussian"].history[-1]["test_recon"]
+    rows = []
+    for name, t in runs.items():
+        h = t.history
+        rows.append({"model": name, "epochs_to_target": epochs_to_reach(h, thr), "final_test_recon": h[-1]["test_recon"],
+                     "best_test_recon": min(r["test_recon"] for r in h), "final_test_elbo": h[-1]["test_elbo"],
+                     "wall_s": t.wall})
+    print(f"\n{data.name}, latent {args.latent}, {args.epochs} epochs, seed {args.seed}; "
+          f"target test recon {thr:.3f}" + (" (the Gaussian VAE's final)" if args.target_recon is None else ""))
+    print(f"{'model':<12} {'epochs->target':>14} {'final recon':>12} {'best recon':>11} {'final ELBO':>11} {'wall s':>8}")
+    for r in rows:
+        e = "-" if r["epochs_to_target"] is None else str(r["epochs_to_target"])
+        print(f"{r['model']:<12} {e:>14} {r['final_test_recon']:>12.3f} {r['best_test_recon']:>11.3f} "
+              f"{r['final_test_elbo']:>11.3f} {r['wall_s']:>8.1f}")
+    if args.out:
+        import json
+
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "compare.json"), "w") as fh:
+            json.dump({"target": thr, "rows": rows,
+                       "curves": {k: [h["test_recon"] for h in t.history] for k, t in runs.items()}}, fh, indent=1)
+        save_curves(os.path.join(args.out, "compare.png"),
+                    {k: [h["test_recon"] for h in t.history] for k, t in runs.items()}, xlabel="epoch",
+                    ylabel="test reconstruction loss", title=f"{data.name}: BM prior vs Gaussian prior")
+        print(f"wrote {args.out}/compare.json and compare.png")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="digits", choices=["digits", "mnist", "fashion-mnist"])
+    p.add_argument("--data-dir", default=None, help="directory with the IDX files (mnist, fashion-mnist)")
+    p.add_argument("--latent", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--kl-warmup", type=int, default=10, help="epochs of linear KL weight warm-up")
+    p.add_argument("--graph", default="rbm", choices=["rbm", "zephyr", "full"])
+    p.add_argument("--chains", type=int, default=128, help="negative-phase chains")
+    p.add_argument("--sweeps", type=int, default=10, help="sweeps per negative-phase call")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--quiet", action="store_true")
+
+
+def add_parsers(sub: Any, train: Any, study: Any) -> None:
+    p = train.add_parser("vae", help="train a BM-VAE (or Gaussian VAE) and write metrics, checkpoint and images")
+    _common(p)
+    p.add_argument("--prior", default="bm", choices=["bm", "gaussian"])
+    p.add_argument("--sampler", default="gibbs", choices=["gibbs", "rbm", "pt", "sqa", "qpu"])
+    p.add_argument("--mock", default=None, help="with --sampler qpu: offline stand-in, e.g. zephyr:4,4")
+    p.add_argument("--arch", default="auto", choices=["auto", "mlp", "conv"])
+    p.add_argument("--likelihood", default="bernoulli", choices=["bernoulli", "gaussian"])
+    p.add_argument("--relaxation", default="gumbel", choices=["gumbel", "spike_exp"])
+    p.add_argument("--holdout", type=int, nargs="*", default=None, help="classes left out of training (OOD AUROC)")
+    p.add_argument("--anneal-sweeps", type=int, default=1000)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/model.pt")
+    p.add_argument("--out", default="runs/vae")
+    p.set_defaults(func=cmd_train_vae)
+
+    p = sub.add_parser("generate", help="generate images from a trained BM-VAE (QA or c-QA mode)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--mode", default="qa", choices=["qa", "cqa"])
+    p.add_argument("--label", type=int, default=None)
+    p.add_argument("--lam", type=float, default=4.0, help="bias strength lambda for c-QA")
+    p.add_argument("--num", type=int, default=64)
+    p.add_argument("--anneal", default="sa", choices=["sa", "sqa"])
+    p.add_argument("--sweeps", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="generated.png")
+    p.set_defaults(func=cmd_generate)
+
+    cmp_ = sub.add_parser("compare", help="compare models").add_subparsers(dest="what")
+    p = cmp_.add_parser("vae", help="BM prior (each sampler) vs Gaussian prior, same seed and budget")
+    _common(p)
+    p.add_argument("--samplers", nargs="+", default=["gibbs", "rbm", "pt", "sqa"])
+    p.add_argument("--target-recon", type=float, default=None)
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=cmd_compare_vae)
