@@ -1,0 +1,235 @@
+"""Boltzmann priors, BM-VAE / Gaussian VAE training, checkpoints, generation, data."""
+
+import gzip
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from qbm.cli import main as cli
+from qbm.data import load_digits, read_idx, write_idx
+from qbm.data.images import ImageData, load_mnist
+from qbm.models.negative import NegativePhase
+from qbm.models.prior import BoltzmannPrior
+from qbm.models.vae import BMVAE, GaussianVAE
+from qbm.training.vae import VAETrainer, conditional_accuracy, train_classifier
+
+
+def small_digits(n_train=300, n_test=100):
+    d = load_digits()
+    return ImageData("digits", d.x_train[:n_train], d.y_train[:n_train], d.x_test[:n_test], d.y_test[:n_test])
+
+
+# ---------------------------------------------------------------- prior
+def test_quasi_objective_gradient_is_exact_loglik_gradient():
+    prior = BoltzmannPrior(6, "full", init_scale=0.5, seed=1)
+    rng = np.random.default_rng(0)
+    z_data = torch.tensor(rng.choice([-1.0, 1.0], size=(40, 6)))
+    # exact: d/dtheta [ mean E(z_data) + log Z ] = -d/dtheta mean log p(z_data)
+    nll = prior.energy(z_data).mean() + prior.exact_log_z()
+    g_exact = torch.autograd.grad(nll, [prior.h, prior.J])
+    states = prior.all_states()
+    with torch.no_grad():
+        p = torch.softmax(-prior.energy(states), 0)
+    q = prior.quasi_objective(z_data, states, weights=p)
+    g_quasi = torch.autograd.grad(q, [prior.h, prior.J])
+    for a, b in zip(g_exact, g_quasi):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-10)
+    # and with model samples from qbm's Gibbs sampler the estimate is close
+    neg = NegativePhase("gibbs", 20000, sweeps=50, seed=0)
+    q2 = prior.quasi_objective(z_data, neg.sample(prior))
+    g_mc = torch.autograd.grad(q2, [prior.h, prior.J])
+    for a, b in zip(g_exact, g_mc):
+        assert np.abs(a.numpy() - b.numpy()).max() < 0.03
+
+
+def test_prior_fit_recovers_parameters():
+    true = BoltzmannPrior(5, "full", init_scale=0.6, seed=3)
+    states = true.all_states()
+    with torch.no_grad():
+        p = torch.softmax(-true.energy(states), 0).numpy()
+    rng = np.random.default_rng(1)
+    data = states[rng.choice(len(states), size=20000, p=p)]
+    model = BoltzmannPrior(5, "full", init_scale=0.01, seed=0)
+    neg = NegativePhase("gibbs", 2000, sweeps=5, seed=2)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for step in range(250):
+        batch = data[rng.choice(len(data), 2000)]
+        loss = model.quasi_objective(batch, neg.sample(model))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert np.abs(model.h.detach().numpy() - true.h.detach().numpy()).max() < 0.12
+    assert np.abs(model.J.detach().numpy() - true.J.detach().numpy()).max() < 0.12
+
+
+def test_ais_matches_exact_log_z():
+    prior = BoltzmannPrior(12, "rbm", init_scale=0.4, seed=5)
+    exact = float(prior.exact_log_z().detach())
+    est = prior.ais_log_z(num_chains=256, num_betas=500, seed=0)
+    assert abs(est["log_z"] - exact) < max(0.05, 4 * est["stderr"])
+
+
+def test_graphs_and_ising_conversion():
+    z = BoltzmannPrior(32, "zephyr")
+    assert z.num_edges > 32  # connected and hardware-dense
+    r = BoltzmannPrior(8, "rbm", init_scale=0.3)
+    assert r.num_edges == 16
+    s = torch.tensor(np.random.default_rng(0).choice([-1.0, 1.0], size=(10, 8)))
+    np.testing.assert_allclose(r.to_ising().energy(s.numpy()), r.energy(s).detach().numpy(), atol=1e-10)
+    from qbm.rbm import RBM
+
+    W, a, b = r.rbm_form()
+    np.testing.assert_allclose(RBM(W, a, b).energy(s[:, :4].numpy(), s[:, 4:].numpy()),
+                               r.energy(s).detach().numpy(), atol=1e-10)
+    with pytest.raises(ValueError, match="graph"):
+        BoltzmannPrior(4, "ring")
+    with pytest.raises(ValueError, match="n:"):
+        BoltzmannPrior(21, "rbm").exact_log_z()
+
+
+@pytest.mark.parametrize("name", ["gibbs", "rbm", "pt", "sqa"])
+def test_negative_phase_samplers(name):
+    prior = BoltzmannPrior(8, "rbm", init_scale=0.3, seed=0)
+    neg = NegativePhase(name, 16, sweeps=5, seed=1)
+    z = neg.sample(prior)
+    assert z.shape == (16, 8) and set(torch.unique(z).tolist()) <= {-1.0, 1.0}
+    st = neg.state_dict()
+    z2 = neg.sample(prior)
+    neg2 = NegativePhase(name, 16, sweeps=5, seed=99)
+    neg2.load_state_dict(st)
+    assert torch.equal(neg2.sample(prior), z2)
+
+
+def test_negative_phase_bad_input():
+    with pytest.raises(ValueError, match="sampler"):
+        NegativePhase("metropolis-hastings")
+    with pytest.raises(ValueError, match="sampler"):
+        NegativePhase("rbm", 4).sample(BoltzmannPrior(6, "full"))
+
+
+# ---------------------------------------------------------------- training
+@pytest.mark.parametrize("kind", ["bm", "gaussian"])
+def test_one_epoch_lowers_test_loss(kind):
+    d = load_digits()
+    model = BMVAE(d.shape, 16, seed=0) if kind == "bm" else GaussianVAE(d.shape, 16, seed=0)
+    tr = VAETrainer(model, d, seed=0)
+    before = tr.evaluate()
+    rec = tr.train_epoch(progress=False)
+    assert rec["test_recon"] < before["recon"] - 3
+    assert rec["test_elbo"] > before["elbo"]
+
+
+def test_checkpoint_resume_continues_identically(tmp_path):
+    d = small_digits()
+    a = VAETrainer(BMVAE(d.shape, 12, seed=4), d, seed=4, num_chains=32, sweeps=3)
+    a.train(2, progress=False)
+    b = VAETrainer(BMVAE(d.shape, 12, seed=4), d, seed=4, num_chains=32, sweeps=3)
+    b.train(1, progress=False)
+    path = str(tmp_path / "model.pt")
+    b.save(path)
+    c = VAETrainer.from_checkpoint(path, d)
+    assert c.epoch == 1
+    c.train(2, progress=False)
+    for (k, va), (_, vc) in zip(a.model.state_dict().items(), c.model.state_dict().items()):
+        assert torch.equal(va, vc), k
+    assert a.history[-1]["test_recon"] == c.history[-1]["test_recon"]
+    # corrupt files are refused with a clear error
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="model: .* not a readable qbm checkpoint"):
+        VAETrainer.from_checkpoint(str(bad), d)
+    # no temporary files left behind by the atomic writer
+    assert sorted(os.listdir(tmp_path)) == ["bad.pt", "model.pt"]
+
+
+@pytest.fixture(scope="module")
+def trained_digits():
+    d = load_digits()
+    tr = VAETrainer(BMVAE(d.shape, 32, seed=0), d, seed=0)
+    tr.train(20, progress=False)
+    return tr
+
+
+def test_conditional_generation_moves_toward_class(trained_digits):
+    clf = train_classifier(trained_digits.data)
+    acc = conditional_accuracy(trained_digits, [0.0, 4.0], num=24, classifier=clf, num_sweeps=300)
+    assert acc["accuracy"][1] > 0.5  # chance is 0.1
+    assert acc["accuracy"][1] > acc["accuracy"][0] + 0.3
+
+
+def test_bad_vae_options():
+    with pytest.raises(ValueError, match="relaxation"):
+        BMVAE((1, 8, 8), 8, relaxation="concrete")
+    with pytest.raises(ValueError, match="likelihood"):
+        BMVAE((1, 8, 8), 8, likelihood="poisson")
+    with pytest.raises(ValueError, match="arch"):
+        BMVAE((1, 8, 8), 8, arch="conv")
+    with pytest.raises(ValueError, match="batch_size"):
+        VAETrainer(GaussianVAE((1, 8, 8), 4), small_digits(), batch_size=0)
+
+
+def test_spike_and_exponential_relaxation_trains():
+    d = small_digits()
+    tr = VAETrainer(BMVAE(d.shape, 12, relaxation="spike_exp", seed=0), d, seed=0, num_chains=32)
+    before = tr.evaluate()["recon"]
+    tr.train(2, progress=False)
+    assert tr.history[-1]["test_recon"] < before
+
+
+# ---------------------------------------------------------------- data
+def test_idx_roundtrip_and_truncation(tmp_path):
+    a = np.random.default_rng(0).integers(0, 255, size=(7, 28, 28), dtype=np.uint8)
+    for name in ("x.idx", "x.idx.gz"):
+        p = str(tmp_path / name)
+        write_idx(p, a)
+        np.testing.assert_array_equal(read_idx(p), a)
+    raw = open(tmp_path / "x.idx", "rb").read()
+    (tmp_path / "short.idx").write_bytes(raw[:-10])
+    with pytest.raises(ValueError, match="truncated"):
+        read_idx(str(tmp_path / "short.idx"))
+    with gzip.open(tmp_path / "short.idx.gz", "wb") as fh:
+        fh.write(raw[:-1])
+    with pytest.raises(ValueError, match="truncated"):
+        read_idx(str(tmp_path / "short.idx.gz"))
+    (tmp_path / "junk.idx").write_bytes(b"\x01\x02\x03\x04rest")
+    with pytest.raises(ValueError, match="magic"):
+        read_idx(str(tmp_path / "junk.idx"))
+
+
+def test_mnist_loader_and_conv_model(tmp_path):
+    rng = np.random.default_rng(1)
+    for stem, n in (("train", 40), ("t10k", 10)):
+        write_idx(str(tmp_path / f"{stem}-images-idx3-ubyte.gz"), rng.integers(0, 255, (n, 28, 28), dtype=np.uint8))
+        write_idx(str(tmp_path / f"{stem}-labels-idx1-ubyte.gz"), rng.integers(0, 10, n, dtype=np.uint8))
+    d = load_mnist(str(tmp_path))
+    assert d.x_train.shape == (40, 1, 28, 28) and d.x_test.shape == (10, 1, 28, 28)
+    assert 0 <= d.x_train.min() and d.x_train.max() <= 1
+    tr = VAETrainer(BMVAE(d.shape, 8, seed=0), d, num_chains=8, sweeps=2)
+    tr.train_epoch(progress=False)
+    os.remove(tmp_path / "t10k-labels-idx1-ubyte.gz")
+    with pytest.raises(FileNotFoundError, match="t10k-labels"):
+        load_mnist(str(tmp_path))
+
+
+# ---------------------------------------------------------------- command line
+def test_cli_train_generate_resume(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    args = ["train", "vae", "--epochs", "2", "--latent", "8", "--chains", "16", "--anneal-sweeps", "100",
+            "--quiet", "--out", out, "--holdout", "9"]
+    assert cli(args) == 0
+    for f in ("model.pt", "metrics.json", "reconstructions.png", "samples.png", "conditional.png", "curves.png"):
+        assert os.path.exists(os.path.join(out, f)), f
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    assert len(m["epochs"]) == 2 and "conditional" in m and "ood" in m
+    assert cli(args[:3] + ["3"] + args[4:] + ["--resume"]) == 0
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    assert [e["epoch"] for e in m["epochs"]] == [1, 2, 3]
+    png = str(tmp_path / "gen.png")
+    assert cli(["generate", "--model", os.path.join(out, "model.pt"), "--mode", "cqa", "--label", "3",
+                "--num", "8", "--sweeps", "100", "--out", png]) == 0
+    assert os.path.exists(png)
+    assert cli(["generate", "--model", str(tmp_path / "nope.pt"), "--out", png]) == 2
+    assert "does not exist" in capsys.readouterr().err
