@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     qcbm_studies.add_parsers(study, train)
     vae_cli.add_parsers(sub, train, study)
+    from qbm.qpu import cli as qpu_cli
+
+    qpu_cli.add_parsers(sub)
     return p
 
 

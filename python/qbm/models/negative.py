@@ -31,6 +31,7 @@ class NegativePhase:
         self.calls = 0
         self.state: np.ndarray | None = None
         self.qpu = qpu
+        self.qpu_scale: float | None = None
         self.last_info: dict[str, Any] = {}
 
     def _seed(self) -> int:
@@ -68,8 +69,16 @@ class NegativePhase:
         else:
             if self.qpu is None:
                 raise ValueError("sampler: 'qpu' needs a qbm.qpu.Advantage2Sampler (qpu=...)")
-            res = self.qpu.sample_model(prior.to_ising(), num_reads=self.num_chains, seed=seed)
+            # The QPU samples about exp(-b_phys * scale * E); after the first call (ranges filled)
+            # the programmed scale is steered so that beta_eff relative to the prior -> 1.
+            res = self.qpu.sample_model(prior.to_ising(), num_reads=self.num_chains, seed=seed,
+                                        energy_scale=self.qpu_scale)
             spins = res.spins
+            b = res.info.get("beta_eff")
+            used = res.info.get("scale")
+            if b is not None and used and np.isfinite(b) and b > 0:
+                self.qpu_scale = float(used) / float(b) ** 0.5 if self.qpu_scale is not None else float(used) / float(b)
+                res.info["next_energy_scale"] = self.qpu_scale
         self.last_info = res.info
         self.calls += 1
         if self.name != "sqa":
@@ -77,9 +86,10 @@ class NegativePhase:
         return torch.as_tensor(spins, dtype=torch.float64)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "calls": self.calls, "seed": self.seed,
+        return {"name": self.name, "calls": self.calls, "seed": self.seed, "qpu_scale": self.qpu_scale,
                 "state": None if self.state is None else self.state.copy()}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.calls, self.seed = int(d["calls"]), int(d["seed"])
+        self.qpu_scale = d.get("qpu_scale")
         self.state = None if d["state"] is None else np.asarray(d["state"], dtype=np.int8)

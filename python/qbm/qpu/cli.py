@@ -1,0 +1,92 @@
+"""`qbm qpu embed` and `qbm qpu sample`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import numpy as np
+
+
+def _sampler(args: argparse.Namespace, mode: str) -> Any:
+    from qbm.qpu import Advantage2Sampler, parse_mock
+
+    child = parse_mock(args.mock) if args.mock else None
+    if child is None and not args.solver:
+        print("qbm qpu: no --mock given; connecting to D-Wave with your configured credentials")
+    return Advantage2Sampler(child, mode=mode, solver=args.solver, cache_dir=args.cache, verbose=True)
+
+
+def _prior(path: str) -> Any:
+    from qbm.models.vae import BMVAE
+    from qbm.training.checkpoint import load_checkpoint
+    from qbm.training.vae import build_model
+
+    ck = load_checkpoint(path)
+    model = build_model(ck["kind"], ck["config"])
+    if not isinstance(model, BMVAE):
+        raise ValueError(f"model: {path!r} holds a Gaussian VAE; the QPU samples Boltzmann priors")
+    model.load_state_dict(ck["model_state"])
+    return model, ck
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    model, _ = _prior(args.model)
+    s = _sampler(args, "qa")
+    bqm = model.prior.to_ising().to_bqm()
+    emb = s.embedding_for(bqm)
+    from qbm.qpu import chain_length_stats
+
+    st = chain_length_stats(emb)
+    print(f"prior: {model.prior.n} units, {model.prior.num_edges} couplings ({model.prior.graph_name} graph)")
+    print(f"embedding ({getattr(s, 'last_embedding_method', 'cached')}): {st['qubits']} qubits, chain length "
+          f"max {st['max_chain']}, mean {st['mean_chain']:.2f}, median {st['median_chain']:.1f}, "
+          f"{st['chains_longer_than_1']} chains longer than one qubit")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from qbm.plotting import save_image_grid
+    from qbm.training.vae import decode_spins
+
+    model, ck = _prior(args.model)
+    s = _sampler(args, args.mode)
+    field = None
+    if args.mode == "cqa":
+        dirs = np.asarray(ck["directions"])
+        if args.label is None or not 0 <= args.label < len(dirs):
+            raise ValueError(f"label: --mode cqa needs --label in [0, {len(dirs) - 1}]")
+        field = args.lam * dirs[args.label]
+    ising = model.prior.to_ising(extra_field=field)
+    res = s.sample_model(ising, num_reads=args.num_reads, seed=args.seed)
+    info = res.info
+    print(f"mode {args.mode}: {len(res)} samples, mean energy {res.energies.mean():.3f}, chain-break fraction "
+          f"{info['chain_break_fraction']:.4f}, scale {info['scale']:.4g}, chain strength {info['chain_strength']:.3g}")
+    if "beta_eff" in info:
+        print(f"beta_eff {info['beta_eff']:.3f} (95% bootstrap interval {info['beta_low']:.3f} - {info['beta_high']:.3f})")
+    print(f"QPU access time {info['qpu_access_time_us'] / 1e3:.1f} ms over {info['submissions']} submission(s)")
+    if args.out:
+        imgs = decode_spins(model, res.spins[:64])
+        save_image_grid(args.out, imgs.transpose(0, 2, 3, 1), title=f"QPU samples, mode {args.mode}")
+        print(f"wrote {args.out}")
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    qpu = sub.add_parser("qpu", help="D-Wave Advantage2 backend").add_subparsers(dest="qpu_cmd")
+    for name, fn, helptext in (("embed", cmd_embed, "embed a trained prior and print chain statistics"),
+                               ("sample", cmd_sample, "sample a trained prior in a given mode")):
+        p = qpu.add_parser(name, help=helptext)
+        p.add_argument("--model", required=True, help="DIR/model.pt from qbm train vae")
+        p.add_argument("--solver", default=None, help="D-Wave solver name (needs credentials)")
+        p.add_argument("--mock", default=None, help="offline stand-in, e.g. zephyr:4,4")
+        p.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache", "qbm", "embeddings"))
+        if name == "sample":
+            p.add_argument("--mode", default="qa", choices=["dqa", "qa", "cqa"])
+            p.add_argument("--num-reads", type=int, default=100)
+            p.add_argument("--label", type=int, default=None)
+            p.add_argument("--lam", type=float, default=4.0)
+            p.add_argument("--seed", type=int, default=0)
+            p.add_argument("--out", default=None, help="PNG of decoded samples")
+        p.set_defaults(func=fn)

@@ -1,0 +1,405 @@
+"""``Advantage2Sampler``: a dimod sampler (and BM-VAE prior sampler) on a Zephyr QPU."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import dimod
+import networkx as nx
+import numpy as np
+
+from qbm.ising import IsingModel
+from qbm.qpu.embedding import EmbeddingCache, chain_length_stats, find_embedding_for
+from qbm.samplers._base import SampleResult
+
+#: Mode presets (every entry can be overridden by keyword).
+MODES: dict[str, dict[str, Any]] = {
+    # diabatic / fast anneal: Boltzmann-like samples at an effective temperature (training)
+    "dqa": {"fast_anneal": True, "annealing_time": 0.02, "answer_mode": "raw"},
+    # slow anneal toward low-energy states (unconditional generation)
+    "qa": {"annealing_time": 200.0, "answer_mode": "raw"},
+    # slow anneal with extra bias fields from the caller (conditional generation)
+    "cqa": {"annealing_time": 200.0, "answer_mode": "raw"},
+}
+
+#: Exceptions treated as failures of the service (retried); parameter errors are not.
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, (ValueError, TypeError, KeyError)):
+        return False
+    return True
+
+
+def scale_to_ranges(bqm: dimod.BinaryQuadraticModel, h_range: tuple[float, float],
+                    j_range: tuple[float, float]) -> tuple[dimod.BinaryQuadraticModel, float]:
+    """Scale a SPIN BQM by one factor s so that h and J use the solver's ranges as fully as
+    possible (like auto_scale, but explicit); returns (scaled BQM, s) with scaled = s * bqm."""
+    lin = np.array(list(bqm.linear.values()), dtype=float) if bqm.num_variables else np.zeros(0)
+    quad = np.array(list(bqm.quadratic.values()), dtype=float) if bqm.num_interactions else np.zeros(0)
+    limits = []
+    for vals, (lo, hi) in ((lin, h_range), (quad, j_range)):
+        if vals.size:
+            vmax, vmin = vals.max(), vals.min()
+            if vmax > 0:
+                limits.append(hi / vmax)
+            if vmin < 0:
+                limits.append(lo / vmin)
+    s = min(limits) if limits else 1.0
+    out = bqm.copy()
+    out.scale(s)
+    return out, float(s)
+
+
+def estimate_beta_eff(model: IsingModel, spins: np.ndarray, *, num_bootstrap: int = 100, seed: int = 0
+                      ) -> dict[str, float]:
+    """beta_eff of samples relative to ``model``'s energy scale by maximum pseudo-likelihood
+    (dwave.system.temperatures), with a 95% bootstrap interval."""
+    from dwave.system.temperatures import maximum_pseudolikelihood_temperature
+
+    bqm = model.to_bqm()
+    T, boots = maximum_pseudolikelihood_temperature(bqm=bqm, sampleset=(spins, model.labels),
+                                                    num_bootstrap_samples=num_bootstrap, seed=seed)
+    boots = np.asarray(boots, dtype=float)
+    beta = 1.0 / T if T > 0 else math.inf
+    if boots.size:
+        lo_T, hi_T = np.percentile(boots, [2.5, 97.5])
+        interval = (1.0 / hi_T if hi_T > 0 else math.inf, 1.0 / lo_T if lo_T > 0 else math.inf)
+    else:
+        interval = (beta, beta)
+    return {"beta_eff": beta, "beta_low": interval[0], "beta_high": interval[1]}
+
+
+class Advantage2Sampler(dimod.Sampler):
+    """Samples Ising models on a Zephyr-topology D-Wave QPU (or an offline stand-in).
+
+    ``child``: a structured dimod sampler; default ``DWaveSampler`` selecting a Zephyr
+    solver (the user's D-Wave credentials, from the environment / config file; ``solver``
+    names one). For offline use: :func:`qbm.qpu.mock_advantage2`.
+
+    Per call: embed (cached), set chain strength (``uniform_torque_compensation`` or a
+    number), scale into h_range / j_range (auto_scale off; the factor is reported),
+    apply the mode preset (``"dqa"``, ``"qa"``, ``"cqa"``; keyword overrides win),
+    validate parameters against the solver before submitting, split ``num_reads`` into
+    submissions within the solver's limits, retry failures with exponential backoff,
+    unembed (majority vote or discard), and compute energies on the user's unscaled model.
+    """
+
+    def __init__(self, child: Any = None, *, mode: str = "dqa", solver: str | None = None,
+                 chain_strength: float | None = None, chain_break_method: str = "majority_vote",
+                 cache_dir: str | None = None, embedding_timeout: float = 30.0, seed: int = 0,
+                 max_retries: int = 3, backoff: float = 1.0, max_reads_per_call: int | None = None,
+                 estimate_beta: bool = True, verbose: bool = False, **overrides: Any) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode: unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        if chain_break_method not in ("majority_vote", "discard"):
+            raise ValueError(f"chain_break_method: unknown value {chain_break_method!r}; "
+                             "choose majority_vote or discard")
+        if chain_strength is not None and not (np.isfinite(chain_strength) and chain_strength > 0):
+            raise ValueError(f"chain_strength: must be a positive number, got {chain_strength!r}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries: must be >= 0, got {max_retries}")
+        self._child = child
+        self._solver = solver
+        self.mode, self.overrides = mode, overrides
+        self.chain_strength, self.chain_break_method = chain_strength, chain_break_method
+        self.cache = EmbeddingCache(cache_dir)
+        self.embedding_timeout, self.seed = embedding_timeout, seed
+        self.max_retries, self.backoff = max_retries, backoff
+        self.max_reads_per_call, self.estimate_beta, self.verbose = max_reads_per_call, estimate_beta, verbose
+        self.minorminer_calls = 0
+        self.total_qpu_access_time_us = 0.0
+        self.partial: dimod.SampleSet | None = None
+
+    # ------------------------------------------------------------ solver facts
+    @property
+    def child(self) -> Any:
+        if self._child is None:
+            from dwave.system import DWaveSampler
+
+            solver = self._solver or {"topology__type": "zephyr"}
+            self._child = DWaveSampler(solver=solver)
+        return self._child
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return {"child_properties": self.child.properties, "mode": self.mode}
+
+    @property
+    def parameters(self) -> dict[str, list[str]]:
+        p = {k: [] for k in self.child.parameters}
+        p.update({"num_reads": [], "seed": [], "extra_fields": [], "mode": [], "chain_strength": []})
+        return p
+
+    def target_graph(self) -> nx.Graph:
+        """The solver's working graph (a Zephyr graph object with its family metadata when
+        the topology is Zephyr, as busclique needs)."""
+        if getattr(self, "_target", None) is not None:
+            return self._target
+        c = self.child
+        topo = c.properties.get("topology", {})
+        g = None
+        if topo.get("type") == "zephyr":
+            try:
+                try:
+                    from dwave.graphs import zephyr_graph
+                except ImportError:  # pragma: no cover
+                    from dwave_networkx import zephyr_graph
+                m, t = topo["shape"][0], topo["shape"][1]
+                g = zephyr_graph(m, t, node_list=list(c.nodelist), edge_list=list(c.edgelist))
+            except Exception:  # noqa: BLE001 - fall back to a plain graph
+                g = None
+        if g is None:
+            g = nx.Graph()
+            g.add_nodes_from(c.nodelist)
+            g.add_edges_from(c.edgelist)
+        self._target = g
+        return g
+
+    def _zephyr_m(self) -> int | None:
+        topo = self.child.properties.get("topology", {})
+        if topo.get("type") == "zephyr":
+            return int(topo["shape"][0])
+        return None
+
+    # ------------------------------------------------------------ embedding
+    def embedding_for(self, bqm: dimod.BinaryQuadraticModel) -> dict[Any, list[Any]]:
+        source = nx.Graph()
+        source.add_nodes_from(bqm.variables)
+        source.add_edges_from(bqm.quadratic)
+        target = self.target_graph()
+        key = self.cache.key(source, target)
+        emb = self.cache.get(key, source)
+        if emb is None:
+            self.minorminer_calls += 1
+            emb, method = find_embedding_for(source, target, seed=self.seed, timeout=self.embedding_timeout,
+                                             zephyr_m=self._zephyr_m())
+            missing = [v for v in source.nodes if v not in emb]
+            if missing:  # isolated variables: any free qubit
+                used = {q for c in emb.values() for q in c}
+                free = [q for q in target.nodes if q not in used]
+                if len(free) < len(missing):
+                    raise ValueError("embedding: not enough free qubits for isolated variables")
+                for v, q in zip(missing, free):
+                    emb[v] = [q]
+            self.last_embedding_method = method
+            self.cache.put(key, emb)
+        return emb
+
+    # ------------------------------------------------------------ parameters
+    def solver_parameters(self, mode: str | None = None, **overrides: Any) -> dict[str, Any]:
+        """The preset of ``mode`` with this sampler's and the call's overrides applied."""
+        mode = mode or self.mode
+        if mode not in MODES:
+            raise ValueError(f"mode: unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        params = {**MODES[mode], **self.overrides, **overrides}
+        if "anneal_schedule" in params and "annealing_time" in params and "anneal_schedule" in overrides:
+            params.pop("annealing_time")
+        return params
+
+    def validate(self, params: dict[str, Any]) -> None:
+        """Refuse, before any submission, parameters the solver does not support."""
+        c = self.child
+        for k in params:
+            if k not in c.parameters:
+                raise ValueError(f"{k}: parameter not supported by solver "
+                                 f"{c.properties.get('chip_id', type(c).__name__)}")
+        props = c.properties
+        if "annealing_time" in params and "anneal_schedule" in params:
+            raise ValueError("annealing_time: cannot be combined with anneal_schedule")
+        if params.get("fast_anneal"):
+            rng = props.get("fast_anneal_time_range")
+            if rng is None:
+                raise ValueError("fast_anneal: the solver reports no fast_anneal_time_range")
+            t = params.get("annealing_time")
+            if t is not None and not rng[0] <= t <= rng[1]:
+                raise ValueError(f"annealing_time: {t} us outside the fast-anneal range {rng}")
+        elif "annealing_time" in params:
+            rng = props.get("annealing_time_range")
+            t = params["annealing_time"]
+            if rng is not None and not rng[0] <= t <= rng[1]:
+                raise ValueError(f"annealing_time: {t} us outside the solver's range {rng}")
+
+    # ------------------------------------------------------------ sampling
+    def estimate_access_time_us(self, num_qubits: int, num_reads: int, params: dict[str, Any]) -> float:
+        c = self.child
+        if hasattr(c, "estimate_qpu_access_time"):
+            try:
+                kw = {k: params[k] for k in ("annealing_time", "anneal_schedule") if k in params}
+                return float(c.estimate_qpu_access_time(num_qubits, num_reads=num_reads, **kw))
+            except Exception:  # noqa: BLE001 - fall back to a rough formula
+                pass
+        t = params.get("annealing_time", 20.0)
+        return 15000.0 + num_reads * (t + 100.0)
+
+    def _with_ancillas(self, target_bqm: dimod.BinaryQuadraticModel, params: dict[str, Any]
+                       ) -> tuple[dimod.BinaryQuadraticModel, dict[str, Any]]:
+        """Fast anneal forbids h: move every field h_v onto a coupling to a neighbouring
+        ancilla qubit pinned to +1 by a flux bias (the LinearAncillaComposite construction;
+        that composite fails when ancillas are shared in dwave-system 1.36, so qbm builds
+        it directly and shares each ancilla freely, which is valid for a pinned +1)."""
+        from dwave.system.temperatures import h_to_fluxbias
+
+        target = self.target_graph()
+        used = set(target_bqm.variables)
+        out = dimod.BinaryQuadraticModel(dict.fromkeys(target_bqm.variables, 0.0), dict(target_bqm.quadratic),
+                                         target_bqm.offset, dimod.SPIN)
+        load: dict[Any, int] = {}
+        nq = max(self.child.nodelist) + 1
+        fb = [0.0] * nq
+        direct = 0
+        for v, h in target_bqm.linear.items():
+            if h == 0:
+                continue
+            cands = [q for q in target.neighbors(v) if q not in used]
+            if not cands:  # no free neighbour: the field goes in as a flux bias on the qubit itself
+                fb[v] += float(h_to_fluxbias(h))
+                direct += 1
+                continue
+            a = min(cands, key=lambda q: (load.get(q, 0), q))
+            load[a] = load.get(a, 0) + 1
+            out.add_interaction(v, a, float(h))
+        pin = float(h_to_fluxbias(-2.0))
+        for a in load:
+            fb[a] = pin
+        self.last_ancillas = {"ancilla_qubits": len(load), "flux_bias_fields": direct}
+        return out, {**params, "flux_biases": fb}
+
+    def _submit(self, target_bqm: dimod.BinaryQuadraticModel, params: dict[str, Any], num_reads: int
+                ) -> dimod.SampleSet:
+        child = self.child
+        last: BaseException | None = None
+        for attempt in range(self.max_retries + 1):
+            try:
+                return child.sample(target_bqm, num_reads=num_reads, auto_scale=False, **params)
+            except BaseException as e:  # noqa: BLE001
+                if not _retryable(e) or isinstance(e, KeyboardInterrupt):
+                    raise
+                last = e
+                if attempt < self.max_retries:
+                    time.sleep(self.backoff * (2**attempt))
+        raise RuntimeError(f"QPU submission failed after {self.max_retries + 1} attempts: "
+                           f"{type(last).__name__}: {last}") from last
+
+    def sample(self, bqm: dimod.BinaryQuadraticModel, num_reads: int = 100, *, mode: str | None = None,
+               extra_fields: dict[Any, float] | None = None, chain_strength: float | None = None,
+               energy_scale: float | None = None, seed: int | None = None, **params: Any) -> dimod.SampleSet:
+        """Sample a BQM (SPIN or BINARY). ``extra_fields`` adds bias fields (c-QA mode).
+        ``energy_scale``: programmed = energy_scale * embedded BQM (capped to fit the
+        solver's ranges); ``None`` fills the ranges (the largest scale that fits).
+        Returns samples over the BQM's variables with its own energies; ``info`` has the
+        embedding method and chain lengths, chain-break fraction, chain strength, scale,
+        QPU access time, and beta_eff when ``estimate_beta``."""
+        from dwave.embedding import embed_bqm, unembed_sampleset
+        from dwave.embedding.chain_breaks import discard, majority_vote
+        from dwave.embedding.chain_strength import uniform_torque_compensation
+
+        if num_reads < 1:
+            raise ValueError(f"num_reads: must be >= 1, got {num_reads}")
+        spin = bqm.spin if bqm.vartype is dimod.BINARY else bqm.copy()
+        work = spin.copy()
+        if extra_fields:
+            for v, b in extra_fields.items():
+                if v not in work.variables:
+                    raise ValueError(f"extra_fields: unknown variable {v!r}")
+                work.add_linear(v, float(b))
+        solver_params = self.solver_parameters(mode, **params)
+        self.validate(solver_params)
+        emb = self.embedding_for(work)
+        target = self.target_graph()
+        adj = {q: set(target.neighbors(q)) for q in target.nodes}
+        cs = chain_strength or self.chain_strength
+        if cs is None:
+            cs = uniform_torque_compensation(work, emb) if any(len(c) > 1 for c in emb.values()) else 1.0
+        target_bqm = embed_bqm(work, emb, adj, chain_strength=cs)
+        props = self.child.properties
+        j_rng = tuple(props.get("j_range", (-1, 1)))
+        fast = bool(solver_params.get("fast_anneal"))
+        # with fast anneal the fields become ancilla couplings, so they must fit j_range too
+        h_rng = j_rng if fast else tuple(props.get("h_range", (-4, 4)))
+        scaled, scale = scale_to_ranges(target_bqm, h_rng, j_rng)
+        capped = False
+        if energy_scale is not None:
+            if not (np.isfinite(energy_scale) and energy_scale > 0):
+                raise ValueError(f"energy_scale: must be a positive number, got {energy_scale!r}")
+            if energy_scale < scale:
+                scaled = target_bqm.copy()
+                scaled.scale(energy_scale)
+                scale = float(energy_scale)
+            else:
+                capped = energy_scale > scale
+        submit_params = dict(solver_params)
+        if fast and any(v != 0 for v in scaled.linear.values()):
+            scaled_anc, submit_params = self._with_ancillas(scaled, solver_params)
+        else:
+            scaled_anc = scaled
+        max_reads = int(props.get("num_reads_range", [1, 10000])[1])
+        dur = props.get("problem_run_duration_range")
+        per_read = solver_params.get("annealing_time", 20.0) + 150.0
+        if dur:
+            max_reads = max(1, min(max_reads, int(dur[1] // per_read)))
+        if self.max_reads_per_call:
+            max_reads = min(max_reads, self.max_reads_per_call)
+        chunks = [min(max_reads, num_reads - k) for k in range(0, num_reads, max_reads)]
+        est = self.estimate_access_time_us(scaled.num_variables, num_reads, solver_params) * max(1, len(chunks))
+        if self.verbose or est > 5e6:
+            print(f"qbm qpu: {len(chunks)} submission(s), estimated QPU access time {est / 1e6:.2f} s")
+        parts: list[dimod.SampleSet] = []
+        access = 0.0
+        self.partial = None
+        for reads in chunks:
+            try:
+                ss = self._submit(scaled_anc, submit_params, reads)
+            except RuntimeError as e:
+                if parts:
+                    self.partial = dimod.concatenate(parts)
+                    e.partial = self.partial  # type: ignore[attr-defined]
+                raise
+            access += float(ss.info.get("timing", {}).get("qpu_access_time", 0.0))
+            if set(ss.variables) != set(scaled.variables):  # drop ancilla qubits
+                keep = [list(ss.variables).index(v) for v in scaled.variables]
+                ss = dimod.SampleSet.from_samples_bqm((ss.record.sample[:, keep], list(scaled.variables)), scaled,
+                                                      info=ss.info, num_occurrences=ss.record.num_occurrences)
+            parts.append(ss)
+        self.total_qpu_access_time_us += access
+        target_ss = dimod.concatenate(parts) if len(parts) > 1 else parts[0]
+        cbm = majority_vote if self.chain_break_method == "majority_vote" else discard
+        out = unembed_sampleset(target_ss, emb, spin, chain_break_method=cbm, chain_break_fraction=True)
+        if bqm.vartype is dimod.BINARY:
+            out = out.change_vartype(dimod.BINARY)
+        energies = bqm.energies(out)
+        out = dimod.SampleSet.from_samples((out.record.sample, list(out.variables)), bqm.vartype, energy=energies,
+                                           chain_break_fraction=out.record.chain_break_fraction,
+                                           num_occurrences=out.record.num_occurrences)
+        lengths = chain_length_stats(emb)
+        info: dict[str, Any] = {
+            "mode": mode or self.mode, "solver_parameters": solver_params, "chain_strength": float(cs),
+            "scale": scale, "scale_capped": capped, "embedding": lengths, "embedding_method": getattr(self, "last_embedding_method", "cached"),
+            "chain_break_fraction": float(np.mean(out.record.chain_break_fraction)) if len(out) else 0.0,
+            "submissions": len(chunks), "qpu_access_time_us": access, "estimated_access_time_us": est,
+        }
+        out.info.update(info)
+        return out
+
+    def sample_model(self, model: IsingModel, *, num_reads: int = 100, seed: int | None = None,
+                     extra_field: Any = None, energy_scale: float | None = None, **params: Any) -> SampleResult:
+        """Array API (BM-VAE negative phase / generation): spins (num_reads, n) in the model's
+        variable order, its energies, and info (with beta_eff and its bootstrap interval)."""
+        extra = None
+        if extra_field is not None:
+            extra = {lab: float(v) for lab, v in zip(model.labels, np.asarray(extra_field, dtype=float))}
+        ss = self.sample(model.to_bqm(), num_reads=num_reads, extra_fields=extra, seed=seed,
+                         energy_scale=energy_scale, **params)
+        idx = [list(ss.variables).index(v) for v in model.labels]
+        spins = np.repeat(ss.record.sample[:, idx], ss.record.num_occurrences, axis=0).astype(np.int8)
+        if len(spins) == 0:
+            raise RuntimeError("qpu: every sample was discarded for broken chains; use majority_vote")
+        info = dict(ss.info)
+        if self.estimate_beta and len(spins) > 1:
+            try:
+                info.update(estimate_beta_eff(model, spins, num_bootstrap=50, seed=self.seed))
+            except Exception as e:  # noqa: BLE001 - estimation is advisory
+                info["beta_eff_error"] = str(e)
+        if len(spins) < num_reads:  # discarded chains: refill by resampling rows
+            spins = spins[np.random.default_rng(self.seed).integers(0, len(spins), num_reads)]
+        return SampleResult(spins[:num_reads], model.energy(spins[:num_reads]), info)

@@ -1,0 +1,78 @@
+"""Offline stand-ins for an Advantage2 QPU.
+
+:func:`mock_advantage2` returns dwave-system's ``MockDWaveSampler`` with a Zephyr
+topology whose classical substitute is :class:`SQAStandIn`: qbm's simulated quantum
+annealer, with the anneal time honoured as a number of sweeps. Nothing here reaches
+a real QPU."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dimod
+import numpy as np
+
+from qbm.ising import IsingModel
+
+
+class SQAStandIn(dimod.Sampler):
+    """A dimod sampler that accepts QPU solver parameters and runs qbm's SQA.
+
+    ``annealing_time`` (microseconds) becomes ``sweeps_per_us * annealing_time`` sweeps
+    (at least ``min_sweeps``); ``fast_anneal`` runs the same linear schedule. The
+    programmed energies are in the solver's units (|J| <= 1); ``beta`` plays the role of
+    the physical inverse temperature in those units."""
+
+    parameters: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
+
+    def __init__(self, *, beta: float = 4.0, gamma: float = 2.0, num_trotter_slices: int = 8,
+                 sweeps_per_us: float = 50.0, min_sweeps: int = 20, max_sweeps: int = 20000) -> None:
+        self.beta, self.gamma, self.slices = beta, gamma, num_trotter_slices
+        self.sweeps_per_us, self.min_sweeps, self.max_sweeps = sweeps_per_us, min_sweeps, max_sweeps
+        self.calls = 0
+
+    def sample(self, bqm: dimod.BinaryQuadraticModel, **kwargs: Any) -> dimod.SampleSet:
+        from qbm.samplers import SQASampler
+
+        num_reads = int(kwargs.get("num_reads", 1))
+        t = float(kwargs.get("annealing_time", 20.0))
+        sweeps = int(np.clip(round(self.sweeps_per_us * t), self.min_sweeps, self.max_sweeps))
+        seed = int(kwargs.get("seed", np.random.SeedSequence([self.calls]).generate_state(1)[0]))
+        self.calls += 1
+        spin = bqm.spin if bqm.vartype is dimod.BINARY else bqm
+        fb = kwargs.get("flux_biases")
+        if fb is not None:  # flux biases act as fields (how qbm pins fast-anneal ancillas)
+            from dwave.system.temperatures import fluxbias_to_h
+
+            spin = spin.copy()
+            for v in spin.variables:
+                if isinstance(v, (int, np.integer)) and v < len(fb) and fb[v]:
+                    spin.add_linear(v, float(fluxbias_to_h(fb[v])))
+        model = IsingModel.from_bqm(spin)
+        res = SQASampler().sample_model(model, beta=self.beta, gamma=self.gamma,
+                                        num_trotter_slices=self.slices, num_sweeps=sweeps, s_min=0.01,
+                                        num_reads=num_reads, seed=seed)
+        samples = res.spins if bqm.vartype is dimod.SPIN else (res.spins + 1) // 2
+        return dimod.SampleSet.from_samples_bqm((samples, model.labels), bqm, info={"num_sweeps": sweeps})
+
+
+def mock_advantage2(m: int = 4, t: int = 4, *, standin: Any = None, **kwargs: Any) -> Any:
+    """``MockDWaveSampler`` with Zephyr Z(m, t) topology and the SQA stand-in."""
+    from dwave.system.testing import MockDWaveSampler
+
+    return MockDWaveSampler(topology_type="zephyr", topology_shape=[m, t],
+                            substitute_sampler=standin or SQAStandIn(), substitute_kwargs={},
+                            exact_solver_cutoff=0, parameter_warnings=False, **kwargs)
+
+
+def parse_mock(spec: str) -> Any:
+    """'zephyr:M,T' (or 'zephyr:M') -> :func:`mock_advantage2`."""
+    kind, _, rest = spec.partition(":")
+    if kind != "zephyr" or not rest:
+        raise ValueError(f"mock: expected 'zephyr:M,T', got {spec!r}")
+    try:
+        parts = [int(v) for v in rest.split(",")]
+    except ValueError:
+        raise ValueError(f"mock: expected integers in {spec!r}") from None
+    return mock_advantage2(parts[0], parts[1] if len(parts) > 1 else 4)
