@@ -98,8 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     qcbm_studies.add_parsers(study, train)
     vae_cli.add_parsers(sub, train, study)
     from qbm.qpu import cli as qpu_cli
+    from qbm.training import qgan_cli
 
     qpu_cli.add_parsers(sub)
+    qgan_cli.add_parsers(train, study)
     return p
 
 

@@ -81,3 +81,32 @@ def effective_sample_size(traces: Any) -> float:
         tau += 2.0 * pair
         prev = pair
     return float(m * n / max(tau, 1e-12))
+
+
+def frechet_distance(mu1: Any, cov1: Any, mu2: Any, cov2: Any) -> float:
+    """||mu1 - mu2||^2 + Tr(C1 + C2 - 2 (C1 C2)^{1/2})."""
+    import warnings
+
+    import scipy.linalg
+
+    mu1, mu2 = np.asarray(mu1, float), np.asarray(mu2, float)
+    c1, c2 = np.atleast_2d(cov1), np.atleast_2d(cov2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        covmean = scipy.linalg.sqrtm(c1 @ c2)
+        if not np.all(np.isfinite(covmean)):  # singular products: regularise both covariances
+            eps = 1e-6 * np.eye(len(c1))
+            c1, c2 = c1 + eps, c2 + eps
+            covmean = scipy.linalg.sqrtm(c1 @ c2)
+    covmean = np.real(covmean)
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(c1) + np.trace(c2) - 2 * np.trace(covmean))
+
+
+def fid_from_features(f1: Any, f2: Any) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (N, d), (M, d)."""
+    a, b = np.asarray(f1, float), np.asarray(f2, float)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"f2: feature shapes {a.shape} and {b.shape} must be (N, d) and (M, d)")
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("f1: need at least 2 feature vectors per set")
+    return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))

@@ -143,4 +143,10 @@ def load_dataset(name: str, data_dir: str | None = None) -> ImageData:
         if not data_dir:
             raise ValueError(f"data_dir: {name} needs --data-dir pointing at its IDX files")
         return load_mnist(data_dir, name)
-    raise ValueError(f"dataset: unknown data set {name!r}; choose digits, mnist or fashion-mnist")
+    if name == "sat4":
+        if not data_dir:
+            raise ValueError("data_dir: sat4 needs --data-dir pointing at sat-4-full.mat or its CSV files")
+        from qbm.data.sat4 import load_sat4
+
+        return load_sat4(data_dir)
+    raise ValueError(f"dataset: unknown data set {name!r}; choose digits, mnist, fashion-mnist or sat4")

@@ -1,0 +1,173 @@
+"""Style-based quantum generator, FID, SAT-4 loading, and a short QGAN training."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+
+from qbm.metrics import fid_from_features
+from qbm.models.qgan import ClassicalGenerator, Discriminator, StyleQuantumGenerator, count_params
+from qbm.training.qgan import fit_scaling, stability_verdict
+
+I2 = np.eye(2)
+
+
+def ry(t):
+    return np.array([[math.cos(t / 2), -math.sin(t / 2)], [math.sin(t / 2), math.cos(t / 2)]], dtype=complex)
+
+
+def rz(t):
+    return np.diag([np.exp(-1j * t / 2), np.exp(1j * t / 2)])
+
+
+def on(n, q, U):
+    out = np.array([[1.0 + 0j]])
+    for k in range(n):
+        out = np.kron(out, U if k == q else I2)
+    return out
+
+
+def controlled(n, c, t, U):
+    P0, P1 = np.diag([1, 0]), np.diag([0, 1])
+    a, b = np.array([[1.0 + 0j]]), np.array([[1.0 + 0j]])
+    for k in range(n):
+        a = np.kron(a, P0 if k == c else I2)
+        b = np.kron(b, P1 if k == c else (U if k == t else I2))
+    return a + b
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_one_layer_expectations_match_dense_unitary(n):
+    gen = StyleQuantumGenerator(n, 1, readout="zx", seed=n, dtype=torch.complex128)
+    z = torch.randn(3, gen.num_angles, generator=torch.Generator().manual_seed(0))
+    out = gen(z).double().detach().numpy()
+    ang = gen.angles(z).detach().numpy()
+    Z, X = np.diag([1.0, -1.0]), np.array([[0, 1], [1, 0]])
+    for b in range(3):
+        a = iter(ang[b])
+        U = np.eye(2**n, dtype=complex)
+        for q in range(n):
+            for gate in (ry, rz, ry, rz):
+                U = on(n, q, gate(next(a))) @ U
+        if n > 1:
+            for q in range(n):
+                U = controlled(n, q, (q + 1) % n, ry(next(a))) @ U
+        for q in range(n):
+            U = on(n, q, ry(next(a))) @ U
+        psi = U[:, 0]
+        want_z = [np.real(psi.conj() @ on(n, q, Z) @ psi) for q in range(n)]
+        want_x = [np.real(psi.conj() @ on(n, q, X) @ psi) for q in range(n)]
+        np.testing.assert_allclose(out[b], want_z + want_x, atol=1e-6)
+
+
+@pytest.mark.parametrize("n, L", [(2, 1), (3, 2), (4, 3), (6, 1)])
+def test_parameter_count(n, L):
+    assert count_params(StyleQuantumGenerator(n, L)) == 10 * L * n + 2 * n
+
+
+def test_gradients_match_finite_differences():
+    gen = StyleQuantumGenerator(3, 2, readout="zx", seed=1, dtype=torch.complex128)
+    z = torch.randn(4, gen.num_angles, generator=torch.Generator().manual_seed(2))
+    weights = torch.randn(6, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+
+    def f():
+        return (gen(z).double() * weights).sum()
+
+    loss = f()
+    loss.backward()
+    eps = 1e-4
+    for p in (gen.w, gen.b):
+        for k in (0, 5, len(p) - 1):
+            with torch.no_grad():
+                old = p[k].item()
+                p[k] = old + eps
+                up = f().item()
+                p[k] = old - eps
+                dn = f().item()
+                p[k] = old
+            assert p.grad[k].item() == pytest.approx((up - dn) / (2 * eps), abs=2e-5)
+
+
+def test_classical_pieces_and_bad_input():
+    g = ClassicalGenerator(8, width=5, depth=2)
+    assert g(g.sample_noise(3)).shape == (3, 8)
+    assert count_params(Discriminator(8, width=4, depth=1)) == 8 * 4 + 4 + 4 + 1
+    with pytest.raises(ValueError, match="readout"):
+        StyleQuantumGenerator(2, 1, readout="y")
+    with pytest.raises(ValueError, match="z:"):
+        StyleQuantumGenerator(2, 1)(torch.zeros(2, 3))
+
+
+def test_fid_properties():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(500, 6))
+    assert abs(fid_from_features(a, a)) < 1e-6
+    b = rng.normal(size=(500, 6))
+    f0 = fid_from_features(a, b)
+    f1 = fid_from_features(a, b + 0.5)
+    f2 = fid_from_features(a, b + 1.0)
+    assert f0 < 0.2 < f1 < f2
+    assert f2 == pytest.approx(6 * 1.0 + f0, abs=1.0)  # ||mu shift||^2 = 6 (+- sampling noise)
+
+
+def test_stability_and_fits():
+    v = stability_verdict([100, 50, 20, 10, 10.2, 9.9, 10.1], floor=2.0, initial=120.0, window=0.4, threshold=0.1)
+    assert v["optimal"] and v["stable"] and v["low"]
+    v = stability_verdict([100, 50, 20, 10, 30, 5, 40], floor=2.0, initial=120.0, window=0.4, threshold=0.1)
+    assert not v["stable"]
+    x = np.array([10.0, 20, 40, 80])
+    f = fit_scaling(x, 3 * np.exp(0.05 * x))
+    assert f["exponential"]["r2"] > 0.999 and f["exponential"]["b"] == pytest.approx(0.05)
+    f = fit_scaling(x, 2 * x**1.5)
+    assert f["polynomial"]["r2"] > 0.999 and f["polynomial"]["b"] == pytest.approx(1.5)
+
+
+def test_sat4_loaders(tmp_path):
+    from qbm.data.sat4 import load_sat4
+
+    rng = np.random.default_rng(0)
+    ntr, nte = 12, 5
+    x_tr = rng.integers(0, 256, (28, 28, 4, ntr)).astype(np.uint8)
+    y_tr = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, ntr)].T
+    x_te = rng.integers(0, 256, (28, 28, 4, nte)).astype(np.uint8)
+    y_te = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, nte)].T
+    mat_dir = tmp_path / "mat"
+    mat_dir.mkdir()
+    scipy.io.savemat(mat_dir / "sat-4-full.mat", {"train_x": x_tr, "train_y": y_tr, "test_x": x_te, "test_y": y_te})
+    d = load_sat4(str(mat_dir))
+    assert d.x_train.shape == (ntr, 4, 28, 28) and d.x_test.shape == (nte, 4, 28, 28)
+    np.testing.assert_allclose(d.x_train[3, 2], x_tr[:, :, 2, 3] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(d.y_train, np.argmax(y_tr, axis=0))
+    csv_dir = tmp_path / "csv"
+    csv_dir.mkdir()
+    for split, x, y in (("train", x_tr, y_tr), ("test", x_te, y_te)):
+        rows = np.transpose(x, (3, 0, 1, 2)).reshape(x.shape[3], -1)
+        np.savetxt(csv_dir / f"X_{split}_sat4.csv", rows, fmt="%d", delimiter=",")
+        np.savetxt(csv_dir / f"y_{split}_sat4.csv", y.T, fmt="%d", delimiter=",")
+    d2 = load_sat4(str(csv_dir))
+    np.testing.assert_allclose(d2.x_train, d.x_train)
+    np.testing.assert_array_equal(d2.y_test, d.y_test)
+    os.remove(csv_dir / "y_test_sat4.csv")
+    with pytest.raises(FileNotFoundError, match="y_test_sat4.csv"):
+        load_sat4(str(csv_dir))
+    np.savetxt(csv_dir / "y_test_sat4.csv", np.ones((nte, 3)), fmt="%d", delimiter=",")
+    with pytest.raises(ValueError, match="columns"):
+        load_sat4(str(csv_dir))
+
+
+def test_short_training_improves_fid(tmp_path):
+    from qbm.cli import main
+
+    out = str(tmp_path / "qgan")
+    assert main(["train", "qgan", "--qubits", "4", "--layers", "2", "--latent", "8", "--epochs", "3", "--quiet",
+                 "--out", out]) == 0
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    assert m["generator_params"] == 10 * 2 * 4 + 2 * 4
+    assert min(m["history"]["fid"]) < 0.5 * m["initial_fid"]
+    assert m["final_fid"] < m["initial_fid"]
+    for f in ("samples.png", "curves.png"):
+        assert os.path.exists(os.path.join(out, f))
