@@ -73,7 +73,7 @@ def main():
     res = {}
     ref = mmd.mmd2(x, y, sigma)
     for threads in (1, _core.default_threads()):
-        t = median_time(lambda: mmd.mmd2(x, y, sigma, num_threads=threads), args.repeats)
+        t = median_time(lambda th=threads: mmd.mmd2(x, y, sigma, num_threads=th), args.repeats)
         res[f"qbm ({threads} thr)"] = pairs / t
     mix = [0.5, 1, 4, 16, 64]
     t = median_time(lambda: mmd.mmd2(x, y, mix, num_threads=1), args.repeats)
@@ -111,10 +111,14 @@ def main():
 
     assert abs(dense() - mmd.mmd2_exact(pv, qv, 1.0)) < 1e-6
     t_dense = median_time(dense, max(1, args.repeats // 2))
-    print(f"exact MMD at n = {n}: product structure {t_prod * 1e3:.2f} ms, dense 2^n x 2^n {t_dense * 1e3:.0f} ms "
-          f"({t_dense / t_prod:.0f}x)")
+    print(
+        f"exact MMD at n = {n}: product structure {t_prod * 1e3:.2f} ms, dense 2^n x 2^n {t_dense * 1e3:.0f} ms "
+        f"({t_dense / t_prod:.0f}x)"
+    )
     if args.out:
-        write_json(os.path.join(args.out, "mmd.json"), {"rows": rows, "exact_n12": {"product_s": t_prod, "dense_s": t_dense}})
+        write_json(
+            os.path.join(args.out, "mmd.json"), {"rows": rows, "exact_n12": {"product_s": t_prod, "dense_s": t_dense}}
+        )
 
 
 if __name__ == "__main__":

@@ -73,7 +73,9 @@ def main():
     res = {}
     for threads in (1, _core.default_threads()):
         s = RBMSampler(num_threads=threads)
-        t = median_time(lambda: s.sample_model(rbm, num_reads=args.chains, num_sweeps=args.sweeps, seed=1), args.repeats)
+        t = median_time(
+            lambda s=s: s.sample_model(rbm, num_reads=args.chains, num_sweeps=args.sweeps, seed=1), args.repeats
+        )
         res[f"qbm ({threads} thr)"] = updates / t
     t = median_time(lambda: numpy_block_gibbs(W, a, b, args.chains, args.sweeps, 1), args.repeats)
     res["numpy (BLAS)"] = updates / t

@@ -76,7 +76,7 @@ def bench_problem(name, graph, args, rows):
 
     for threads in (1, _core.default_threads()):
         g = GibbsSampler(num_threads=threads)
-        t = median_time(lambda: g.sample_model(model, beta=beta, num_reads=R, num_sweeps=S, seed=1), args.repeats)
+        t = median_time(lambda g=g: g.sample_model(model, beta=beta, num_reads=R, num_sweeps=S, seed=1), args.repeats)
         results[f"qbm ({threads} thr)"] = updates / t
 
     try:
@@ -85,8 +85,15 @@ def bench_problem(name, graph, args, rows):
         bqm = model.to_bqm()
         d = DwaveSA()
         t = median_time(
-            lambda: d.sample(bqm, beta_range=(beta, beta), num_reads=R, num_sweeps=S, seed=1,
-                             randomize_order=False, beta_schedule_type="linear"),
+            lambda: d.sample(
+                bqm,
+                beta_range=(beta, beta),
+                num_reads=R,
+                num_sweeps=S,
+                seed=1,
+                randomize_order=False,
+                beta_schedule_type="linear",
+            ),
             args.repeats,
         )
         results["dwave-samplers SA"] = updates / t
@@ -118,8 +125,13 @@ def bench_problem(name, graph, args, rows):
     best_peer = max(peers.values()) if peers else float("nan")
     for k, v in results.items():
         rows.append({"problem": name, "sampler": k, "updates/s": v, "qbm1/this": q1 / v, "qbmN/this": qn / v})
-    return {"problem": name, "n": n, "results": results, "qbm1_over_best_peer": q1 / best_peer,
-            "thread_scaling": qn / q1}
+    return {
+        "problem": name,
+        "n": n,
+        "results": results,
+        "qbm1_over_best_peer": q1 / best_peer,
+        "thread_scaling": qn / q1,
+    }
 
 
 def bench_sqa(name, graph, args, rows):
@@ -142,17 +154,22 @@ def bench_sqa(name, graph, args, rows):
         bqm = model.to_bqm()
         ojs = oj.SQASampler()
         # openjij is slow on the large graph: at most 3 repeats, no warm-up
-        t = median_time(lambda: ojs.sample(bqm, beta=5.0, gamma=1.0, trotter=P, num_sweeps=S, num_reads=R, seed=1,
-                                           sparse=True),
-                        min(args.repeats, 3), warmup=0)
+        t = median_time(
+            lambda: ojs.sample(bqm, beta=5.0, gamma=1.0, trotter=P, num_sweeps=S, num_reads=R, seed=1, sparse=True),
+            min(args.repeats, 3),
+            warmup=0,
+        )
         res["openjij SQA"] = updates / t
     except ImportError:
         print("openjij not installed; SQA peer skipped")
     q1 = res["qbm SQA (1 thr)"]
     for k, v in res.items():
         rows.append({"problem": name, "sampler": k, "updates/s": v, "qbm1/this": q1 / v})
-    return {"problem": name, "results": res,
-            "qbm1_over_openjij": q1 / res["openjij SQA"] if "openjij SQA" in res else None}
+    return {
+        "problem": name,
+        "results": res,
+        "qbm1_over_openjij": q1 / res["openjij SQA"] if "openjij SQA" in res else None,
+    }
 
 
 def bench_pt(args):
@@ -167,18 +184,32 @@ def bench_pt(args):
     t0 = time.perf_counter()
     g = GibbsSampler().sample_model(model, beta=beta, num_reads=R, num_sweeps=S, seed=2, record_energies=True)
     tg = time.perf_counter() - t0
-    tr = g.info["energy_trace"][:, S // 2:]
+    tr = g.info["energy_trace"][:, S // 2 :]
     out["gibbs"] = {"ess": effective_sample_size(tr), "seconds": tg, "mean_energy": float(tr.mean())}
     K = 16
     t0 = time.perf_counter()
     p = ParallelTemperingSampler().sample_model(
-        model, beta=beta, beta_min=0.1, num_replicas=K, num_reads=R, num_sweeps=S, seed=2, adaptive=True,
-        adapt_sweeps=S // 4, adapt_interval=max(1, S // 40), record_energies=True)
+        model,
+        beta=beta,
+        beta_min=0.1,
+        num_replicas=K,
+        num_reads=R,
+        num_sweeps=S,
+        seed=2,
+        adaptive=True,
+        adapt_sweeps=S // 4,
+        adapt_interval=max(1, S // 40),
+        record_energies=True,
+    )
     tp = time.perf_counter() - t0
-    trp = p.info["energy_trace"][:, S // 2:]
-    out["pt"] = {"ess": effective_sample_size(trp), "seconds": tp, "mean_energy": float(trp.mean()),
-                 "swap_acceptance_min": float(p.info["swap_acceptance"].min()),
-                 "round_trips_per_read": float(p.info["round_trips"].mean())}
+    trp = p.info["energy_trace"][:, S // 2 :]
+    out["pt"] = {
+        "ess": effective_sample_size(trp),
+        "seconds": tp,
+        "mean_energy": float(trp.mean()),
+        "swap_acceptance_min": float(p.info["swap_acceptance"].min()),
+        "round_trips_per_read": float(p.info["round_trips"].mean()),
+    }
     for k in out:
         out[k]["ess_per_s"] = out[k]["ess"] / out[k]["seconds"]
     out["ratio_pt_over_gibbs"] = out["pt"]["ess_per_s"] / out["gibbs"]["ess_per_s"]
@@ -202,8 +233,10 @@ def main():
     args = p.parse_args()
     if args.quick:
         args.num_sweeps, args.repeats, args.sqa_sweeps, args.pt_sweeps = 100, 1, 20, 400
-    print(f"qbm core simd={_core.simd_level()}, cores={_core.default_threads()}; "
-          f"{args.num_reads} reads x {args.num_sweeps} sweeps at beta={args.beta}; median of {args.repeats}")
+    print(
+        f"qbm core simd={_core.simd_level()}, cores={_core.default_threads()}; "
+        f"{args.num_reads} reads x {args.num_sweeps} sweeps at beta={args.beta}; median of {args.repeats}"
+    )
     rows: list[dict] = []
     summary = [bench_problem("Z(4) 576 spins", zephyr_graph(4, 4), args, rows)]
     if not args.skip_z12:
@@ -212,11 +245,15 @@ def main():
     print_table(rows, ["problem", "sampler", "updates/s", "qbm1/this", "qbmN/this"])
     print()
     for s in summary:
-        print(f"{s['problem']}: qbm 1 thread / fastest peer = {s['qbm1_over_best_peer']:.2f}x; "
-              f"qbm all threads / 1 thread = {s['thread_scaling']:.2f}x")
+        print(
+            f"{s['problem']}: qbm 1 thread / fastest peer = {s['qbm1_over_best_peer']:.2f}x; "
+            f"qbm all threads / 1 thread = {s['thread_scaling']:.2f}x"
+        )
 
-    print("\nSQA: spin-slice updates/s at P=%d, %d sweeps, %d reads, beta=5, Gamma=1" %
-          (args.trotter, args.sqa_sweeps, args.sqa_reads))
+    print(
+        "\nSQA: spin-slice updates/s at P=%d, %d sweeps, %d reads, beta=5, Gamma=1"
+        % (args.trotter, args.sqa_sweeps, args.sqa_reads)
+    )
     sqa_rows: list[dict] = []
     sqa = [bench_sqa("Z(4) 576 spins", zephyr_graph(4, 4), args, sqa_rows)]
     if not args.skip_z12:
@@ -228,14 +265,19 @@ def main():
 
     print(f"\nPT vs Gibbs: Z(4) glass at beta={args.pt_beta}, 16 reads, {args.pt_sweeps} sweeps (PT: 16 replicas)")
     pt = bench_pt(args)
-    print_table([{"sampler": k, **v} for k, v in pt.items() if isinstance(v, dict)],
-                ["sampler", "ess", "seconds", "ess_per_s", "mean_energy"])
-    print(f"PT / Gibbs ESS per second: {pt['ratio_pt_over_gibbs']:.2f}x "
-          f"(PT min swap acceptance {pt['pt']['swap_acceptance_min']:.2f}, "
-          f"{pt['pt']['round_trips_per_read']:.1f} round trips per read)")
+    print_table(
+        [{"sampler": k, **v} for k, v in pt.items() if isinstance(v, dict)],
+        ["sampler", "ess", "seconds", "ess_per_s", "mean_energy"],
+    )
+    print(
+        f"PT / Gibbs ESS per second: {pt['ratio_pt_over_gibbs']:.2f}x "
+        f"(PT min swap acceptance {pt['pt']['swap_acceptance_min']:.2f}, "
+        f"{pt['pt']['round_trips_per_read']:.1f} round trips per read)"
+    )
     if args.out:
-        write_json(os.path.join(args.out, "samplers.json"),
-                   {"rows": rows, "summary": summary, "sqa": sqa, "pt_vs_gibbs": pt})
+        write_json(
+            os.path.join(args.out, "samplers.json"), {"rows": rows, "summary": summary, "sqa": sqa, "pt_vs_gibbs": pt}
+        )
         import matplotlib
 
         matplotlib.use("Agg")

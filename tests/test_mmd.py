@@ -37,7 +37,9 @@ def brute_mmd(x, y, sigma, unbiased):
     kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
     n, m = len(x), len(y)
     if unbiased:
-        return (kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
+        return (
+            (kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
+        )
     return kxx.mean() + kyy.mean() - 2 * kxy.mean()
 
 
@@ -73,14 +75,21 @@ def test_linear_estimator_is_unbiased():
     bits = np.array(list(itertools.product([0, 1], repeat=3)))
     p, q = rng.dirichlet(np.ones(8)), rng.dirichlet(np.ones(8))
     exact = mmd.mmd2_exact(p, q, 2.0)
-    vals = [mmd.mmd2(bits[rng.choice(8, 400, p=p)], bits[rng.choice(8, 400, p=q)], 2.0, estimator="linear")
-            for _ in range(300)]
+    vals = [
+        mmd.mmd2(bits[rng.choice(8, 400, p=p)], bits[rng.choice(8, 400, p=q)], 2.0, estimator="linear")
+        for _ in range(300)
+    ]
     assert abs(np.mean(vals) - exact) < 4 * np.std(vals) / np.sqrt(300)
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 70), nx=st.integers(2, 20), ny=st.integers(2, 20), seed=st.integers(0, 10**6),
-       sigma=st.floats(0.05, 50))
+@given(
+    n=st.integers(1, 70),
+    nx=st.integers(2, 20),
+    ny=st.integers(2, 20),
+    seed=st.integers(0, 10**6),
+    sigma=st.floats(0.05, 50),
+)
 def test_mmd_properties(n, nx, ny, seed, sigma):
     rng = np.random.default_rng(seed)
     x, y = rng.integers(0, 2, (nx, n)), rng.integers(0, 2, (ny, n))
@@ -88,7 +97,8 @@ def test_mmd_properties(n, nx, ny, seed, sigma):
     assert mmd.mmd2(x, y, sigma) >= -1e-12
     assert abs(mmd.mmd2(x, x, sigma)) < 1e-12
     assert mmd.mmd2(x, y, sigma, estimator="unbiased") == pytest.approx(
-        mmd.mmd2(y, x, sigma, estimator="unbiased"), rel=1e-9, abs=1e-12)
+        mmd.mmd2(y, x, sigma, estimator="unbiased"), rel=1e-9, abs=1e-12
+    )
 
 
 def test_rbf_matches_numpy_and_torch_grad():

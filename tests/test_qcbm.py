@@ -55,8 +55,9 @@ def test_gates_match_dense_matrices():
         elif g.name == "cx":
             G = cnot_dense(n, *g.qubits)
         elif g.name == "cz":
-            G = np.diag([(-1) ** (((i >> (n - 1 - g.qubits[0])) & 1) * ((i >> (n - 1 - g.qubits[1])) & 1))
-                         for i in range(2**n)]).astype(complex)
+            G = np.diag(
+                [(-1) ** (((i >> (n - 1 - g.qubits[0])) & 1) * ((i >> (n - 1 - g.qubits[1])) & 1)) for i in range(2**n)]
+            ).astype(complex)
         else:
             cq, tq = g.qubits
             P0, P1 = np.diag([1, 0]), np.diag([0, 1])
@@ -71,8 +72,9 @@ def test_gates_match_dense_matrices():
     want = U[:, 0]
     np.testing.assert_allclose(psi, want, atol=1e-10)
     # the inverse circuit undoes it
-    back = c.state(torch.tensor(theta), initial=torch.tensor(psi).reshape(1, 2, 2, 2), inverse=True,
-                   dtype=torch.complex128)
+    back = c.state(
+        torch.tensor(theta), initial=torch.tensor(psi).reshape(1, 2, 2, 2), inverse=True, dtype=torch.complex128
+    )
     np.testing.assert_allclose(back.reshape(-1).numpy(), np.eye(8)[0], atol=1e-10)
 
 
@@ -97,8 +99,12 @@ def test_parameter_shift_equals_autograd_in_expectation():
     model = QCBM(n, ansatz="line", layers=1, seed=2, dtype=torch.complex128)
     P = model.circuit.num_params
     theta = model.theta.detach()
-    shifts = torch.cat([theta + (math.pi / 2) * torch.eye(P, dtype=theta.dtype),
-                        theta - (math.pi / 2) * torch.eye(P, dtype=theta.dtype)])
+    shifts = torch.cat(
+        [
+            theta + (math.pi / 2) * torch.eye(P, dtype=theta.dtype),
+            theta - (math.pi / 2) * torch.eye(P, dtype=theta.dtype),
+        ]
+    )
     q = model.probs()
     qs = model.probs(shifts)
     sig = [0.5, 2.0]

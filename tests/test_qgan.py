@@ -163,8 +163,26 @@ def test_short_training_improves_fid(tmp_path):
     from qbm.cli import main
 
     out = str(tmp_path / "qgan")
-    assert main(["train", "qgan", "--qubits", "4", "--layers", "2", "--latent", "8", "--epochs", "3", "--quiet",
-                 "--out", out]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "qgan",
+                "--qubits",
+                "4",
+                "--layers",
+                "2",
+                "--latent",
+                "8",
+                "--epochs",
+                "3",
+                "--quiet",
+                "--out",
+                out,
+            ]
+        )
+        == 0
+    )
     m = json.load(open(os.path.join(out, "metrics.json")))
     assert m["generator_params"] == 10 * 2 * 4 + 2 * 4
     assert min(m["history"]["fid"]) < 0.5 * m["initial_fid"]

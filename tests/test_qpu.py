@@ -39,11 +39,14 @@ class Recorder:
         return self.child.sample(bqm, **kw)
 
 
-@pytest.mark.parametrize("graph, n, want_method, chains", [
-    ("zephyr", 40, "native", False),
-    ("rbm", 64, "biclique", True),   # a 32 x 32 RBM
-    ("full", 24, "busclique", True),  # a 24-node clique
-])
+@pytest.mark.parametrize(
+    "graph, n, want_method, chains",
+    [
+        ("zephyr", 40, "native", False),
+        ("rbm", 64, "biclique", True),  # a 32 x 32 RBM
+        ("full", 24, "busclique", True),  # a 24-node clique
+    ],
+)
 def test_embeddings_and_unembedded_energies(mock, graph, n, want_method, chains, tmp_path):
     prior = BoltzmannPrior(n, graph, init_scale=0.4, seed=1)
     model = prior.to_ising()
@@ -62,12 +65,18 @@ def test_embeddings_and_unembedded_energies(mock, graph, n, want_method, chains,
 
 def test_scaling_is_exact_and_chain_strength_default(mock):
     rng = np.random.default_rng(0)
-    bqm = dimod.BQM({i: rng.uniform(-3, 3) for i in range(6)},
-                    {(i, j): rng.uniform(-2, 2) for i in range(6) for j in range(i + 1, 6)}, 0.0, "SPIN")
+    bqm = dimod.BQM(
+        {i: rng.uniform(-3, 3) for i in range(6)},
+        {(i, j): rng.uniform(-2, 2) for i in range(6) for j in range(i + 1, 6)},
+        0.0,
+        "SPIN",
+    )
     scaled, s = scale_to_ranges(bqm, (-4.0, 4.0), (-1.0, 1.0))
     assert max(abs(v) for v in scaled.quadratic.values()) <= 1.0 + 1e-12
     assert max(abs(v) for v in scaled.linear.values()) <= 4.0 + 1e-12
-    assert np.isclose(max(max(abs(v) for v in scaled.quadratic.values()), max(abs(v) for v in scaled.linear.values()) / 4), 1.0)
+    assert np.isclose(
+        max(max(abs(v) for v in scaled.quadratic.values()), max(abs(v) for v in scaled.linear.values()) / 4), 1.0
+    )
     back = scaled.copy()
     back.scale(1 / s)
     for v in bqm.variables:
@@ -192,8 +201,32 @@ def test_train_vae_against_the_stand_in(tmp_path):
     from qbm.cli import main
 
     out = str(tmp_path / "run")
-    assert main(["train", "vae", "--sampler", "qpu", "--mock", "zephyr:4,4", "--graph", "zephyr", "--latent", "16",
-                 "--epochs", "1", "--chains", "32", "--anneal-sweeps", "50", "--quiet", "--out", out]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "vae",
+                "--sampler",
+                "qpu",
+                "--mock",
+                "zephyr:4,4",
+                "--graph",
+                "zephyr",
+                "--latent",
+                "16",
+                "--epochs",
+                "1",
+                "--chains",
+                "32",
+                "--anneal-sweeps",
+                "50",
+                "--quiet",
+                "--out",
+                out,
+            ]
+        )
+        == 0
+    )
     import json
 
     m = json.load(open(os.path.join(out, "metrics.json")))

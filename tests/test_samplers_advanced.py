@@ -4,7 +4,6 @@ enumeration / exact diagonalisation; seeds; bad input."""
 import dimod
 import numpy as np
 import pytest
-from scipy.linalg import expm
 
 from qbm import IsingModel
 from qbm.problems import spin_glass, zephyr_graph
@@ -52,8 +51,9 @@ def test_pt_all_replicas_and_sampleset():
     assert res.spins.shape == (12, 6)
     np.testing.assert_allclose(res.vectors["beta"][:4], res.info["betas"])
     np.testing.assert_allclose(res.energies, model.energy(res.spins), atol=1e-9)
-    ss = ParallelTemperingSampler().sample(model.to_bqm(), num_reads=3, num_sweeps=20, seed=0, return_replicas=True,
-                                           num_replicas=4, beta=2.0)
+    ss = ParallelTemperingSampler().sample(
+        model.to_bqm(), num_reads=3, num_sweeps=20, seed=0, return_replicas=True, num_replicas=4, beta=2.0
+    )
     assert "beta" in ss.record.dtype.names and len(ss) == 12
 
 
@@ -130,8 +130,17 @@ def test_sqa_slice_marginal_converges_to_exact_diagonal():
     bound = tvd_bound(p, reads)
     err = {}
     for P in (2, 16):
-        r = SQASampler().sample_model(model, beta=beta, gamma=gamma, s=s, num_trotter_slices=P, num_sweeps=150,
-                                      num_reads=reads, seed=P, return_slices=True)
+        r = SQASampler().sample_model(
+            model,
+            beta=beta,
+            gamma=gamma,
+            s=s,
+            num_trotter_slices=P,
+            num_sweeps=150,
+            num_reads=reads,
+            seed=P,
+            return_slices=True,
+        )
         err[P] = tvd(empirical(r.spins), p)
     assert err[16] < bound, err
     assert err[2] > 2 * bound and err[2] > 3 * err[16], err
@@ -142,8 +151,9 @@ def test_sqa_slice_marginal_converges_to_exact_diagonal():
 def test_sqa_single_slice_is_unbiased():
     model = random_frustrated(4, seed=5, h_scale=0.5)
     p = _tfim_diagonal(model, 2.0, 1.0, 0.6)
-    r = SQASampler().sample_model(model, beta=2.0, gamma=1.0, s=0.6, num_trotter_slices=16, num_sweeps=150,
-                                  num_reads=20000, seed=1)
+    r = SQASampler().sample_model(
+        model, beta=2.0, gamma=1.0, s=0.6, num_trotter_slices=16, num_sweeps=150, num_reads=20000, seed=1
+    )
     assert r.spins.shape == (20000, 4)
     assert tvd(empirical(r.spins), p) < tvd_bound(p, 20000)
     assert len(np.unique(r.info["chosen_slice"])) == 16
@@ -153,8 +163,9 @@ def test_sqa_anneal_finds_ground_states():
     for seed in range(3):
         model = random_frustrated(12, seed=200 + seed, density=0.6)
         e_min = model.energy(all_states(12)).min()
-        r = SQASampler().sample_model(model, beta=10.0, gamma=2.0, num_trotter_slices=8, num_sweeps=400,
-                                      num_reads=16, seed=seed)
+        r = SQASampler().sample_model(
+            model, beta=10.0, gamma=2.0, num_trotter_slices=8, num_sweeps=400, num_reads=16, seed=seed
+        )
         assert r.energies.min() == pytest.approx(e_min, abs=1e-9)
         assert r.info["final_s"] == 1.0
 

@@ -24,7 +24,9 @@ def test_gibbs_matches_exact_distribution(update, order, beta):
     n_reads = 20000
     # at beta=2 these glasses have barriers: single-spin chains need thousands of sweeps
     sweeps = 3000 if beta >= 2 else 100
-    res = GibbsSampler().sample_model(model, beta=beta, num_reads=n_reads, num_sweeps=sweeps, update=update, order=order, seed=7)
+    res = GibbsSampler().sample_model(
+        model, beta=beta, num_reads=n_reads, num_sweeps=sweeps, update=update, order=order, seed=7
+    )
     d = tvd(empirical(res.spins), p)
     assert d < tvd_bound(p, n_reads), f"TV {d:.4f} vs bound {tvd_bound(p, n_reads):.4f}"
 

@@ -55,7 +55,7 @@ def test_prior_fit_recovers_parameters():
     model = BoltzmannPrior(5, "full", init_scale=0.01, seed=0)
     neg = NegativePhase("gibbs", 2000, sweeps=5, seed=2)
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    for step in range(250):
+    for _ in range(250):
         batch = data[rng.choice(len(data), 2000)]
         loss = model.quasi_objective(batch, neg.sample(model))
         opt.zero_grad()
@@ -82,8 +82,9 @@ def test_graphs_and_ising_conversion():
     from qbm.rbm import RBM
 
     W, a, b = r.rbm_form()
-    np.testing.assert_allclose(RBM(W, a, b).energy(s[:, :4].numpy(), s[:, 4:].numpy()),
-                               r.energy(s).detach().numpy(), atol=1e-10)
+    np.testing.assert_allclose(
+        RBM(W, a, b).energy(s[:, :4].numpy(), s[:, 4:].numpy()), r.energy(s).detach().numpy(), atol=1e-10
+    )
     with pytest.raises(ValueError, match="graph"):
         BoltzmannPrior(4, "ring")
     with pytest.raises(ValueError, match="n:"):
@@ -217,8 +218,23 @@ def test_mnist_loader_and_conv_model(tmp_path):
 # ---------------------------------------------------------------- command line
 def test_cli_train_generate_resume(tmp_path, capsys):
     out = str(tmp_path / "run")
-    args = ["train", "vae", "--epochs", "2", "--latent", "8", "--chains", "16", "--anneal-sweeps", "100",
-            "--quiet", "--out", out, "--holdout", "9"]
+    args = [
+        "train",
+        "vae",
+        "--epochs",
+        "2",
+        "--latent",
+        "8",
+        "--chains",
+        "16",
+        "--anneal-sweeps",
+        "100",
+        "--quiet",
+        "--out",
+        out,
+        "--holdout",
+        "9",
+    ]
     assert cli(args) == 0
     for f in ("model.pt", "metrics.json", "reconstructions.png", "samples.png", "conditional.png", "curves.png"):
         assert os.path.exists(os.path.join(out, f)), f
@@ -228,8 +244,26 @@ def test_cli_train_generate_resume(tmp_path, capsys):
     m = json.load(open(os.path.join(out, "metrics.json")))
     assert [e["epoch"] for e in m["epochs"]] == [1, 2, 3]
     png = str(tmp_path / "gen.png")
-    assert cli(["generate", "--model", os.path.join(out, "model.pt"), "--mode", "cqa", "--label", "3",
-                "--num", "8", "--sweeps", "100", "--out", png]) == 0
+    assert (
+        cli(
+            [
+                "generate",
+                "--model",
+                os.path.join(out, "model.pt"),
+                "--mode",
+                "cqa",
+                "--label",
+                "3",
+                "--num",
+                "8",
+                "--sweeps",
+                "100",
+                "--out",
+                png,
+            ]
+        )
+        == 0
+    )
     assert os.path.exists(png)
     assert cli(["generate", "--model", str(tmp_path / "nope.pt"), "--out", png]) == 2
     assert "does not exist" in capsys.readouterr().err

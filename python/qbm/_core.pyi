@@ -59,10 +59,7 @@ def sample_schedule(
     seed: int = 0,
     num_threads: int | None = None,
     trace: bool = False,
-) -> tuple[
-    npt.NDArray[np.int8], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]
-]: ...
-
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
 def sample_tempering(
     model: IsingCsr,
     betas: npt.NDArray[np.float64],

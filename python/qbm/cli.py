@@ -36,8 +36,10 @@ def cmd_spin_glass(args: argparse.Namespace) -> int:
     m, t = _parse_graph(args.graph)
     model = zephyr_spin_glass(m, t, seed=args.seed)
     n = model.num_variables
-    print(f"qbm {_core.__version__}: Zephyr Z({m},{t}) spin glass, {n} spins, {model.num_interactions} couplers "
-          f"(J ~ U[-1,1], h ~ U[-0.1,0.1], seed {args.seed})")
+    print(
+        f"qbm {_core.__version__}: Zephyr Z({m},{t}) spin glass, {n} spins, {model.num_interactions} couplers "
+        f"(J ~ U[-1,1], h ~ U[-0.1,0.1], seed {args.seed})"
+    )
     print(f"core: simd={_core.simd_level()}, threads={args.threads or _core.default_threads()}")
     report: dict[str, Any] = {"graph": args.graph, "num_variables": n, "num_interactions": model.num_interactions}
 
@@ -46,17 +48,25 @@ def cmd_spin_glass(args: argparse.Namespace) -> int:
     energies, t0 = [], time.perf_counter()
     with tqdm(total=args.num_reads, desc="simulated annealing", unit="read", disable=args.quiet) as bar:
         for k, start in enumerate(range(0, args.num_reads, chunk)):
-            r = sa.sample_model(model, num_reads=min(chunk, args.num_reads - start), num_sweeps=args.num_sweeps,
-                                seed=args.seed * 1_000_003 + k)
+            r = sa.sample_model(
+                model,
+                num_reads=min(chunk, args.num_reads - start),
+                num_sweeps=args.num_sweeps,
+                seed=args.seed * 1_000_003 + k,
+            )
             energies.append(r.energies)
             bar.update(len(r))
     dt = time.perf_counter() - t0
     e = np.concatenate(energies)
     best = float(e.min())
-    print(f"simulated annealing: {args.num_reads} reads x {args.num_sweeps} sweeps in {dt:.2f} s "
-          f"({n * args.num_reads * args.num_sweeps / dt:.3g} spin updates/s)")
-    print(f"  lowest energy {best:.4f} (per spin {best / n:.4f}), mean {e.mean():.4f}, "
-          f"reads within 1e-6 of lowest: {np.mean(e <= best + 1e-6):.1%}")
+    print(
+        f"simulated annealing: {args.num_reads} reads x {args.num_sweeps} sweeps in {dt:.2f} s "
+        f"({n * args.num_reads * args.num_sweeps / dt:.3g} spin updates/s)"
+    )
+    print(
+        f"  lowest energy {best:.4f} (per spin {best / n:.4f}), mean {e.mean():.4f}, "
+        f"reads within 1e-6 of lowest: {np.mean(e <= best + 1e-6):.1%}"
+    )
     report["sa"] = {"min_energy": best, "mean_energy": float(e.mean()), "seconds": dt}
 
     gibbs = GibbsSampler(num_threads=args.threads)
@@ -64,8 +74,10 @@ def cmd_spin_glass(args: argparse.Namespace) -> int:
     r = gibbs.sample_model(model, beta=args.beta, num_reads=args.num_reads, num_sweeps=args.num_sweeps, seed=args.seed)
     dt = time.perf_counter() - t0
     mag = np.abs(r.spins.mean(axis=1)).mean()
-    print(f"Gibbs at beta={args.beta}: mean energy per spin {r.energies.mean() / n:.4f}, |magnetisation| {mag:.3f}, "
-          f"flip fraction {r.info['flip_fraction']:.3f}, {n * args.num_reads * args.num_sweeps / dt:.3g} spin updates/s")
+    print(
+        f"Gibbs at beta={args.beta}: mean energy per spin {r.energies.mean() / n:.4f}, |magnetisation| {mag:.3f}, "
+        f"flip fraction {r.info['flip_fraction']:.3f}, {n * args.num_reads * args.num_sweeps / dt:.3g} spin updates/s"
+    )
     report["gibbs"] = {"beta": args.beta, "mean_energy": float(r.energies.mean()), "seconds": dt}
     if args.json:
         with open(args.json, "w") as fh:

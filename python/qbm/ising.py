@@ -174,7 +174,9 @@ def _csr_from_matrix(J: Any, n: int) -> sp.csr_array:
     m.eliminate_zeros()
     diff = m - m.T
     if diff.nnz and np.max(np.abs(diff.data)) > 1e-12 * max(1.0, np.max(np.abs(m.data))):
-        raise ValueError("J: couplings must be symmetric (J[i, j] == J[j, i]); pass J + J.T for an upper-triangular matrix")
+        raise ValueError(
+            "J: couplings must be symmetric (J[i, j] == J[j, i]); pass J + J.T for an upper-triangular matrix"
+        )
     m.sort_indices()
     return m
 
@@ -220,7 +222,9 @@ def _from_dicts(h: Any, J: Any) -> tuple[np.ndarray, sp.csr_array, list[Hashable
     vals_a = np.asarray(vals, dtype=np.float64)
     if not np.all(np.isfinite(vals_a)):
         raise ValueError("J: contains NaN or inf")
-    m = sp.coo_array((vals_a, (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))), shape=(n, n)).tocsr()
+    m = sp.coo_array(
+        (vals_a, (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))), shape=(n, n)
+    ).tocsr()
     m.sum_duplicates()
     m.eliminate_zeros()
     m.sort_indices()

@@ -120,8 +120,13 @@ def kernel_sums(
     k = hamming_kernel_table(len(hxy) - 1, sigma, kernel)
     n_x, n_y = _rows(x), _rows(y)
     return KernelSums(
-        xx=2.0 * float(hxx @ k), yy=2.0 * float(hyy @ k), xy=float(hxy @ k),
-        diag_x=n_x * float(k[0]), diag_y=n_y * float(k[0]), n_x=n_x, n_y=n_y,
+        xx=2.0 * float(hxx @ k),
+        yy=2.0 * float(hyy @ k),
+        xy=float(hxy @ k),
+        diag_x=n_x * float(k[0]),
+        diag_y=n_y * float(k[0]),
+        n_x=n_x,
+        n_y=n_y,
     )
 
 
@@ -167,7 +172,7 @@ def _linear(x: Any, y: Any, sigma: Any, kernel: str) -> float:
             sq = ((u - v) ** 2).sum(axis=1)
             return np.exp(-sq[None, :] / (2 * s[:, None] ** 2)).mean(axis=0)
 
-        x1, x2, y1, y2 = a[0:2 * m:2], a[1:2 * m:2], b[0:2 * m:2], b[1:2 * m:2]
+        x1, x2, y1, y2 = a[0 : 2 * m : 2], a[1 : 2 * m : 2], b[0 : 2 * m : 2], b[1 : 2 * m : 2]
     else:
         bx, by = as_bits(x, "x"), as_bits(y, "y")
         if bx.shape[1] != by.shape[1]:
@@ -181,7 +186,7 @@ def _linear(x: Any, y: Any, sigma: Any, kernel: str) -> float:
         def k(u: np.ndarray, v: np.ndarray) -> np.ndarray:
             return table[np.bitwise_count(u ^ v).sum(axis=1)]
 
-        x1, x2, y1, y2 = px[0:2 * m:2], px[1:2 * m:2], py[0:2 * m:2], py[1:2 * m:2]
+        x1, x2, y1, y2 = px[0 : 2 * m : 2], px[1 : 2 * m : 2], py[0 : 2 * m : 2], py[1 : 2 * m : 2]
     h = k(x1, x2) + k(y1, y2) - k(x1, y2) - k(x2, y1)
     return float(h.mean())
 

@@ -17,8 +17,9 @@ def _plt() -> Any:
     return plt
 
 
-def save_curves(path: str, series: dict[str, Any], *, xlabel: str = "step", ylabel: str = "", logy: bool = False,
-                title: str = "") -> None:
+def save_curves(
+    path: str, series: dict[str, Any], *, xlabel: str = "step", ylabel: str = "", logy: bool = False, title: str = ""
+) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, ys in series.items():
@@ -40,8 +41,9 @@ def save_curves(path: str, series: dict[str, Any], *, xlabel: str = "step", ylab
     plt.close(fig)
 
 
-def save_image_grid(path: str, images: Any, *, rows: int | None = None, title: str = "",
-                    row_labels: list[str] | None = None) -> None:
+def save_image_grid(
+    path: str, images: Any, *, rows: int | None = None, title: str = "", row_labels: list[str] | None = None
+) -> None:
     """images: (N, H, W) or (N, H, W, C) in [0, 1]."""
     plt = _plt()
     imgs = np.asarray(images, dtype=float)

@@ -32,9 +32,7 @@ def advantage2_like_graph(m: int = 12, t: int = 4, num_working: int | None = 459
     return g
 
 
-def spin_glass(
-    graph: nx.Graph, *, seed: int = 0, h_scale: float = 0.1, couplings: str = "uniform"
-) -> IsingModel:
+def spin_glass(graph: nx.Graph, *, seed: int = 0, h_scale: float = 0.1, couplings: str = "uniform") -> IsingModel:
     """Random spin glass on ``graph``: J_ij uniform in [-1, 1] (or +-1 with
     ``couplings="pm1"``), h_i uniform in [-h_scale, h_scale]. Labels are the graph's nodes
     (sorted)."""
@@ -52,8 +50,13 @@ def spin_glass(
     h = rng.uniform(-h_scale, h_scale, size=n)
     import scipy.sparse as sp
 
-    J = sp.coo_array((np.concatenate([w, w]), (np.concatenate([edges[:, 0], edges[:, 1]]),
-                                              np.concatenate([edges[:, 1], edges[:, 0]]))), shape=(n, n))
+    J = sp.coo_array(
+        (
+            np.concatenate([w, w]),
+            (np.concatenate([edges[:, 0], edges[:, 1]]), np.concatenate([edges[:, 1], edges[:, 0]])),
+        ),
+        shape=(n, n),
+    )
     return IsingModel(h, J.tocsr(), labels=nodes)
 
 

@@ -9,4 +9,10 @@ __all__ = [
     "load_digits",
     "load_mnist",
     "read_idx",
-    "write_idx","bars_and_stripes", "cardinality", "ghz", "random_sparse", "states_to_index"]
+    "write_idx",
+    "bars_and_stripes",
+    "cardinality",
+    "ghz",
+    "random_sparse",
+    "states_to_index",
+]

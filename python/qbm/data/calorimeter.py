@@ -39,15 +39,16 @@ def load_showers(path: str, key: str | None = None, max_showers: int | None = No
     with fh:
         if key is None:
             found: list[str] = []
-            fh.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset)
-                          and obj.ndim in (3, 4) else None)
+            fh.visititems(
+                lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) and obj.ndim in (3, 4) else None
+            )
             if not found:
                 raise ValueError(f"path: no (N, 25, 25, 25) or (N, H, W) dataset in {path!r}")
             key = found[0]
         if key not in fh:
             raise ValueError(f"key: dataset {key!r} not found in {path!r}")
         ds = fh[key]
-        data = np.asarray(ds[: max_showers] if max_showers else ds[...], dtype=np.float64)
+        data = np.asarray(ds[:max_showers] if max_showers else ds[...], dtype=np.float64)
     if data.ndim not in (3, 4) or data.shape[0] == 0:
         raise ValueError(f"key: dataset {key!r} has shape {data.shape}; expected (N, 25, 25, 25) or (N, H, W)")
     if not np.all(np.isfinite(data)):
@@ -63,7 +64,7 @@ def downsize(showers: np.ndarray, rows: int, cols: int) -> np.ndarray:
     out = np.empty((img.shape[0], rows, cols))
     for i, rr in enumerate(r_edges):
         for j, cc in enumerate(c_edges):
-            out[:, i, j] = img[:, rr[0]: rr[-1] + 1, cc[0]: cc[-1] + 1].sum(axis=(1, 2))
+            out[:, i, j] = img[:, rr[0] : rr[-1] + 1, cc[0] : cc[-1] + 1].sum(axis=(1, 2))
     return out
 
 

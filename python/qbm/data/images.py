@@ -36,8 +36,9 @@ class ImageData:
         keep_tr = ~np.isin(self.y_train, classes)
         keep_te = ~np.isin(self.y_test, classes)
         held = self.x_test[~keep_te]
-        return ImageData(self.name, self.x_train[keep_tr], self.y_train[keep_tr], self.x_test[keep_te],
-                         self.y_test[keep_te]), held
+        return ImageData(
+            self.name, self.x_train[keep_tr], self.y_train[keep_tr], self.x_test[keep_te], self.y_test[keep_te]
+        ), held
 
 
 def load_digits(test_fraction: float = 0.2, seed: int = 0) -> ImageData:
@@ -79,10 +80,10 @@ def read_idx(path: str) -> np.ndarray:
     ndim = raw[3]
     if ndim < 1 or len(raw) < 4 + 4 * ndim:
         raise ValueError(f"path: {path!r} has a truncated IDX header")
-    dims = struct.unpack(">" + "I" * ndim, raw[4: 4 + 4 * ndim])
+    dims = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
     dt = np.dtype(_DTYPES[raw[2]])
     need = int(np.prod(dims)) * dt.itemsize
-    body = raw[4 + 4 * ndim:]
+    body = raw[4 + 4 * ndim :]
     if len(body) != need:
         raise ValueError(f"path: {path!r} is truncated or padded: header says {need} bytes of data, found {len(body)}")
     return np.frombuffer(body, dtype=dt).reshape(dims)

@@ -57,9 +57,11 @@ def load_sat4(directory: str, max_per_split: int | None = None) -> ImageData:
     names = {k: os.path.join(directory, f"{k}_sat4.csv") for k in ("X_train", "y_train", "X_test", "y_test")}
     missing = [p for p in names.values() if not os.path.exists(p)]
     if missing:
-        raise FileNotFoundError(f"path: SAT-4 files not found in {directory!r}: need sat-4-full.mat or "
-                                f"X_train_sat4.csv, y_train_sat4.csv, X_test_sat4.csv, y_test_sat4.csv (missing "
-                                f"{', '.join(os.path.basename(p) for p in missing)})")
+        raise FileNotFoundError(
+            f"path: SAT-4 files not found in {directory!r}: need sat-4-full.mat or "
+            f"X_train_sat4.csv, y_train_sat4.csv, X_test_sat4.csv, y_test_sat4.csv (missing "
+            f"{', '.join(os.path.basename(p) for p in missing)})"
+        )
     out = []
     for split in ("train", "test"):
         x = _read_csv(names[f"X_{split}"], 28 * 28 * 4, max_per_split)

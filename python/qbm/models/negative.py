@@ -20,8 +20,16 @@ NAMES = ("gibbs", "rbm", "pt", "sqa", "qpu")
 
 
 class NegativePhase:
-    def __init__(self, name: str, num_chains: int = 128, *, sweeps: int = 10, seed: int = 0,
-                 num_threads: int | None = None, qpu: Any = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        num_chains: int = 128,
+        *,
+        sweeps: int = 10,
+        seed: int = 0,
+        num_threads: int | None = None,
+        qpu: Any = None,
+    ) -> None:
         if name not in NAMES:
             raise ValueError(f"sampler: unknown sampler {name!r}; choose one of {', '.join(NAMES)}")
         if num_chains < 1:
@@ -43,8 +51,13 @@ class NegativePhase:
         seed = self._seed()
         if self.name == "gibbs":
             res = GibbsSampler(num_threads=self.num_threads).sample_model(
-                prior.to_ising(), beta=1.0, num_reads=self.num_chains, num_sweeps=self.sweeps,
-                initial_states=self.state, seed=seed)
+                prior.to_ising(),
+                beta=1.0,
+                num_reads=self.num_chains,
+                num_sweeps=self.sweeps,
+                initial_states=self.state,
+                seed=seed,
+            )
             spins = res.spins
         elif self.name == "rbm":
             form = prior.rbm_form()
@@ -53,26 +66,46 @@ class NegativePhase:
             from qbm.rbm import RBM
 
             res = RBMSampler(num_threads=self.num_threads).sample_model(
-                RBM(*form), beta=1.0, num_reads=self.num_chains, num_sweeps=self.sweeps,
-                initial_states=self.state, seed=seed)
+                RBM(*form),
+                beta=1.0,
+                num_reads=self.num_chains,
+                num_sweeps=self.sweeps,
+                initial_states=self.state,
+                seed=seed,
+            )
             spins = res.spins
         elif self.name == "pt":
             res = ParallelTemperingSampler(num_threads=self.num_threads).sample_model(
-                prior.to_ising(), beta=1.0, beta_min=0.2, num_replicas=4, num_reads=self.num_chains,
-                num_sweeps=self.sweeps, initial_states=self.state, seed=seed)
+                prior.to_ising(),
+                beta=1.0,
+                beta_min=0.2,
+                num_replicas=4,
+                num_reads=self.num_chains,
+                num_sweeps=self.sweeps,
+                initial_states=self.state,
+                seed=seed,
+            )
             spins = res.spins
         elif self.name == "sqa":
             res = SQASampler(num_threads=self.num_threads).sample_model(
-                prior.to_ising(), beta=1.0, gamma=1.0, num_trotter_slices=8, num_sweeps=max(self.sweeps, 20),
-                s_min=0.3, num_reads=self.num_chains, seed=seed)
+                prior.to_ising(),
+                beta=1.0,
+                gamma=1.0,
+                num_trotter_slices=8,
+                num_sweeps=max(self.sweeps, 20),
+                s_min=0.3,
+                num_reads=self.num_chains,
+                seed=seed,
+            )
             spins = res.spins
         else:
             if self.qpu is None:
                 raise ValueError("sampler: 'qpu' needs a qbm.qpu.Advantage2Sampler (qpu=...)")
             # The QPU samples about exp(-b_phys * scale * E); after the first call (ranges filled)
             # the programmed scale is steered so that beta_eff relative to the prior -> 1.
-            res = self.qpu.sample_model(prior.to_ising(), num_reads=self.num_chains, seed=seed,
-                                        energy_scale=self.qpu_scale)
+            res = self.qpu.sample_model(
+                prior.to_ising(), num_reads=self.num_chains, seed=seed, energy_scale=self.qpu_scale
+            )
             spins = res.spins
             b = res.info.get("beta_eff")
             used = res.info.get("scale")
@@ -86,8 +119,13 @@ class NegativePhase:
         return torch.as_tensor(spins, dtype=torch.float64)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "calls": self.calls, "seed": self.seed, "qpu_scale": self.qpu_scale,
-                "state": None if self.state is None else self.state.copy()}
+        return {
+            "name": self.name,
+            "calls": self.calls,
+            "seed": self.seed,
+            "qpu_scale": self.qpu_scale,
+            "state": None if self.state is None else self.state.copy(),
+        }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.calls, self.seed = int(d["calls"]), int(d["seed"])

@@ -74,8 +74,9 @@ def make_edges(n: int, graph: str | Sequence[tuple[int, int]]) -> list[tuple[int
 class BoltzmannPrior(torch.nn.Module):
     """Learnable fields h (n,) and couplings J (one per edge) on a fixed graph."""
 
-    def __init__(self, n: int, graph: str | Sequence[tuple[int, int]] = "rbm", *, init_scale: float = 0.01,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, n: int, graph: str | Sequence[tuple[int, int]] = "rbm", *, init_scale: float = 0.01, seed: int = 0
+    ) -> None:
         super().__init__()
         if n < 1:
             raise ValueError(f"n: need at least one unit, got {n}")
@@ -99,8 +100,9 @@ class BoltzmannPrior(torch.nn.Module):
         i, j = self.edges[:, 0], self.edges[:, 1]
         return -(z @ self.h) - (z[:, i] * z[:, j] * self.J).sum(-1)
 
-    def quasi_objective(self, z_data: torch.Tensor, z_model: torch.Tensor, weights: torch.Tensor | None = None
-                        ) -> torch.Tensor:
+    def quasi_objective(
+        self, z_data: torch.Tensor, z_model: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """mean E(z_data) - mean E(z_model), model samples held constant: its gradient
         w.r.t. (h, J) is the negative log-likelihood gradient E_data[dE] - E_model[dE].
         ``weights`` (optional) weight the model samples (e.g. exact probabilities)."""
@@ -116,8 +118,10 @@ class BoltzmannPrior(torch.nn.Module):
             h = h + np.asarray(extra_field, dtype=np.float64)
         e = self.edges.cpu().numpy()
         J = self.J.detach().cpu().numpy()
-        mat = sp.coo_array((np.concatenate([J, J]), (np.concatenate([e[:, 0], e[:, 1]]),
-                                                     np.concatenate([e[:, 1], e[:, 0]]))), shape=(self.n, self.n))
+        mat = sp.coo_array(
+            (np.concatenate([J, J]), (np.concatenate([e[:, 0], e[:, 1]]), np.concatenate([e[:, 1], e[:, 0]]))),
+            shape=(self.n, self.n),
+        )
         return IsingModel(-beta * h, -beta * mat.tocsr())
 
     def rbm_form(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -162,8 +166,14 @@ class BoltzmannPrior(torch.nn.Module):
         g = GibbsSampler(num_threads=None)
         for k in range(1, len(betas)):
             logw -= (betas[k] - betas[k - 1]) * model.energy(z)
-            z = g.sample_model(model, beta=float(betas[k]), num_reads=num_chains, num_sweeps=1, initial_states=z,
-                               seed=int(rng.integers(2**63))).spins
+            z = g.sample_model(
+                model,
+                beta=float(betas[k]),
+                num_reads=num_chains,
+                num_sweeps=1,
+                initial_states=z,
+                seed=int(rng.integers(2**63)),
+            ).spins
         m = logw.max()
         w = np.exp(logw - m)
         est = self.n * math.log(2) + m + math.log(w.mean())

@@ -29,8 +29,9 @@ from qbm.quantum import statevector as sv
 class QCBM(torch.nn.Module):
     """A circuit Born machine on ``n`` qubits with ``layers`` entangling layers."""
 
-    def __init__(self, n: int, *, ansatz: str = "line", layers: int = 2, seed: int = 0,
-                 dtype: torch.dtype = torch.complex64) -> None:
+    def __init__(
+        self, n: int, *, ansatz: str = "line", layers: int = 2, seed: int = 0, dtype: torch.dtype = torch.complex64
+    ) -> None:
         super().__init__()
         if ansatz not in ("product", "line", "all_to_all"):
             raise ValueError(f"ansatz: unknown value {ansatz!r}; choose 'product', 'line' or 'all_to_all'")
@@ -112,8 +113,13 @@ def shot_loss_and_grad(
     """
     n, P = model.n, model.circuit.num_params
     theta = model.theta.detach()
-    shifts = torch.cat([theta[None], theta[None] + (math.pi / 2) * torch.eye(P, dtype=theta.dtype),
-                        theta[None] - (math.pi / 2) * torch.eye(P, dtype=theta.dtype)])
+    shifts = torch.cat(
+        [
+            theta[None],
+            theta[None] + (math.pi / 2) * torch.eye(P, dtype=theta.dtype),
+            theta[None] - (math.pi / 2) * torch.eye(P, dtype=theta.dtype),
+        ]
+    )
     p_t = torch.as_tensor(target_probs, dtype=torch.float64)
     with torch.no_grad():
         if loss == "fidelity":
@@ -135,24 +141,29 @@ def shot_loss_and_grad(
 
         cur2 = sv.sample_bits(probs[0].double(), shots, generator)
         value = mmd.mmd2(cur, target, sigmas, estimator="unbiased")
-        grad = torch.tensor([
-            kmean(samples[1 + k], cur2) - kmean(samples[1 + P + k], cur2)
-            - kmean(samples[1 + k], target) + kmean(samples[1 + P + k], target)
-            for k in range(P)
-        ], dtype=torch.float64)
+        grad = torch.tensor(
+            [
+                kmean(samples[1 + k], cur2)
+                - kmean(samples[1 + P + k], cur2)
+                - kmean(samples[1 + k], target)
+                + kmean(samples[1 + P + k], target)
+                for k in range(P)
+            ],
+            dtype=torch.float64,
+        )
         return value, grad
     freqs = torch.stack([_counts(s, n) for s in samples])
     if loss == "kl":
         q = freqs[0]
         value = float(kl_divergence(p_t, q, eps))
         w = torch.where(p_t > 0, p_t / torch.clamp(q, min=eps), torch.zeros_like(p_t))
-        grad = -((freqs[1:P + 1] - freqs[P + 1:]) * w).sum(1) / 2
+        grad = -((freqs[1 : P + 1] - freqs[P + 1 :]) * w).sum(1) / 2
         return value, grad
     # fidelity: <Z_i> from bit frequencies of U^dag |phi>
     bits = ((torch.arange(2**n)[:, None] >> torch.arange(n - 1, -1, -1)) & 1).to(torch.float64)
     zmean = (freqs @ (1 - 2 * bits)).mean(1)
     vals = 1.0 - (0.5 + zmean / 2)
-    return float(vals[0]), (vals[1:P + 1] - vals[P + 1:]) / 2
+    return float(vals[0]), (vals[1 : P + 1] - vals[P + 1 :]) / 2
 
 
 def paper_lr(t: int) -> float:

@@ -27,8 +27,9 @@ def count_params(module: nn.Module) -> int:
 
 
 class StyleQuantumGenerator(nn.Module):
-    def __init__(self, qubits: int, layers: int, *, readout: str = "z", seed: int = 0,
-                 dtype: torch.dtype = torch.complex64) -> None:
+    def __init__(
+        self, qubits: int, layers: int, *, readout: str = "z", seed: int = 0, dtype: torch.dtype = torch.complex64
+    ) -> None:
         super().__init__()
         if qubits < 1:
             raise ValueError(f"qubits: must be >= 1, got {qubits}")
@@ -129,18 +130,47 @@ class LatentAutoencoder(nn.Module):
         c, h, w = self.shape
         if (h, w) == (28, 28):
             self.enc: nn.Module = nn.Sequential(
-                nn.Conv2d(c, 32, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(32, 64, 4, 2, 1), nn.LeakyReLU(0.2),
-                nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.LeakyReLU(0.2), nn.Linear(128, latent), nn.Tanh())
+                nn.Conv2d(c, 32, 4, 2, 1),
+                nn.LeakyReLU(0.2),
+                nn.Conv2d(32, 64, 4, 2, 1),
+                nn.LeakyReLU(0.2),
+                nn.Flatten(),
+                nn.Linear(64 * 7 * 7, 128),
+                nn.LeakyReLU(0.2),
+                nn.Linear(128, latent),
+                nn.Tanh(),
+            )
             self.dec: nn.Module = nn.Sequential(
-                nn.Linear(latent, 128), nn.LeakyReLU(0.2), nn.Linear(128, 64 * 7 * 7), nn.LeakyReLU(0.2),
-                nn.Unflatten(1, (64, 7, 7)), nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.LeakyReLU(0.2),
-                nn.ConvTranspose2d(32, c, 4, 2, 1), nn.Sigmoid())
+                nn.Linear(latent, 128),
+                nn.LeakyReLU(0.2),
+                nn.Linear(128, 64 * 7 * 7),
+                nn.LeakyReLU(0.2),
+                nn.Unflatten(1, (64, 7, 7)),
+                nn.ConvTranspose2d(64, 32, 4, 2, 1),
+                nn.LeakyReLU(0.2),
+                nn.ConvTranspose2d(32, c, 4, 2, 1),
+                nn.Sigmoid(),
+            )
         else:
             d = c * h * w
-            self.enc = nn.Sequential(nn.Flatten(), nn.Linear(d, 128), nn.LeakyReLU(0.2), nn.Linear(128, 64),
-                                     nn.LeakyReLU(0.2), nn.Linear(64, latent), nn.Tanh())
-            self.dec = nn.Sequential(nn.Linear(latent, 64), nn.LeakyReLU(0.2), nn.Linear(64, 128), nn.LeakyReLU(0.2),
-                                     nn.Linear(128, d), nn.Sigmoid(), nn.Unflatten(1, self.shape))
+            self.enc = nn.Sequential(
+                nn.Flatten(),
+                nn.Linear(d, 128),
+                nn.LeakyReLU(0.2),
+                nn.Linear(128, 64),
+                nn.LeakyReLU(0.2),
+                nn.Linear(64, latent),
+                nn.Tanh(),
+            )
+            self.dec = nn.Sequential(
+                nn.Linear(latent, 64),
+                nn.LeakyReLU(0.2),
+                nn.Linear(64, 128),
+                nn.LeakyReLU(0.2),
+                nn.Linear(128, d),
+                nn.Sigmoid(),
+                nn.Unflatten(1, self.shape),
+            )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.enc(x)
@@ -161,11 +191,18 @@ class FeatureClassifier(nn.Module):
         c, h, w = shape
         if (h, w) == (28, 28):
             self.body: nn.Module = nn.Sequential(
-                nn.Conv2d(c, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(), nn.Flatten(),
-                nn.Linear(32 * 7 * 7, feature_dim), nn.ReLU())
+                nn.Conv2d(c, 16, 3, 2, 1),
+                nn.ReLU(),
+                nn.Conv2d(16, 32, 3, 2, 1),
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(32 * 7 * 7, feature_dim),
+                nn.ReLU(),
+            )
         else:
-            self.body = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 128), nn.ReLU(), nn.Linear(128, feature_dim),
-                                      nn.ReLU())
+            self.body = nn.Sequential(
+                nn.Flatten(), nn.Linear(c * h * w, 128), nn.ReLU(), nn.Linear(128, feature_dim), nn.ReLU()
+            )
         self.head = nn.Linear(feature_dim, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -47,16 +47,27 @@ def mlp_decoder(latent: int, shape: tuple[int, ...], hidden: tuple[int, ...] = (
 def conv_encoder(channels: int, out_dim: int) -> nn.Module:
     """For 28 x 28 images."""
     return nn.Sequential(
-        nn.Conv2d(channels, 32, 4, 2, 1), nn.ReLU(),
-        nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.ReLU(), nn.Linear(256, out_dim),
+        nn.Conv2d(channels, 32, 4, 2, 1),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 4, 2, 1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, 256),
+        nn.ReLU(),
+        nn.Linear(256, out_dim),
     )
 
 
 def conv_decoder(latent: int, channels: int) -> nn.Module:
     return nn.Sequential(
-        nn.Linear(latent, 256), nn.ReLU(), nn.Linear(256, 64 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
-        nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, channels, 4, 2, 1),
+        nn.Linear(latent, 256),
+        nn.ReLU(),
+        nn.Linear(256, 64 * 7 * 7),
+        nn.ReLU(),
+        nn.Unflatten(1, (64, 7, 7)),
+        nn.ConvTranspose2d(64, 32, 4, 2, 1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(32, channels, 4, 2, 1),
     )
 
 
@@ -83,9 +94,19 @@ def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, likelihood: str) 
 class BMVAE(nn.Module):
     """BM-VAE with ``latent`` spins and a :class:`BoltzmannPrior` on ``graph``."""
 
-    def __init__(self, shape: tuple[int, ...], latent: int = 32, *, graph: Any = "rbm", arch: str = "auto",
-                 likelihood: str = "bernoulli", relaxation: str = "gumbel", tau: float = 1 / 7,
-                 spike_beta: float = 10.0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        latent: int = 32,
+        *,
+        graph: Any = "rbm",
+        arch: str = "auto",
+        likelihood: str = "bernoulli",
+        relaxation: str = "gumbel",
+        tau: float = 1 / 7,
+        spike_beta: float = 10.0,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"likelihood: unknown value {likelihood!r}; choose bernoulli or gaussian")
@@ -98,9 +119,17 @@ class BMVAE(nn.Module):
         self.relaxation, self.tau, self.spike_beta = relaxation, tau, spike_beta
         self.encoder, self.decoder = build_nets(self.shape, latent, latent, arch)
         self.prior = BoltzmannPrior(latent, graph, seed=seed)
-        self.config = dict(shape=list(shape), latent=latent, graph=graph if isinstance(graph, str) else list(graph),
-                           arch=arch, likelihood=likelihood, relaxation=relaxation, tau=tau,
-                           spike_beta=spike_beta, seed=seed)
+        self.config = dict(
+            shape=list(shape),
+            latent=latent,
+            graph=graph if isinstance(graph, str) else list(graph),
+            arch=arch,
+            likelihood=likelihood,
+            relaxation=relaxation,
+            tau=tau,
+            spike_beta=spike_beta,
+            seed=seed,
+        )
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x).to(torch.float64)
@@ -125,16 +154,22 @@ class BMVAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z.to(torch.float32))
 
-    def forward_losses(self, x: torch.Tensor, z_model: torch.Tensor | None, generator: torch.Generator | None,
-                       log_z: float = 0.0, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
+    def forward_losses(
+        self,
+        x: torch.Tensor,
+        z_model: torch.Tensor | None,
+        generator: torch.Generator | None,
+        log_z: float = 0.0,
+        kl_weight: float = 1.0,
+    ) -> dict[str, torch.Tensor]:
         """Per-batch means: recon, kl (with the given log Z), and the training objective
         recon + kl_weight * (KL surrogate whose prior gradient uses ``z_model``)."""
-        l = self.logits(x)
-        z, z_dec = self.relax(l, generator)
+        logit = self.logits(x)
+        z, z_dec = self.relax(logit, generator)
         recon = reconstruction_loss(self.decode(z_dec), x, self.likelihood)
-        mean = torch.tanh(l / 2)
+        mean = torch.tanh(logit / 2)
         # entropy of factorised Bernoulli q(z_i = +1) = sigmoid(l_i)
-        ent = (F.softplus(l) - l * torch.sigmoid(l)).sum(1)
+        ent = (F.softplus(logit) - logit * torch.sigmoid(logit)).sum(1)
         e_q = self.prior.energy(mean)
         kl = -ent + e_q + log_z
         kl_obj = (-ent + e_q).mean()
@@ -157,8 +192,15 @@ class BMVAE(nn.Module):
 class GaussianVAE(nn.Module):
     """The same encoder / decoder with a standard normal prior over ``latent`` reals."""
 
-    def __init__(self, shape: tuple[int, ...], latent: int = 32, *, arch: str = "auto",
-                 likelihood: str = "bernoulli", seed: int = 0) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        latent: int = 32,
+        *,
+        arch: str = "auto",
+        likelihood: str = "bernoulli",
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"likelihood: unknown value {likelihood!r}")
@@ -167,16 +209,27 @@ class GaussianVAE(nn.Module):
         self.encoder, self.decoder = build_nets(self.shape, 2 * latent, latent, arch)
         self.config = dict(shape=list(shape), latent=latent, arch=arch, likelihood=likelihood, seed=seed)
 
-    def forward_losses(self, x: torch.Tensor, z_model: Any, generator: torch.Generator | None,
-                       log_z: float = 0.0, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
+    def forward_losses(
+        self,
+        x: torch.Tensor,
+        z_model: Any,
+        generator: torch.Generator | None,
+        log_z: float = 0.0,
+        kl_weight: float = 1.0,
+    ) -> dict[str, torch.Tensor]:
         h = self.encoder(x)
-        mu, logvar = h[:, : self.latent], h[:, self.latent:].clamp(-10, 10)
+        mu, logvar = h[:, : self.latent], h[:, self.latent :].clamp(-10, 10)
         eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
         z = mu + torch.exp(0.5 * logvar) * eps
         recon = reconstruction_loss(self.decoder(z), x, self.likelihood)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
-        return {"recon": recon.mean(), "kl": kl.mean(), "objective": recon.mean() + kl_weight * kl.mean(), "z": z,
-                "mean": mu}
+        return {
+            "recon": recon.mean(),
+            "kl": kl.mean(),
+            "objective": recon.mean() + kl_weight * kl.mean(),
+            "z": z,
+            "mean": mu,
+        }
 
     @torch.no_grad()
     def encode_mean(self, x: torch.Tensor) -> torch.Tensor:

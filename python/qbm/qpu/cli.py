@@ -40,9 +40,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     st = chain_length_stats(emb)
     print(f"prior: {model.prior.n} units, {model.prior.num_edges} couplings ({model.prior.graph_name} graph)")
-    print(f"embedding ({getattr(s, 'last_embedding_method', 'cached')}): {st['qubits']} qubits, chain length "
-          f"max {st['max_chain']}, mean {st['mean_chain']:.2f}, median {st['median_chain']:.1f}, "
-          f"{st['chains_longer_than_1']} chains longer than one qubit")
+    print(
+        f"embedding ({getattr(s, 'last_embedding_method', 'cached')}): {st['qubits']} qubits, chain length "
+        f"max {st['max_chain']}, mean {st['mean_chain']:.2f}, median {st['median_chain']:.1f}, "
+        f"{st['chains_longer_than_1']} chains longer than one qubit"
+    )
     return 0
 
 
@@ -61,10 +63,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     ising = model.prior.to_ising(extra_field=field)
     res = s.sample_model(ising, num_reads=args.num_reads, seed=args.seed)
     info = res.info
-    print(f"mode {args.mode}: {len(res)} samples, mean energy {res.energies.mean():.3f}, chain-break fraction "
-          f"{info['chain_break_fraction']:.4f}, scale {info['scale']:.4g}, chain strength {info['chain_strength']:.3g}")
+    print(
+        f"mode {args.mode}: {len(res)} samples, mean energy {res.energies.mean():.3f}, chain-break fraction "
+        f"{info['chain_break_fraction']:.4f}, scale {info['scale']:.4g}, chain strength {info['chain_strength']:.3g}"
+    )
     if "beta_eff" in info:
-        print(f"beta_eff {info['beta_eff']:.3f} (95% bootstrap interval {info['beta_low']:.3f} - {info['beta_high']:.3f})")
+        print(
+            f"beta_eff {info['beta_eff']:.3f} (95% bootstrap interval {info['beta_low']:.3f} - {info['beta_high']:.3f})"
+        )
     print(f"QPU access time {info['qpu_access_time_us'] / 1e3:.1f} ms over {info['submissions']} submission(s)")
     if args.out:
         imgs = decode_spins(model, res.spins[:64])
@@ -75,8 +81,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     qpu = sub.add_parser("qpu", help="D-Wave Advantage2 backend").add_subparsers(dest="qpu_cmd")
-    for name, fn, helptext in (("embed", cmd_embed, "embed a trained prior and print chain statistics"),
-                               ("sample", cmd_sample, "sample a trained prior in a given mode")):
+    for name, fn, helptext in (
+        ("embed", cmd_embed, "embed a trained prior and print chain statistics"),
+        ("sample", cmd_sample, "sample a trained prior in a given mode"),
+    ):
         p = qpu.add_parser(name, help=helptext)
         p.add_argument("--model", required=True, help="DIR/model.pt from qbm train vae")
         p.add_argument("--solver", default=None, help="D-Wave solver name (needs credentials)")

@@ -31,7 +31,11 @@ class EmbeddingCache:
         self.memory: dict[str, dict[Hashable, list[Any]]] = {}
 
     def key(self, source: nx.Graph, target: nx.Graph) -> str:
-        return _graph_key(list(source.nodes), list(source.edges)) + "-" + _graph_key(list(target.nodes), list(target.edges))
+        return (
+            _graph_key(list(source.nodes), list(source.edges))
+            + "-"
+            + _graph_key(list(target.nodes), list(target.edges))
+        )
 
     def get(self, key: str, source: nx.Graph) -> dict[Hashable, list[Any]] | None:
         if key in self.memory:
@@ -58,8 +62,10 @@ class EmbeddingCache:
             path = os.path.join(self.directory, key + ".json")
             tmp = path + ".tmp"
             with open(tmp, "w") as fh:
-                json.dump({repr(k): [int(q) if isinstance(q, (int, np.integer)) else q for q in v]
-                           for k, v in emb.items()}, fh)
+                json.dump(
+                    {repr(k): [int(q) if isinstance(q, (int, np.integer)) else q for q in v] for k, v in emb.items()},
+                    fh,
+                )
             os.replace(tmp, path)
 
 
@@ -77,8 +83,9 @@ def _complete_bipartite_sides(g: nx.Graph) -> tuple[list[Any], list[Any]] | None
     return sorted(a, key=repr), sorted(b, key=repr)
 
 
-def find_embedding_for(source: nx.Graph, target: nx.Graph, *, seed: int = 0, timeout: float = 30.0,
-                       zephyr_m: int | None = None) -> tuple[dict[Hashable, list[Any]], str]:
+def find_embedding_for(
+    source: nx.Graph, target: nx.Graph, *, seed: int = 0, timeout: float = 30.0, zephyr_m: int | None = None
+) -> tuple[dict[Hashable, list[Any]], str]:
     """Embedding of ``source`` in ``target`` and the method that found it."""
     import minorminer
 
@@ -124,6 +131,11 @@ def find_embedding_for(source: nx.Graph, target: nx.Graph, *, seed: int = 0, tim
 
 def chain_length_stats(embedding: dict[Hashable, list[Any]]) -> dict[str, float]:
     lengths = np.array([len(c) for c in embedding.values()])
-    return {"num_variables": int(lengths.size), "qubits": int(lengths.sum()), "max_chain": int(lengths.max()),
-            "mean_chain": float(lengths.mean()), "median_chain": float(np.median(lengths)),
-            "chains_longer_than_1": int((lengths > 1).sum())}
+    return {
+        "num_variables": int(lengths.size),
+        "qubits": int(lengths.sum()),
+        "max_chain": int(lengths.max()),
+        "mean_chain": float(lengths.mean()),
+        "median_chain": float(np.median(lengths)),
+        "chains_longer_than_1": int((lengths > 1).sum()),
+    }

@@ -24,6 +24,7 @@ MODES: dict[str, dict[str, Any]] = {
     "cqa": {"annealing_time": 200.0, "answer_mode": "raw"},
 }
 
+
 #: Exceptions treated as failures of the service (retried); parameter errors are not.
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, (ValueError, TypeError, KeyError)):
@@ -31,8 +32,9 @@ def _retryable(exc: BaseException) -> bool:
     return True
 
 
-def scale_to_ranges(bqm: dimod.BinaryQuadraticModel, h_range: tuple[float, float],
-                    j_range: tuple[float, float]) -> tuple[dimod.BinaryQuadraticModel, float]:
+def scale_to_ranges(
+    bqm: dimod.BinaryQuadraticModel, h_range: tuple[float, float], j_range: tuple[float, float]
+) -> tuple[dimod.BinaryQuadraticModel, float]:
     """Scale a SPIN BQM by one factor s so that h and J use the solver's ranges as fully as
     possible (like auto_scale, but explicit); returns (scaled BQM, s) with scaled = s * bqm."""
     lin = np.array(list(bqm.linear.values()), dtype=float) if bqm.num_variables else np.zeros(0)
@@ -51,15 +53,17 @@ def scale_to_ranges(bqm: dimod.BinaryQuadraticModel, h_range: tuple[float, float
     return out, float(s)
 
 
-def estimate_beta_eff(model: IsingModel, spins: np.ndarray, *, num_bootstrap: int = 100, seed: int = 0
-                      ) -> dict[str, float]:
+def estimate_beta_eff(
+    model: IsingModel, spins: np.ndarray, *, num_bootstrap: int = 100, seed: int = 0
+) -> dict[str, float]:
     """beta_eff of samples relative to ``model``'s energy scale by maximum pseudo-likelihood
     (dwave.system.temperatures), with a 95% bootstrap interval."""
     from dwave.system.temperatures import maximum_pseudolikelihood_temperature
 
     bqm = model.to_bqm()
-    T, boots = maximum_pseudolikelihood_temperature(bqm=bqm, sampleset=(spins, model.labels),
-                                                    num_bootstrap_samples=num_bootstrap, seed=seed)
+    T, boots = maximum_pseudolikelihood_temperature(
+        bqm=bqm, sampleset=(spins, model.labels), num_bootstrap_samples=num_bootstrap, seed=seed
+    )
     boots = np.asarray(boots, dtype=float)
     beta = 1.0 / T if T > 0 else math.inf
     if boots.size:
@@ -85,16 +89,30 @@ class Advantage2Sampler(dimod.Sampler):
     unembed (majority vote or discard), and compute energies on the user's unscaled model.
     """
 
-    def __init__(self, child: Any = None, *, mode: str = "dqa", solver: str | None = None,
-                 chain_strength: float | None = None, chain_break_method: str = "majority_vote",
-                 cache_dir: str | None = None, embedding_timeout: float = 30.0, seed: int = 0,
-                 max_retries: int = 3, backoff: float = 1.0, max_reads_per_call: int | None = None,
-                 estimate_beta: bool = True, verbose: bool = False, **overrides: Any) -> None:
+    def __init__(
+        self,
+        child: Any = None,
+        *,
+        mode: str = "dqa",
+        solver: str | None = None,
+        chain_strength: float | None = None,
+        chain_break_method: str = "majority_vote",
+        cache_dir: str | None = None,
+        embedding_timeout: float = 30.0,
+        seed: int = 0,
+        max_retries: int = 3,
+        backoff: float = 1.0,
+        max_reads_per_call: int | None = None,
+        estimate_beta: bool = True,
+        verbose: bool = False,
+        **overrides: Any,
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode: unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if chain_break_method not in ("majority_vote", "discard"):
-            raise ValueError(f"chain_break_method: unknown value {chain_break_method!r}; "
-                             "choose majority_vote or discard")
+            raise ValueError(
+                f"chain_break_method: unknown value {chain_break_method!r}; choose majority_vote or discard"
+            )
         if chain_strength is not None and not (np.isfinite(chain_strength) and chain_strength > 0):
             raise ValueError(f"chain_strength: must be a positive number, got {chain_strength!r}")
         if max_retries < 0:
@@ -172,8 +190,9 @@ class Advantage2Sampler(dimod.Sampler):
         emb = self.cache.get(key, source)
         if emb is None:
             self.minorminer_calls += 1
-            emb, method = find_embedding_for(source, target, seed=self.seed, timeout=self.embedding_timeout,
-                                             zephyr_m=self._zephyr_m())
+            emb, method = find_embedding_for(
+                source, target, seed=self.seed, timeout=self.embedding_timeout, zephyr_m=self._zephyr_m()
+            )
             missing = [v for v in source.nodes if v not in emb]
             if missing:  # isolated variables: any free qubit
                 used = {q for c in emb.values() for q in c}
@@ -202,8 +221,9 @@ class Advantage2Sampler(dimod.Sampler):
         c = self.child
         for k in params:
             if k not in c.parameters:
-                raise ValueError(f"{k}: parameter not supported by solver "
-                                 f"{c.properties.get('chip_id', type(c).__name__)}")
+                raise ValueError(
+                    f"{k}: parameter not supported by solver {c.properties.get('chip_id', type(c).__name__)}"
+                )
         props = c.properties
         if "annealing_time" in params and "anneal_schedule" in params:
             raise ValueError("annealing_time: cannot be combined with anneal_schedule")
@@ -232,8 +252,9 @@ class Advantage2Sampler(dimod.Sampler):
         t = params.get("annealing_time", 20.0)
         return 15000.0 + num_reads * (t + 100.0)
 
-    def _with_ancillas(self, target_bqm: dimod.BinaryQuadraticModel, params: dict[str, Any]
-                       ) -> tuple[dimod.BinaryQuadraticModel, dict[str, Any]]:
+    def _with_ancillas(
+        self, target_bqm: dimod.BinaryQuadraticModel, params: dict[str, Any]
+    ) -> tuple[dimod.BinaryQuadraticModel, dict[str, Any]]:
         """Fast anneal forbids h: move every field h_v onto a coupling to a neighbouring
         ancilla qubit pinned to +1 by a flux bias (the LinearAncillaComposite construction;
         that composite fails when ancillas are shared in dwave-system 1.36, so qbm builds
@@ -242,8 +263,9 @@ class Advantage2Sampler(dimod.Sampler):
 
         target = self.target_graph()
         used = set(target_bqm.variables)
-        out = dimod.BinaryQuadraticModel(dict.fromkeys(target_bqm.variables, 0.0), dict(target_bqm.quadratic),
-                                         target_bqm.offset, dimod.SPIN)
+        out = dimod.BinaryQuadraticModel(
+            dict.fromkeys(target_bqm.variables, 0.0), dict(target_bqm.quadratic), target_bqm.offset, dimod.SPIN
+        )
         load: dict[Any, int] = {}
         nq = max(self.child.nodelist) + 1
         fb = [0.0] * nq
@@ -265,8 +287,9 @@ class Advantage2Sampler(dimod.Sampler):
         self.last_ancillas = {"ancilla_qubits": len(load), "flux_bias_fields": direct}
         return out, {**params, "flux_biases": fb}
 
-    def _submit(self, target_bqm: dimod.BinaryQuadraticModel, params: dict[str, Any], num_reads: int
-                ) -> dimod.SampleSet:
+    def _submit(
+        self, target_bqm: dimod.BinaryQuadraticModel, params: dict[str, Any], num_reads: int
+    ) -> dimod.SampleSet:
         child = self.child
         last: BaseException | None = None
         for attempt in range(self.max_retries + 1):
@@ -278,12 +301,22 @@ class Advantage2Sampler(dimod.Sampler):
                 last = e
                 if attempt < self.max_retries:
                     time.sleep(self.backoff * (2**attempt))
-        raise RuntimeError(f"QPU submission failed after {self.max_retries + 1} attempts: "
-                           f"{type(last).__name__}: {last}") from last
+        raise RuntimeError(
+            f"QPU submission failed after {self.max_retries + 1} attempts: {type(last).__name__}: {last}"
+        ) from last
 
-    def sample(self, bqm: dimod.BinaryQuadraticModel, num_reads: int = 100, *, mode: str | None = None,
-               extra_fields: dict[Any, float] | None = None, chain_strength: float | None = None,
-               energy_scale: float | None = None, seed: int | None = None, **params: Any) -> dimod.SampleSet:
+    def sample(
+        self,
+        bqm: dimod.BinaryQuadraticModel,
+        num_reads: int = 100,
+        *,
+        mode: str | None = None,
+        extra_fields: dict[Any, float] | None = None,
+        chain_strength: float | None = None,
+        energy_scale: float | None = None,
+        seed: int | None = None,
+        **params: Any,
+    ) -> dimod.SampleSet:
         """Sample a BQM (SPIN or BINARY). ``extra_fields`` adds bias fields (c-QA mode).
         ``energy_scale``: programmed = energy_scale * embedded BQM (capped to fit the
         solver's ranges); ``None`` fills the ranges (the largest scale that fits).
@@ -358,8 +391,12 @@ class Advantage2Sampler(dimod.Sampler):
             access += float(ss.info.get("timing", {}).get("qpu_access_time", 0.0))
             if set(ss.variables) != set(scaled.variables):  # drop ancilla qubits
                 keep = [list(ss.variables).index(v) for v in scaled.variables]
-                ss = dimod.SampleSet.from_samples_bqm((ss.record.sample[:, keep], list(scaled.variables)), scaled,
-                                                      info=ss.info, num_occurrences=ss.record.num_occurrences)
+                ss = dimod.SampleSet.from_samples_bqm(
+                    (ss.record.sample[:, keep], list(scaled.variables)),
+                    scaled,
+                    info=ss.info,
+                    num_occurrences=ss.record.num_occurrences,
+                )
             parts.append(ss)
         self.total_qpu_access_time_us += access
         target_ss = dimod.concatenate(parts) if len(parts) > 1 else parts[0]
@@ -368,28 +405,48 @@ class Advantage2Sampler(dimod.Sampler):
         if bqm.vartype is dimod.BINARY:
             out = out.change_vartype(dimod.BINARY)
         energies = bqm.energies(out)
-        out = dimod.SampleSet.from_samples((out.record.sample, list(out.variables)), bqm.vartype, energy=energies,
-                                           chain_break_fraction=out.record.chain_break_fraction,
-                                           num_occurrences=out.record.num_occurrences)
+        out = dimod.SampleSet.from_samples(
+            (out.record.sample, list(out.variables)),
+            bqm.vartype,
+            energy=energies,
+            chain_break_fraction=out.record.chain_break_fraction,
+            num_occurrences=out.record.num_occurrences,
+        )
         lengths = chain_length_stats(emb)
         info: dict[str, Any] = {
-            "mode": mode or self.mode, "solver_parameters": solver_params, "chain_strength": float(cs),
-            "scale": scale, "scale_capped": capped, "embedding": lengths, "embedding_method": getattr(self, "last_embedding_method", "cached"),
+            "mode": mode or self.mode,
+            "solver_parameters": solver_params,
+            "chain_strength": float(cs),
+            "scale": scale,
+            "scale_capped": capped,
+            "embedding": lengths,
+            "embedding_method": getattr(self, "last_embedding_method", "cached"),
             "chain_break_fraction": float(np.mean(out.record.chain_break_fraction)) if len(out) else 0.0,
-            "submissions": len(chunks), "qpu_access_time_us": access, "estimated_access_time_us": est,
+            "submissions": len(chunks),
+            "qpu_access_time_us": access,
+            "estimated_access_time_us": est,
         }
         out.info.update(info)
         return out
 
-    def sample_model(self, model: IsingModel, *, num_reads: int = 100, seed: int | None = None,
-                     extra_field: Any = None, energy_scale: float | None = None, **params: Any) -> SampleResult:
+    def sample_model(
+        self,
+        model: IsingModel,
+        *,
+        num_reads: int = 100,
+        seed: int | None = None,
+        extra_field: Any = None,
+        energy_scale: float | None = None,
+        **params: Any,
+    ) -> SampleResult:
         """Array API (BM-VAE negative phase / generation): spins (num_reads, n) in the model's
         variable order, its energies, and info (with beta_eff and its bootstrap interval)."""
         extra = None
         if extra_field is not None:
             extra = {lab: float(v) for lab, v in zip(model.labels, np.asarray(extra_field, dtype=float))}
-        ss = self.sample(model.to_bqm(), num_reads=num_reads, extra_fields=extra, seed=seed,
-                         energy_scale=energy_scale, **params)
+        ss = self.sample(
+            model.to_bqm(), num_reads=num_reads, extra_fields=extra, seed=seed, energy_scale=energy_scale, **params
+        )
         idx = [list(ss.variables).index(v) for v in model.labels]
         spins = np.repeat(ss.record.sample[:, idx], ss.record.num_occurrences, axis=0).astype(np.int8)
         if len(spins) == 0:

@@ -26,8 +26,16 @@ class SQAStandIn(dimod.Sampler):
     parameters: dict[str, Any] = {}
     properties: dict[str, Any] = {}
 
-    def __init__(self, *, beta: float = 4.0, gamma: float = 2.0, num_trotter_slices: int = 8,
-                 sweeps_per_us: float = 50.0, min_sweeps: int = 20, max_sweeps: int = 20000) -> None:
+    def __init__(
+        self,
+        *,
+        beta: float = 4.0,
+        gamma: float = 2.0,
+        num_trotter_slices: int = 8,
+        sweeps_per_us: float = 50.0,
+        min_sweeps: int = 20,
+        max_sweeps: int = 20000,
+    ) -> None:
         self.beta, self.gamma, self.slices = beta, gamma, num_trotter_slices
         self.sweeps_per_us, self.min_sweeps, self.max_sweeps = sweeps_per_us, min_sweeps, max_sweeps
         self.calls = 0
@@ -50,9 +58,16 @@ class SQAStandIn(dimod.Sampler):
                 if isinstance(v, (int, np.integer)) and v < len(fb) and fb[v]:
                     spin.add_linear(v, float(fluxbias_to_h(fb[v])))
         model = IsingModel.from_bqm(spin)
-        res = SQASampler().sample_model(model, beta=self.beta, gamma=self.gamma,
-                                        num_trotter_slices=self.slices, num_sweeps=sweeps, s_min=0.01,
-                                        num_reads=num_reads, seed=seed)
+        res = SQASampler().sample_model(
+            model,
+            beta=self.beta,
+            gamma=self.gamma,
+            num_trotter_slices=self.slices,
+            num_sweeps=sweeps,
+            s_min=0.01,
+            num_reads=num_reads,
+            seed=seed,
+        )
         samples = res.spins if bqm.vartype is dimod.SPIN else (res.spins + 1) // 2
         return dimod.SampleSet.from_samples_bqm((samples, model.labels), bqm, info={"num_sweeps": sweeps})
 
@@ -61,9 +76,15 @@ def mock_advantage2(m: int = 4, t: int = 4, *, standin: Any = None, **kwargs: An
     """``MockDWaveSampler`` with Zephyr Z(m, t) topology and the SQA stand-in."""
     from dwave.system.testing import MockDWaveSampler
 
-    return MockDWaveSampler(topology_type="zephyr", topology_shape=[m, t],
-                            substitute_sampler=standin or SQAStandIn(), substitute_kwargs={},
-                            exact_solver_cutoff=0, parameter_warnings=False, **kwargs)
+    return MockDWaveSampler(
+        topology_type="zephyr",
+        topology_shape=[m, t],
+        substitute_sampler=standin or SQAStandIn(),
+        substitute_kwargs={},
+        exact_solver_cutoff=0,
+        parameter_warnings=False,
+        **kwargs,
+    )
 
 
 def parse_mock(spec: str) -> Any:

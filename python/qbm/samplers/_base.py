@@ -54,6 +54,49 @@ def resolve_initial_states(initial_states: Any, model: IsingModel, num_reads: in
     return s
 
 
+@dataclass
+class RunSetup:
+    """Validated options shared by every sampler call."""
+
+    update: str
+    order: str
+    seed: int
+    threads: int | None
+    init: np.ndarray | None
+
+
+UPDATES = ("heat_bath", "metropolis")
+ORDERS = ("sequential", "colour", "random")
+
+
+def check_model(model: Any) -> IsingModel:
+    if not isinstance(model, IsingModel):
+        raise ValueError(f"model: expected a qbm.IsingModel, got {type(model).__name__}")
+    return model
+
+
+def prepare_run(
+    sampler: IsingSampler,
+    model: IsingModel,
+    num_reads: int,
+    update: str,
+    order: str,
+    seed: Any,
+    num_threads: Any,
+    initial_states: Any,
+) -> RunSetup:
+    """Check the options every sampler shares; ``None`` seed draws one from the OS."""
+    from qbm._validate import check_choice, check_seed, check_threads
+
+    return RunSetup(
+        update=check_choice(update, "update", UPDATES),
+        order=check_choice(order, "order", ORDERS),
+        seed=check_seed(seed),
+        threads=check_threads(num_threads) or sampler.num_threads,
+        init=resolve_initial_states(initial_states, model, num_reads),
+    )
+
+
 class IsingSampler(dimod.Sampler):
     """Base of qbm's classical samplers: a ``dimod.Sampler`` whose ``sample`` delegates to
     the array API ``sample_model(model, **params)``.

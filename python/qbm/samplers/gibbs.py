@@ -9,11 +9,10 @@ import numpy as np
 
 from qbm import _core
 from qbm.ising import IsingModel
-from qbm._validate import check_beta, check_choice, check_positive_int, check_seed, check_threads
-from qbm.samplers._base import IsingSampler, SampleResult, resolve_initial_states
+from qbm._validate import check_beta, check_positive_int, check_seed
+from qbm.samplers._base import ORDERS, UPDATES, IsingSampler, SampleResult, check_model, prepare_run
 
-UPDATES = ("heat_bath", "metropolis")
-ORDERS = ("sequential", "colour", "random")
+__all__ = ["ORDERS", "UPDATES", "GibbsSampler", "PersistentChains"]
 
 
 class GibbsSampler(IsingSampler):
@@ -69,7 +68,16 @@ class GibbsSampler(IsingSampler):
         num_sweeps = check_positive_int(num_sweeps, "num_sweeps")
         betas = np.full(num_sweeps, beta)
         return _run_schedule(
-            self, model, betas, num_reads, update, order, initial_states, seed, num_threads, {"beta": beta},
+            self,
+            model,
+            betas,
+            num_reads,
+            update,
+            order,
+            initial_states,
+            seed,
+            num_threads,
+            {"beta": beta},
             record_energies,
         )
 
@@ -99,9 +107,7 @@ class PersistentChains:
         kw = {**self.fixed, **params}
         call_seed = int(np.random.SeedSequence([self.seed, self.calls]).generate_state(1, dtype=np.uint64)[0])
         if self.state is not None and self.state.shape[1] != model.num_variables:
-            raise ValueError(
-                f"model: has {model.num_variables} variables but the chains hold {self.state.shape[1]}"
-            )
+            raise ValueError(f"model: has {model.num_variables} variables but the chains hold {self.state.shape[1]}")
         res = self.sampler.sample_model(
             model, num_reads=self.num_reads, initial_states=self.state, seed=call_seed, **kw
         )
@@ -136,13 +142,9 @@ def _run_schedule(
     extra_info: dict[str, Any],
     record_energies: bool = False,
 ) -> SampleResult:
-    if not isinstance(model, IsingModel):
-        raise ValueError(f"model: expected a qbm.IsingModel, got {type(model).__name__}")
-    update = check_choice(update, "update", UPDATES)
-    order = check_choice(order, "order", ORDERS)
-    seed = check_seed(seed)
-    threads = check_threads(num_threads) or sampler.num_threads
-    init = resolve_initial_states(initial_states, model, num_reads)
+    check_model(model)
+    run = prepare_run(sampler, model, num_reads, update, order, seed, num_threads, initial_states)
+    update, order, seed, threads, init = run.update, run.order, run.seed, run.threads, run.init
     t0 = time.perf_counter()
     if len(betas) == 0:
         if init is None:

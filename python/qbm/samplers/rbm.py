@@ -108,7 +108,10 @@ class RBMSampler(IsingSampler):
             "beta": beta,
             "num_visible": nv,
             "num_hidden": nh,
-            "timing": {"sampling_s": dt, "unit_updates_per_s": (nv + nh) * num_sweeps * num_reads / dt if dt > 0 else 0.0},
+            "timing": {
+                "sampling_s": dt,
+                "unit_updates_per_s": (nv + nh) * num_sweeps * num_reads / dt if dt > 0 else 0.0,
+            },
         }
         if labels is not None:
             info["labels"] = labels

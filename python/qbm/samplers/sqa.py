@@ -9,9 +9,8 @@ import numpy as np
 
 from qbm import _core
 from qbm.ising import IsingModel
-from qbm._validate import check_beta, check_choice, check_positive_int, check_seed, check_threads, finite_array
-from qbm.samplers._base import IsingSampler, SampleResult, resolve_initial_states
-from qbm.samplers.gibbs import ORDERS, UPDATES
+from qbm._validate import check_beta, check_positive_int, finite_array
+from qbm.samplers._base import IsingSampler, SampleResult, check_model, prepare_run
 
 
 def trotter_coupling(beta: float, gamma: float, s: float, num_trotter_slices: int) -> float:
@@ -80,8 +79,7 @@ class SQASampler(IsingSampler):
         seed: int | None = None,
         num_threads: int | None = None,
     ) -> SampleResult:
-        if not isinstance(model, IsingModel):
-            raise ValueError(f"model: expected a qbm.IsingModel, got {type(model).__name__}")
+        check_model(model)
         beta = check_beta(beta)
         gamma_f = float(gamma)
         if not np.isfinite(gamma_f) or gamma_f < 0:
@@ -98,11 +96,8 @@ class SQASampler(IsingSampler):
             sched = np.linspace(float(s_min), 1.0, check_positive_int(num_sweeps, "num_sweeps"))
         if sched.size == 0 or np.any(sched < 0) or np.any(sched > 1):
             raise ValueError("s_schedule: values must lie in [0, 1] (s and s_min too)")
-        update = check_choice(update, "update", UPDATES)
-        order = check_choice(order, "order", ORDERS)
-        seed = check_seed(seed)
-        threads = check_threads(num_threads) or self.num_threads
-        init = resolve_initial_states(initial_states, model, num_reads)
+        run = prepare_run(self, model, num_reads, update, order, seed, num_threads, initial_states)
+        update, order, seed, threads, init = run.update, run.order, run.seed, run.threads, run.init
         t0 = time.perf_counter()
         out = _core.sample_sqa(
             model.core,

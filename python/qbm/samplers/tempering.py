@@ -11,15 +11,11 @@ from qbm import _core
 from qbm.ising import IsingModel
 from qbm._validate import (
     check_beta,
-    check_choice,
     check_positive_int,
-    check_seed,
-    check_threads,
     finite_array,
 )
-from qbm.samplers._base import IsingSampler, SampleResult, resolve_initial_states
+from qbm.samplers._base import IsingSampler, SampleResult, check_model, prepare_run
 from qbm.samplers.annealing import default_beta_range
-from qbm.samplers.gibbs import ORDERS, UPDATES
 
 
 def geometric_ladder(beta_min: float, beta: float, num_replicas: int) -> np.ndarray:
@@ -92,8 +88,7 @@ class ParallelTemperingSampler(IsingSampler):
         """Sample ``model`` (see the class docs). ``record_energies=True`` adds
         ``info["energy_trace"]`` (num_reads, steps): the target replica's energy after every
         swap step of production."""
-        if not isinstance(model, IsingModel):
-            raise ValueError(f"model: expected a qbm.IsingModel, got {type(model).__name__}")
+        check_model(model)
         if betas is not None:
             if beta_min is not None:
                 raise ValueError("betas: give either an explicit ladder or beta_min, not both")
@@ -116,11 +111,8 @@ class ParallelTemperingSampler(IsingSampler):
             if adapt_sweeps:
                 raise ValueError("adapt_sweeps: only used with adaptive=True")
             adapt_sweeps = 0
-        update = check_choice(update, "update", UPDATES)
-        order = check_choice(order, "order", ORDERS)
-        seed = check_seed(seed)
-        threads = check_threads(num_threads) or self.num_threads
-        init = resolve_initial_states(initial_states, model, num_reads)
+        run = prepare_run(self, model, num_reads, update, order, seed, num_threads, initial_states)
+        update, order, seed, threads, init = run.update, run.order, run.seed, run.threads, run.init
         t0 = time.perf_counter()
         out = _core.sample_tempering(
             model.core,

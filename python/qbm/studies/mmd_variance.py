@@ -81,8 +81,10 @@ def _target_vector(n: int, target: Any) -> np.ndarray:
 
 def haar_unitaries(count: int, generator: torch.Generator) -> torch.Tensor:
     """``count`` Haar-random 2 x 2 unitaries (QR of complex Ginibre, phases fixed)."""
-    z = torch.complex(torch.randn(count, 2, 2, generator=generator, dtype=torch.float64),
-                      torch.randn(count, 2, 2, generator=generator, dtype=torch.float64)) / math.sqrt(2)
+    z = torch.complex(
+        torch.randn(count, 2, 2, generator=generator, dtype=torch.float64),
+        torch.randn(count, 2, 2, generator=generator, dtype=torch.float64),
+    ) / math.sqrt(2)
     q, r = torch.linalg.qr(z)
     d = torch.diagonal(r, dim1=-2, dim2=-1)
     return q * (d / d.abs())[:, None, :]

@@ -43,14 +43,21 @@ def cmd_mmd_variance(args: argparse.Namespace) -> int:
     from qbm.studies.mmd_variance import closed_form_variance, numerical_variance
 
     os.makedirs(args.out, exist_ok=True)
-    ns = sorted(set([n for n in (2, 4, 6, 8, 10, 12, 16, 24, 32, 48, 64, 100, 150, 200, 300, 500, 700, 1000)
-                     if n <= args.n_max]))
+    ns = sorted(
+        set(
+            [n for n in (2, 4, 6, 8, 10, 12, 16, 24, 32, 48, 64, 100, 150, 200, 300, 500, 700, 1000) if n <= args.n_max]
+        )
+    )
     rows: list[dict[str, Any]] = []
     for n in tqdm(ns, desc="mmd variance"):
         for label in ("1", "10", "n/4"):
             sigma = n / 4 if label == "n/4" else float(label)
-            row: dict[str, Any] = {"n": n, "sigma": label, "sigma_value": sigma,
-                                   "closed_form": closed_form_variance(n, sigma, args.target)}
+            row: dict[str, Any] = {
+                "n": n,
+                "sigma": label,
+                "sigma_value": sigma,
+                "closed_form": closed_form_variance(n, sigma, args.target),
+            }
             if n <= args.numeric_max:
                 row.update(numerical_variance(n, sigma, args.target, samples=args.samples, seed=args.seed))
             rows.append(row)
@@ -65,13 +72,29 @@ def cmd_mmd_variance(args: argparse.Namespace) -> int:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for label, colour in (("1", "C0"), ("10", "C1"), ("n/4", "C2")):
         sel = [r for r in rows if r["sigma"] == label]
-        ax.plot([r["n"] for r in sel], [max(r["closed_form"], 1e-300) for r in sel], color=colour,
-                label=f"closed form, sigma={label}")
+        ax.plot(
+            [r["n"] for r in sel],
+            [max(r["closed_form"], 1e-300) for r in sel],
+            color=colour,
+            label=f"closed form, sigma={label}",
+        )
         num = [r for r in sel if "loss_var" in r]
-        ax.errorbar([r["n"] for r in num], [r["loss_var"] for r in num], yerr=[2 * r["loss_var_se"] for r in num],
-                    fmt="o", color=colour, ms=4, label=f"numeric loss var, sigma={label}")
-        ax.plot([r["n"] for r in num], [r["grad_var"] for r in num], "x", color=colour,
-                label=f"numeric d/dtheta var, sigma={label}")
+        ax.errorbar(
+            [r["n"] for r in num],
+            [r["loss_var"] for r in num],
+            yerr=[2 * r["loss_var_se"] for r in num],
+            fmt="o",
+            color=colour,
+            ms=4,
+            label=f"numeric loss var, sigma={label}",
+        )
+        ax.plot(
+            [r["n"] for r in num],
+            [r["grad_var"] for r in num],
+            "x",
+            color=colour,
+            label=f"numeric d/dtheta var, sigma={label}",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_ylim(bottom=1e-40)
@@ -84,7 +107,9 @@ def cmd_mmd_variance(args: argparse.Namespace) -> int:
     plt.close(fig)
     for label in ("1", "n/4"):
         sel = [r for r in rows if r["sigma"] == label]
-        print(f"sigma={label}: " + ", ".join(f"n={r['n']}: {r['closed_form']:.3g}" for r in sel[:: max(1, len(sel) // 6)]))
+        print(
+            f"sigma={label}: " + ", ".join(f"n={r['n']}: {r['closed_form']:.3g}" for r in sel[:: max(1, len(sel) // 6)])
+        )
     print(f"wrote {path} and mmd_variance.png")
     return 0
 
@@ -99,10 +124,19 @@ def cmd_kl_vs_mmd(args: argparse.Namespace) -> int:
         for shots in args.shots:
             for loss in args.losses:
                 model = QCBM(n, ansatz="line", layers=args.layers, seed=args.seed)
-                h = train_qcbm(model, target, loss=loss, steps=args.steps, shots=shots, seed=args.seed,
-                               progress=not args.quiet)
-                rows.append({"n": n, "shots": shots, "loss": loss, "final_tvd": h["final_tvd"],
-                             "best_tvd": min(h["tvd"]), "seconds": h["seconds"]})
+                h = train_qcbm(
+                    model, target, loss=loss, steps=args.steps, shots=shots, seed=args.seed, progress=not args.quiet
+                )
+                rows.append(
+                    {
+                        "n": n,
+                        "shots": shots,
+                        "loss": loss,
+                        "final_tvd": h["final_tvd"],
+                        "best_tvd": min(h["tvd"]),
+                        "seconds": h["seconds"],
+                    }
+                )
                 print(f"n={n} shots={shots} {loss}: final TVD {h['final_tvd']:.3f} ({h['seconds']:.1f} s)")
     path = os.path.join(args.out, "kl_vs_mmd.csv")
     with open(path, "w", newline="") as fh:
@@ -133,14 +167,28 @@ def cmd_train_qcbm(args: argparse.Namespace) -> int:
     os.makedirs(args.out, exist_ok=True)
     target = resolve_target(args.target, args.n)
     model = QCBM(args.n, ansatz=args.ansatz, layers=args.layers, seed=args.seed)
-    h = train_qcbm(model, target, loss=args.loss, steps=args.steps, shots=args.shots, seed=args.seed,
-                   progress=not args.quiet)
-    metrics = {"n": args.n, "target": args.target, "loss_name": args.loss, "shots": args.shots,
-               "ansatz": args.ansatz, "layers": args.layers, "num_params": model.circuit.num_params, **h}
+    h = train_qcbm(
+        model, target, loss=args.loss, steps=args.steps, shots=args.shots, seed=args.seed, progress=not args.quiet
+    )
+    metrics = {
+        "n": args.n,
+        "target": args.target,
+        "loss_name": args.loss,
+        "shots": args.shots,
+        "ansatz": args.ansatz,
+        "layers": args.layers,
+        "num_params": model.circuit.num_params,
+        **h,
+    }
     with open(os.path.join(args.out, "metrics.json"), "w") as fh:
         json.dump(metrics, fh)
-    save_curves(os.path.join(args.out, "curves.png"), {"loss": h["loss"], "TVD (exact)": h["tvd"]},
-                ylabel="value", logy=True, title=f"QCBM n={args.n}, {args.loss}")
+    save_curves(
+        os.path.join(args.out, "curves.png"),
+        {"loss": h["loss"], "TVD (exact)": h["tvd"]},
+        ylabel="value",
+        logy=True,
+        title=f"QCBM n={args.n}, {args.loss}",
+    )
     print(f"final TVD {h['final_tvd']:.4f} after {args.steps} steps ({h['seconds']:.1f} s); wrote {args.out}")
     return 0
 

@@ -18,8 +18,14 @@ from tqdm import tqdm
 
 from qbm.data.images import ImageData
 from qbm.metrics import fid_from_features
-from qbm.models.qgan import (ClassicalGenerator, Discriminator, FeatureClassifier, LatentAutoencoder,
-                             StyleQuantumGenerator, count_params)
+from qbm.models.qgan import (
+    ClassicalGenerator,
+    Discriminator,
+    FeatureClassifier,
+    LatentAutoencoder,
+    StyleQuantumGenerator,
+    count_params,
+)
 from qbm.training.checkpoint import load_checkpoint, save_atomic
 
 
@@ -57,8 +63,18 @@ class QGANConfig:
 class Shared:
     """Frozen autoencoder, FID classifier, encoded training latents and real features."""
 
-    def __init__(self, data: ImageData, latent: int, *, seed: int = 0, ae_epochs: int = 80, clf_epochs: int = 30,
-                 eval_samples: int = 500, cache: str | None = None, progress: bool = False) -> None:
+    def __init__(
+        self,
+        data: ImageData,
+        latent: int,
+        *,
+        seed: int = 0,
+        ae_epochs: int = 80,
+        clf_epochs: int = 30,
+        eval_samples: int = 500,
+        cache: str | None = None,
+        progress: bool = False,
+    ) -> None:
         self.data, self.latent = data, latent
         torch.manual_seed(seed)
         self.ae = LatentAutoencoder(data.shape, latent)
@@ -75,9 +91,17 @@ class Shared:
             self.ae_report = self._train_ae(ae_epochs, seed, progress)
             self.clf_accuracy = self._train_clf(clf_epochs, seed, progress)
             if cache:
-                save_atomic({"latent": latent, "dataset": data.name, "ae": self.ae.state_dict(),
-                             "clf": self.clf.state_dict(), "ae_report": self.ae_report,
-                             "clf_accuracy": self.clf_accuracy}, cache)
+                save_atomic(
+                    {
+                        "latent": latent,
+                        "dataset": data.name,
+                        "ae": self.ae.state_dict(),
+                        "clf": self.clf.state_dict(),
+                        "ae_report": self.ae_report,
+                        "clf_accuracy": self.clf_accuracy,
+                    },
+                    cache,
+                )
         self.ae.eval()
         self.clf.eval()
         for p in list(self.ae.parameters()) + list(self.clf.parameters()):
@@ -98,7 +122,7 @@ class Shared:
         for _ in tqdm(range(epochs), desc="autoencoder", disable=not progress):
             perm = torch.randperm(len(x), generator=g)
             for s in range(0, len(x), 64):
-                xb = x[perm[s: s + 64]]
+                xb = x[perm[s : s + 64]]
                 loss = F.mse_loss(self.ae(xb), xb)
                 opt.zero_grad()
                 loss.backward()
@@ -115,7 +139,7 @@ class Shared:
         for _ in tqdm(range(epochs), desc="FID classifier", disable=not progress):
             perm = torch.randperm(len(x), generator=g)
             for s in range(0, len(x), 64):
-                b = perm[s: s + 64]
+                b = perm[s : s + 64]
                 loss = F.cross_entropy(self.clf(x[b]), y[b])
                 opt.zero_grad()
                 loss.backward()
@@ -139,17 +163,20 @@ def build_generator(cfg: QGANConfig) -> torch.nn.Module:
         if readout == "auto":
             readout = "z" if cfg.latent == cfg.qubits else "zx" if cfg.latent == 2 * cfg.qubits else ""
         if not readout:
-            raise ValueError(f"latent: a {cfg.qubits}-qubit generator outputs {cfg.qubits} (<Z>) or "
-                             f"{2 * cfg.qubits} (<Z>, <X>) values, not {cfg.latent}")
+            raise ValueError(
+                f"latent: a {cfg.qubits}-qubit generator outputs {cfg.qubits} (<Z>) or "
+                f"{2 * cfg.qubits} (<Z>, <X>) values, not {cfg.latent}"
+            )
         return StyleQuantumGenerator(cfg.qubits, cfg.layers, readout=readout, seed=cfg.seed)
     if cfg.generator == "classical":
         return ClassicalGenerator(cfg.latent, width=cfg.gen_width, depth=cfg.gen_depth)
     raise ValueError(f"generator: unknown value {cfg.generator!r}; choose quantum or classical")
 
 
-def stability_verdict(fids: list[float], floor: float, initial: float, window: float, threshold: float
-                      ) -> dict[str, Any]:
-    """"Optimal" training: over the last ``window`` fraction of evaluations the FID is
+def stability_verdict(
+    fids: list[float], floor: float, initial: float, window: float, threshold: float
+) -> dict[str, Any]:
+    """ "Optimal" training: over the last ``window`` fraction of evaluations the FID is
     stable (std / mean below ``threshold``) and low (mean at most floor + 25% of the
     way from the floor back up to the untrained generator's FID)."""
     k = max(2, int(math.ceil(window * len(fids))))
@@ -157,9 +184,14 @@ def stability_verdict(fids: list[float], floor: float, initial: float, window: f
     mean, std = float(tail.mean()), float(tail.std())
     spread = std / mean if mean > 0 else math.inf
     low_bar = floor + 0.25 * max(initial - floor, 0.0)
-    return {"tail_mean_fid": mean, "tail_rel_spread": spread, "low_bar": low_bar,
-            "stable": bool(spread < threshold), "low": bool(mean <= low_bar),
-            "optimal": bool(spread < threshold and mean <= low_bar)}
+    return {
+        "tail_mean_fid": mean,
+        "tail_rel_spread": spread,
+        "low_bar": low_bar,
+        "stable": bool(spread < threshold),
+        "low": bool(mean <= low_bar),
+        "optimal": bool(spread < threshold and mean <= low_bar),
+    }
 
 
 def gradient_penalty(disc: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -169,8 +201,7 @@ def gradient_penalty(disc: torch.nn.Module, real: torch.Tensor, fake: torch.Tens
     return ((grad.norm(dim=1) - 1) ** 2).mean()
 
 
-def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: str | None = None
-               ) -> dict[str, Any]:
+def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: str | None = None) -> dict[str, Any]:
     if cfg.loss not in ("wgan-gp", "ns"):
         raise ValueError(f"loss: unknown value {cfg.loss!r}; choose wgan-gp or ns")
     torch.manual_seed(cfg.seed)
@@ -215,7 +246,9 @@ def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: s
                 b = len(real)
                 fake = gen(gen.sample_noise(b, g)).detach()
                 if cfg.loss == "wgan-gp":
-                    d_loss = disc(fake).mean() - disc(real).mean() + cfg.gp_lambda * gradient_penalty(disc, real, fake, g)
+                    d_loss = (
+                        disc(fake).mean() - disc(real).mean() + cfg.gp_lambda * gradient_penalty(disc, real, fake, g)
+                    )
                 else:
                     d_loss = F.softplus(-disc(real)).mean() + F.softplus(disc(fake)).mean()
                 opt_d.zero_grad()
@@ -235,17 +268,39 @@ def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: s
         history["g_loss"].append(float(np.mean(gl)) if gl else float("nan"))
         bar.set_postfix(fid=f"{fid:.2f}")
         if ck_path:
-            save_atomic({"kind": "qgan", "config": asdict(cfg), "model_state": {"gen": gen.state_dict(),
-                         "disc": disc.state_dict()}, "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                         "gen_state": g.get_state(), "history": history, "epoch": epoch + 1}, ck_path)
-    verdict = stability_verdict(history["fid"], shared.fid_floor, initial_fid, cfg.stability_window,
-                                cfg.stability_threshold) if len(history["fid"]) >= 2 else {"optimal": False}
-    result = {"config": asdict(cfg), "generator_params": count_params(gen), "discriminator_params": count_params(disc),
-              "initial_fid": initial_fid, "fid_floor_real_vs_real": shared.fid_floor, "history": history,
-              "final_fid": history["fid"][-1] if history["fid"] else initial_fid, "verdict": verdict,
-              "seconds": time.perf_counter() - t0, "ae": shared.ae_report, "fid_classifier_accuracy": shared.clf_accuracy,
-              "fid_note": "FID features come from a classifier trained on this data set (Inception weights are not "
-                          "available offline), so values are not comparable with Inception FID."}
+            save_atomic(
+                {
+                    "kind": "qgan",
+                    "config": asdict(cfg),
+                    "model_state": {"gen": gen.state_dict(), "disc": disc.state_dict()},
+                    "opt_g": opt_g.state_dict(),
+                    "opt_d": opt_d.state_dict(),
+                    "gen_state": g.get_state(),
+                    "history": history,
+                    "epoch": epoch + 1,
+                },
+                ck_path,
+            )
+    verdict = (
+        stability_verdict(history["fid"], shared.fid_floor, initial_fid, cfg.stability_window, cfg.stability_threshold)
+        if len(history["fid"]) >= 2
+        else {"optimal": False}
+    )
+    result = {
+        "config": asdict(cfg),
+        "generator_params": count_params(gen),
+        "discriminator_params": count_params(disc),
+        "initial_fid": initial_fid,
+        "fid_floor_real_vs_real": shared.fid_floor,
+        "history": history,
+        "final_fid": history["fid"][-1] if history["fid"] else initial_fid,
+        "verdict": verdict,
+        "seconds": time.perf_counter() - t0,
+        "ae": shared.ae_report,
+        "fid_classifier_accuracy": shared.clf_accuracy,
+        "fid_note": "FID features come from a classifier trained on this data set (Inception weights are not "
+        "available offline), so values are not comparable with Inception FID.",
+    }
     if out:
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "metrics.json"), "w") as fh:
@@ -254,11 +309,18 @@ def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: s
 
         with torch.no_grad():
             imgs = shared.ae.decode(gen(eval_noise[:64]).float()).numpy()
-        save_image_grid(os.path.join(out, "samples.png"), imgs.transpose(0, 2, 3, 1),
-                        title=f"{cfg.generator} generator, final FID {result['final_fid']:.2f}")
-        save_curves(os.path.join(out, "curves.png"), {"FID": history["fid"],
-                    "floor (real vs real)": [shared.fid_floor] * len(history["fid"])}, xlabel="epoch", ylabel="FID",
-                    title=f"{cfg.generator} GAN on {cfg.dataset}: optimal={verdict.get('optimal')}")
+        save_image_grid(
+            os.path.join(out, "samples.png"),
+            imgs.transpose(0, 2, 3, 1),
+            title=f"{cfg.generator} generator, final FID {result['final_fid']:.2f}",
+        )
+        save_curves(
+            os.path.join(out, "curves.png"),
+            {"FID": history["fid"], "floor (real vs real)": [shared.fid_floor] * len(history["fid"])},
+            xlabel="epoch",
+            ylabel="FID",
+            title=f"{cfg.generator} GAN on {cfg.dataset}: optimal={verdict.get('optimal')}",
+        )
     return result
 
 
@@ -271,13 +333,28 @@ def _run_one(args: tuple[dict[str, Any], str | None, str]) -> dict[str, Any]:
     from qbm.data import load_dataset
 
     data = load_dataset(cfg.dataset, data_dir)
-    shared = Shared(data, cfg.latent, seed=cfg.seed, ae_epochs=cfg.ae_epochs, clf_epochs=cfg.clf_epochs,
-                    eval_samples=cfg.eval_samples, cache=cache)
+    shared = Shared(
+        data,
+        cfg.latent,
+        seed=cfg.seed,
+        ae_epochs=cfg.ae_epochs,
+        clf_epochs=cfg.clf_epochs,
+        eval_samples=cfg.eval_samples,
+        cache=cache,
+    )
     r = train_qgan(cfg, shared, progress=False)
-    return {"generator": cfg.generator, "qubits": cfg.qubits, "layers": cfg.layers, "gen_width": cfg.gen_width,
-            "disc_width": cfg.disc_width, "generator_params": r["generator_params"],
-            "discriminator_params": r["discriminator_params"], "final_fid": r["final_fid"],
-            "optimal": r["verdict"]["optimal"], "tail_rel_spread": r["verdict"].get("tail_rel_spread")}
+    return {
+        "generator": cfg.generator,
+        "qubits": cfg.qubits,
+        "layers": cfg.layers,
+        "gen_width": cfg.gen_width,
+        "disc_width": cfg.disc_width,
+        "generator_params": r["generator_params"],
+        "discriminator_params": r["discriminator_params"],
+        "final_fid": r["final_fid"],
+        "optimal": r["verdict"]["optimal"],
+        "tail_rel_spread": r["verdict"].get("tail_rel_spread"),
+    }
 
 
 def fit_scaling(x: np.ndarray, y: np.ndarray) -> dict[str, dict[str, float]]:
@@ -298,8 +375,15 @@ def fit_scaling(x: np.ndarray, y: np.ndarray) -> dict[str, dict[str, float]]:
     return out
 
 
-def capacity_study(base: QGANConfig, *, quantum_grid: list[tuple[int, int]], classical_widths: list[int],
-                   disc_widths: list[int], out: str, workers: int | None = None) -> dict[str, Any]:
+def capacity_study(
+    base: QGANConfig,
+    *,
+    quantum_grid: list[tuple[int, int]],
+    classical_widths: list[int],
+    disc_widths: list[int],
+    out: str,
+    workers: int | None = None,
+) -> dict[str, Any]:
     """For each generator capacity, the smallest discriminator width (from ``disc_widths``)
     whose run is "optimal". Runs are independent processes."""
     from concurrent.futures import ProcessPoolExecutor
@@ -308,12 +392,26 @@ def capacity_study(base: QGANConfig, *, quantum_grid: list[tuple[int, int]], cla
     jobs = []
     for n, L in quantum_grid:
         for w in disc_widths:
-            jobs.append(asdict(QGANConfig(**{**asdict(base), "generator": "quantum", "qubits": n, "layers": L,
-                                             "latent": n, "readout": "z", "disc_width": w})))
+            jobs.append(
+                asdict(
+                    QGANConfig(
+                        **{
+                            **asdict(base),
+                            "generator": "quantum",
+                            "qubits": n,
+                            "layers": L,
+                            "latent": n,
+                            "readout": "z",
+                            "disc_width": w,
+                        }
+                    )
+                )
+            )
     for gw in classical_widths:
         for w in disc_widths:
-            jobs.append(asdict(QGANConfig(**{**asdict(base), "generator": "classical", "gen_width": gw,
-                                             "disc_width": w})))
+            jobs.append(
+                asdict(QGANConfig(**{**asdict(base), "generator": "classical", "gen_width": gw, "disc_width": w}))
+            )
     caches = {}
     for j in jobs:  # train the shared autoencoders once per latent size, before forking
         key = j["latent"]
@@ -321,8 +419,15 @@ def capacity_study(base: QGANConfig, *, quantum_grid: list[tuple[int, int]], cla
             caches[key] = os.path.join(out, f"shared-latent{key}.pt")
             from qbm.data import load_dataset
 
-            Shared(load_dataset(j["dataset"], j["data_dir"]), key, seed=j["seed"], ae_epochs=j["ae_epochs"],
-                   clf_epochs=j["clf_epochs"], eval_samples=j["eval_samples"], cache=caches[key])
+            Shared(
+                load_dataset(j["dataset"], j["data_dir"]),
+                key,
+                seed=j["seed"],
+                ae_epochs=j["ae_epochs"],
+                clf_epochs=j["clf_epochs"],
+                eval_samples=j["eval_samples"],
+                cache=caches[key],
+            )
     rows = []
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as ex:
         futs = [ex.submit(_run_one, (j, j["data_dir"], caches[j["latent"]])) for j in jobs]
@@ -334,15 +439,22 @@ def capacity_study(base: QGANConfig, *, quantum_grid: list[tuple[int, int]], cla
         w.writerows(rows)
     best = []
     for key in sorted({(r["generator"], r["qubits"], r["layers"], r["gen_width"]) for r in rows}):
-        sel = sorted([r for r in rows if (r["generator"], r["qubits"], r["layers"], r["gen_width"]) == key],
-                     key=lambda r: r["disc_width"])
+        sel = sorted(
+            [r for r in rows if (r["generator"], r["qubits"], r["layers"], r["gen_width"]) == key],
+            key=lambda r: r["disc_width"],
+        )
         opt = [r for r in sel if r["optimal"]]
-        best.append({"generator": key[0], "qubits": key[1] if key[0] == "quantum" else None,
-                     "layers": key[2] if key[0] == "quantum" else None,
-                     "gen_width": key[3] if key[0] == "classical" else None,
-                     "generator_params": sel[0]["generator_params"],
-                     "optimal_disc_width": opt[0]["disc_width"] if opt else None,
-                     "optimal_disc_params": opt[0]["discriminator_params"] if opt else None})
+        best.append(
+            {
+                "generator": key[0],
+                "qubits": key[1] if key[0] == "quantum" else None,
+                "layers": key[2] if key[0] == "quantum" else None,
+                "gen_width": key[3] if key[0] == "classical" else None,
+                "generator_params": sel[0]["generator_params"],
+                "optimal_disc_width": opt[0]["disc_width"] if opt else None,
+                "optimal_disc_params": opt[0]["discriminator_params"] if opt else None,
+            }
+        )
     with open(os.path.join(out, "capacity.csv"), "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(best[0]))
         w.writeheader()
@@ -353,8 +465,11 @@ def capacity_study(base: QGANConfig, *, quantum_grid: list[tuple[int, int]], cla
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for kind, colour in (("quantum", "C0"), ("classical", "C1")):
-        pts = [(b["generator_params"], b["optimal_disc_params"]) for b in best
-               if b["generator"] == kind and b["optimal_disc_params"]]
+        pts = [
+            (b["generator_params"], b["optimal_disc_params"])
+            for b in best
+            if b["generator"] == kind and b["optimal_disc_params"]
+        ]
         if not pts:
             continue
         x, y = np.array(pts, dtype=float).T
@@ -363,10 +478,20 @@ def capacity_study(base: QGANConfig, *, quantum_grid: list[tuple[int, int]], cla
         fits[kind] = f
         if f:
             xs = np.linspace(x.min(), x.max(), 50)
-            ax.plot(xs, np.exp(f["exponential"]["a"] + f["exponential"]["b"] * xs), "--", color=colour,
-                    label=f"{kind}: exponential fit R2={f['exponential']['r2']:.2f}")
-            ax.plot(xs, np.exp(f["polynomial"]["a"]) * xs ** f["polynomial"]["b"], ":", color=colour,
-                    label=f"{kind}: power fit R2={f['polynomial']['r2']:.2f}")
+            ax.plot(
+                xs,
+                np.exp(f["exponential"]["a"] + f["exponential"]["b"] * xs),
+                "--",
+                color=colour,
+                label=f"{kind}: exponential fit R2={f['exponential']['r2']:.2f}",
+            )
+            ax.plot(
+                xs,
+                np.exp(f["polynomial"]["a"]) * xs ** f["polynomial"]["b"],
+                ":",
+                color=colour,
+                label=f"{kind}: power fit R2={f['polynomial']['r2']:.2f}",
+            )
     ax.set_yscale("log")
     ax.set_xlabel("generator parameters")
     ax.set_ylabel("smallest optimal discriminator parameters")

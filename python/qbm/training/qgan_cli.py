@@ -11,10 +11,24 @@ from typing import Any
 def _config(args: argparse.Namespace) -> Any:
     from qbm.training.qgan import QGANConfig
 
-    return QGANConfig(dataset=args.dataset, data_dir=args.data_dir, generator=args.generator, qubits=args.qubits,
-                      layers=args.layers, latent=args.latent, gen_width=args.gen_width, gen_depth=args.gen_depth,
-                      disc_width=args.disc_width, disc_depth=args.disc_depth, loss=args.loss, epochs=args.epochs,
-                      iters_per_epoch=args.iters, seed=args.seed, lr_g=args.lr_g, lr_d=args.lr_d)
+    return QGANConfig(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        generator=args.generator,
+        qubits=args.qubits,
+        layers=args.layers,
+        latent=args.latent,
+        gen_width=args.gen_width,
+        gen_depth=args.gen_depth,
+        disc_width=args.disc_width,
+        disc_depth=args.disc_depth,
+        loss=args.loss,
+        epochs=args.epochs,
+        iters_per_epoch=args.iters,
+        seed=args.seed,
+        lr_g=args.lr_g,
+        lr_d=args.lr_d,
+    )
 
 
 def cmd_train_qgan(args: argparse.Namespace) -> int:
@@ -24,18 +38,30 @@ def cmd_train_qgan(args: argparse.Namespace) -> int:
     cfg = _config(args)
     data = load_dataset(cfg.dataset, cfg.data_dir)
     os.makedirs(args.out, exist_ok=True)
-    shared = Shared(data, cfg.latent, seed=cfg.seed, ae_epochs=cfg.ae_epochs, clf_epochs=cfg.clf_epochs,
-                    eval_samples=cfg.eval_samples, cache=os.path.join(args.out, "shared.pt"), progress=not args.quiet)
-    print(f"autoencoder: test MSE {shared.ae_report['test_mse']:.4f}, FID of reconstructions "
-          f"{shared.ae_report['fid_reconstructions']:.2f}; FID classifier accuracy {shared.clf_accuracy:.3f}; "
-          f"real-vs-real FID floor {shared.fid_floor:.2f}")
+    shared = Shared(
+        data,
+        cfg.latent,
+        seed=cfg.seed,
+        ae_epochs=cfg.ae_epochs,
+        clf_epochs=cfg.clf_epochs,
+        eval_samples=cfg.eval_samples,
+        cache=os.path.join(args.out, "shared.pt"),
+        progress=not args.quiet,
+    )
+    print(
+        f"autoencoder: test MSE {shared.ae_report['test_mse']:.4f}, FID of reconstructions "
+        f"{shared.ae_report['fid_reconstructions']:.2f}; FID classifier accuracy {shared.clf_accuracy:.3f}; "
+        f"real-vs-real FID floor {shared.fid_floor:.2f}"
+    )
     print("note: FID uses features of a classifier trained on this data set (no Inception weights offline)")
     r = train_qgan(cfg, shared, progress=not args.quiet, out=args.out)
     v = r["verdict"]
-    print(f"{cfg.generator} generator ({r['generator_params']} params) vs discriminator "
-          f"({r['discriminator_params']} params): FID {r['initial_fid']:.2f} -> {r['final_fid']:.2f}; "
-          f"tail mean {v.get('tail_mean_fid', float('nan')):.2f}, spread {v.get('tail_rel_spread', float('nan')):.3f}, "
-          f"optimal={v.get('optimal')}")
+    print(
+        f"{cfg.generator} generator ({r['generator_params']} params) vs discriminator "
+        f"({r['discriminator_params']} params): FID {r['initial_fid']:.2f} -> {r['final_fid']:.2f}; "
+        f"tail mean {v.get('tail_mean_fid', float('nan')):.2f}, spread {v.get('tail_rel_spread', float('nan')):.3f}, "
+        f"optimal={v.get('optimal')}"
+    )
     print(f"wrote {args.out}/metrics.json, samples.png, curves.png")
     return 0
 
@@ -45,17 +71,27 @@ def cmd_capacity(args: argparse.Namespace) -> int:
 
     base = _config(args)
     qgrid = [(int(a), int(b)) for a, b in (s.split("x") for s in args.quantum)]
-    res = capacity_study(base, quantum_grid=qgrid, classical_widths=args.classical, disc_widths=args.disc_widths,
-                         out=args.out, workers=args.workers)
+    res = capacity_study(
+        base,
+        quantum_grid=qgrid,
+        classical_widths=args.classical,
+        disc_widths=args.disc_widths,
+        out=args.out,
+        workers=args.workers,
+    )
     print(f"{'generator':<10} {'capacity':<12} {'gen params':>10} {'optimal disc width':>19} {'disc params':>11}")
     for b in res["best"]:
         cap = f"{b['qubits']}q x {b['layers']}L" if b["generator"] == "quantum" else f"width {b['gen_width']}"
-        print(f"{b['generator']:<10} {cap:<12} {b['generator_params']:>10} {str(b['optimal_disc_width']):>19} "
-              f"{str(b['optimal_disc_params']):>11}")
+        print(
+            f"{b['generator']:<10} {cap:<12} {b['generator_params']:>10} {str(b['optimal_disc_width']):>19} "
+            f"{str(b['optimal_disc_params']):>11}"
+        )
     for kind, f in res["fits"].items():
         if f:
-            print(f"{kind}: exponential fit R^2 {f['exponential']['r2']:.3f} (rate {f['exponential']['b']:.4g}/param), "
-                  f"power-law fit R^2 {f['polynomial']['r2']:.3f} (exponent {f['polynomial']['b']:.3f})")
+            print(
+                f"{kind}: exponential fit R^2 {f['exponential']['r2']:.3f} (rate {f['exponential']['b']:.4g}/param), "
+                f"power-law fit R^2 {f['polynomial']['r2']:.3f} (exponent {f['polynomial']['b']:.3f})"
+            )
     print(f"wrote {args.out}/runs.csv, capacity.csv, capacity.png, fits.json")
     return 0
 

@@ -24,9 +24,21 @@ class VAETrainer:
     the sampler's seeded streams, both saved in checkpoints, so a resumed run continues
     exactly as an uninterrupted one."""
 
-    def __init__(self, model: BMVAE | GaussianVAE, data: ImageData, *, sampler: str = "gibbs",
-                 num_chains: int = 128, sweeps: int = 10, lr: float = 2e-3, batch_size: int = 32, seed: int = 0,
-                 num_threads: int | None = None, qpu: Any = None, kl_warmup: int = 10) -> None:
+    def __init__(
+        self,
+        model: BMVAE | GaussianVAE,
+        data: ImageData,
+        *,
+        sampler: str = "gibbs",
+        num_chains: int = 128,
+        sweeps: int = 10,
+        lr: float = 2e-3,
+        batch_size: int = 32,
+        seed: int = 0,
+        num_threads: int | None = None,
+        qpu: Any = None,
+        kl_warmup: int = 10,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
         if not lr > 0:
@@ -37,8 +49,11 @@ class VAETrainer:
         self.opt = torch.optim.Adam(model.parameters(), lr=lr)
         self.gen = torch.Generator().manual_seed(seed)
         self.sampler_name = sampler if self.is_bm else "none"
-        self.negative = NegativePhase(sampler, num_chains, sweeps=sweeps, seed=seed, num_threads=num_threads,
-                                      qpu=qpu) if self.is_bm else None
+        self.negative = (
+            NegativePhase(sampler, num_chains, sweeps=sweeps, seed=seed, num_threads=num_threads, qpu=qpu)
+            if self.is_bm
+            else None
+        )
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self.log_z = 0.0
@@ -68,7 +83,7 @@ class VAETrainer:
         bar = tqdm(batches, desc=f"epoch {self.epoch + 1}", leave=False, disable=not progress)
         nb = max(1, len(batches))
         for b, start in enumerate(bar):
-            xb = self.x_train[perm[start: start + self.batch_size]]
+            xb = self.x_train[perm[start : start + self.batch_size]]
             z_model = self.negative.sample(self.model.prior) if self.negative is not None else None
             w = min(1.0, (self.epoch + (b + 1) / nb) / self.kl_warmup) if self.kl_warmup > 0 else 1.0
             out = self.model.forward_losses(xb, z_model, self.gen, self.log_z, kl_weight=w)
@@ -85,10 +100,18 @@ class VAETrainer:
         dt = time.perf_counter() - t0
         self.wall += dt
         test = self.evaluate()
-        rec = {"epoch": self.epoch, "train_recon": sums["recon"] / count, "train_kl": sums["kl"] / count,
-               "train_elbo": -(sums["recon"] + sums["kl"]) / count, "test_recon": test["recon"],
-               "test_kl": test["kl"], "test_elbo": test["elbo"], "log_z": self.log_z, "epoch_seconds": dt,
-               "wall_seconds": self.wall}
+        rec = {
+            "epoch": self.epoch,
+            "train_recon": sums["recon"] / count,
+            "train_kl": sums["kl"] / count,
+            "train_elbo": -(sums["recon"] + sums["kl"]) / count,
+            "test_recon": test["recon"],
+            "test_kl": test["kl"],
+            "test_elbo": test["elbo"],
+            "log_z": self.log_z,
+            "epoch_seconds": dt,
+            "wall_seconds": self.wall,
+        }
         if self.negative is not None and "beta_eff" in self.negative.last_info:
             rec["beta_eff"] = self.negative.last_info["beta_eff"]
         self.history.append(rec)
@@ -103,14 +126,22 @@ class VAETrainer:
         g = torch.Generator().manual_seed(12345)
         out = self.model.forward_losses(x, None, g, self.log_z)
         recon_det = _deterministic_recon(self.model, x)
-        return {"recon": recon_det, "recon_sampled": float(out["recon"]), "kl": float(out["kl"]),
-                "elbo": -(float(out["recon"]) + float(out["kl"]))}
+        return {
+            "recon": recon_det,
+            "recon_sampled": float(out["recon"]),
+            "kl": float(out["kl"]),
+            "elbo": -(float(out["recon"]) + float(out["kl"])),
+        }
 
-    def train(self, epochs: int, *, progress: bool = True, checkpoint: str | None = None,
-              metrics_path: str | None = None) -> list[dict[str, Any]]:
+    def train(
+        self, epochs: int, *, progress: bool = True, checkpoint: str | None = None, metrics_path: str | None = None
+    ) -> list[dict[str, Any]]:
         """Train until ``epochs`` epochs in total (a resumed trainer continues)."""
-        bar = tqdm(range(self.epoch, epochs), desc=f"train {'bm-vae/' + self.sampler_name if self.is_bm else 'gaussian-vae'}",
-                   disable=not progress)
+        bar = tqdm(
+            range(self.epoch, epochs),
+            desc=f"train {'bm-vae/' + self.sampler_name if self.is_bm else 'gaussian-vae'}",
+            disable=not progress,
+        )
         for _ in bar:
             rec = self.train_epoch(progress=False)
             bar.set_postfix(test_recon=f"{rec['test_recon']:.3f}", elbo=f"{rec['test_elbo']:.2f}")
@@ -129,11 +160,20 @@ class VAETrainer:
             "opt_state": self.opt.state_dict(),
             "gen_state": self.gen.get_state(),
             "negative": None if self.negative is None else self.negative.state_dict(),
-            "trainer": {"sampler": self.sampler_name, "batch_size": self.batch_size, "lr": self.lr,
-                        "seed": self.seed, "num_chains": getattr(self.negative, "num_chains", 0),
-                        "sweeps": getattr(self.negative, "sweeps", 0), "dataset": self.data.name,
-                        "kl_warmup": self.kl_warmup},
-            "epoch": self.epoch, "history": self.history, "log_z": self.log_z, "wall": self.wall,
+            "trainer": {
+                "sampler": self.sampler_name,
+                "batch_size": self.batch_size,
+                "lr": self.lr,
+                "seed": self.seed,
+                "num_chains": getattr(self.negative, "num_chains", 0),
+                "sweeps": getattr(self.negative, "sweeps", 0),
+                "dataset": self.data.name,
+                "kl_warmup": self.kl_warmup,
+            },
+            "epoch": self.epoch,
+            "history": self.history,
+            "log_z": self.log_z,
+            "wall": self.wall,
             "directions": self.class_directions().tolist() if self.is_bm else None,
         }
 
@@ -146,10 +186,19 @@ class VAETrainer:
         model = build_model(ck["kind"], ck["config"])
         model.load_state_dict(ck["model_state"])
         t = ck["trainer"]
-        tr = cls(model, data, sampler=overrides.get("sampler", t["sampler"] if ck["kind"] == "bm" else "gibbs"),
-                 num_chains=t["num_chains"] or 128, sweeps=t["sweeps"] or 10, lr=t["lr"], batch_size=t["batch_size"],
-                 seed=t["seed"], num_threads=overrides.get("num_threads"), qpu=overrides.get("qpu"),
-                 kl_warmup=t.get("kl_warmup", 5))
+        tr = cls(
+            model,
+            data,
+            sampler=overrides.get("sampler", t["sampler"] if ck["kind"] == "bm" else "gibbs"),
+            num_chains=t["num_chains"] or 128,
+            sweeps=t["sweeps"] or 10,
+            lr=t["lr"],
+            batch_size=t["batch_size"],
+            seed=t["seed"],
+            num_threads=overrides.get("num_threads"),
+            qpu=overrides.get("qpu"),
+            kl_warmup=t.get("kl_warmup", 5),
+        )
         tr.opt.load_state_dict(ck["opt_state"])
         tr.gen.set_state(ck["gen_state"])
         if tr.negative is not None and ck["negative"] is not None:
@@ -158,9 +207,15 @@ class VAETrainer:
         return tr
 
     def write_metrics(self, path: str, extra: dict[str, Any] | None = None) -> None:
-        m = {"model": "bm-vae" if self.is_bm else "gaussian-vae", "sampler": self.sampler_name,
-             "dataset": self.data.name, "latent": self.model.latent, "epochs": self.history,
-             "final_test_recon": self.history[-1]["test_recon"] if self.history else None, **(extra or {})}
+        m = {
+            "model": "bm-vae" if self.is_bm else "gaussian-vae",
+            "sampler": self.sampler_name,
+            "dataset": self.data.name,
+            "latent": self.model.latent,
+            "epochs": self.history,
+            "final_test_recon": self.history[-1]["test_recon"] if self.history else None,
+            **(extra or {}),
+        }
         tmp = path + ".tmp"
         with open(tmp, "w") as fh:
             json.dump(m, fh, indent=1, default=float)
@@ -172,8 +227,12 @@ class VAETrainer:
         """b_c: mean encoded spins (tanh(l/2)) of the training images of each class."""
         means = self.model.encode_mean(self.x_train).cpu().numpy()
         y = self.data.y_train
-        return np.stack([means[y == c].mean(0) if np.any(y == c) else np.zeros(means.shape[1])
-                         for c in range(self.data.num_classes)])
+        return np.stack(
+            [
+                means[y == c].mean(0) if np.any(y == c) else np.zeros(means.shape[1])
+                for c in range(self.data.num_classes)
+            ]
+        )
 
 
 def build_model(kind: str, config: dict[str, Any]) -> BMVAE | GaussianVAE:
@@ -200,8 +259,16 @@ def _deterministic_recon(model: BMVAE | GaussianVAE, x: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def anneal_latents(model: BMVAE, num: int, *, extra_field: Any = None, sampler: str = "sa", beta_final: float = 3.0,
-                   num_sweeps: int = 1000, seed: int = 0) -> np.ndarray:
+def anneal_latents(
+    model: BMVAE,
+    num: int,
+    *,
+    extra_field: Any = None,
+    sampler: str = "sa",
+    beta_final: float = 3.0,
+    num_sweeps: int = 1000,
+    seed: int = 0,
+) -> np.ndarray:
     """QA / c-QA mode: anneal the prior (plus bias fields) toward low temperature; returns
     (num, n) spins. ``sampler``: ``"sa"`` (simulated annealing from beta 0.05 to
     ``beta_final`` in units of the model's own scale) or ``"sqa"`` (SQA from s = 0.01 to 1
@@ -210,11 +277,13 @@ def anneal_latents(model: BMVAE, num: int, *, extra_field: Any = None, sampler: 
 
     ising = model.prior.to_ising(extra_field=extra_field)
     if sampler == "sa":
-        res = SimulatedAnnealingSampler().sample_model(ising, beta_range=(0.05, beta_final), num_reads=num,
-                                                       num_sweeps=num_sweeps, seed=seed)
+        res = SimulatedAnnealingSampler().sample_model(
+            ising, beta_range=(0.05, beta_final), num_reads=num, num_sweeps=num_sweeps, seed=seed
+        )
     elif sampler == "sqa":
-        res = SQASampler().sample_model(ising, beta=beta_final, gamma=2.0, num_trotter_slices=8,
-                                        num_sweeps=num_sweeps, num_reads=num, seed=seed)
+        res = SQASampler().sample_model(
+            ising, beta=beta_final, gamma=2.0, num_trotter_slices=8, num_sweeps=num_sweeps, num_reads=num, seed=seed
+        )
     else:
         raise ValueError(f"sampler: unknown anneal sampler {sampler!r}; choose sa or sqa")
     return res.spins
@@ -236,8 +305,15 @@ def train_classifier(data: ImageData, max_train: int = 10000, seed: int = 0) -> 
     return clf
 
 
-def conditional_accuracy(trainer: VAETrainer, lambdas: list[float], *, num: int = 64, classifier: Any = None,
-                         seed: int = 0, num_sweeps: int = 500) -> dict[str, Any]:
+def conditional_accuracy(
+    trainer: VAETrainer,
+    lambdas: list[float],
+    *,
+    num: int = 64,
+    classifier: Any = None,
+    seed: int = 0,
+    num_sweeps: int = 500,
+) -> dict[str, Any]:
     """For each lambda: fraction of images generated with bias lambda * b_c that the
     classifier assigns to class c, averaged over classes."""
     assert isinstance(trainer.model, BMVAE)
@@ -247,8 +323,13 @@ def conditional_accuracy(trainer: VAETrainer, lambdas: list[float], *, num: int 
     for lam in lambdas:
         per = []
         for c in range(len(dirs)):
-            spins = anneal_latents(trainer.model, num, extra_field=lam * dirs[c], num_sweeps=num_sweeps,
-                                   seed=seed + 1000 * c + int(lam * 100))
+            spins = anneal_latents(
+                trainer.model,
+                num,
+                extra_field=lam * dirs[c],
+                num_sweeps=num_sweeps,
+                seed=seed + 1000 * c + int(lam * 100),
+            )
             imgs = decode_spins(trainer.model, spins)
             pred = clf.predict(imgs.reshape(num, -1))
             per.append(float(np.mean(pred == c)))
@@ -272,21 +353,23 @@ def ood_auroc(trainer: VAETrainer, x_in: np.ndarray, x_out: np.ndarray) -> dict[
         mean = model.encode_mean(xt)
         energy = model.prior.energy(mean).cpu().numpy()
         g = torch.Generator().manual_seed(0)
-        l = model.logits(xt)
-        z, zd = model.relax(l, g)
+        logit = model.logits(xt)
+        z, zd = model.relax(logit, g)
         from qbm.models.vae import reconstruction_loss
         import torch.nn.functional as F
 
         recon = reconstruction_loss(model.decode(zd), xt, model.likelihood)
-        ent = (F.softplus(l) - l * torch.sigmoid(l)).sum(1)
-        neg_elbo = (recon - ent + model.prior.energy(torch.tanh(l / 2)) + trainer.log_z).cpu().numpy()
+        ent = (F.softplus(logit) - logit * torch.sigmoid(logit)).sum(1)
+        neg_elbo = (recon - ent + model.prior.energy(torch.tanh(logit / 2)) + trainer.log_z).cpu().numpy()
         return energy, neg_elbo
 
     e_in, n_in = scores(x_in)
     e_out, n_out = scores(x_out)
     lab = np.concatenate([np.zeros(len(x_in)), np.ones(len(x_out))])
-    return {"auroc_prior_energy": float(roc_auc_score(lab, np.concatenate([e_in, e_out]))),
-            "auroc_neg_elbo": float(roc_auc_score(lab, np.concatenate([n_in, n_out])))}
+    return {
+        "auroc_prior_energy": float(roc_auc_score(lab, np.concatenate([e_in, e_out]))),
+        "auroc_neg_elbo": float(roc_auc_score(lab, np.concatenate([n_in, n_out]))),
+    }
 
 
 def epochs_to_reach(history: list[dict[str, Any]], threshold: float) -> int | None:

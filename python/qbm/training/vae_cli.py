@@ -34,17 +34,35 @@ def make_trainer(args: argparse.Namespace, data: Any) -> Any:
         print(f"resuming from {ck} at epoch {tr.epoch}")
         return tr
     if args.prior == "bm":
-        model = BMVAE(data.shape, args.latent, graph=args.graph, arch=args.arch, likelihood=args.likelihood,
-                      relaxation=args.relaxation, seed=args.seed)
+        model = BMVAE(
+            data.shape,
+            args.latent,
+            graph=args.graph,
+            arch=args.arch,
+            likelihood=args.likelihood,
+            relaxation=args.relaxation,
+            seed=args.seed,
+        )
     else:
         model = GaussianVAE(data.shape, args.latent, arch=args.arch, likelihood=args.likelihood, seed=args.seed)
-    return VAETrainer(model, data, sampler=args.sampler, num_chains=args.chains, sweeps=args.sweeps, lr=args.lr,
-                      batch_size=args.batch_size, seed=args.seed, num_threads=args.threads, qpu=qpu,
-                      kl_warmup=args.kl_warmup)
+    return VAETrainer(
+        model,
+        data,
+        sampler=args.sampler,
+        num_chains=args.chains,
+        sweeps=args.sweeps,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        num_threads=args.threads,
+        qpu=qpu,
+        kl_warmup=args.kl_warmup,
+    )
 
 
-def write_outputs(tr: Any, out: str, *, lambdas: list[float], held_out: np.ndarray | None, quiet: bool,
-                  anneal_sweeps: int = 1000) -> dict[str, Any]:
+def write_outputs(
+    tr: Any, out: str, *, lambdas: list[float], held_out: np.ndarray | None, quiet: bool, anneal_sweeps: int = 1000
+) -> dict[str, Any]:
     from qbm.models.vae import BMVAE
     from qbm.training.vae import anneal_latents, conditional_accuracy, decode_spins, ood_auroc, train_classifier
 
@@ -54,10 +72,17 @@ def write_outputs(tr: Any, out: str, *, lambdas: list[float], held_out: np.ndarr
     pairs = np.concatenate([tr.data.x_test[:16], rec]).transpose(0, 2, 3, 1)
     save_image_grid(os.path.join(out, "reconstructions.png"), pairs, rows=2, title="test images (top), reconstructions")
     hist = tr.history
-    save_curves(os.path.join(out, "curves.png"),
-                {"train recon": [h["train_recon"] for h in hist], "test recon": [h["test_recon"] for h in hist],
-                 "-test ELBO": [-h["test_elbo"] for h in hist]}, xlabel="epoch", ylabel="nats per image",
-                title=f"{tr.data.name}: {'BM-VAE/' + tr.sampler_name if tr.is_bm else 'Gaussian VAE'}")
+    save_curves(
+        os.path.join(out, "curves.png"),
+        {
+            "train recon": [h["train_recon"] for h in hist],
+            "test recon": [h["test_recon"] for h in hist],
+            "-test ELBO": [-h["test_elbo"] for h in hist],
+        },
+        xlabel="epoch",
+        ylabel="nats per image",
+        title=f"{tr.data.name}: {'BM-VAE/' + tr.sampler_name if tr.is_bm else 'Gaussian VAE'}",
+    )
     if isinstance(tr.model, BMVAE):
         spins = anneal_latents(tr.model, 64, num_sweeps=anneal_sweeps, seed=tr.seed)
         imgs = decode_spins(tr.model, spins).transpose(0, 2, 3, 1)
@@ -72,18 +97,23 @@ def write_outputs(tr: Any, out: str, *, lambdas: list[float], held_out: np.ndarr
             sp = anneal_latents(tr.model, 8, extra_field=lam * dirs[c], num_sweeps=anneal_sweeps, seed=tr.seed + c)
             rows.append(decode_spins(tr.model, sp))
         grid = np.concatenate(rows).transpose(0, 2, 3, 1)
-        save_image_grid(os.path.join(out, "conditional.png"), grid, rows=len(dirs),
-                        title=f"c-QA mode, lambda={lam}: one row per class")
+        save_image_grid(
+            os.path.join(out, "conditional.png"),
+            grid,
+            rows=len(dirs),
+            title=f"c-QA mode, lambda={lam}: one row per class",
+        )
         if not quiet:
-            print("conditional generation (fraction classified as the requested class, chance "
-                  f"{acc['chance']:.2f}):")
+            print(f"conditional generation (fraction classified as the requested class, chance {acc['chance']:.2f}):")
             for lam_, a in zip(acc["lambdas"], acc["accuracy"]):
                 print(f"  lambda={lam_:>4}: {a:.3f}")
         if held_out is not None and len(held_out):
             extra["ood"] = ood_auroc(tr, tr.data.x_test, held_out)
             if not quiet:
-                print(f"OOD AUROC (held-out classes): prior energy {extra['ood']['auroc_prior_energy']:.3f}, "
-                      f"-ELBO {extra['ood']['auroc_neg_elbo']:.3f}")
+                print(
+                    f"OOD AUROC (held-out classes): prior energy {extra['ood']['auroc_prior_energy']:.3f}, "
+                    f"-ELBO {extra['ood']['auroc_neg_elbo']:.3f}"
+                )
     else:
         g = torch.Generator().manual_seed(tr.seed)
         imgs = tr.model.sample_images(64, g).cpu().numpy().transpose(0, 2, 3, 1)
@@ -102,17 +132,24 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
     tr = make_trainer(args, data)
     ck, mpath = os.path.join(args.out, "model.pt"), os.path.join(args.out, "metrics.json")
     desc = f"BM-VAE ({tr.sampler_name} negative phase)" if tr.is_bm else "Gaussian VAE"
-    print(f"training {desc} on {data.name}: {len(data.x_train)} train / {len(data.x_test)} test images, "
-          f"latent {args.latent}, {args.epochs} epochs -> {args.out}")
+    print(
+        f"training {desc} on {data.name}: {len(data.x_train)} train / {len(data.x_test)} test images, "
+        f"latent {args.latent}, {args.epochs} epochs -> {args.out}"
+    )
     tr.train(args.epochs, progress=not args.quiet, checkpoint=ck, metrics_path=mpath)
-    extra = write_outputs(tr, args.out, lambdas=LAMBDAS, held_out=held, quiet=args.quiet,
-                          anneal_sweeps=args.anneal_sweeps)
+    extra = write_outputs(
+        tr, args.out, lambdas=LAMBDAS, held_out=held, quiet=args.quiet, anneal_sweeps=args.anneal_sweeps
+    )
     tr.write_metrics(mpath, extra)
     last = tr.history[-1]
-    print(f"final: test reconstruction loss {last['test_recon']:.3f} nats/image, test ELBO {last['test_elbo']:.3f}, "
-          f"{tr.wall:.1f} s training")
-    print(f"wrote {ck}, metrics.json, reconstructions.png, samples.png, curves.png"
-          + (", conditional.png" if tr.is_bm else ""))
+    print(
+        f"final: test reconstruction loss {last['test_recon']:.3f} nats/image, test ELBO {last['test_elbo']:.3f}, "
+        f"{tr.wall:.1f} s training"
+    )
+    print(
+        f"wrote {ck}, metrics.json, reconstructions.png, samples.png, curves.png"
+        + (", conditional.png" if tr.is_bm else "")
+    )
     return 0
 
 
@@ -135,11 +172,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
             if args.label is None or not 0 <= args.label < len(dirs):
                 raise ValueError(f"label: --mode cqa needs --label in [0, {len(dirs) - 1}]")
             field = args.lam * dirs[args.label]
-        spins = anneal_latents(model, args.num, extra_field=field, sampler=args.anneal, num_sweeps=args.sweeps,
-                               seed=args.seed)
+        spins = anneal_latents(
+            model, args.num, extra_field=field, sampler=args.anneal, num_sweeps=args.sweeps, seed=args.seed
+        )
         imgs = decode_spins(model, spins)
-    save_image_grid(args.out, imgs.transpose(0, 2, 3, 1),
-                    title=f"{args.mode}" + (f", label {args.label}, lambda {args.lam}" if args.mode == "cqa" else ""))
+    save_image_grid(
+        args.out,
+        imgs.transpose(0, 2, 3, 1),
+        title=f"{args.mode}" + (f", label {args.label}, lambda {args.lam}" if args.mode == "cqa" else ""),
+    )
     msg = f"wrote {args.out} ({args.num} images)"
     if args.mode == "cqa" and ck.get("trainer", {}).get("dataset") == "digits":
         clf = train_classifier(load_dataset("digits"))
@@ -156,40 +197,79 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
 
     data = load_dataset(args.dataset, args.data_dir)
     runs: dict[str, Any] = {}
-    g = VAETrainer(GaussianVAE(data.shape, args.latent, seed=args.seed), data, seed=args.seed, lr=args.lr,
-                   batch_size=args.batch_size, kl_warmup=args.kl_warmup)
+    g = VAETrainer(
+        GaussianVAE(data.shape, args.latent, seed=args.seed),
+        data,
+        seed=args.seed,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        kl_warmup=args.kl_warmup,
+    )
     g.train(args.epochs, progress=not args.quiet)
     runs["gaussian"] = g
     for s in args.samplers:
         m = BMVAE(data.shape, args.latent, graph=args.graph, seed=args.seed)
-        t = VAETrainer(m, data, sampler=s, seed=args.seed, lr=args.lr, batch_size=args.batch_size,
-                       num_chains=args.chains, sweeps=args.sweeps, kl_warmup=args.kl_warmup)
+        t = VAETrainer(
+            m,
+            data,
+            sampler=s,
+            seed=args.seed,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            num_chains=args.chains,
+            sweeps=args.sweeps,
+            kl_warmup=args.kl_warmup,
+        )
         t.train(args.epochs, progress=not args.quiet)
         runs[f"bm/{s}"] = t
     thr = args.target_recon if args.target_recon is not None else runs["gaussian"].history[-1]["test_recon"]
     rows = []
     for name, t in runs.items():
         h = t.history
-        rows.append({"model": name, "epochs_to_target": epochs_to_reach(h, thr), "final_test_recon": h[-1]["test_recon"],
-                     "best_test_recon": min(r["test_recon"] for r in h), "final_test_elbo": h[-1]["test_elbo"],
-                     "wall_s": t.wall})
-    print(f"\n{data.name}, latent {args.latent}, {args.epochs} epochs, seed {args.seed}; "
-          f"target test recon {thr:.3f}" + (" (the Gaussian VAE's final)" if args.target_recon is None else ""))
-    print(f"{'model':<12} {'epochs->target':>14} {'final recon':>12} {'best recon':>11} {'final ELBO':>11} {'wall s':>8}")
+        rows.append(
+            {
+                "model": name,
+                "epochs_to_target": epochs_to_reach(h, thr),
+                "final_test_recon": h[-1]["test_recon"],
+                "best_test_recon": min(r["test_recon"] for r in h),
+                "final_test_elbo": h[-1]["test_elbo"],
+                "wall_s": t.wall,
+            }
+        )
+    print(
+        f"\n{data.name}, latent {args.latent}, {args.epochs} epochs, seed {args.seed}; "
+        f"target test recon {thr:.3f}" + (" (the Gaussian VAE's final)" if args.target_recon is None else "")
+    )
+    print(
+        f"{'model':<12} {'epochs->target':>14} {'final recon':>12} {'best recon':>11} {'final ELBO':>11} {'wall s':>8}"
+    )
     for r in rows:
         e = "-" if r["epochs_to_target"] is None else str(r["epochs_to_target"])
-        print(f"{r['model']:<12} {e:>14} {r['final_test_recon']:>12.3f} {r['best_test_recon']:>11.3f} "
-              f"{r['final_test_elbo']:>11.3f} {r['wall_s']:>8.1f}")
+        print(
+            f"{r['model']:<12} {e:>14} {r['final_test_recon']:>12.3f} {r['best_test_recon']:>11.3f} "
+            f"{r['final_test_elbo']:>11.3f} {r['wall_s']:>8.1f}"
+        )
     if args.out:
         import json
 
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "compare.json"), "w") as fh:
-            json.dump({"target": thr, "rows": rows,
-                       "curves": {k: [h["test_recon"] for h in t.history] for k, t in runs.items()}}, fh, indent=1)
-        save_curves(os.path.join(args.out, "compare.png"),
-                    {k: [h["test_recon"] for h in t.history] for k, t in runs.items()}, xlabel="epoch",
-                    ylabel="test reconstruction loss", title=f"{data.name}: BM prior vs Gaussian prior")
+            json.dump(
+                {
+                    "target": thr,
+                    "rows": rows,
+                    "curves": {k: [h["test_recon"] for h in t.history] for k, t in runs.items()},
+                },
+                fh,
+                indent=1,
+            )
+        save_curves(
+            os.path.join(args.out, "compare.png"),
+            {k: [h["test_recon"] for h in t.history] for k, t in runs.items()},
+            xlabel="epoch",
+            ylabel="test reconstruction loss",
+            title=f"{data.name}: BM prior vs Gaussian prior",
+        )
         print(f"wrote {args.out}/compare.json and compare.png")
     return 0
 

@@ -129,6 +129,18 @@ fn histogram(
     Ok(out)
 }
 
+fn validate_packed(x: &[u64], y: &[u64], words: usize, nbits: usize) -> Result<()> {
+    ensure(words >= 1 && nbits >= 1 && nbits <= 64 * words, "x", || {
+        format!("bit width {nbits} does not fit {words} words per row")
+    })?;
+    ensure(!x.is_empty() && x.len() % words == 0, "x", || {
+        "must hold at least one bitstring".into()
+    })?;
+    ensure(!y.is_empty() && y.len() % words == 0, "y", || {
+        "must hold at least one bitstring".into()
+    })
+}
+
 /// Histograms of Hamming distances within and across two packed bit sets.
 ///
 /// `x`: (N x words) u64, `y`: (M x words) u64, `nbits` <= 64 * words meaningful bits
@@ -141,15 +153,7 @@ pub fn hamming_histograms(
     num_threads: Option<usize>,
     cancel: &AtomicBool,
 ) -> Result<HammingHistograms> {
-    ensure(words >= 1 && nbits >= 1 && nbits <= 64 * words, "x", || {
-        "bit width must be at least 1".into()
-    })?;
-    ensure(!x.is_empty() && x.len() % words == 0, "x", || {
-        "must hold at least one bitstring".into()
-    })?;
-    ensure(!y.is_empty() && y.len() % words == 0, "y", || {
-        "must hold at least one bitstring".into()
-    })?;
+    validate_packed(x, y, words, nbits)?;
     with_threads(num_threads, || -> Result<HammingHistograms> {
         Ok(HammingHistograms {
             xx: histogram(x, x, words, nbits, true, cancel)?,
@@ -168,15 +172,7 @@ pub fn hamming_cross_histogram(
     num_threads: Option<usize>,
     cancel: &AtomicBool,
 ) -> Result<Vec<u64>> {
-    ensure(words >= 1 && nbits >= 1 && nbits <= 64 * words, "x", || {
-        "bit width must be at least 1".into()
-    })?;
-    ensure(!x.is_empty() && x.len() % words == 0, "x", || {
-        "must hold at least one bitstring".into()
-    })?;
-    ensure(!y.is_empty() && y.len() % words == 0, "y", || {
-        "must hold at least one bitstring".into()
-    })?;
+    validate_packed(x, y, words, nbits)?;
     with_threads(num_threads, || histogram(x, y, words, nbits, false, cancel))?
 }
 

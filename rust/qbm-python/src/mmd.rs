@@ -22,6 +22,22 @@ fn packed(a: &PyReadonlyArray2<'_, u64>, name: &str) -> PyResult<(Vec<u64>, usiz
     Ok((v, w))
 }
 
+/// Both packed sets, with equal words per row.
+fn packed_pair(
+    x: &PyReadonlyArray2<'_, u64>,
+    y: &PyReadonlyArray2<'_, u64>,
+) -> PyResult<(Vec<u64>, Vec<u64>, usize)> {
+    let (xv, wx) = packed(x, "x")?;
+    let (yv, wy) = packed(y, "y")?;
+    if wx != wy {
+        return Err(value_error(
+            "y",
+            format!("has {wy} words per row but x has {wx}"),
+        ));
+    }
+    Ok((xv, yv, wx))
+}
+
 /// Hamming-distance histograms of packed bitstrings x (N, words), y (M, words) uint64.
 /// Returns (xx, yy, xy) uint64 arrays of length nbits + 1 (xx, yy over pairs i < j).
 #[pyfunction]
@@ -38,14 +54,7 @@ fn hamming_histograms<'py>(
     Bound<'py, PyArray1<u64>>,
     Bound<'py, PyArray1<u64>>,
 )> {
-    let (xv, wx) = packed(&x, "x")?;
-    let (yv, wy) = packed(&y, "y")?;
-    if wx != wy {
-        return Err(value_error(
-            "y",
-            format!("has {wy} words per row but x has {wx}"),
-        ));
-    }
+    let (xv, yv, wx) = packed_pair(&x, &y)?;
     let h = run_detached(py, move |c| {
         mmd::hamming_histograms(&xv, &yv, wx, nbits, num_threads, c)
     })?;
@@ -66,14 +75,7 @@ fn hamming_cross_histogram<'py>(
     nbits: usize,
     num_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray1<u64>>> {
-    let (xv, wx) = packed(&x, "x")?;
-    let (yv, wy) = packed(&y, "y")?;
-    if wx != wy {
-        return Err(value_error(
-            "y",
-            format!("has {wy} words per row but x has {wx}"),
-        ));
-    }
+    let (xv, yv, wx) = packed_pair(&x, &y)?;
     let h = run_detached(py, move |c| {
         mmd::hamming_cross_histogram(&xv, &yv, wx, nbits, num_threads, c)
     })?;
