@@ -141,3 +141,13 @@ def test_rbf_matches_numpy_and_torch_grad():
 def test_mmd_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_histograms_do_not_depend_on_threads():
+    rng = np.random.default_rng(5)
+    x, y = rng.integers(0, 2, (300, 130)), rng.integers(0, 2, (200, 130))
+    a = mmd.hamming_histograms(x, y, num_threads=1)
+    b = mmd.hamming_histograms(x, y, num_threads=2)
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    assert a[0].sum() == 300 * 299 // 2 and a[2].sum() == 300 * 200
