@@ -1,7 +1,8 @@
 """Latent style-based quantum GAN pieces (Liepelt & Baglio 2026; Bravo-Prieto et al. 2022).
 
 * :class:`LatentAutoencoder`: images -> tanh latent in [-1, 1]^d -> images (conv for 28 x 28,
-  MLP for 8 x 8), trained first and frozen.
+  MLP for 8 x 8), trained first (with a small penalty that keeps the latent out of tanh
+  saturation) and frozen.
 * :class:`StyleQuantumGenerator`: n qubits, L layers; each layer applies RY, RZ, RY, RZ to
   every qubit, then a ring of controlled-RY gates CRY(i -> i+1 mod n); a final RY layer.
   Every angle is theta_k = w_k z_k + b_k with noise z ~ N(0, 1) (one component per angle),
@@ -16,6 +17,7 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from qbm.quantum import Circuit
@@ -172,14 +174,23 @@ class LatentAutoencoder(nn.Module):
                 nn.Unflatten(1, self.shape),
             )
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
         return self.enc(x)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.enc(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.dec(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dec(self.enc(x))
+        return self.dec(self.encode(x))
+
+    def loss(self, x: torch.Tensor, saturation_penalty: float = 1e-2) -> torch.Tensor:
+        """Reconstruction MSE plus a small penalty on the pre-tanh activations, which keeps
+        the latent out of tanh saturation (where small latents otherwise collapse to +-1)."""
+        pre = self.enc(x)
+        return F.mse_loss(self.dec(torch.tanh(pre)), x) + saturation_penalty * pre.pow(2).mean()
 
 
 class FeatureClassifier(nn.Module):

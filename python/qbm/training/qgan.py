@@ -123,7 +123,7 @@ class Shared:
             perm = torch.randperm(len(x), generator=g)
             for s in range(0, len(x), 64):
                 xb = x[perm[s : s + 64]]
-                loss = F.mse_loss(self.ae(xb), xb)
+                loss = self.ae.loss(xb)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
