@@ -45,7 +45,7 @@ class QGANConfig:
     loss: str = "wgan-gp"  # or "ns"
     gp_lambda: float = 10.0
     n_critic: int = 5
-    lr_g: float = 5e-3
+    lr_g: float = 1e-3
     lr_d: float = 1e-3
     batch_size: int = 64
     epochs: int = 20
@@ -55,7 +55,7 @@ class QGANConfig:
     ae_epochs: int = 80
     clf_epochs: int = 30
     stability_window: float = 0.3
-    stability_threshold: float = 0.15
+    stability_threshold: float = 0.2
     extra: dict[str, Any] = field(default_factory=dict)
 
 

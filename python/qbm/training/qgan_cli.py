@@ -111,7 +111,7 @@ def add_parsers(train: Any, study: Any) -> None:
         p.add_argument("--loss", default="wgan-gp", choices=["wgan-gp", "ns"])
         p.add_argument("--epochs", type=int, default=20)
         p.add_argument("--iters", type=int, default=50, help="generator updates per epoch")
-        p.add_argument("--lr-g", type=float, default=5e-3)
+        p.add_argument("--lr-g", type=float, default=1e-3)
         p.add_argument("--lr-d", type=float, default=1e-3)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--quiet", action="store_true")
