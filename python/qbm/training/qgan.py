@@ -495,7 +495,10 @@ def capacity_study(
     ax.set_yscale("log")
     ax.set_xlabel("generator parameters")
     ax.set_ylabel("smallest optimal discriminator parameters")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    else:
+        ax.set_title("no generator capacity trained optimally with the widths tried")
     fig.tight_layout()
     fig.savefig(os.path.join(out, "capacity.png"), dpi=120)
     plt.close(fig)

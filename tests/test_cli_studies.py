@@ -1,0 +1,119 @@
+"""Smoke tests of the study and report commands at tiny sizes (the outputs exist and parse)."""
+
+import csv
+import json
+import os
+
+from qbm.cli import main
+
+
+def test_spin_glass_report(tmp_path, capsys):
+    path = str(tmp_path / "report.json")
+    assert (
+        main(
+            ["spin-glass", "--graph", "zephyr:1", "--num-reads", "16", "--num-sweeps", "50", "--quiet", "--json", path]
+        )
+        == 0
+    )
+    rep = json.load(open(path))
+    assert rep["num_variables"] == 48 and rep["sa"]["min_energy"] <= rep["sa"]["mean_energy"]
+    assert "spin updates/s" in capsys.readouterr().out
+
+
+def test_mmd_variance_study(tmp_path):
+    out = str(tmp_path / "mv")
+    assert main(["study", "mmd-variance", "--n-max", "16", "--numeric-max", "4", "--samples", "200", "--out", out]) == 0
+    rows = list(csv.DictReader(open(os.path.join(out, "mmd_variance.csv"))))
+    assert {r["sigma"] for r in rows} == {"1", "10", "n/4"}
+    assert any(r["loss_var"] for r in rows) and os.path.exists(os.path.join(out, "mmd_variance.png"))
+
+
+def test_kl_vs_mmd_study_and_train_qcbm(tmp_path):
+    out = str(tmp_path / "kl")
+    assert (
+        main(
+            [
+                "study",
+                "kl-vs-mmd",
+                "--n",
+                "3",
+                "--shots",
+                "20",
+                "--steps",
+                "3",
+                "--layers",
+                "1",
+                "--quiet",
+                "--target",
+                "ghz",
+                "--out",
+                out,
+            ]
+        )
+        == 0
+    )
+    rows = list(csv.DictReader(open(os.path.join(out, "kl_vs_mmd.csv"))))
+    assert {r["loss"] for r in rows} == {"kl", "mmd", "fidelity"}
+    out2 = str(tmp_path / "qcbm")
+    assert main(["train", "qcbm", "--n", "4", "--steps", "5", "--layers", "1", "--quiet", "--out", out2]) == 0
+    m = json.load(open(os.path.join(out2, "metrics.json")))
+    assert len(m["tvd"]) == 5 and os.path.exists(os.path.join(out2, "curves.png"))
+
+
+def test_capacity_study_tiny(tmp_path):
+    out = str(tmp_path / "cap")
+    assert (
+        main(
+            [
+                "study",
+                "capacity",
+                "--quantum",
+                "2x1",
+                "--classical",
+                "2",
+                "--disc-widths",
+                "4",
+                "8",
+                "--epochs",
+                "2",
+                "--iters",
+                "2",
+                "--workers",
+                "2",
+                "--out",
+                out,
+            ]
+        )
+        == 0
+    )
+    best = list(csv.DictReader(open(os.path.join(out, "capacity.csv"))))
+    assert len(best) == 2
+    for f in ("runs.csv", "capacity.png", "fits.json"):
+        assert os.path.exists(os.path.join(out, f))
+
+
+def test_compare_vae_tiny(tmp_path, capsys):
+    out = str(tmp_path / "cmp")
+    assert (
+        main(
+            [
+                "compare",
+                "vae",
+                "--epochs",
+                "1",
+                "--latent",
+                "8",
+                "--samplers",
+                "gibbs",
+                "--chains",
+                "16",
+                "--quiet",
+                "--out",
+                out,
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "gaussian" in text and "bm/gibbs" in text
+    assert os.path.exists(os.path.join(out, "compare.png"))
