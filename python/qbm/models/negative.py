@@ -92,7 +92,7 @@ class NegativePhase:
                 beta=1.0,
                 gamma=1.0,
                 num_trotter_slices=8,
-                num_sweeps=max(self.sweeps, 20),
+                num_sweeps=max(5 * self.sweeps, 50),
                 s_min=0.3,
                 num_reads=self.num_chains,
                 seed=seed,
