@@ -16,13 +16,13 @@
 //! "thermodynamic length" sqrt(-ln a_t) of the gaps (see [`adapt_ladder`]); b_0 and
 //! b_{K-1} stay fixed.
 
-use super::{num_blocks, validate_betas, validate_run};
+use super::{block_init, num_blocks, validate_betas, validate_run};
 use crate::error::{ensure, Result};
 use crate::model::IsingModel;
 use crate::parallel::{check_cancel, with_threads};
 use crate::rng::{stream_key, tags, LaneRng, Xoshiro256pp};
 use crate::simd::{Lane, LANES};
-use crate::updaters::{base_order, random_block, sweep_tracked, Csr32, Order, UpdateRule};
+use crate::updaters::{base_order, sweep_tracked, Csr32, Order, UpdateRule};
 use rayon::prelude::*;
 use std::sync::atomic::AtomicBool;
 
@@ -71,6 +71,8 @@ struct Slot {
     spins: Vec<Lane>,
     rng: LaneRng,
     order_rng: Option<Xoshiro256pp>,
+    /// Visiting order, reused across steps (reset from the base order before shuffling).
+    order: Vec<u32>,
     energy: [f64; LANES],
     temp: [usize; LANES],
     // round-trip labels: 0 none, 1 last end visited was the hottest, 2 the coldest
@@ -84,22 +86,17 @@ struct Block {
     accepts: Vec<u64>,
     round_trips: [u32; LANES],
     trace: Vec<[f64; LANES]>,
+    /// Scratch for swaps: the slot holding each temperature.
+    at: Vec<usize>,
 }
 
 #[inline(always)]
-fn slot_sweeps(
-    m: &Csr32<'_>,
-    slot: &mut Slot,
-    ladder: &[f32],
-    rule: UpdateRule,
-    order: &mut [u32],
-    sweeps: usize,
-) {
+fn slot_sweeps(m: &Csr32<'_>, slot: &mut Slot, ladder: &[f32], rule: UpdateRule, sweeps: usize) {
     let beta: Lane = std::array::from_fn(|l| ladder[slot.temp[l]]);
     let mut flips = [0u32; LANES];
     for _ in 0..sweeps {
         if let Some(r) = slot.order_rng.as_mut() {
-            r.shuffle(order);
+            r.shuffle(&mut slot.order);
         }
         let mut de = [0f32; LANES];
         sweep_tracked::<true>(
@@ -108,7 +105,7 @@ fn slot_sweeps(
             &mut slot.rng,
             &beta,
             rule,
-            order,
+            &slot.order,
             &mut flips,
             &mut de,
         );
@@ -123,13 +120,12 @@ fn slot_sweeps_dispatch(
     slot: &mut Slot,
     ladder: &[f32],
     rule: UpdateRule,
-    order: &mut [u32],
     sweeps: usize,
 ) {
     crate::multiversion! {
-        fn run(m: &Csr32<'_>, slot: &mut Slot, ladder: &[f32], rule: UpdateRule, order: &mut [u32], sweeps: usize) = slot_sweeps;
+        fn run(m: &Csr32<'_>, slot: &mut Slot, ladder: &[f32], rule: UpdateRule, sweeps: usize) = slot_sweeps;
     }
-    run(m, slot, ladder, rule, order, sweeps)
+    run(m, slot, ladder, rule, sweeps)
 }
 
 fn exact_lane_energies(model: &IsingModel, spins: &[Lane]) -> [f64; LANES] {
@@ -145,17 +141,7 @@ impl Block {
                     stream_key(run.seed, tags::REPLICA, ((b * LANES + l) * k + slot) as u64)
                 });
                 let mut rng = LaneRng::from_keys(&keys);
-                let mut spins = random_block(n, &mut rng);
-                if let Some(init) = run.initial {
-                    for l in 0..LANES {
-                        let c = b * LANES + l;
-                        if c < run.num_reads {
-                            for i in 0..n {
-                                spins[i][l] = init[c * n + i] as f32;
-                            }
-                        }
-                    }
-                }
+                let spins = block_init(n, run.num_reads, b, run.initial, &mut rng);
                 let order_rng = match run.order {
                     Order::Random => Some(Xoshiro256pp::stream(
                         run.seed,
@@ -169,13 +155,13 @@ impl Block {
                     spins,
                     rng,
                     order_rng,
+                    order: base.to_vec(),
                     energy,
                     temp: [slot; LANES],
                     label: [0; LANES],
                 }
             })
             .collect();
-        let _ = base;
         Block {
             slots,
             swap_rng: (0..LANES)
@@ -185,6 +171,7 @@ impl Block {
             accepts: vec![0; k.saturating_sub(1)],
             round_trips: [0; LANES],
             trace: Vec::new(),
+            at: vec![0; k],
         }
     }
 
@@ -212,8 +199,10 @@ impl Block {
         sweeps: usize,
     ) {
         self.slots.par_iter_mut().for_each(|slot| {
-            let mut order = base.to_vec();
-            slot_sweeps_dispatch(m, slot, ladder, rule, &mut order, sweeps);
+            if slot.order_rng.is_some() {
+                slot.order.copy_from_slice(base);
+            }
+            slot_sweeps_dispatch(m, slot, ladder, rule, sweeps);
         });
         self.swap(ladder64);
     }
@@ -223,9 +212,9 @@ impl Block {
         if k < 2 {
             return;
         }
+        let mut at = std::mem::take(&mut self.at);
         for l in 0..LANES {
             // slot holding temperature t
-            let mut at = vec![0usize; k];
             for (si, s) in self.slots.iter().enumerate() {
                 at[s.temp[l]] = si;
             }
@@ -253,6 +242,7 @@ impl Block {
             }
             self.slots[hot].label[l] = 1;
         }
+        self.at = at;
     }
 
     fn reset_stats(&mut self) {
