@@ -164,19 +164,29 @@ class BMVAE(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Per-batch means: recon, kl (with the given log Z), and the training objective
         recon + kl_weight * (KL surrogate whose prior gradient uses ``z_model``)."""
+        t = self.elbo_terms(x, generator)
+        kl = t["kl_no_log_z"] + log_z
+        kl_obj = t["kl_no_log_z"].mean()
+        if z_model is not None:
+            kl_obj = kl_obj - self.prior.energy(z_model.detach()).mean()
+        obj = t["recon"].mean() + kl_weight * kl_obj
+        return {"recon": t["recon"].mean(), "kl": kl.mean(), "objective": obj, "z": t["z"], "mean": t["mean"]}
+
+    def elbo_terms(self, x: torch.Tensor, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+        """Per-example terms: recon (B,), kl_no_log_z = -H(q) + E_q[E(z)] (B,), the relaxed
+        sample z and the posterior means tanh(l / 2)."""
         logit = self.logits(x)
         z, z_dec = self.relax(logit, generator)
         recon = reconstruction_loss(self.decode(z_dec), x, self.likelihood)
         mean = torch.tanh(logit / 2)
         # entropy of factorised Bernoulli q(z_i = +1) = sigmoid(l_i)
         ent = (F.softplus(logit) - logit * torch.sigmoid(logit)).sum(1)
-        e_q = self.prior.energy(mean)
-        kl = -ent + e_q + log_z
-        kl_obj = (-ent + e_q).mean()
-        if z_model is not None:
-            kl_obj = kl_obj - self.prior.energy(z_model.detach()).mean()
-        obj = recon.mean() + kl_weight * kl_obj
-        return {"recon": recon.mean(), "kl": kl.mean(), "objective": obj, "z": z, "mean": mean}
+        return {"recon": recon, "kl_no_log_z": -ent + self.prior.energy(mean), "z": z, "mean": mean}
+
+    @torch.no_grad()
+    def most_likely_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoder logits at the most likely latent (z_i = sign of the encoder logit, +1 at 0)."""
+        return self.decode(torch.where(self.logits(x) >= 0, 1.0, -1.0))
 
     @torch.no_grad()
     def encode_mean(self, x: torch.Tensor) -> torch.Tensor:
@@ -184,9 +194,7 @@ class BMVAE(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        z = torch.sign(self.logits(x))
-        z[z == 0] = 1
-        return torch.sigmoid(self.decode(z))
+        return torch.sigmoid(self.most_likely_logits(x))
 
 
 class GaussianVAE(nn.Module):
@@ -236,8 +244,13 @@ class GaussianVAE(nn.Module):
         return self.encoder(x)[:, : self.latent]
 
     @torch.no_grad()
+    def most_likely_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoder logits at the posterior mean."""
+        return self.decoder(self.encode_mean(x))
+
+    @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.decoder(self.encode_mean(x)))
+        return torch.sigmoid(self.most_likely_logits(x))
 
     @torch.no_grad()
     def sample_images(self, num: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -146,25 +146,19 @@ def _run_schedule(
     run = prepare_run(sampler, model, num_reads, update, order, seed, num_threads, initial_states)
     update, order, seed, threads, init = run.update, run.order, run.seed, run.threads, run.init
     t0 = time.perf_counter()
-    if len(betas) == 0:
-        if init is None:
-            raise ValueError("num_sweeps: must be >= 1 unless initial_states are given")
-        spins, energies = init.copy(), model.energy(init) - model.offset
-        flips = np.zeros(num_reads)
-    else:
-        spins, energies, flips, trace = _core.sample_schedule(
-            model.core,
-            np.ascontiguousarray(betas, dtype=np.float64),
-            num_reads,
-            initial_states=init,
-            update=update,
-            order=order,
-            seed=seed,
-            num_threads=threads,
-            trace=record_energies,
-        )
-        if record_energies:
-            extra_info = {**extra_info, "energy_trace": np.asarray(trace) + model.offset}
+    spins, energies, flips, trace = _core.sample_schedule(
+        model.core,
+        np.ascontiguousarray(betas, dtype=np.float64),
+        num_reads,
+        initial_states=init,
+        update=update,
+        order=order,
+        seed=seed,
+        num_threads=threads,
+        trace=record_energies,
+    )
+    if record_energies:
+        extra_info = {**extra_info, "energy_trace": np.asarray(trace) + model.offset}
     dt = time.perf_counter() - t0
     n = model.num_variables
     info = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import asdict
 from typing import Any
 
 
@@ -129,6 +128,3 @@ def add_parsers(train: Any, study: Any) -> None:
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--out", default="runs/capacity")
     p.set_defaults(func=cmd_capacity)
-
-
-__all__ = ["add_parsers", "asdict"]

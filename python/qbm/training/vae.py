@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from typing import Any
@@ -250,12 +249,7 @@ def build_model(kind: str, config: dict[str, Any]) -> BMVAE | GaussianVAE:
 def _deterministic_recon(model: BMVAE | GaussianVAE, x: torch.Tensor) -> float:
     from qbm.models.vae import reconstruction_loss
 
-    if isinstance(model, BMVAE):
-        z = torch.where(model.logits(x) >= 0, 1.0, -1.0)
-        logits = model.decode(z)
-    else:
-        logits = model.decoder(model.encode_mean(x))
-    return float(reconstruction_loss(logits, x, model.likelihood).mean())
+    return float(reconstruction_loss(model.most_likely_logits(x), x, model.likelihood).mean())
 
 
 @torch.no_grad()
@@ -349,18 +343,9 @@ def ood_auroc(trainer: VAETrainer, x_in: np.ndarray, x_out: np.ndarray) -> dict[
     assert isinstance(model, BMVAE)
 
     def scores(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        xt = torch.as_tensor(x)
-        mean = model.encode_mean(xt)
-        energy = model.prior.energy(mean).cpu().numpy()
-        g = torch.Generator().manual_seed(0)
-        logit = model.logits(xt)
-        z, zd = model.relax(logit, g)
-        from qbm.models.vae import reconstruction_loss
-        import torch.nn.functional as F
-
-        recon = reconstruction_loss(model.decode(zd), xt, model.likelihood)
-        ent = (F.softplus(logit) - logit * torch.sigmoid(logit)).sum(1)
-        neg_elbo = (recon - ent + model.prior.energy(torch.tanh(logit / 2)) + trainer.log_z).cpu().numpy()
+        t = model.elbo_terms(torch.as_tensor(x), torch.Generator().manual_seed(0))
+        energy = model.prior.energy(t["mean"]).cpu().numpy()
+        neg_elbo = (t["recon"] + t["kl_no_log_z"] + trainer.log_z).cpu().numpy()
         return energy, neg_elbo
 
     e_in, n_in = scores(x_in)
@@ -377,7 +362,3 @@ def epochs_to_reach(history: list[dict[str, Any]], threshold: float) -> int | No
         if rec["test_recon"] <= threshold:
             return int(rec["epoch"])
     return None
-
-
-def nan_to_none(x: float) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x

@@ -173,7 +173,7 @@ pub fn sample_schedule(
         for l in 0..LANES {
             let c = b * LANES + l;
             if c < reads {
-                out.energies[c] = lane_energy(model, &spins, l);
+                out.energies[c] = model.energy_of(&out.spins[c * n..(c + 1) * n]);
                 out.flip_fraction[c] = flips[l] as f64 / updates;
                 for (t, e) in trace.iter().enumerate() {
                     out.trace[c * t_len + t] = e[l];
