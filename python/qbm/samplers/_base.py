@@ -18,7 +18,8 @@ from qbm._validate import as_spins
 class SampleResult:
     """Array-level output of a qbm sampler.
 
-    spins: (num_reads, n) int8 in {-1, +1}, columns in the model's variable order;
+    spins: (num_reads, n) int8 in {-1, +1}, columns in the model's variable order (or in
+    the order of ``info["labels"]`` when a sampler reorders them);
     energies: (num_reads,) float64, the model's energies (offset included);
     info: timing and diagnostics (seed, acceptance statistics, ...);
     vectors: extra per-row columns (e.g. the replica's beta), also put in SampleSets.
@@ -144,6 +145,8 @@ class IsingSampler(dimod.Sampler):
             samples = ((samples + 1) // 2).astype(np.int8)
         info = dict(res.info)
         info.setdefault("timing", {})["total_s"] = time.perf_counter() - t0
+        # a sampler that reorders columns (RBM: visible side first) says so in info["labels"]
+        labels = info.get("labels", model.labels)
         return dimod.SampleSet.from_samples(
-            (samples, model.labels), vartype=bqm.vartype, energy=res.energies, info=info, **res.vectors
+            (samples, labels), vartype=bqm.vartype, energy=res.energies, info=info, **res.vectors
         )

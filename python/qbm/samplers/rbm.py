@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import dimod
 import networkx as nx
 import numpy as np
 
@@ -116,17 +115,6 @@ class RBMSampler(IsingSampler):
         if labels is not None:
             info["labels"] = labels
         return SampleResult(spins, np.asarray(e) + offset, info)
-
-    def sample(self, bqm: dimod.BinaryQuadraticModel, **parameters: Any) -> dimod.SampleSet:
-        self._check_params(parameters)
-        model = IsingModel.from_bqm(bqm)
-        res = self.sample_model(model, **parameters)
-        samples = res.spins
-        if bqm.vartype is dimod.BINARY:
-            samples = ((samples + 1) // 2).astype(np.int8)
-        return dimod.SampleSet.from_samples(
-            (samples, res.info["labels"]), vartype=bqm.vartype, energy=res.energies, info=res.info
-        )
 
 
 def _larger_side(model: IsingModel) -> list[Any]:
