@@ -91,12 +91,19 @@ struct Block {
 }
 
 #[inline(always)]
-fn slot_sweeps(m: &Csr32<'_>, slot: &mut Slot, ladder: &[f32], rule: UpdateRule, sweeps: usize) {
+fn slot_sweeps(
+    m: &Csr32<'_>,
+    slot: &mut Slot,
+    ladder: &[f32],
+    rule: UpdateRule,
+    order: &mut [u32],
+    sweeps: usize,
+) {
     let beta: Lane = std::array::from_fn(|l| ladder[slot.temp[l]]);
     let mut flips = [0u32; LANES];
     for _ in 0..sweeps {
         if let Some(r) = slot.order_rng.as_mut() {
-            r.shuffle(&mut slot.order);
+            r.shuffle(order);
         }
         let mut de = [0f32; LANES];
         sweep_tracked::<true>(
@@ -105,7 +112,7 @@ fn slot_sweeps(m: &Csr32<'_>, slot: &mut Slot, ladder: &[f32], rule: UpdateRule,
             &mut slot.rng,
             &beta,
             rule,
-            &slot.order,
+            order,
             &mut flips,
             &mut de,
         );
@@ -120,12 +127,13 @@ fn slot_sweeps_dispatch(
     slot: &mut Slot,
     ladder: &[f32],
     rule: UpdateRule,
+    order: &mut [u32],
     sweeps: usize,
 ) {
     crate::multiversion! {
-        fn run(m: &Csr32<'_>, slot: &mut Slot, ladder: &[f32], rule: UpdateRule, sweeps: usize) = slot_sweeps;
+        fn run(m: &Csr32<'_>, slot: &mut Slot, ladder: &[f32], rule: UpdateRule, order: &mut [u32], sweeps: usize) = slot_sweeps;
     }
-    run(m, slot, ladder, rule, sweeps)
+    run(m, slot, ladder, rule, order, sweeps)
 }
 
 fn exact_lane_energies(model: &IsingModel, spins: &[Lane]) -> [f64; LANES] {
@@ -199,10 +207,14 @@ impl Block {
         sweeps: usize,
     ) {
         self.slots.par_iter_mut().for_each(|slot| {
+            // the buffer is taken out of the slot for the call (no allocation) so the
+            // kernel gets it as an independent slice
+            let mut order = std::mem::take(&mut slot.order);
             if slot.order_rng.is_some() {
-                slot.order.copy_from_slice(base);
+                order.copy_from_slice(base);
             }
-            slot_sweeps_dispatch(m, slot, ladder, rule, sweeps);
+            slot_sweeps_dispatch(m, slot, ladder, rule, &mut order, sweeps);
+            slot.order = order;
         });
         self.swap(ladder64);
     }
