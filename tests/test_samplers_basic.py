@@ -181,7 +181,7 @@ def test_sampler_unknown_option_and_bad_schedules():
         sa.sample_model(model, beta_schedule=[1.0, -2.0])
     with pytest.raises(ValueError, match="beta_schedule_type"):
         sa.sample_model(model, beta_schedule_type="cubic")
-    with pytest.raises(ValueError, match="model"):
+    with pytest.raises(TypeError, match="model"):
         GibbsSampler().sample_model(bqm)
 
 

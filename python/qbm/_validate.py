@@ -8,11 +8,16 @@ from typing import Any
 import numpy as np
 
 
+def check_number(value: Any, name: str) -> float:
+    """A real number (TypeError naming ``name`` for anything else, strings included)."""
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        if not (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"):
+            raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
+    return float(value)
+
+
 def check_beta(beta: Any, name: str = "beta") -> float:
-    try:
-        b = float(beta)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: must be a positive number, got {beta!r}") from None
+    b = check_number(beta, name)
     if not math.isfinite(b) or b <= 0:
         raise ValueError(f"{name}: inverse temperature must be finite and > 0, got {beta!r}")
     return b
@@ -20,13 +25,15 @@ def check_beta(beta: Any, name: str = "beta") -> float:
 
 def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}")
+        raise TypeError(f"{name}: expected an integer >= {minimum}, got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"{name}: must be >= {minimum}, got {value}")
     return int(value)
 
 
 def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected a string, one of {', '.join(map(repr, choices))}; got {type(value).__name__}")
     if value not in choices:
         raise ValueError(f"{name}: unknown value {value!r}; choose one of {', '.join(map(repr, choices))}")
     return str(value)
@@ -37,16 +44,22 @@ def check_seed(seed: Any) -> int:
     if seed is None:
         return int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0])
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed: must be a non-negative integer or None, got {seed!r}")
+        raise TypeError(f"seed: expected a non-negative integer or None, got {type(seed).__name__} {seed!r}")
     if seed < 0 or seed >= 2**64:
         raise ValueError(f"seed: must be in [0, 2**64), got {seed}")
     return int(seed)
 
 
 def check_threads(num_threads: Any) -> int | None:
+    """``None`` (QBM_NUM_THREADS or all cores) or 1 .. ``qbm._core.MAX_THREADS``."""
     if num_threads is None:
         return None
-    return check_positive_int(num_threads, "num_threads")
+    from qbm import _core
+
+    n = check_positive_int(num_threads, "num_threads")
+    if n > _core.MAX_THREADS:
+        raise ValueError(f"num_threads: {n} exceeds the limit of {_core.MAX_THREADS} threads")
+    return n
 
 
 def as_spins(spins: Any, n: int, name: str = "spins") -> np.ndarray:

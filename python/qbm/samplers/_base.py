@@ -1,7 +1,10 @@
-"""Shared machinery: the array-level result type and the dimod.Sampler adapter."""
+"""What every qbm sampler shares: the array-level result type, option checks, and the
+``dimod.Sampler`` adapter (parameters from the signature, ``dimod.Initialized``
+semantics for initial states, empty BQMs, timing, offsets, info)."""
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,7 +14,7 @@ import dimod
 import numpy as np
 
 from qbm.ising import IsingModel
-from qbm._validate import as_spins
+from qbm._validate import as_spins, check_choice, check_seed, check_threads
 
 
 @dataclass
@@ -34,19 +37,33 @@ class SampleResult:
         return int(self.spins.shape[0])
 
 
+def states_in_order(initial_states: Any, labels: list[Any]) -> np.ndarray:
+    """A SampleSet or samples-like with labels -> (N, len(labels)) int8 spins in ``labels``
+    order (BINARY 0/1 values are mapped to -1/+1)."""
+    arr, have = dimod.as_samples(initial_states)
+    have = list(have)
+    pos = {v: k for k, v in enumerate(have)}
+    try:
+        cols = [pos[v] for v in labels]
+    except KeyError as e:
+        raise ValueError(f"initial_states: variable {e.args[0]!r} of the model is missing") from None
+    if len(have) != len(labels):
+        raise ValueError("initial_states: labels do not match the model's variables")
+    out = np.asarray(arr)[:, cols]
+    vartype = getattr(initial_states, "vartype", None)
+    if vartype is dimod.BINARY or (vartype is None and out.size and set(np.unique(out)) <= {0, 1}):
+        out = 2 * out.astype(np.int8) - 1
+    return out
+
+
 def resolve_initial_states(initial_states: Any, model: IsingModel, num_reads: int) -> np.ndarray | None:
     """Accept an (num_reads, n) array, or a SampleSet / samples-like with the model's labels."""
     if initial_states is None:
         return None
-    if isinstance(initial_states, dimod.SampleSet) or isinstance(initial_states, Mapping):
-        arr, labels = dimod.as_samples(initial_states)
-        try:
-            cols = [list(labels).index(v) for v in model.labels]
-        except ValueError:
-            raise ValueError("initial_states: labels do not match the model's variables") from None
-        arr = np.asarray(arr)[:, cols]
-        if set(np.unique(arr)) <= {0, 1}:
-            arr = 2 * arr.astype(np.int8) - 1
+    if isinstance(initial_states, (dimod.SampleSet, Mapping)) or (
+        isinstance(initial_states, tuple) and len(initial_states) == 2
+    ):
+        arr = states_in_order(initial_states, list(model.labels))
     else:
         arr = np.asarray(initial_states)
     s = as_spins(arr, model.num_variables, "initial_states")
@@ -72,7 +89,7 @@ ORDERS = ("sequential", "colour", "random")
 
 def check_model(model: Any) -> IsingModel:
     if not isinstance(model, IsingModel):
-        raise ValueError(f"model: expected a qbm.IsingModel, got {type(model).__name__}")
+        raise TypeError(f"model: expected a qbm.IsingModel, got {type(model).__name__}")
     return model
 
 
@@ -87,8 +104,6 @@ def prepare_run(
     initial_states: Any,
 ) -> RunSetup:
     """Check the options every sampler shares; ``None`` seed draws one from the OS."""
-    from qbm._validate import check_choice, check_seed, check_threads
-
     return RunSetup(
         update=check_choice(update, "update", UPDATES),
         order=check_choice(order, "order", ORDERS),
@@ -98,47 +113,81 @@ def prepare_run(
     )
 
 
-class IsingSampler(dimod.Sampler):
+def timing_info(t0: float, updates: float) -> dict[str, float]:
+    """Wall time since ``t0`` and the update rate."""
+    dt = time.perf_counter() - t0
+    return {"sampling_s": dt, "updates_per_s": updates / dt if dt > 0 else 0.0}
+
+
+class IsingSampler(dimod.Sampler, dimod.Initialized):
     """Base of qbm's classical samplers: a ``dimod.Sampler`` whose ``sample`` delegates to
     the array API ``sample_model(model, **params)``.
 
-    Subclasses define ``_parameter_names`` and ``sample_model``.
+    A subclass is its ``sample_model`` signature (keyword-only parameters with defaults:
+    the sampler's parameter list is read from it), its docstring and its call into the
+    core. ``sample(bqm, ...)`` adds what dimod users expect: SPIN or BINARY BQMs,
+    energies with the offset, an empty SampleSet for an empty BQM, and
+    ``initial_states`` with ``initial_states_generator`` ('random', 'tile' or 'none') as
+    :class:`dimod.Initialized` defines them. Without initial states, random starts are
+    drawn in the Rust core from (seed, chain).
     """
 
-    _parameter_names: tuple[str, ...] = ()
-
     def __init__(self, *, num_threads: int | None = None) -> None:
-        from qbm._validate import check_threads
-
         self.num_threads = check_threads(num_threads)
+
+    @classmethod
+    def parameter_names(cls) -> tuple[str, ...]:
+        """Keyword-only parameters of ``sample_model`` (the sampler's options)."""
+        sig = inspect.signature(cls.sample_model)
+        return tuple(p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
     @property
     def parameters(self) -> dict[str, list[str]]:
-        return {name: [] for name in self._parameter_names}
+        names = self.parameter_names()
+        out = {name: [] for name in names}
+        if "initial_states" in names:
+            out["initial_states_generator"] = []
+        return out
 
     @property
     def properties(self) -> dict[str, Any]:
         from qbm import _core
 
-        return {"simd": _core.simd_level(), "default_threads": _core.default_threads()}
+        return {"simd": _core.simd_level(), "default_threads": _core.default_threads(), "max_threads": _core.MAX_THREADS}
 
     def sample_model(self, model: IsingModel, **params: Any) -> SampleResult:  # pragma: no cover
         raise NotImplementedError
 
     def _check_params(self, params: Mapping[str, Any]) -> None:
-        unknown = sorted(set(params) - set(self._parameter_names))
+        known = self.parameters
+        unknown = sorted(set(params) - set(known))
         if unknown:
             raise ValueError(
-                f"{unknown[0]}: unknown parameter for {type(self).__name__}; "
-                f"known parameters: {', '.join(self._parameter_names)}"
+                f"{unknown[0]}: unknown parameter for {type(self).__name__}; known parameters: {', '.join(known)}"
             )
+
+    def _labels_for_initial(self, model: IsingModel, params: Mapping[str, Any]) -> list[Any]:
+        """Column order in which ``sample_model`` takes initial states (the model's)."""
+        return list(model.labels)
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, **parameters: Any) -> dimod.SampleSet:
         """Sample a BQM (SPIN or BINARY). Returns a ``dimod.SampleSet`` whose energies are
         the BQM's own (offset included) and whose ``info`` holds timing and statistics."""
         self._check_params(parameters)
         t0 = time.perf_counter()
+        if bqm.num_variables == 0:
+            n = parameters.get("num_reads")
+            n = 0 if n is None else int(n)
+            return dimod.SampleSet.from_samples(
+                (np.empty((n, 0), dtype=np.int8), []),
+                vartype=bqm.vartype,
+                energy=np.full(n, float(bqm.offset)),
+                info={"timing": {"total_s": time.perf_counter() - t0}},
+            )
         model = IsingModel.from_bqm(bqm)
+        gen = parameters.pop("initial_states_generator", "random")
+        if parameters.get("initial_states") is not None:
+            parameters = self._parse_dimod_initial(bqm, model, gen, parameters)
         res = self.sample_model(model, **parameters)
         samples = res.spins
         if bqm.vartype is dimod.BINARY:
@@ -150,3 +199,40 @@ class IsingSampler(dimod.Sampler):
         return dimod.SampleSet.from_samples(
             (samples, labels), vartype=bqm.vartype, energy=res.energies, info=info, **res.vectors
         )
+
+    def _parse_dimod_initial(
+        self, bqm: dimod.BinaryQuadraticModel, model: IsingModel, gen: Any, parameters: dict[str, Any]
+    ) -> dict[str, Any]:
+        """dimod.Initialized semantics: fewer initial states than ``num_reads`` are
+        extended by ``initial_states_generator``; ``num_reads`` defaults to their count."""
+        seed = parameters.get("seed")
+        if seed is not None:
+            seed = check_seed(seed) % 2**32
+        parsed = self.parse_initial_states(
+            bqm.spin if bqm.vartype is dimod.BINARY else bqm,
+            initial_states=_as_spin_samples(parameters["initial_states"], bqm),
+            initial_states_generator=gen,
+            num_reads=parameters.get("num_reads"),
+            seed=seed,
+        )
+        out = dict(parameters)
+        out["num_reads"] = parsed.num_reads
+        ss = parsed.initial_states
+        out["initial_states"] = dimod.SampleSet.from_samples(
+            (ss.record.sample, ss.variables), vartype=dimod.SPIN, energy=np.zeros(len(ss))
+        )
+        return out
+
+
+def _as_spin_samples(initial_states: Any, bqm: dimod.BinaryQuadraticModel) -> Any:
+    """Initial states given against a BINARY BQM are 0/1; dimod parses them against the
+    BQM's SPIN form, so map them to -1/+1 first."""
+    if isinstance(initial_states, np.ndarray) and initial_states.ndim == 2 and initial_states.dtype.kind in "biuf":
+        initial_states = (initial_states, list(bqm.variables))
+    if bqm.vartype is not dimod.BINARY:
+        return initial_states
+    arr, labels = dimod.as_samples(initial_states)
+    arr = np.asarray(arr)
+    if arr.size and set(np.unique(arr)) <= {0, 1}:
+        arr = 2 * arr.astype(np.int8) - 1
+    return (arr, labels)

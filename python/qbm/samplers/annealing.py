@@ -56,20 +56,6 @@ class SimulatedAnnealingSampler(IsingSampler):
     default (``update="heat_bath"`` available).
     """
 
-    _parameter_names = (
-        "beta_range",
-        "beta_schedule_type",
-        "beta_schedule",
-        "num_reads",
-        "num_sweeps",
-        "num_sweeps_per_beta",
-        "update",
-        "order",
-        "initial_states",
-        "seed",
-        "num_threads",
-    )
-
     def sample_model(
         self,
         model: IsingModel,
@@ -96,6 +82,11 @@ class SimulatedAnnealingSampler(IsingSampler):
         else:
             num_sweeps = check_positive_int(num_sweeps, "num_sweeps")
             check_positive_int(num_sweeps_per_beta, "num_sweeps_per_beta")
+            if num_sweeps_per_beta > num_sweeps:
+                raise ValueError(
+                    f"num_sweeps_per_beta: {num_sweeps_per_beta} exceeds num_sweeps={num_sweeps} "
+                    "(the schedule would hold a single beta)"
+                )
             if beta_range is None:
                 beta_range = default_beta_range(model)
             else:

@@ -10,7 +10,7 @@ import numpy as np
 from qbm import _core
 from qbm.ising import IsingModel
 from qbm._validate import check_beta, check_positive_int, check_seed
-from qbm.samplers._base import ORDERS, UPDATES, IsingSampler, SampleResult, check_model, prepare_run
+from qbm.samplers._base import ORDERS, UPDATES, IsingSampler, SampleResult, check_model, prepare_run, timing_info
 
 __all__ = ["ORDERS", "UPDATES", "GibbsSampler", "PersistentChains"]
 
@@ -32,18 +32,6 @@ class GibbsSampler(IsingSampler):
     samples whatever ``num_threads`` is. For training loops, :meth:`chains` returns
     :class:`PersistentChains` that continue from where the last call stopped.
     """
-
-    _parameter_names = (
-        "beta",
-        "num_reads",
-        "num_sweeps",
-        "update",
-        "order",
-        "initial_states",
-        "seed",
-        "num_threads",
-        "record_energies",
-    )
 
     def sample_model(
         self,
@@ -146,7 +134,7 @@ def _run_schedule(
     run = prepare_run(sampler, model, num_reads, update, order, seed, num_threads, initial_states)
     update, order, seed, threads, init = run.update, run.order, run.seed, run.threads, run.init
     t0 = time.perf_counter()
-    spins, energies, flips, trace = _core.sample_schedule(
+    out = _core.sample_schedule(
         model.core,
         np.ascontiguousarray(betas, dtype=np.float64),
         num_reads,
@@ -158,16 +146,16 @@ def _run_schedule(
         trace=record_energies,
     )
     if record_energies:
-        extra_info = {**extra_info, "energy_trace": np.asarray(trace) + model.offset}
-    dt = time.perf_counter() - t0
-    n = model.num_variables
+        extra_info = {**extra_info, "energy_trace": out["trace"] + model.offset}
+    timing = timing_info(t0, model.num_variables * len(betas) * num_reads)
+    timing["spin_updates_per_s"] = timing.pop("updates_per_s")
     info = {
         "seed": seed,
         "num_sweeps": len(betas),
         "update": update,
         "order": order,
-        "flip_fraction": float(np.mean(flips)),
-        "timing": {"sampling_s": dt, "spin_updates_per_s": n * len(betas) * num_reads / dt if dt > 0 else 0.0},
+        "flip_fraction": float(np.mean(out["flip_fraction"])),
+        "timing": timing,
         **extra_info,
     }
-    return SampleResult(np.asarray(spins), np.asarray(energies) + model.offset, info)
+    return SampleResult(out["spins"], out["energies"] + model.offset, info)

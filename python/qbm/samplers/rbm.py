@@ -13,7 +13,7 @@ from qbm import _core
 from qbm.ising import IsingModel
 from qbm.rbm import RBM
 from qbm._validate import as_spins, check_beta, check_positive_int, check_seed, check_threads
-from qbm.samplers._base import IsingSampler, SampleResult
+from qbm.samplers._base import IsingSampler, SampleResult, states_in_order, timing_info
 
 
 class RBMSampler(IsingSampler):
@@ -27,17 +27,6 @@ class RBMSampler(IsingSampler):
     E(v, h). As a dimod sampler, ``sample(bqm)`` needs a bipartite BQM; the larger side
     is taken as visible unless ``visible=`` lists the labels.
     """
-
-    _parameter_names = (
-        "beta",
-        "num_reads",
-        "num_sweeps",
-        "initial_states",
-        "clamp",
-        "visible",
-        "seed",
-        "num_threads",
-    )
 
     def sample_model(
         self,
@@ -53,18 +42,27 @@ class RBMSampler(IsingSampler):
         num_threads: int | None = None,
     ) -> SampleResult:
         labels = None
+        pad = 0
         if isinstance(model, IsingModel):
             vis = visible if visible is not None else _larger_side(model)
-            rbm = RBM.from_ising(model, vis)
-            order = [lab for lab in model.labels if lab in set(vis)] + [
-                lab for lab in model.labels if lab not in set(vis)
-            ]
+            rbm = RBM.from_ising(model, vis) if len(vis) < model.num_variables else None
+            vset = set(vis)
+            order = [lab for lab in model.labels if lab in vset] + [lab for lab in model.labels if lab not in vset]
             labels = order
             offset = model.offset
+            if rbm is None:
+                # no hidden side (one variable, or all on one side): pad with one hidden
+                # unit of zero field and coupling, sampled and then dropped
+                nv = model.num_variables
+                idx = [model.labels.index(lab) for lab in order]
+                rbm = RBM(np.zeros((nv, 1)), model.h[idx], np.zeros(1))
+                pad = 1
+            if initial_states is not None and not isinstance(initial_states, np.ndarray):
+                initial_states = states_in_order(initial_states, order)
         elif isinstance(model, RBM):
             rbm, offset = model, 0.0
         else:
-            raise ValueError(f"model: expected a qbm.rbm.RBM or a bipartite IsingModel, got {type(model).__name__}")
+            raise TypeError(f"model: expected a qbm.rbm.RBM or a bipartite IsingModel, got {type(model).__name__}")
         beta = check_beta(beta)
         num_reads = check_positive_int(num_reads, "num_reads")
         num_sweeps = check_positive_int(num_sweeps, "num_sweeps")
@@ -74,7 +72,7 @@ class RBMSampler(IsingSampler):
         init = None
         if initial_states is not None:
             arr = np.asarray(initial_states)
-            if arr.ndim == 2 and arr.shape[1] == nv + nh:
+            if arr.ndim == 2 and arr.shape[1] == nv + nh - pad and arr.shape[1] != nv:
                 arr = arr[:, :nv]
             init = as_spins(arr, nv, "initial_states")
             if init.shape[0] != num_reads:
@@ -88,7 +86,7 @@ class RBMSampler(IsingSampler):
                 raise ValueError("clamp: clamping needs initial_states holding the clamped values")
             mask = np.ascontiguousarray(mask)
         t0 = time.perf_counter()
-        v, h, e = _core.sample_rbm(
+        out = _core.sample_rbm(
             np.ascontiguousarray(rbm.W, dtype=np.float64),
             np.ascontiguousarray(rbm.a, dtype=np.float64),
             np.ascontiguousarray(rbm.b, dtype=np.float64),
@@ -100,21 +98,19 @@ class RBMSampler(IsingSampler):
             seed=seed,
             num_threads=threads,
         )
-        dt = time.perf_counter() - t0
-        spins = np.concatenate([np.asarray(v), np.asarray(h)], axis=1)
+        timing = timing_info(t0, (nv + nh) * num_sweeps * num_reads)
+        timing["unit_updates_per_s"] = timing.pop("updates_per_s")
+        spins = out["spins"][:, : nv + nh - pad] if pad else out["spins"]
         info: dict[str, Any] = {
             "seed": seed,
             "beta": beta,
             "num_visible": nv,
-            "num_hidden": nh,
-            "timing": {
-                "sampling_s": dt,
-                "unit_updates_per_s": (nv + nh) * num_sweeps * num_reads / dt if dt > 0 else 0.0,
-            },
+            "num_hidden": nh - pad,
+            "timing": timing,
         }
         if labels is not None:
             info["labels"] = labels
-        return SampleResult(spins, np.asarray(e) + offset, info)
+        return SampleResult(np.ascontiguousarray(spins), out["energies"] + offset, info)
 
 
 def _larger_side(model: IsingModel) -> list[Any]:
@@ -124,10 +120,40 @@ def _larger_side(model: IsingModel) -> list[Any]:
     g.add_nodes_from(range(n))
     g.add_edges_from(zip(J.row.tolist(), J.col.tolist()))
     if not nx.is_bipartite(g):
-        raise ValueError("model: the coupling graph is not bipartite; use GibbsSampler or PT")
+        cycle = _odd_cycle(g)
+        raise ValueError(
+            "model: the coupling graph is not bipartite (odd cycle through variables "
+            f"{[model.labels[k] for k in cycle]}); block Gibbs needs two sides without couplings inside "
+            "either; use GibbsSampler or ParallelTemperingSampler"
+        )
+    if n == 1:
+        return list(model.labels)
     colour = nx.bipartite.color(g)
     side0 = [k for k in range(n) if colour[k] == 0]
     side1 = [k for k in range(n) if colour[k] == 1]
     vis = side0 if len(side0) >= len(side1) else side1
     labels = model.labels
     return [labels[k] for k in vis]
+
+
+def _odd_cycle(g: nx.Graph) -> list[int]:
+    """Nodes of one odd cycle of a non-bipartite graph (for the error message)."""
+    for comp in nx.connected_components(g):
+        root = next(iter(comp))
+        depth = {root: 0}
+        parent = {root: root}
+        queue = [root]
+        for u in queue:
+            for v in g[u]:
+                if v not in depth:
+                    depth[v], parent[v] = depth[u] + 1, u
+                    queue.append(v)
+                elif depth[v] == depth[u]:
+                    # walk both up to the common ancestor
+                    a, b, left, right = u, v, [u], [v]
+                    while a != b:
+                        a, b = parent[a], parent[b]
+                        left.append(a)
+                        right.append(b)
+                    return left + right[-2::-1]
+    return []

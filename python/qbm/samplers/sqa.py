@@ -9,19 +9,14 @@ import numpy as np
 
 from qbm import _core
 from qbm.ising import IsingModel
-from qbm._validate import check_beta, check_positive_int, finite_array
-from qbm.samplers._base import IsingSampler, SampleResult, check_model, prepare_run
+from qbm._validate import check_beta, check_number, check_positive_int, finite_array
+from qbm.samplers._base import IsingSampler, SampleResult, check_model, prepare_run, timing_info
 
 
 def trotter_coupling(beta: float, gamma: float, s: float, num_trotter_slices: int) -> float:
     """K = -(1/2) ln tanh(beta Gamma (1 - s) / P), the ferromagnetic coupling between
     neighbouring Trotter slices (0 for P = 1; capped at 30 as Gamma (1 - s) -> 0)."""
-    if num_trotter_slices <= 1:
-        return 0.0
-    x = beta * gamma * (1.0 - s) / num_trotter_slices
-    if x <= 1e-26:
-        return 30.0
-    return float(min(-0.5 * np.log(np.tanh(x)), 30.0))
+    return _core.trotter_coupling(float(beta), float(gamma), float(s), int(num_trotter_slices))
 
 
 class SQASampler(IsingSampler):
@@ -40,24 +35,6 @@ class SQASampler(IsingSampler):
     lowest-energy slice), with its classical energy; ``return_slices=True`` returns all
     P slices per read (rows read-major).
     """
-
-    _parameter_names = (
-        "beta",
-        "gamma",
-        "num_trotter_slices",
-        "num_sweeps",
-        "s_schedule",
-        "s",
-        "s_min",
-        "num_reads",
-        "update",
-        "worldline",
-        "return_slices",
-        "order",
-        "initial_states",
-        "seed",
-        "num_threads",
-    )
 
     def sample_model(
         self,
@@ -80,10 +57,9 @@ class SQASampler(IsingSampler):
         num_threads: int | None = None,
     ) -> SampleResult:
         check_model(model)
-        beta = check_beta(beta)
-        gamma_f = float(gamma)
-        if not np.isfinite(gamma_f) or gamma_f < 0:
-            raise ValueError(f"gamma: must be finite and >= 0, got {gamma!r}")
+        # ranges of beta, gamma, P and s are checked once, in the core
+        beta = check_number(beta, "beta")
+        gamma_f = check_number(gamma, "gamma")
         p = check_positive_int(num_trotter_slices, "num_trotter_slices")
         num_reads = check_positive_int(num_reads, "num_reads")
         if s_schedule is not None and s is not None:
@@ -91,11 +67,9 @@ class SQASampler(IsingSampler):
         if s_schedule is not None:
             sched = finite_array(s_schedule, "s_schedule", 1)
         elif s is not None:
-            sched = np.full(check_positive_int(num_sweeps, "num_sweeps"), float(s))
+            sched = np.full(check_positive_int(num_sweeps, "num_sweeps"), check_number(s, "s"))
         else:
-            sched = np.linspace(float(s_min), 1.0, check_positive_int(num_sweeps, "num_sweeps"))
-        if sched.size == 0 or np.any(sched < 0) or np.any(sched > 1):
-            raise ValueError("s_schedule: values must lie in [0, 1] (s and s_min too)")
+            sched = np.linspace(check_number(s_min, "s_min"), 1.0, check_positive_int(num_sweeps, "num_sweeps"))
         run = prepare_run(self, model, num_reads, update, order, seed, num_threads, initial_states)
         update, order, seed, threads, init = run.update, run.order, run.seed, run.threads, run.init
         t0 = time.perf_counter()
@@ -113,11 +87,12 @@ class SQASampler(IsingSampler):
             seed=seed,
             num_threads=threads,
         )
-        dt = time.perf_counter() - t0
         n = model.num_variables
-        spins = np.asarray(out["slice_spins"])
-        energies = np.asarray(out["slice_energies"]) + model.offset
-        chosen = np.asarray(out["chosen_slice"]).astype(np.int64)
+        timing = timing_info(t0, n * p * sched.size * num_reads)
+        timing["spin_slice_updates_per_s"] = timing.pop("updates_per_s")
+        spins = out["spins"]
+        energies = out["energies"] + model.offset
+        chosen = out["chosen_slice"].astype(np.int64)
         info: dict[str, Any] = {
             "seed": seed,
             "final_s": float(sched[-1]),
@@ -125,12 +100,10 @@ class SQASampler(IsingSampler):
             "gamma": gamma_f,
             "num_trotter_slices": p,
             "num_sweeps": int(sched.size),
+            "order": order,
             "worldline_acceptance": float(out["worldline_acceptance"]),
-            "flip_fraction": float(out["flip_fraction"]),
-            "timing": {
-                "sampling_s": dt,
-                "spin_slice_updates_per_s": n * p * sched.size * num_reads / dt if dt > 0 else 0.0,
-            },
+            "flip_fraction": float(np.mean(out["flip_fraction"])),
+            "timing": timing,
         }
         if return_slices:
             vec = {"slice": np.tile(np.arange(p), num_reads), "read": np.repeat(np.arange(num_reads), p)}

@@ -43,31 +43,11 @@ class ParallelTemperingSampler(IsingSampler):
     Work is parallel over reads and, inside a read, over replicas.
     """
 
-    _parameter_names = (
-        "beta",
-        "beta_min",
-        "betas",
-        "num_replicas",
-        "num_reads",
-        "num_sweeps",
-        "swap_interval",
-        "adaptive",
-        "adapt_sweeps",
-        "adapt_interval",
-        "return_replicas",
-        "update",
-        "order",
-        "initial_states",
-        "seed",
-        "num_threads",
-        "record_energies",
-    )
-
     def sample_model(
         self,
         model: IsingModel,
         *,
-        beta: float = 1.0,
+        beta: float | None = None,
         beta_min: float | None = None,
         betas: Any = None,
         num_replicas: int = 8,
@@ -92,11 +72,15 @@ class ParallelTemperingSampler(IsingSampler):
         if betas is not None:
             if beta_min is not None:
                 raise ValueError("betas: give either an explicit ladder or beta_min, not both")
+            if beta is not None:
+                raise ValueError(
+                    "beta: an explicit betas ladder sets the target beta (its last entry); do not also give beta"
+                )
             ladder = finite_array(betas, "betas", 1)
             if ladder.size < 2 or np.any(ladder <= 0) or np.any(np.diff(ladder) <= 0):
                 raise ValueError("betas: need >= 2 strictly increasing positive betas (target last)")
         else:
-            beta = check_beta(beta)
+            beta = check_beta(1.0 if beta is None else beta)
             if beta_min is None:
                 hot = default_beta_range(model)[0]
                 beta_min = hot if hot < beta else beta / 10.0
@@ -131,8 +115,8 @@ class ParallelTemperingSampler(IsingSampler):
         )
         dt = time.perf_counter() - t0
         k = len(ladder)
-        rep_spins = np.asarray(out["replica_spins"])
-        rep_e = np.asarray(out["replica_energies"]) + model.offset
+        rep_spins = out["spins"]
+        rep_e = out["energies"] + model.offset
         final = np.asarray(out["betas"])
         n = model.num_variables
         info: dict[str, Any] = {

@@ -9,6 +9,9 @@ pub enum CoreError {
     /// A caller-supplied parameter is invalid; `name` is the parameter's name.
     #[error("{name}: {message}")]
     InvalidParameter { name: String, message: String },
+    /// A request (named by `name`) would need more memory than the process can get.
+    #[error("{name}: {message}")]
+    OutOfMemory { name: String, message: String },
     /// The call was cancelled (e.g. Ctrl-C) before it finished.
     #[error("interrupted")]
     Interrupted,

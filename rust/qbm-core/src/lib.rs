@@ -11,6 +11,7 @@
 
 pub mod drivers;
 pub mod error;
+pub mod memory;
 pub mod mmd;
 pub mod model;
 pub mod parallel;

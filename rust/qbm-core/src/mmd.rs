@@ -108,7 +108,8 @@ fn histogram(
         .step_by(ROWS_PER_TASK)
         .map(|s| (s, (s + ROWS_PER_TASK).min(na)))
         .collect();
-    let parts: Vec<Result<Vec<u64>>> = tasks
+    // collected as one Result so that a cancelled call stops scheduling tasks at once
+    let parts: Result<Vec<Vec<u64>>> = tasks
         .par_iter()
         .map(|&(lo, hi)| {
             check_cancel(cancel)?;
@@ -118,8 +119,7 @@ fn histogram(
         })
         .collect();
     let mut out = vec![0u64; nb1];
-    for p in parts {
-        let p = p?;
+    for p in parts? {
         for q in 0..SUBHIST {
             for d in 0..nb1 {
                 out[d] += p[q * nb1 + d];
@@ -202,13 +202,12 @@ pub fn rbf_kernel_sums(
     let sums = |a: &[f64], b: &[f64], upper: bool| -> Result<Vec<f64>> {
         let na = a.len() / d;
         let nb = b.len() / d;
-        let parts: Vec<Result<Vec<f64>>> = (0..na)
+        // one Result for all rows: a cancelled call stops at the next row of every thread
+        let parts: Result<Vec<Vec<f64>>> = (0..na)
             .into_par_iter()
             .with_min_len(16)
             .map(|i| {
-                if i % 256 == 0 {
-                    check_cancel(cancel)?;
-                }
+                check_cancel(cancel)?;
                 let xi = &a[i * d..(i + 1) * d];
                 let mut acc = vec![0.0; coef.len()];
                 let start = if upper { i + 1 } else { 0 };
@@ -227,8 +226,8 @@ pub fn rbf_kernel_sums(
             })
             .collect();
         let mut out = vec![0.0; coef.len()];
-        for p in parts {
-            for (o, v) in out.iter_mut().zip(p?) {
+        for p in parts? {
+            for (o, v) in out.iter_mut().zip(p) {
                 *o += v;
             }
         }

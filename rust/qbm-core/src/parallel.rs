@@ -1,36 +1,102 @@
-//! Thread pools and cancellation.
+//! Thread pools, the work-splitting policy and cancellation.
 //!
 //! Work is split into units (blocks of chains, replicas) whose results do not depend on
 //! which thread runs them; the pool size only changes speed. `num_threads = None`
 //! uses `QBM_NUM_THREADS` if set, else all cores.
+//!
+//! Limits: `num_threads` (and `QBM_NUM_THREADS`) must lie in 1..=[`MAX_THREADS`]; a
+//! larger value is an error naming the parameter, never a silent clamp. At most
+//! [`MAX_POOLS`] pools are alive at once (the least recently used one is dropped and its
+//! threads exit once its last call returns).
+//!
+//! Fork: a child process created by `fork()` inherits the pool registry but not the
+//! pools' threads. The registry remembers the process id that built it; in a child it is
+//! discarded (leaked, since its threads do not exist there) and fresh pools are built, so
+//! samplers work in `multiprocessing` workers started with `fork`.
 
 use crate::error::{CoreError, Result};
 use rayon::{ThreadPool, ThreadPoolBuilder};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
-/// Threads used when the caller does not say.
-pub fn default_threads() -> usize {
-    std::env::var("QBM_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
+/// Largest accepted `num_threads` / `QBM_NUM_THREADS`.
+pub const MAX_THREADS: usize = 1024;
+/// Most thread pools kept alive at once.
+pub const MAX_POOLS: usize = 4;
+/// Below this many single-spin (or unit) updates per thread a call is not split further:
+/// handing work to another thread costs more than it saves (about 2^17 updates take
+/// ~0.1-0.3 ms on one core).
+pub const MIN_WORK_PER_THREAD: u64 = 1 << 17;
+
+fn check_count(n: usize, name: &str) -> Result<usize> {
+    if n == 0 {
+        return Err(CoreError::param(name, "must be at least 1"));
+    }
+    if n > MAX_THREADS {
+        return Err(CoreError::param(
+            name,
+            format!("{n} threads exceeds the limit of {MAX_THREADS}"),
+        ));
+    }
+    Ok(n)
 }
 
+/// Threads used when the caller does not say: `QBM_NUM_THREADS` if set, else all cores.
+/// An unparsable, zero or too large `QBM_NUM_THREADS` is an error naming it.
+pub fn default_threads() -> Result<usize> {
+    match std::env::var("QBM_NUM_THREADS") {
+        Ok(v) if !v.trim().is_empty() => {
+            let n = v.trim().parse::<usize>().map_err(|_| {
+                CoreError::param(
+                    "QBM_NUM_THREADS",
+                    format!("expected a positive integer, got {v:?}"),
+                )
+            })?;
+            check_count(n, "QBM_NUM_THREADS")
+        }
+        _ => Ok(std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(MAX_THREADS)),
+    }
+}
+
+/// Resolve a requested thread count (validated) or the default.
+pub fn resolve_threads(num_threads: Option<usize>) -> Result<usize> {
+    match num_threads {
+        Some(n) => check_count(n, "num_threads"),
+        None => default_threads(),
+    }
+}
+
+struct Registry {
+    pid: u32,
+    /// Most recently used last.
+    pools: Vec<(usize, Arc<ThreadPool>)>,
+}
+
+static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+
 fn pool(n: usize) -> Result<Arc<ThreadPool>> {
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<ThreadPool>>>> = OnceLock::new();
-    let pools = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut g = pools
-        .lock()
-        .map_err(|_| CoreError::Internal("thread pool registry poisoned".into()))?;
-    if let Some(p) = g.get(&n) {
-        return Ok(p.clone());
+    // A poisoned lock only means another thread panicked while holding it; the
+    // registry itself is always consistent, so take it anyway.
+    let mut g = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    if g.as_ref().is_some_and(|r| r.pid != pid) {
+        // forked child: the pools' threads live only in the parent
+        if let Some(old) = g.take() {
+            std::mem::forget(old);
+        }
+    }
+    let reg = g.get_or_insert_with(|| Registry {
+        pid,
+        pools: Vec::new(),
+    });
+    if let Some(pos) = reg.pools.iter().position(|(k, _)| *k == n) {
+        let entry = reg.pools.remove(pos);
+        let p = entry.1.clone();
+        reg.pools.push(entry);
+        return Ok(p);
     }
     let p = Arc::new(
         ThreadPoolBuilder::new()
@@ -39,8 +105,31 @@ fn pool(n: usize) -> Result<Arc<ThreadPool>> {
             .build()
             .map_err(|e| CoreError::Internal(format!("cannot start thread pool: {e}")))?,
     );
-    g.insert(n, p.clone());
+    if reg.pools.len() >= MAX_POOLS {
+        reg.pools.remove(0);
+    }
+    reg.pools.push((n, p.clone()));
     Ok(p)
+}
+
+/// Number of pools currently kept alive (for tests and diagnostics).
+pub fn live_pools() -> usize {
+    let g = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    match g.as_ref() {
+        Some(r) if r.pid == std::process::id() => r.pools.len(),
+        _ => 0,
+    }
+}
+
+/// Threads worth using for `units` independent units totalling `work` updates: never
+/// more than requested or than units, and only as many as have
+/// [`MIN_WORK_PER_THREAD`] each.
+pub fn useful_threads(requested: usize, units: usize, work: u64) -> usize {
+    let by_work = (work / MIN_WORK_PER_THREAD).max(1);
+    requested
+        .min(units.max(1))
+        .min(usize::try_from(by_work).unwrap_or(usize::MAX))
+        .max(1)
 }
 
 /// Run `f` inside a pool of `num_threads` threads (see module docs).
@@ -48,12 +137,18 @@ pub fn with_threads<T: Send>(
     num_threads: Option<usize>,
     f: impl FnOnce() -> T + Send,
 ) -> Result<T> {
-    let n = match num_threads {
-        Some(0) => return Err(CoreError::param("num_threads", "must be at least 1")),
-        Some(n) => n,
-        None => default_threads(),
-    };
+    let n = resolve_threads(num_threads)?;
     Ok(pool(n)?.install(f))
+}
+
+/// Run `f` with `n` threads: on the calling thread when `n == 1` (no pool, no hand-off),
+/// else inside a pool of `n` threads.
+pub fn with_exact_threads<T: Send>(n: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
+    if n <= 1 {
+        Ok(f())
+    } else {
+        Ok(pool(check_count(n, "num_threads")?)?.install(f))
+    }
 }
 
 /// Error out if the cancellation flag is set.
@@ -63,5 +158,33 @@ pub fn check_cancel(cancel: &AtomicBool) -> Result<()> {
         Err(CoreError::Interrupted)
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_limits() {
+        assert!(resolve_threads(Some(0)).is_err());
+        assert!(resolve_threads(Some(MAX_THREADS + 1)).is_err());
+        assert_eq!(resolve_threads(Some(3)).unwrap(), 3);
+    }
+
+    #[test]
+    fn pools_are_bounded() {
+        for n in 1..=MAX_POOLS + 3 {
+            with_threads(Some(n), || ()).unwrap();
+        }
+        assert!(live_pools() <= MAX_POOLS);
+    }
+
+    #[test]
+    fn useful_threads_policy() {
+        assert_eq!(useful_threads(8, 16, 1000), 1);
+        assert_eq!(useful_threads(8, 2, 1 << 30), 2);
+        assert_eq!(useful_threads(2, 16, 1 << 30), 2);
+        assert_eq!(useful_threads(4, 16, 3 * MIN_WORK_PER_THREAD), 3);
     }
 }

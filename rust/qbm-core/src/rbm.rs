@@ -9,23 +9,25 @@
 //! so a half-sweep adds only the rows of W (or W^T) of active units, in f32 tiles kept in
 //! registers. Chains are packed LANES to a block (one lane each) for the random numbers.
 
-use crate::drivers::num_blocks;
+use crate::drivers::engine::{drive, Chains};
 use crate::error::{ensure, Result};
-use crate::parallel::{check_cancel, with_threads};
-use crate::rng::{stream_key, tags, LaneRng};
+use crate::memory::{bytes, try_vec};
+use crate::parallel::check_cancel;
+use crate::rng::LaneRng;
 use crate::simd::{exp_lanes, Lane, LANES};
-use rayon::prelude::*;
+use crate::updaters::{random_block, Order};
 use std::sync::atomic::AtomicBool;
 
-/// RBM parameters (f64 for energies, f32 copies for sampling).
+/// RBM parameters (f64 for energies, f32 copies for sampling). Fields are private so
+/// that every `Rbm` passed the checks of [`Rbm::new`].
 #[derive(Clone, Debug)]
 pub struct Rbm {
-    pub nv: usize,
-    pub nh: usize,
+    nv: usize,
+    nh: usize,
     /// (nv x nh) row-major.
-    pub w: Vec<f64>,
-    pub a: Vec<f64>,
-    pub b: Vec<f64>,
+    w: Vec<f64>,
+    a: Vec<f64>,
+    b: Vec<f64>,
 }
 
 impl Rbm {
@@ -54,8 +56,22 @@ impl Rbm {
         Ok(Self { nv, nh, w, a, b })
     }
 
-    /// Energy of one (v, h) pair.
+    /// Number of visible units.
+    pub fn num_visible(&self) -> usize {
+        self.nv
+    }
+
+    /// Number of hidden units.
+    pub fn num_hidden(&self) -> usize {
+        self.nh
+    }
+
+    /// Energy of one (v, h) pair (`v`: nv values, `h`: nh values).
     pub fn energy(&self, v: &[i8], h: &[i8]) -> f64 {
+        assert!(
+            v.len() == self.nv && h.len() == self.nh,
+            "Rbm::energy: wrong lengths"
+        );
         let mut e = 0.0;
         for i in 0..self.nv {
             let vi = v[i] as f64;
@@ -77,14 +93,12 @@ impl Rbm {
 #[derive(Clone, Debug)]
 pub struct RbmRun<'a> {
     pub beta: f64,
-    pub num_reads: usize,
     pub num_sweeps: usize,
-    /// Optional (num_reads x nv) starting visible states.
-    pub initial_visible: Option<&'a [i8]>,
+    /// Chain options: `initial` rows are (num_reads x nv) starting visible states; the
+    /// order is not used (a half-sweep updates a whole side at once).
+    pub chains: Chains<'a>,
     /// Optional clamp mask (nv); clamped units keep their initial value.
     pub clamp: Option<&'a [bool]>,
-    pub seed: u64,
-    pub num_threads: Option<usize>,
 }
 
 /// Final states (row-major) and energies.
@@ -228,31 +242,25 @@ crate::multiversion! {
 /// Alternating block Gibbs (h | v, then v | h) for `num_sweeps` sweeps on every chain.
 pub fn sample_rbm(rbm: &Rbm, run: &RbmRun<'_>, cancel: &AtomicBool) -> Result<RbmSamples> {
     let (nv, nh) = (rbm.nv, rbm.nh);
-    let reads = run.num_reads;
-    ensure(reads >= 1, "num_reads", || {
-        format!("must be at least 1, got {reads}")
+    let chains = &run.chains;
+    let reads = chains.num_reads;
+    chains.validate(nv)?;
+    ensure(chains.order != Order::Random, "order", || {
+        "block Gibbs updates a whole side at once; 'random' order does not apply".into()
     })?;
     ensure(run.beta.is_finite() && run.beta > 0.0, "beta", || {
         format!("must be finite and > 0, got {}", run.beta)
     })?;
-    if let Some(init) = run.initial_visible {
-        ensure(init.len() == reads * nv, "initial_states", || {
-            format!("expected shape ({reads}, {nv})")
-        })?;
-        ensure(
-            init.iter().all(|&s| s == 1 || s == -1),
-            "initial_states",
-            || "values must be -1 or +1".into(),
-        )?;
-    }
     if let Some(c) = run.clamp {
         ensure(c.len() == nv, "clamp", || {
             format!("expected a mask of {nv} visible units, got {}", c.len())
         })?;
-        ensure(run.initial_visible.is_some(), "clamp", || {
+        ensure(chains.initial.is_some(), "clamp", || {
             "clamping needs initial_states holding the clamped values".into()
         })?;
     }
+    let row = bytes(&[nv + nh], "W")?;
+    chains.check_memory(row + 8, row * 8 * LANES as u128, "num_reads")?;
     let w: Vec<f32> = rbm.w.iter().map(|&x| x as f32).collect();
     let mut wt = vec![0f32; nv * nh];
     for i in 0..nv {
@@ -275,61 +283,51 @@ pub fn sample_rbm(rbm: &Rbm, run: &RbmRun<'_>, cancel: &AtomicBool) -> Result<Rb
         vis0,
         beta: run.beta as f32,
     };
-    let nb = num_blocks(reads);
-    type BlockOut = Result<(Vec<Vec<i8>>, Vec<Vec<i8>>)>;
-    let results: Vec<BlockOut> = with_threads(run.num_threads, || {
-        (0..nb)
-            .into_par_iter()
-            .map(|b| {
-                let keys: [u64; LANES] = std::array::from_fn(|l| {
-                    stream_key(run.seed, tags::CHAIN, (b * LANES + l) as u64)
-                });
-                let mut rng = LaneRng::from_keys(&keys);
-                let mut vis: Vec<Vec<i8>> = (0..LANES)
-                    .map(|l| {
-                        let c = b * LANES + l;
-                        match run.initial_visible {
-                            Some(init) if c < reads => init[c * nv..(c + 1) * nv].to_vec(),
-                            _ => vec![1; nv],
-                        }
-                    })
-                    .collect();
-                if run.initial_visible.is_none() {
-                    for i in 0..nv {
-                        let r = rng.next_u32();
-                        for l in 0..LANES {
-                            vis[l][i] = if r[l] >> 31 == 1 { 1 } else { -1 };
-                        }
+    // about half the units are active: nv * nh / 2 adds per half-sweep and lane
+    let work = ((nv * nh) as u64 + (nv + nh) as u64).saturating_mul(run.num_sweeps as u64);
+    let results = drive(chains, &[], work, |ctx| {
+        let b = ctx.b;
+        let mut vis: Vec<Vec<i8>> = match chains.initial {
+            // given states: real lanes copy them, padding lanes hold +1 (no draws)
+            Some(init) => (0..LANES)
+                .map(|l| {
+                    let c = b * LANES + l;
+                    if c < reads {
+                        init[c * nv..(c + 1) * nv].to_vec()
+                    } else {
+                        vec![1; nv]
                     }
-                }
-                let mut hid = vec![vec![1i8; nh]; LANES];
-                block_gibbs_mv(
-                    &prep,
-                    &mut vis,
-                    &mut hid,
-                    &mut rng,
-                    run.num_sweeps,
-                    run.clamp,
-                    cancel,
-                )?;
-                Ok((vis, hid))
-            })
-            .collect()
+                })
+                .collect(),
+            None => {
+                let r = random_block(nv, &mut ctx.rng);
+                (0..LANES)
+                    .map(|l| r.iter().map(|x| x[l] as i8).collect())
+                    .collect()
+            }
+        };
+        let mut hid = vec![vec![1i8; nh]; LANES];
+        block_gibbs_mv(
+            &prep,
+            &mut vis,
+            &mut hid,
+            &mut ctx.rng,
+            run.num_sweeps,
+            run.clamp,
+            cancel,
+        )?;
+        Ok((vis, hid))
     })?;
     let mut out = RbmSamples {
-        visible: vec![0; reads * nv],
-        hidden: vec![0; reads * nh],
-        energies: vec![0.0; reads],
+        visible: try_vec(reads * nv, 0i8, "num_reads")?,
+        hidden: try_vec(reads * nh, 0i8, "num_reads")?,
+        energies: try_vec(reads, 0.0, "num_reads")?,
     };
-    for (b, r) in results.into_iter().enumerate() {
-        let (vis, hid) = r?;
-        for l in 0..LANES {
-            let c = b * LANES + l;
-            if c < reads {
-                out.visible[c * nv..(c + 1) * nv].copy_from_slice(&vis[l]);
-                out.hidden[c * nh..(c + 1) * nh].copy_from_slice(&hid[l]);
-                out.energies[c] = rbm.energy(&vis[l], &hid[l]);
-            }
+    for (b, (vis, hid)) in results.into_iter().enumerate() {
+        for (l, c) in chains.reads_of(b) {
+            out.visible[c * nv..(c + 1) * nv].copy_from_slice(&vis[l]);
+            out.hidden[c * nh..(c + 1) * nh].copy_from_slice(&hid[l]);
+            out.energies[c] = rbm.energy(&vis[l], &hid[l]);
         }
     }
     Ok(out)
@@ -350,12 +348,15 @@ mod tests {
         let rbm = Rbm::new(nv, nh, w, a, b).unwrap();
         let run = RbmRun {
             beta: 1.0,
-            num_reads: 20000,
             num_sweeps: 20,
-            initial_visible: None,
+            chains: Chains {
+                num_reads: 20000,
+                initial: None,
+                order: Order::Sequential,
+                seed: 2,
+                num_threads: None,
+            },
             clamp: None,
-            seed: 2,
-            num_threads: None,
         };
         let out = sample_rbm(&rbm, &run, &AtomicBool::new(false)).unwrap();
         let mut p = vec![0f64; 32];

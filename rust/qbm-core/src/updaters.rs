@@ -68,16 +68,20 @@ pub fn greedy_colouring(model: &IsingModel) -> Vec<u32> {
 }
 
 /// Borrowed CSR arrays in the kernels' precision.
+///
+/// Crate-private: the kernels index these arrays unchecked, relying on the invariants
+/// [`IsingModel::from_csr`] established (every index < n, `indptr` within bounds), and
+/// [`Csr32::of`] is the only way to build one.
 #[derive(Clone, Copy)]
-pub struct Csr32<'a> {
-    pub h: &'a [f32],
-    pub indptr: &'a [usize],
-    pub indices: &'a [u32],
-    pub data: &'a [f32],
+pub(crate) struct Csr32<'a> {
+    pub(crate) h: &'a [f32],
+    indptr: &'a [usize],
+    indices: &'a [u32],
+    data: &'a [f32],
 }
 
 impl<'a> Csr32<'a> {
-    pub fn of(m: &'a IsingModel) -> Self {
+    pub(crate) fn of(m: &'a IsingModel) -> Self {
         Self {
             h: m.h32(),
             indptr: m.indptr(),
@@ -92,8 +96,11 @@ impl<'a> Csr32<'a> {
 /// Four partial sums break the floating-point add dependency chain (the loop is
 /// latency-bound otherwise); their combination order is fixed, so results stay
 /// deterministic.
+///
+/// Crate-private: `spins` must hold at least n rows and `i < n` (callers index blocks
+/// they built with n rows per slice and orders of indices < n).
 #[inline(always)]
-pub fn coupling_field(m: &Csr32<'_>, spins: &[Lane], i: usize) -> Lane {
+pub(crate) fn coupling_field(m: &Csr32<'_>, spins: &[Lane], i: usize) -> Lane {
     let mut acc = [[0f32; LANES]; 4];
     // SAFETY: the model validated every index < n and indptr within bounds;
     // `spins` has n rows (checked by callers through debug asserts).
@@ -134,7 +141,7 @@ pub fn coupling_field(m: &Csr32<'_>, spins: &[Lane], i: usize) -> Lane {
 /// `x[l]` is 2 * beta_l * f_i(l); flips are counted in `flips`. Returns the change
 /// (new - old) of the spin in every lane (0 or +-2).
 #[inline(always)]
-pub fn apply_update(
+pub(crate) fn apply_update(
     rule: UpdateRule,
     s: &mut Lane,
     x: &Lane,
@@ -172,7 +179,7 @@ pub fn apply_update(
 
 /// One sweep over `order` at per-lane inverse temperatures `beta`.
 #[inline(always)]
-pub fn sweep(
+pub(crate) fn sweep(
     m: &Csr32<'_>,
     spins: &mut [Lane],
     rng: &mut LaneRng,
@@ -189,7 +196,7 @@ pub fn sweep(
 /// (dE = (s_new - s_old) * f_i per update), as parallel tempering needs.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub fn sweep_tracked<const TRACK: bool>(
+pub(crate) fn sweep_tracked<const TRACK: bool>(
     m: &Csr32<'_>,
     spins: &mut [Lane],
     rng: &mut LaneRng,
@@ -199,7 +206,11 @@ pub fn sweep_tracked<const TRACK: bool>(
     flips: &mut [u32; LANES],
     de: &mut Lane,
 ) {
-    debug_assert_eq!(spins.len(), m.h.len());
+    // a real check, once per sweep: the unchecked indexing below relies on it
+    assert!(
+        spins.len() >= m.h.len(),
+        "sweep: block has fewer rows than spins"
+    );
     let mut two_beta = [0f32; LANES];
     for l in 0..LANES {
         two_beta[l] = 2.0 * beta[l];

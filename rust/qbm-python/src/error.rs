@@ -1,6 +1,6 @@
 //! One mapping from core errors to Python exceptions.
 
-use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::PyErr;
 use qbm_core::CoreError;
 
@@ -8,6 +8,7 @@ use qbm_core::CoreError;
 pub fn to_py(e: CoreError) -> PyErr {
     match e {
         CoreError::InvalidParameter { .. } => PyValueError::new_err(e.to_string()),
+        CoreError::OutOfMemory { .. } => PyMemoryError::new_err(e.to_string()),
         CoreError::Interrupted => PyKeyboardInterrupt::new_err("interrupted"),
         CoreError::Internal(_) => PyRuntimeError::new_err(e.to_string()),
     }

@@ -118,7 +118,8 @@ impl IsingCsr {
         }
         let s = slice_i8(&spins, "spins")?.to_vec();
         let model = self.inner.clone();
-        let e = crate::detach::run_detached(py, move |_| model.energies(&s))?;
+        let w = crate::detach::work(&[s.len(), 1 + model.nnz() / model.num_variables().max(1)]);
+        let e = crate::detach::run_detached(py, w, move |_| model.energies(&s))?;
         Ok(e.into_pyarray(py))
     }
 }

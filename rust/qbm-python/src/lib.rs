@@ -5,6 +5,7 @@ mod detach;
 mod error;
 mod ising;
 mod mmd;
+mod options;
 mod samplers;
 
 use pyo3::prelude::*;
@@ -16,9 +17,23 @@ fn simd_level() -> &'static str {
 }
 
 /// Threads used when `num_threads` is not given (`QBM_NUM_THREADS` or all cores).
+/// Raises ValueError naming QBM_NUM_THREADS when it is set to something invalid.
 #[pyfunction]
-fn default_threads() -> usize {
-    qbm_core::parallel::default_threads()
+fn default_threads() -> PyResult<usize> {
+    qbm_core::parallel::default_threads().map_err(error::to_py)
+}
+
+/// Inter-slice coupling K = -(1/2) ln tanh(beta Gamma (1 - s) / P) of SQA (0 for P = 1,
+/// capped at 30).
+#[pyfunction]
+fn trotter_coupling(beta: f64, gamma: f64, s: f64, num_trotter_slices: usize) -> f64 {
+    qbm_core::drivers::sqa::trotter_coupling(beta, gamma, s, num_trotter_slices)
+}
+
+/// Number of qbm thread pools alive in this process (at most `MAX_POOLS`).
+#[pyfunction]
+fn live_pools() -> usize {
+    qbm_core::parallel::live_pools()
 }
 
 #[pymodule]
@@ -27,6 +42,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LANES", qbm_core::simd::LANES)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(default_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(live_pools, m)?)?;
+    m.add_function(wrap_pyfunction!(trotter_coupling, m)?)?;
+    m.add("MAX_THREADS", qbm_core::parallel::MAX_THREADS)?;
+    m.add("MAX_POOLS", qbm_core::parallel::MAX_POOLS)?;
     m.add_class::<ising::IsingCsr>()?;
     samplers::register(m)?;
     mmd::register(m)?;

@@ -55,7 +55,8 @@ fn hamming_histograms<'py>(
     Bound<'py, PyArray1<u64>>,
 )> {
     let (xv, yv, wx) = packed_pair(&x, &y)?;
-    let h = run_detached(py, move |c| {
+    let w = crate::detach::work(&[xv.len() + yv.len(), xv.len() + yv.len()]);
+    let h = run_detached(py, w, move |c| {
         mmd::hamming_histograms(&xv, &yv, wx, nbits, num_threads, c)
     })?;
     Ok((
@@ -76,7 +77,8 @@ fn hamming_cross_histogram<'py>(
     num_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray1<u64>>> {
     let (xv, yv, wx) = packed_pair(&x, &y)?;
-    let h = run_detached(py, move |c| {
+    let w = crate::detach::work(&[xv.len(), yv.len()]);
+    let h = run_detached(py, w, move |c| {
         mmd::hamming_cross_histogram(&xv, &yv, wx, nbits, num_threads, c)
     })?;
     Ok(h.into_pyarray(py))
@@ -105,7 +107,8 @@ fn rbf_kernel_sums<'py>(
     let yv: Vec<f64> = y.as_array().iter().copied().collect();
     let s = sigmas.as_array().to_vec();
     let k = s.len();
-    let out = run_detached(py, move |c| {
+    let w = crate::detach::work(&[xv.len() + yv.len(), xv.len() + yv.len(), k.max(1)]);
+    let out = run_detached(py, w, move |c| {
         mmd::rbf_kernel_sums(&xv, &yv, d, &s, num_threads, c)
     })?;
     let flat: Vec<f64> = out.into_iter().flat_map(|(a, b, c)| [a, b, c]).collect();

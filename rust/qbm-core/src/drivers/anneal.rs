@@ -1,14 +1,15 @@
 //! Fixed-temperature sampling (Gibbs / Metropolis) and simulated annealing: both run
 //! independent chains through a per-sweep inverse-temperature schedule.
 
-use super::{block_init, block_rng, num_blocks, validate_betas, validate_run, write_rows};
+use super::engine::{drive, write_rows, Chains, Visit};
+use super::validate_betas;
 use crate::error::Result;
+use crate::memory::try_vec;
 use crate::model::IsingModel;
-use crate::parallel::{check_cancel, with_threads};
-use crate::rng::{tags, LaneRng, Xoshiro256pp};
+use crate::parallel::check_cancel;
+use crate::rng::LaneRng;
 use crate::simd::{Lane, LANES};
-use crate::updaters::{base_order, lane_energy, sweep, sweep_tracked, Csr32, Order, UpdateRule};
-use rayon::prelude::*;
+use crate::updaters::{base_order, lane_energy, sweep, sweep_tracked, Csr32, UpdateRule};
 use std::sync::atomic::AtomicBool;
 
 /// Parameters of a schedule run.
@@ -16,13 +17,8 @@ use std::sync::atomic::AtomicBool;
 pub struct ScheduleRun<'a> {
     /// One inverse temperature per sweep; a constant schedule samples at fixed beta.
     pub betas: &'a [f64],
-    pub num_reads: usize,
-    /// Optional (num_reads x n) row-major starting states.
-    pub initial: Option<&'a [i8]>,
+    pub chains: Chains<'a>,
     pub rule: UpdateRule,
-    pub order: Order,
-    pub seed: u64,
-    pub num_threads: Option<usize>,
     /// Record every chain's energy after every sweep (for autocorrelation analysis).
     pub trace: bool,
 }
@@ -46,21 +42,17 @@ fn block_sweeps(
     rng: &mut LaneRng,
     betas: &[f32],
     rule: UpdateRule,
-    order: &[u32],
-    order_rng: &mut Option<Xoshiro256pp>,
+    visit: &mut Visit,
     trace: Option<&mut Vec<[f64; LANES]>>,
     cancel: &AtomicBool,
 ) -> Result<[u32; LANES]> {
-    let mut order = order.to_vec();
     let mut flips = [0u32; LANES];
     match trace {
         None => {
             for &b in betas {
                 check_cancel(cancel)?;
-                if let Some(r) = order_rng.as_mut() {
-                    r.shuffle(&mut order);
-                }
-                sweep(m, spins, rng, &[b; LANES], rule, &order, &mut flips);
+                let order = visit.next_sweep();
+                sweep(m, spins, rng, &[b; LANES], rule, order, &mut flips);
             }
         }
         Some(tr) => {
@@ -69,20 +61,9 @@ fn block_sweeps(
             tr.clear();
             for &b in betas {
                 check_cancel(cancel)?;
-                if let Some(r) = order_rng.as_mut() {
-                    r.shuffle(&mut order);
-                }
+                let order = visit.next_sweep();
                 let mut de = [0f32; LANES];
-                sweep_tracked::<true>(
-                    m,
-                    spins,
-                    rng,
-                    &[b; LANES],
-                    rule,
-                    &order,
-                    &mut flips,
-                    &mut de,
-                );
+                sweep_tracked::<true>(m, spins, rng, &[b; LANES], rule, order, &mut flips, &mut de);
                 for l in 0..LANES {
                     e[l] += de[l] as f64;
                 }
@@ -100,8 +81,7 @@ crate::multiversion! {
         rng: &mut LaneRng,
         betas: &[f32],
         rule: UpdateRule,
-        order: &[u32],
-        order_rng: &mut Option<Xoshiro256pp>,
+        visit: &mut Visit,
         trace: Option<&mut Vec<[f64; LANES]>>,
         cancel: &AtomicBool
     ) -> Result<[u32; LANES]> = block_sweeps;
@@ -114,70 +94,54 @@ pub fn sample_schedule(
     cancel: &AtomicBool,
 ) -> Result<Samples> {
     let n = model.num_variables();
-    let reads = run.num_reads;
-    validate_run(n, reads, run.initial)?;
+    let chains = &run.chains;
+    let reads = chains.num_reads;
+    chains.validate(n)?;
     validate_betas(run.betas, "beta")?;
+    let t_len = run.betas.len();
+    let trace_len = if run.trace { t_len } else { 0 };
+    chains.check_memory(
+        (n + 16 + 8 * trace_len) as u128,
+        (n * 4 * LANES + trace_len * 8 * LANES) as u128,
+        "num_reads",
+    )?;
     let betas32: Vec<f32> = run.betas.iter().map(|&b| b as f32).collect();
     let csr = Csr32::of(model);
-    let base = base_order(model, run.order);
-    let nb = num_blocks(reads);
-    #[allow(clippy::type_complexity)]
-    let blocks: Vec<Result<(Vec<Lane>, [u32; LANES], Vec<[f64; LANES]>)>> =
-        with_threads(run.num_threads, || {
-            (0..nb)
-                .into_par_iter()
-                .map(|b| {
-                    let mut rng = block_rng(run.seed, tags::CHAIN, b);
-                    let mut spins = block_init(n, reads, b, run.initial, &mut rng);
-                    let mut order_rng = match run.order {
-                        Order::Random => {
-                            Some(Xoshiro256pp::stream(run.seed, tags::ORDER, b as u64))
-                        }
-                        Order::Sequential | Order::Colour => None,
-                    };
-                    let mut trace = Vec::new();
-                    if run.trace {
-                        trace.push(std::array::from_fn(|l| lane_energy(model, &spins, l)));
-                    }
-                    let flips = block_sweeps_mv(
-                        &csr,
-                        &mut spins,
-                        &mut rng,
-                        &betas32,
-                        run.rule,
-                        &base,
-                        &mut order_rng,
-                        if run.trace { Some(&mut trace) } else { None },
-                        cancel,
-                    )?;
-                    Ok((spins, flips, trace))
-                })
-                .collect()
-        })?;
+    let base = base_order(model, chains.order);
+    let work = (n as u64 + model.indices().len() as u64 / 2) * t_len as u64;
+    let blocks = drive(chains, &base, work, |ctx| {
+        let mut spins = ctx.start(n);
+        let mut trace = Vec::new();
+        if run.trace {
+            trace.push(std::array::from_fn(|l| lane_energy(model, &spins, l)));
+        }
+        let flips = block_sweeps_mv(
+            &csr,
+            &mut spins,
+            &mut ctx.rng,
+            &betas32,
+            run.rule,
+            &mut ctx.visit,
+            if run.trace { Some(&mut trace) } else { None },
+            cancel,
+        )?;
+        Ok((spins, flips, trace))
+    })?;
     let mut out = Samples {
         num_variables: n,
-        spins: vec![0; reads * n],
-        energies: vec![0.0; reads],
-        flip_fraction: vec![0.0; reads],
-        trace: if run.trace {
-            vec![0.0; reads * run.betas.len()]
-        } else {
-            Vec::new()
-        },
+        spins: try_vec(reads * n, 0i8, "num_reads")?,
+        energies: try_vec(reads, 0.0, "num_reads")?,
+        flip_fraction: try_vec(reads, 0.0, "num_reads")?,
+        trace: try_vec(reads * trace_len, 0.0, "num_reads")?,
     };
-    let t_len = run.betas.len();
-    let updates = (run.betas.len() * n).max(1) as f64;
-    for (b, res) in blocks.into_iter().enumerate() {
-        let (spins, flips, trace) = res?;
-        write_rows(&spins, b, reads, &mut out.spins);
-        for l in 0..LANES {
-            let c = b * LANES + l;
-            if c < reads {
-                out.energies[c] = model.energy_of(&out.spins[c * n..(c + 1) * n]);
-                out.flip_fraction[c] = flips[l] as f64 / updates;
-                for (t, e) in trace.iter().enumerate() {
-                    out.trace[c * t_len + t] = e[l];
-                }
+    let updates = (t_len * n).max(1) as f64;
+    for (b, (spins, flips, trace)) in blocks.into_iter().enumerate() {
+        write_rows(chains, &spins, b, &mut out.spins);
+        for (l, c) in chains.reads_of(b) {
+            out.energies[c] = model.energy_of(&out.spins[c * n..(c + 1) * n]);
+            out.flip_fraction[c] = flips[l] as f64 / updates;
+            for (t, e) in trace.iter().enumerate() {
+                out.trace[c * t_len + t] = e[l];
             }
         }
     }
@@ -188,6 +152,7 @@ pub fn sample_schedule(
 mod tests {
     use super::*;
     use crate::model::tests::random_model;
+    use crate::updaters::Order;
 
     fn exact_probs(m: &IsingModel, beta: f64) -> Vec<f64> {
         let n = m.num_variables();
@@ -211,12 +176,14 @@ mod tests {
         let betas = vec![beta; 30];
         let run = ScheduleRun {
             betas: &betas,
-            num_reads: 16000,
-            initial: None,
+            chains: Chains {
+                num_reads: 16000,
+                initial: None,
+                order,
+                seed: 1,
+                num_threads: None,
+            },
             rule,
-            order,
-            seed: 1,
-            num_threads: None,
             trace: false,
         };
         let s = sample_schedule(&m, &run, &AtomicBool::new(false)).unwrap();
@@ -253,12 +220,14 @@ mod tests {
         let betas = vec![1.0; 50];
         let mk = |t| ScheduleRun {
             betas: &betas,
-            num_reads: 37,
-            initial: None,
+            chains: Chains {
+                num_reads: 37,
+                initial: None,
+                order: Order::Random,
+                seed: 42,
+                num_threads: Some(t),
+            },
             rule: UpdateRule::HeatBath,
-            order: Order::Random,
-            seed: 42,
-            num_threads: Some(t),
             trace: false,
         };
         let c = AtomicBool::new(false);
@@ -266,7 +235,7 @@ mod tests {
         let b = sample_schedule(&m, &mk(3), &c).unwrap();
         assert_eq!(a.spins, b.spins);
         let mut r = mk(1);
-        r.seed = 43;
+        r.chains.seed = 43;
         let d = sample_schedule(&m, &r, &c).unwrap();
         assert_ne!(a.spins, d.spins);
     }
@@ -277,12 +246,14 @@ mod tests {
         let betas = vec![1.0; 10];
         let run = ScheduleRun {
             betas: &betas,
-            num_reads: 4,
-            initial: None,
+            chains: Chains {
+                num_reads: 4,
+                initial: None,
+                order: Order::Sequential,
+                seed: 0,
+                num_threads: Some(1),
+            },
             rule: UpdateRule::HeatBath,
-            order: Order::Sequential,
-            seed: 0,
-            num_threads: Some(1),
             trace: false,
         };
         let e = sample_schedule(&m, &run, &AtomicBool::new(true)).unwrap_err();

@@ -12,14 +12,14 @@
 //! with min(1, exp(2 A sum_k z_i^k (h_i + sum_j J_ij z_j^k))) (inter-slice terms are
 //! unchanged by it). Worldline moves matter when K is large (small Gamma (1 - s)).
 
-use super::{block_init, block_rng, num_blocks, validate_run};
+use super::engine::{drive, Chains, Visit};
 use crate::error::{ensure, Result};
+use crate::memory::{bytes, try_vec};
 use crate::model::IsingModel;
-use crate::parallel::{check_cancel, with_threads};
+use crate::parallel::check_cancel;
 use crate::rng::{tags, LaneRng, Xoshiro256pp};
 use crate::simd::{exp_lanes, Lane, LANES};
-use crate::updaters::{apply_update, base_order, coupling_field, Csr32, Order, UpdateRule};
-use rayon::prelude::*;
+use crate::updaters::{apply_update, base_order, coupling_field, random_block, Csr32, UpdateRule};
 use std::sync::atomic::AtomicBool;
 
 /// Inter-slice coupling K for given beta, Gamma, s and P (K = 0 for P = 1; capped at
@@ -43,14 +43,10 @@ pub struct SqaRun<'a> {
     pub num_slices: usize,
     /// One s in [0, 1] per sweep.
     pub s_schedule: &'a [f64],
-    pub num_reads: usize,
-    /// Optional (num_reads x n) starting state copied into every slice.
-    pub initial: Option<&'a [i8]>,
+    /// Chain options; `initial` rows (num_reads x n) are copied into every slice.
+    pub chains: Chains<'a>,
     pub rule: UpdateRule,
     pub worldline: bool,
-    pub order: Order,
-    pub seed: u64,
-    pub num_threads: Option<usize>,
 }
 
 /// Output: all slices (num_reads x P x n) with their classical energies, and for each
@@ -63,7 +59,8 @@ pub struct SqaOutput {
     pub slice_energies: Vec<f64>,
     pub chosen_slice: Vec<usize>,
     pub worldline_acceptance: f64,
-    pub flip_fraction: f64,
+    /// Per read: fraction of local spin-slice updates that flipped a spin.
+    pub flip_fraction: Vec<f64>,
 }
 
 #[inline(always)]
@@ -74,15 +71,18 @@ fn block_run(
     coeffs: &[(f32, f32)],
     rule: UpdateRule,
     worldline: bool,
-    order: &[u32],
+    visit: &mut Visit,
     cancel: &AtomicBool,
-) -> Result<(u64, u64, u64)> {
+) -> Result<(u64, u64, [u64; LANES])> {
     let n = m.h.len();
     let p = spins.len() / n;
-    let mut flips = [0u32; LANES];
-    let (mut wl_acc, mut wl_try, mut local_flips) = (0u64, 0u64, 0u64);
+    let (mut wl_acc, mut wl_try) = (0u64, 0u64);
+    let mut local_flips = [0u64; LANES];
     for &(a, kk) in coeffs {
         check_cancel(cancel)?;
+        // one visiting order per sweep, shared by the slices and the worldline pass
+        let order = visit.next_sweep();
+        let mut flips = [0u32; LANES];
         // local moves, slice by slice
         for k in 0..p {
             let up = ((k + 1) % p) * n;
@@ -135,9 +135,9 @@ fn block_run(
                 }
             }
         }
-    }
-    for f in flips {
-        local_flips += f as u64;
+        for l in 0..LANES {
+            local_flips[l] += flips[l] as u64;
+        }
     }
     Ok((wl_acc, wl_try, local_flips))
 }
@@ -150,16 +150,17 @@ crate::multiversion! {
         coeffs: &[(f32, f32)],
         rule: UpdateRule,
         worldline: bool,
-        order: &[u32],
+        visit: &mut Visit,
         cancel: &AtomicBool
-    ) -> Result<(u64, u64, u64)> = block_run;
+    ) -> Result<(u64, u64, [u64; LANES])> = block_run;
 }
 
 /// Run SQA. Deterministic in `seed` whatever the thread count.
 pub fn sample_sqa(model: &IsingModel, run: &SqaRun<'_>, cancel: &AtomicBool) -> Result<SqaOutput> {
     let n = model.num_variables();
-    let reads = run.num_reads;
-    validate_run(n, reads, run.initial)?;
+    let chains = &run.chains;
+    let reads = chains.num_reads;
+    chains.validate(n)?;
     ensure(run.beta.is_finite() && run.beta > 0.0, "beta", || {
         format!("must be finite and > 0, got {}", run.beta)
     })?;
@@ -180,6 +181,16 @@ pub fn sample_sqa(model: &IsingModel, run: &SqaRun<'_>, cancel: &AtomicBool) -> 
         )?;
     }
     let p = run.num_slices;
+    let slice_rows = bytes(&[p, n], "num_trotter_slices")?;
+    // a block holds P x n lanes; the output P x n bytes and P energies per read
+    let block_bytes = slice_rows * 4 * LANES as u128;
+    let row_bytes = slice_rows + p as u128 * 16 + 16;
+    let name = if block_bytes > row_bytes.saturating_mul(reads as u128) {
+        "num_trotter_slices"
+    } else {
+        "num_reads"
+    };
+    chains.check_memory(row_bytes, block_bytes, name)?;
     let coeffs: Vec<(f32, f32)> = run
         .s_schedule
         .iter()
@@ -191,59 +202,50 @@ pub fn sample_sqa(model: &IsingModel, run: &SqaRun<'_>, cancel: &AtomicBool) -> 
         })
         .collect();
     let csr = Csr32::of(model);
-    let base = base_order(model, run.order);
-    let nb = num_blocks(reads);
-    type BlockOut = Result<(Vec<Lane>, (u64, u64, u64))>;
-    let blocks: Vec<BlockOut> = with_threads(run.num_threads, || {
-        (0..nb)
-            .into_par_iter()
-            .map(|b| {
-                let mut rng = block_rng(run.seed, tags::CHAIN, b);
-                let first = block_init(n, reads, b, run.initial, &mut rng);
-                let mut spins = Vec::with_capacity(p * n);
-                for k in 0..p {
-                    if k == 0 || run.initial.is_some() {
-                        spins.extend_from_slice(&first);
-                    } else {
-                        spins.extend(crate::updaters::random_block(n, &mut rng));
-                    }
-                }
-                let stats = block_run_mv(
-                    &csr,
-                    &mut spins,
-                    &mut rng,
-                    &coeffs,
-                    run.rule,
-                    run.worldline,
-                    &base,
-                    cancel,
-                )?;
-                Ok((spins, stats))
-            })
-            .collect()
+    let base = base_order(model, chains.order);
+    let work = (n as u64 + model.indices().len() as u64 / 2)
+        .saturating_mul(p as u64 * (1 + run.worldline as u64))
+        .saturating_mul(coeffs.len() as u64);
+    let blocks = drive(chains, &base, work, |ctx| {
+        let first = ctx.start(n);
+        let mut spins = Vec::with_capacity(p * n);
+        for k in 0..p {
+            if k == 0 || chains.initial.is_some() {
+                spins.extend_from_slice(&first);
+            } else {
+                spins.extend(random_block(n, &mut ctx.rng));
+            }
+        }
+        let stats = block_run_mv(
+            &csr,
+            &mut spins,
+            &mut ctx.rng,
+            &coeffs,
+            run.rule,
+            run.worldline,
+            &mut ctx.visit,
+            cancel,
+        )?;
+        Ok((spins, stats))
     })?;
     let mut out = SqaOutput {
         num_variables: n,
         num_slices: p,
-        slice_spins: vec![0; reads * p * n],
-        slice_energies: vec![0.0; reads * p],
+        slice_spins: try_vec(reads * p * n, 0i8, "num_reads")?,
+        slice_energies: try_vec(reads * p, 0.0, "num_reads")?,
         chosen_slice: (0..reads)
-            .map(|c| Xoshiro256pp::stream(run.seed, tags::WORLDLINE, c as u64).below(p))
+            .map(|c| Xoshiro256pp::stream(chains.seed, tags::WORLDLINE, c as u64).below(p))
             .collect(),
         worldline_acceptance: 0.0,
-        flip_fraction: 0.0,
+        flip_fraction: try_vec(reads, 0.0, "num_reads")?,
     };
-    let (mut wa, mut wt, mut lf) = (0u64, 0u64, 0u64);
-    for (b, res) in blocks.into_iter().enumerate() {
-        let (spins, (a, t, f)) = res?;
+    let (mut wa, mut wt) = (0u64, 0u64);
+    let updates = (p * n * run.s_schedule.len()) as f64;
+    for (b, (spins, (a, t, f))) in blocks.into_iter().enumerate() {
         wa += a;
         wt += t;
-        lf += f;
-        for l in 0..LANES {
-            let c = b * LANES + l;
-            if c >= reads {
-                continue;
-            }
+        for (l, c) in chains.reads_of(b) {
+            out.flip_fraction[c] = f[l] as f64 / updates;
             for k in 0..p {
                 let row = &mut out.slice_spins[(c * p + k) * n..(c * p + k + 1) * n];
                 for i in 0..n {
@@ -254,7 +256,6 @@ pub fn sample_sqa(model: &IsingModel, run: &SqaRun<'_>, cancel: &AtomicBool) -> 
         }
     }
     out.worldline_acceptance = if wt > 0 { wa as f64 / wt as f64 } else { 0.0 };
-    out.flip_fraction = lf as f64 / (nb * LANES * p * n * run.s_schedule.len()) as f64;
     Ok(out)
 }
 
@@ -273,13 +274,15 @@ mod tests {
             gamma: 1.0,
             num_slices: 1,
             s_schedule: &sched,
-            num_reads: 20000,
-            initial: None,
+            chains: Chains {
+                num_reads: 20000,
+                initial: None,
+                order: crate::updaters::Order::Sequential,
+                seed: 1,
+                num_threads: None,
+            },
             rule: UpdateRule::HeatBath,
             worldline: true,
-            order: Order::Sequential,
-            seed: 1,
-            num_threads: None,
         };
         let out = sample_sqa(&m, &run, &AtomicBool::new(false)).unwrap();
         let mut w = [0f64; 16];

@@ -16,13 +16,15 @@
 //! "thermodynamic length" sqrt(-ln a_t) of the gaps (see [`adapt_ladder`]); b_0 and
 //! b_{K-1} stay fixed.
 
-use super::{block_init, num_blocks, validate_betas, validate_run};
+use super::engine::{Chains, Visit};
+use super::validate_betas;
 use crate::error::{ensure, Result};
+use crate::memory::{bytes, try_vec};
 use crate::model::IsingModel;
-use crate::parallel::{check_cancel, with_threads};
+use crate::parallel::{check_cancel, with_exact_threads};
 use crate::rng::{stream_key, tags, LaneRng, Xoshiro256pp};
 use crate::simd::{Lane, LANES};
-use crate::updaters::{base_order, sweep_tracked, Csr32, Order, UpdateRule};
+use crate::updaters::{base_order, sweep_tracked, Csr32, UpdateRule};
 use rayon::prelude::*;
 use std::sync::atomic::AtomicBool;
 
@@ -31,19 +33,15 @@ use std::sync::atomic::AtomicBool;
 pub struct TemperingRun<'a> {
     /// Initial ladder, strictly increasing; the last entry is the target beta.
     pub betas: &'a [f64],
-    pub num_reads: usize,
+    /// Chain options; `initial` rows (num_reads x n) are copied into every replica.
+    pub chains: Chains<'a>,
     /// Production sweeps (after adaptation).
     pub num_sweeps: usize,
     pub swap_interval: usize,
     /// Sweeps of ladder adaptation before production (0: fixed ladder).
     pub adapt_sweeps: usize,
     pub adapt_interval: usize,
-    /// Optional (num_reads x n) starting state, copied into every replica.
-    pub initial: Option<&'a [i8]>,
     pub rule: UpdateRule,
-    pub order: Order,
-    pub seed: u64,
-    pub num_threads: Option<usize>,
     /// Record the target replica's energy after every swap step of production.
     pub trace: bool,
 }
@@ -70,9 +68,8 @@ pub struct TemperingOutput {
 struct Slot {
     spins: Vec<Lane>,
     rng: LaneRng,
-    order_rng: Option<Xoshiro256pp>,
-    /// Visiting order, reused across steps (reset from the base order before shuffling).
-    order: Vec<u32>,
+    /// Visiting order, restarted from the base order at every swap step.
+    visit: Visit,
     energy: [f64; LANES],
     temp: [usize; LANES],
     // round-trip labels: 0 none, 1 last end visited was the hottest, 2 the coldest
@@ -91,20 +88,11 @@ struct Block {
 }
 
 #[inline(always)]
-fn slot_sweeps(
-    m: &Csr32<'_>,
-    slot: &mut Slot,
-    ladder: &[f32],
-    rule: UpdateRule,
-    order: &mut [u32],
-    sweeps: usize,
-) {
+fn slot_sweeps(m: &Csr32<'_>, slot: &mut Slot, ladder: &[f32], rule: UpdateRule, sweeps: usize) {
     let beta: Lane = std::array::from_fn(|l| ladder[slot.temp[l]]);
     let mut flips = [0u32; LANES];
     for _ in 0..sweeps {
-        if let Some(r) = slot.order_rng.as_mut() {
-            r.shuffle(order);
-        }
+        let order = slot.visit.next_sweep();
         let mut de = [0f32; LANES];
         sweep_tracked::<true>(
             m,
@@ -127,13 +115,12 @@ fn slot_sweeps_dispatch(
     slot: &mut Slot,
     ladder: &[f32],
     rule: UpdateRule,
-    order: &mut [u32],
     sweeps: usize,
 ) {
     crate::multiversion! {
-        fn run(m: &Csr32<'_>, slot: &mut Slot, ladder: &[f32], rule: UpdateRule, order: &mut [u32], sweeps: usize) = slot_sweeps;
+        fn run(m: &Csr32<'_>, slot: &mut Slot, ladder: &[f32], rule: UpdateRule, sweeps: usize) = slot_sweeps;
     }
-    run(m, slot, ladder, rule, order, sweeps)
+    run(m, slot, ladder, rule, sweeps)
 }
 
 fn exact_lane_energies(model: &IsingModel, spins: &[Lane]) -> [f64; LANES] {
@@ -146,24 +133,20 @@ impl Block {
         let slots = (0..k)
             .map(|slot| {
                 let keys: [u64; LANES] = std::array::from_fn(|l| {
-                    stream_key(run.seed, tags::REPLICA, ((b * LANES + l) * k + slot) as u64)
+                    stream_key(
+                        run.chains.seed,
+                        tags::REPLICA,
+                        ((b * LANES + l) * k + slot) as u64,
+                    )
                 });
                 let mut rng = LaneRng::from_keys(&keys);
-                let spins = block_init(n, run.num_reads, b, run.initial, &mut rng);
-                let order_rng = match run.order {
-                    Order::Random => Some(Xoshiro256pp::stream(
-                        run.seed,
-                        tags::ORDER,
-                        (b * k + slot) as u64,
-                    )),
-                    _ => None,
-                };
+                let spins = run.chains.start(n, b, &mut rng);
+                let visit = run.chains.visit(base, (b * k + slot) as u64);
                 let energy = exact_lane_energies(model, &spins);
                 Slot {
                     spins,
                     rng,
-                    order_rng,
-                    order: base.to_vec(),
+                    visit,
                     energy,
                     temp: [slot; LANES],
                     label: [0; LANES],
@@ -173,7 +156,7 @@ impl Block {
         Block {
             slots,
             swap_rng: (0..LANES)
-                .map(|l| Xoshiro256pp::stream(run.seed, tags::SWAP, (b * LANES + l) as u64))
+                .map(|l| Xoshiro256pp::stream(run.chains.seed, tags::SWAP, (b * LANES + l) as u64))
                 .collect(),
             attempts: vec![0; k.saturating_sub(1)],
             accepts: vec![0; k.saturating_sub(1)],
@@ -207,14 +190,8 @@ impl Block {
         sweeps: usize,
     ) {
         self.slots.par_iter_mut().for_each(|slot| {
-            // the buffer is taken out of the slot for the call (no allocation) so the
-            // kernel gets it as an independent slice
-            let mut order = std::mem::take(&mut slot.order);
-            if slot.order_rng.is_some() {
-                order.copy_from_slice(base);
-            }
-            slot_sweeps_dispatch(m, slot, ladder, rule, &mut order, sweeps);
-            slot.order = order;
+            slot.visit.restart(base);
+            slot_sweeps_dispatch(m, slot, ladder, rule, sweeps);
         });
         self.swap(ladder64);
     }
@@ -311,8 +288,9 @@ pub fn sample_tempering(
     cancel: &AtomicBool,
 ) -> Result<TemperingOutput> {
     let n = model.num_variables();
-    let reads = run.num_reads;
-    validate_run(n, reads, run.initial)?;
+    let chains = &run.chains;
+    let reads = chains.num_reads;
+    chains.validate(n)?;
     validate_betas(run.betas, "betas")?;
     let k = run.betas.len();
     ensure(run.betas.windows(2).all(|w| w[0] < w[1]), "betas", || {
@@ -329,12 +307,27 @@ pub fn sample_tempering(
     ensure(run.num_sweeps >= 1, "num_sweeps", || {
         "must be at least 1".into()
     })?;
+    let kn = bytes(&[k, n], "num_replicas")?;
+    let trace_steps = if run.trace {
+        run.num_sweeps.div_ceil(run.swap_interval)
+    } else {
+        0
+    };
+    // every block is alive for the whole run
+    chains.check_memory(
+        kn + k as u128 * 8 + 8 + 8 * trace_steps as u128 + (kn * 4 + 8 * trace_steps as u128),
+        0,
+        "num_reads",
+    )?;
     let csr = Csr32::of(model);
-    let base = base_order(model, run.order);
-    let nb = num_blocks(reads);
+    let base = base_order(model, chains.order);
+    let nb = chains.num_blocks();
     let mut ladder: Vec<f64> = run.betas.to_vec();
+    let work_per_slot = (n as u64 + model.indices().len() as u64 / 2)
+        .saturating_mul((run.num_sweeps + run.adapt_sweeps) as u64);
+    let threads = chains.threads_for(nb * k, work_per_slot)?;
 
-    let blocks = with_threads(run.num_threads, || -> Result<Vec<Block>> {
+    let blocks = with_exact_threads(threads, || -> Result<Vec<Block>> {
         let mut blocks: Vec<Block> = (0..nb)
             .into_par_iter()
             .map(|b| Block::new(model, run, b, k, &base))
@@ -385,23 +378,19 @@ pub fn sample_tempering(
     let mut out = TemperingOutput {
         num_variables: n,
         num_replicas: k,
-        replica_spins: vec![0; reads * k * n],
-        replica_energies: vec![0.0; reads * k],
+        replica_spins: try_vec(reads * k * n, 0i8, "num_reads")?,
+        replica_energies: try_vec(reads * k, 0.0, "num_reads")?,
         swap_acceptance: pooled_acceptance(&blocks, k),
-        round_trips: vec![0; reads],
+        round_trips: try_vec(reads, 0u32, "num_reads")?,
         betas: ladder,
         trace: Vec::new(),
     };
     let steps = blocks.first().map_or(0, |b| b.trace.len());
     if run.trace {
-        out.trace = vec![0.0; reads * steps];
+        out.trace = try_vec(reads * steps, 0.0, "num_reads")?;
     }
     for (b, blk) in blocks.iter().enumerate() {
-        for l in 0..LANES {
-            let c = b * LANES + l;
-            if c >= reads {
-                continue;
-            }
+        for (l, c) in chains.reads_of(b) {
             out.round_trips[c] = blk.round_trips[l];
             for (t, e) in blk.trace.iter().enumerate() {
                 out.trace[c * steps + t] = e[l];
@@ -444,16 +433,18 @@ mod tests {
         let betas = [0.2, 0.5, 1.0, 2.0];
         let mk = |t| TemperingRun {
             betas: &betas,
-            num_reads: 11,
+            chains: Chains {
+                num_reads: 11,
+                initial: None,
+                order: crate::updaters::Order::Colour,
+                seed: 3,
+                num_threads: Some(t),
+            },
             num_sweeps: 50,
             swap_interval: 1,
             adapt_sweeps: 20,
             adapt_interval: 10,
-            initial: None,
             rule: UpdateRule::HeatBath,
-            order: Order::Colour,
-            seed: 3,
-            num_threads: Some(t),
             trace: true,
         };
         let c = AtomicBool::new(false);
