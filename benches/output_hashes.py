@@ -68,14 +68,31 @@ def cases() -> dict[str, str]:
             )
             out[f"pt/{update}/{order}"] = _digest(r.spins, r.energies, *[np.asarray(v) for v in r.vectors.values()])
             r = ParallelTemperingSampler().sample_model(
-                m, beta=2.0, num_replicas=4, num_reads=9, num_sweeps=40, adaptive=True, adapt_sweeps=20,
-                adapt_interval=5, update=update, order=order, seed=9,
+                m,
+                beta=2.0,
+                num_replicas=4,
+                num_reads=9,
+                num_sweeps=40,
+                adaptive=True,
+                adapt_sweeps=20,
+                adapt_interval=5,
+                update=update,
+                order=order,
+                seed=9,
             )
             out[f"pt-adaptive/{update}/{order}"] = _digest(r.spins, r.energies, np.asarray(r.info["betas"]))
             if order != "random":  # SQA ignored order="random" before the engine (a bug, fixed)
                 r = SQASampler().sample_model(
-                    m, beta=4.0, gamma=1.5, num_trotter_slices=6, num_sweeps=25, num_reads=13, update=update,
-                    order=order, seed=10, return_slices=True,
+                    m,
+                    beta=4.0,
+                    gamma=1.5,
+                    num_trotter_slices=6,
+                    num_sweeps=25,
+                    num_reads=13,
+                    update=update,
+                    order=order,
+                    seed=10,
+                    return_slices=True,
                 )
                 out[f"sqa/{update}/{order}"] = _digest(r.spins, r.energies)
     rng = np.random.default_rng(3)

@@ -17,7 +17,11 @@ def test_outputs_unchanged_bit_for_bit(threads):
     want = json.loads((ROOT / "tests" / "data" / "output_hashes.json").read_text())
     env = {**os.environ, "QBM_NUM_THREADS": threads}
     out = subprocess.run(
-        [sys.executable, str(ROOT / "benches" / "output_hashes.py")], env=env, capture_output=True, text=True, check=True
+        [sys.executable, str(ROOT / "benches" / "output_hashes.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     got = json.loads(out.stdout)
     assert set(got) == set(want)

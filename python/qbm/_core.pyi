@@ -10,6 +10,10 @@ __all__ = [
     "LANES",
     "simd_level",
     "default_threads",
+    "live_pools",
+    "trotter_coupling",
+    "MAX_THREADS",
+    "MAX_POOLS",
     "IsingCsr",
     "sample_schedule",
     "sample_tempering",
@@ -22,9 +26,13 @@ __all__ = [
 
 __version__: str
 LANES: int
+MAX_THREADS: int
+MAX_POOLS: int
 
 def simd_level() -> str: ...
 def default_threads() -> int: ...
+def live_pools() -> int: ...
+def trotter_coupling(beta: float, gamma: float, s: float, num_trotter_slices: int) -> float: ...
 
 @final
 class IsingCsr:
@@ -59,7 +67,7 @@ def sample_schedule(
     seed: int = 0,
     num_threads: int | None = None,
     trace: bool = False,
-) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+) -> dict[str, Any]: ...
 def sample_tempering(
     model: IsingCsr,
     betas: npt.NDArray[np.float64],
@@ -103,7 +111,7 @@ def sample_rbm(
     clamp: npt.NDArray[np.bool_] | None = None,
     seed: int = 0,
     num_threads: int | None = None,
-) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int8], npt.NDArray[np.float64]]: ...
+) -> dict[str, Any]: ...
 def hamming_histograms(
     x: npt.NDArray[np.uint64],
     y: npt.NDArray[np.uint64],

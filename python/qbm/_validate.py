@@ -33,7 +33,9 @@ def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
 
 def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str):
-        raise TypeError(f"{name}: expected a string, one of {', '.join(map(repr, choices))}; got {type(value).__name__}")
+        raise TypeError(
+            f"{name}: expected a string, one of {', '.join(map(repr, choices))}; got {type(value).__name__}"
+        )
     if value not in choices:
         raise ValueError(f"{name}: unknown value {value!r}; choose one of {', '.join(map(repr, choices))}")
     return str(value)

@@ -89,6 +89,25 @@ class IsingModel:
         return cls(np.asarray(ldata, dtype=np.float64), mat, labels=labels, offset=float(off))
 
     @classmethod
+    def from_csr(cls, h: np.ndarray, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> IsingModel:
+        """Fast path for training loops: a model on spins 0..n-1 straight from CSR arrays
+        (h (n,) float64, indptr (n+1,) int64, indices (nnz,) int64 sorted per row, data
+        (nnz,) float64; J symmetric with zero diagonal). The core checks all of it once;
+        no scipy conversion and no label bookkeeping beyond the identity."""
+        self = cls.__new__(cls)
+        self._core = _core.IsingCsr(
+            np.ascontiguousarray(h, dtype=np.float64),
+            np.ascontiguousarray(indptr, dtype=np.int64),
+            np.ascontiguousarray(indices, dtype=np.int64),
+            np.ascontiguousarray(data, dtype=np.float64),
+        )
+        n = self._core.num_variables
+        self._labels = range(n)
+        self._index = _IdentityIndex(n)
+        self.offset = 0.0
+        return self
+
+    @classmethod
     def from_ising(cls, h: Any, J: Any, offset: float = 0.0) -> IsingModel:
         """dimod's ``sample_ising`` inputs: ``h`` a dict or list, ``J`` a dict."""
         if not isinstance(h, Mapping):
@@ -229,3 +248,21 @@ def _from_dicts(h: Any, J: Any) -> tuple[np.ndarray, sp.csr_array, list[Hashable
     m.eliminate_zeros()
     m.sort_indices()
     return hv, m, labels
+
+
+class _IdentityIndex(Mapping):
+    """label -> index for the labels 0..n-1 without building a dict."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __getitem__(self, label: Any) -> int:
+        if isinstance(label, (int, np.integer)) and not isinstance(label, bool) and 0 <= label < self.n:
+            return int(label)
+        raise KeyError(label)
+
+    def __iter__(self):
+        return iter(range(self.n))
+
+    def __len__(self) -> int:
+        return self.n

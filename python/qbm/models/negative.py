@@ -1,133 +1,265 @@
-"""Negative-phase samplers for Boltzmann priors, chosen by name.
+"""Prior samplers: how a Boltzmann prior's model samples (the negative phase) are drawn.
 
-``"gibbs"``: persistent heat-bath chains; ``"rbm"``: persistent block-Gibbs chains (RBM
-graph only); ``"pt"``: parallel tempering restarted from the persistent states;
-``"sqa"``: fresh simulated quantum anneals ending at s = 1 and the model's beta (DQA
-stand-in); ``"qpu"``: the Advantage2 backend (see :mod:`qbm.qpu`). Every sampler returns
-(num_chains, n) float64 +-1 tensors and can save / restore its state for exact resume.
+Models never name samplers. A *prior sampler* is anything with
+
+* ``sample(prior) -> torch.Tensor`` of shape (num_chains, n), float64 +-1 spins drawn
+  from (approximately) p(z) proportional to exp(-E_prior(z)),
+* ``state_dict()`` / ``load_state_dict(d)`` restoring it exactly (seeds, chain states),
+* ``last_info``: the diagnostics of the last call.
+
+Two implementations cover every qbm sampler: :class:`PersistentChains` (persistent
+chains, PCD: each call continues from the last call's states) and :class:`FreshAnneals`
+(every call an independent anneal, as a QPU gives). One :data:`REGISTRY` maps names to
+factories; the negative phase, the generation modes and the CLI read their choices from
+it. Adding a sampler is one :func:`register` call::
+
+    register("my-sampler", lambda num_chains, sweeps, seed, num_threads, **kw:
+             PersistentChains(MySampler(num_threads=num_threads), num_chains, seed=seed, num_sweeps=sweeps))
+
+Call k of a prior sampler uses the seed derived from (seed, k), so a run resumes
+bit-for-bit from a checkpoint of its state.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from qbm.models.prior import BoltzmannPrior
 
-NAMES = ("gibbs", "rbm", "pt", "sqa", "qpu")
+
+@runtime_checkable
+class PriorSampler(Protocol):
+    last_info: dict[str, Any]
+
+    def sample(self, prior: BoltzmannPrior) -> torch.Tensor: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, d: dict[str, Any]) -> None: ...
 
 
-class NegativePhase:
-    def __init__(
-        self,
-        name: str,
-        num_chains: int = 128,
-        *,
-        sweeps: int = 10,
-        seed: int = 0,
-        num_threads: int | None = None,
-        qpu: Any = None,
-    ) -> None:
-        if name not in NAMES:
-            raise ValueError(f"sampler: unknown sampler {name!r}; choose one of {', '.join(NAMES)}")
+def _call_seed(seed: int, calls: int) -> int:
+    return int(np.random.SeedSequence([seed, calls]).generate_state(1, dtype=np.uint64)[0])
+
+
+class _Seeded:
+    name = "custom"
+
+    def __init__(self, num_chains: int, seed: int) -> None:
+        if isinstance(num_chains, bool) or not isinstance(num_chains, (int, np.integer)):
+            raise TypeError(f"num_chains: expected an integer, got {type(num_chains).__name__}")
         if num_chains < 1:
             raise ValueError(f"num_chains: must be >= 1, got {num_chains}")
-        self.name, self.num_chains, self.sweeps, self.seed = name, num_chains, sweeps, seed
-        self.num_threads = num_threads
+        self.num_chains, self.seed = int(num_chains), int(seed)
         self.calls = 0
-        self.state: np.ndarray | None = None
-        self.qpu = qpu
-        self.qpu_scale: float | None = None
         self.last_info: dict[str, Any] = {}
 
-    def _seed(self) -> int:
-        return int(np.random.SeedSequence([self.seed, self.calls]).generate_state(1, dtype=np.uint64)[0])
+    def _next_seed(self) -> int:
+        s = _call_seed(self.seed, self.calls)
+        self.calls += 1
+        return s
+
+
+class PersistentChains(_Seeded):
+    """Persistent chains of any qbm sampler (``sample_model(model, num_reads=...,
+    initial_states=..., seed=..., **params)``): each call starts from the last call's
+    final states (random states on the first call). ``form="rbm"`` hands the sampler the
+    prior's (W, a, b) RBM form instead of its Ising model (block Gibbs)."""
+
+    def __init__(self, sampler: Any, num_chains: int, *, seed: int = 0, form: str = "ising", **params: Any) -> None:
+        super().__init__(num_chains, seed)
+        if form not in ("ising", "rbm"):
+            raise ValueError(f"form: unknown value {form!r}; choose 'ising' or 'rbm'")
+        self.sampler, self.form, self.params = sampler, form, params
+        self.state: np.ndarray | None = None
+
+    def _model(self, prior: BoltzmannPrior) -> Any:
+        if self.form == "ising":
+            return prior.to_ising()
+        form = prior.rbm_form()
+        if form is None:
+            raise ValueError(f"sampler: {self.name!r} block Gibbs needs a prior on the 'rbm' graph")
+        from qbm.rbm import RBM
+
+        return RBM(*form)
 
     def sample(self, prior: BoltzmannPrior) -> torch.Tensor:
-        from qbm.samplers import GibbsSampler, ParallelTemperingSampler, RBMSampler, SQASampler
-
-        seed = self._seed()
-        if self.name == "gibbs":
-            res = GibbsSampler(num_threads=self.num_threads).sample_model(
-                prior.to_ising(),
-                beta=1.0,
-                num_reads=self.num_chains,
-                num_sweeps=self.sweeps,
-                initial_states=self.state,
-                seed=seed,
-            )
-            spins = res.spins
-        elif self.name == "rbm":
-            form = prior.rbm_form()
-            if form is None:
-                raise ValueError("sampler: 'rbm' block Gibbs needs a prior on the 'rbm' graph")
-            from qbm.rbm import RBM
-
-            res = RBMSampler(num_threads=self.num_threads).sample_model(
-                RBM(*form),
-                beta=1.0,
-                num_reads=self.num_chains,
-                num_sweeps=self.sweeps,
-                initial_states=self.state,
-                seed=seed,
-            )
-            spins = res.spins
-        elif self.name == "pt":
-            res = ParallelTemperingSampler(num_threads=self.num_threads).sample_model(
-                prior.to_ising(),
-                beta=1.0,
-                beta_min=0.2,
-                num_replicas=4,
-                num_reads=self.num_chains,
-                num_sweeps=self.sweeps,
-                initial_states=self.state,
-                seed=seed,
-            )
-            spins = res.spins
-        elif self.name == "sqa":
-            res = SQASampler(num_threads=self.num_threads).sample_model(
-                prior.to_ising(),
-                beta=1.0,
-                gamma=1.0,
-                num_trotter_slices=8,
-                num_sweeps=max(5 * self.sweeps, 50),
-                s_min=0.3,
-                num_reads=self.num_chains,
-                seed=seed,
-            )
-            spins = res.spins
-        else:
-            if self.qpu is None:
-                raise ValueError("sampler: 'qpu' needs a qbm.qpu.Advantage2Sampler (qpu=...)")
-            # The QPU samples about exp(-b_phys * scale * E); after the first call (ranges filled)
-            # the programmed scale is steered so that beta_eff relative to the prior -> 1.
-            res = self.qpu.sample_model(
-                prior.to_ising(), num_reads=self.num_chains, seed=seed, energy_scale=self.qpu_scale
-            )
-            spins = res.spins
-            b = res.info.get("beta_eff")
-            used = res.info.get("scale")
-            if b is not None and used and np.isfinite(b) and b > 0:
-                self.qpu_scale = float(used) / float(b) ** 0.5 if self.qpu_scale is not None else float(used) / float(b)
-                res.info["next_energy_scale"] = self.qpu_scale
+        seed = self._next_seed()
+        res = self.sampler.sample_model(
+            self._model(prior), num_reads=self.num_chains, initial_states=self.state, seed=seed, **self.params
+        )
+        self.state = np.ascontiguousarray(res.spins, dtype=np.int8)
         self.last_info = res.info
-        self.calls += 1
-        if self.name != "sqa":
-            self.state = np.ascontiguousarray(spins, dtype=np.int8)
-        return torch.as_tensor(spins, dtype=torch.float64)
+        return torch.as_tensor(res.spins, dtype=torch.float64)
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "calls": self.calls,
             "seed": self.seed,
-            "qpu_scale": self.qpu_scale,
             "state": None if self.state is None else self.state.copy(),
         }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.calls, self.seed = int(d["calls"]), int(d["seed"])
+        self.state = None if d.get("state") is None else np.asarray(d["state"], dtype=np.int8)
+
+
+class FreshAnneals(_Seeded):
+    """Independent anneals every call (no state carried between calls but the seed
+    counter): SQA as a DQA stand-in, or a QPU backend."""
+
+    def __init__(self, sampler: Any, num_chains: int, *, seed: int = 0, **params: Any) -> None:
+        super().__init__(num_chains, seed)
+        self.sampler, self.params = sampler, params
+
+    def sample(self, prior: BoltzmannPrior) -> torch.Tensor:
+        res = self.sampler.sample_model(
+            prior.to_ising(), num_reads=self.num_chains, seed=self._next_seed(), **self.params
+        )
+        self.last_info = res.info
+        return torch.as_tensor(res.spins, dtype=torch.float64)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "calls": self.calls, "seed": self.seed, "state": None}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.calls, self.seed = int(d["calls"]), int(d["seed"])
+
+
+class QPUAnneals(FreshAnneals):
+    """Fresh anneals on the Advantage2 backend. The QPU samples about
+    exp(-b_phys * scale * E); after the first call (ranges filled) the programmed scale
+    is steered so that beta_eff relative to the prior -> 1. The backend's own random
+    state (the offline stand-in's) is saved with the sampler."""
+
+    def __init__(self, qpu: Any, num_chains: int, *, seed: int = 0) -> None:
+        super().__init__(qpu, num_chains, seed=seed)
+        self.qpu_scale: float | None = None
+
+    def sample(self, prior: BoltzmannPrior) -> torch.Tensor:
+        res = self.sampler.sample_model(
+            prior.to_ising(), num_reads=self.num_chains, seed=self._next_seed(), energy_scale=self.qpu_scale
+        )
+        b = res.info.get("beta_eff")
+        used = res.info.get("scale")
+        if b is not None and used and np.isfinite(b) and b > 0:
+            self.qpu_scale = float(used) / float(b) ** 0.5 if self.qpu_scale is not None else float(used) / float(b)
+            res.info["next_energy_scale"] = self.qpu_scale
+        self.last_info = res.info
+        return torch.as_tensor(res.spins, dtype=torch.float64)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "qpu_scale": self.qpu_scale}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        super().load_state_dict(d)
         self.qpu_scale = d.get("qpu_scale")
-        self.state = None if d["state"] is None else np.asarray(d["state"], dtype=np.int8)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered prior sampler: its factory and a one-line description."""
+
+    factory: Callable[..., PriorSampler]
+    description: str
+    needs_qpu: bool = False
+
+
+REGISTRY: dict[str, Entry] = {}
+
+
+def register(name: str, factory: Callable[..., PriorSampler], description: str, *, needs_qpu: bool = False) -> None:
+    """Make ``name`` available to the negative phase, the generation modes and the CLI.
+    ``factory(num_chains, sweeps, seed, num_threads, qpu)`` returns a prior sampler."""
+    REGISTRY[name] = Entry(factory, description, needs_qpu)
+
+
+def names() -> tuple[str, ...]:
+    return tuple(REGISTRY)
+
+
+def make_prior_sampler(
+    name: str,
+    num_chains: int = 128,
+    *,
+    sweeps: int = 10,
+    seed: int = 0,
+    num_threads: int | None = None,
+    qpu: Any = None,
+) -> PriorSampler:
+    """The registered prior sampler ``name`` (see :data:`REGISTRY`)."""
+    entry = REGISTRY.get(name)
+    if entry is None:
+        raise ValueError(f"sampler: unknown sampler {name!r}; choose one of {', '.join(REGISTRY)}")
+    if entry.needs_qpu and qpu is None:
+        raise ValueError(f"sampler: {name!r} needs a qbm.qpu.Advantage2Sampler (qpu=...)")
+    s = entry.factory(num_chains=num_chains, sweeps=sweeps, seed=seed, num_threads=num_threads, qpu=qpu)
+    s.name = name
+    s.sweeps = sweeps  # recorded in checkpoints so that a resumed run uses the same budget
+    return s
+
+
+# Backwards-compatible name: NegativePhase("gibbs", 128, sweeps=10, seed=0) etc.
+NegativePhase = make_prior_sampler
+
+
+def _gibbs(num_chains: int, sweeps: int, seed: int, num_threads: int | None, **_: Any) -> PriorSampler:
+    from qbm.samplers import GibbsSampler
+
+    return PersistentChains(GibbsSampler(num_threads=num_threads), num_chains, seed=seed, beta=1.0, num_sweeps=sweeps)
+
+
+def _rbm(num_chains: int, sweeps: int, seed: int, num_threads: int | None, **_: Any) -> PriorSampler:
+    from qbm.samplers import RBMSampler
+
+    return PersistentChains(
+        RBMSampler(num_threads=num_threads), num_chains, seed=seed, form="rbm", beta=1.0, num_sweeps=sweeps
+    )
+
+
+def _pt(num_chains: int, sweeps: int, seed: int, num_threads: int | None, **_: Any) -> PriorSampler:
+    from qbm.samplers import ParallelTemperingSampler
+
+    return PersistentChains(
+        ParallelTemperingSampler(num_threads=num_threads),
+        num_chains,
+        seed=seed,
+        beta=1.0,
+        beta_min=0.2,
+        num_replicas=4,
+        num_sweeps=sweeps,
+    )
+
+
+def _sqa(num_chains: int, sweeps: int, seed: int, num_threads: int | None, **_: Any) -> PriorSampler:
+    from qbm.samplers import SQASampler
+
+    return FreshAnneals(
+        SQASampler(num_threads=num_threads),
+        num_chains,
+        seed=seed,
+        beta=1.0,
+        gamma=1.0,
+        num_trotter_slices=8,
+        num_sweeps=max(5 * sweeps, 50),
+        s_min=0.3,
+    )
+
+
+def _qpu(num_chains: int, seed: int, qpu: Any, **_: Any) -> PriorSampler:
+    return QPUAnneals(qpu, num_chains, seed=seed)
+
+
+register("gibbs", _gibbs, "persistent single-spin heat-bath chains (PCD)")
+register("rbm", _rbm, "persistent block-Gibbs chains (RBM graph only)")
+register("pt", _pt, "parallel tempering (4 replicas, beta 0.2..1) restarted from the persistent states")
+register("sqa", _sqa, "fresh simulated quantum anneals ending at s = 1 (DQA stand-in)")
+register("qpu", _qpu, "the Advantage2 backend (or its offline stand-in)", needs_qpu=True)
+
+NAMES = names()

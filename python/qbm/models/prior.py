@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from qbm.ising import IsingModel
@@ -113,16 +112,29 @@ class BoltzmannPrior(torch.nn.Module):
     def to_ising(self, beta: float = 1.0, extra_field: Any = None) -> IsingModel:
         """The prior at inverse temperature ``beta`` as an :class:`IsingModel` (qbm's sign
         convention), optionally with extra fields added to h (c-QA bias)."""
-        h = self.h.detach().cpu().numpy().copy()
+        h = self.h.detach().cpu().numpy().astype(np.float64)
         if extra_field is not None:
             h = h + np.asarray(extra_field, dtype=np.float64)
-        e = self.edges.cpu().numpy()
-        J = self.J.detach().cpu().numpy()
-        mat = sp.coo_array(
-            (np.concatenate([J, J]), (np.concatenate([e[:, 0], e[:, 1]]), np.concatenate([e[:, 1], e[:, 0]]))),
-            shape=(self.n, self.n),
-        )
-        return IsingModel(-beta * h, -beta * mat.tocsr())
+        indptr, indices, take = self._csr_pattern()
+        J = self.J.detach().cpu().numpy().astype(np.float64)
+        return IsingModel.from_csr(-beta * h, indptr, indices, -beta * J[take])
+
+    def _csr_pattern(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CSR structure of the (fixed) edge set, built once: row pointers, column
+        indices, and for every CSR entry the edge whose coupling it holds."""
+        pat = getattr(self, "_pattern", None)
+        if pat is None:
+            e = self.edges.cpu().numpy().astype(np.int64)
+            m = len(e)
+            rows = np.concatenate([e[:, 0], e[:, 1]])
+            cols = np.concatenate([e[:, 1], e[:, 0]])
+            edge = np.concatenate([np.arange(m), np.arange(m)])
+            o = np.lexsort((cols, rows))
+            indptr = np.zeros(self.n + 1, dtype=np.int64)
+            np.add.at(indptr, rows[o] + 1, 1)
+            pat = (np.cumsum(indptr), cols[o], edge[o])
+            self._pattern = pat
+        return pat
 
     def rbm_form(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(W, a, b) in qbm's RBM convention if the graph is the bipartite ``"rbm"`` graph."""

@@ -153,7 +153,11 @@ class IsingSampler(dimod.Sampler, dimod.Initialized):
     def properties(self) -> dict[str, Any]:
         from qbm import _core
 
-        return {"simd": _core.simd_level(), "default_threads": _core.default_threads(), "max_threads": _core.MAX_THREADS}
+        return {
+            "simd": _core.simd_level(),
+            "default_threads": _core.default_threads(),
+            "max_threads": _core.MAX_THREADS,
+        }
 
     def sample_model(self, model: IsingModel, **params: Any) -> SampleResult:  # pragma: no cover
         raise NotImplementedError

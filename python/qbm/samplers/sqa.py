@@ -9,7 +9,7 @@ import numpy as np
 
 from qbm import _core
 from qbm.ising import IsingModel
-from qbm._validate import check_beta, check_number, check_positive_int, finite_array
+from qbm._validate import check_number, check_positive_int, finite_array
 from qbm.samplers._base import IsingSampler, SampleResult, check_model, prepare_run, timing_info
 
 

@@ -252,6 +252,26 @@ def _deterministic_recon(model: BMVAE | GaussianVAE, x: torch.Tensor) -> float:
     return float(reconstruction_loss(model.most_likely_logits(x), x, model.likelihood).mean())
 
 
+def _anneal_sa(ising: Any, num: int, beta_final: float, num_sweeps: int, seed: int) -> Any:
+    from qbm.samplers import SimulatedAnnealingSampler
+
+    return SimulatedAnnealingSampler().sample_model(
+        ising, beta_range=(0.05, beta_final), num_reads=num, num_sweeps=num_sweeps, seed=seed
+    )
+
+
+def _anneal_sqa(ising: Any, num: int, beta_final: float, num_sweeps: int, seed: int) -> Any:
+    from qbm.samplers import SQASampler
+
+    return SQASampler().sample_model(
+        ising, beta=beta_final, gamma=2.0, num_trotter_slices=8, num_sweeps=num_sweeps, num_reads=num, seed=seed
+    )
+
+
+# Generation (QA / c-QA) anneals by name: (ising, num, beta_final, num_sweeps, seed) -> SampleResult.
+ANNEALERS = {"sa": _anneal_sa, "sqa": _anneal_sqa}
+
+
 @torch.no_grad()
 def anneal_latents(
     model: BMVAE,
@@ -267,19 +287,10 @@ def anneal_latents(
     (num, n) spins. ``sampler``: ``"sa"`` (simulated annealing from beta 0.05 to
     ``beta_final`` in units of the model's own scale) or ``"sqa"`` (SQA from s = 0.01 to 1
     at beta = beta_final)."""
-    from qbm.samplers import SimulatedAnnealingSampler, SQASampler
-
     ising = model.prior.to_ising(extra_field=extra_field)
-    if sampler == "sa":
-        res = SimulatedAnnealingSampler().sample_model(
-            ising, beta_range=(0.05, beta_final), num_reads=num, num_sweeps=num_sweeps, seed=seed
-        )
-    elif sampler == "sqa":
-        res = SQASampler().sample_model(
-            ising, beta=beta_final, gamma=2.0, num_trotter_slices=8, num_sweeps=num_sweeps, num_reads=num, seed=seed
-        )
-    else:
-        raise ValueError(f"sampler: unknown anneal sampler {sampler!r}; choose sa or sqa")
+    if sampler not in ANNEALERS:
+        raise ValueError(f"sampler: unknown anneal sampler {sampler!r}; choose one of {', '.join(ANNEALERS)}")
+    res = ANNEALERS[sampler](ising, num, beta_final, num_sweeps, seed)
     return res.spins
 
 

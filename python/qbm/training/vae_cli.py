@@ -9,9 +9,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from qbm.models import negative
 from qbm.plotting import save_curves, save_image_grid
 
 LAMBDAS = [0.0, 1.0, 2.0, 4.0, 8.0]
+
+from qbm.training.vae import ANNEALERS  # noqa: E402  (registry of generation anneals)
 
 
 def _qpu_from_args(args: argparse.Namespace) -> Any:
@@ -294,7 +297,7 @@ def add_parsers(sub: Any, train: Any, study: Any) -> None:
     p = train.add_parser("vae", help="train a BM-VAE (or Gaussian VAE) and write metrics, checkpoint and images")
     _common(p)
     p.add_argument("--prior", default="bm", choices=["bm", "gaussian"])
-    p.add_argument("--sampler", default="gibbs", choices=["gibbs", "rbm", "pt", "sqa", "qpu"])
+    p.add_argument("--sampler", default="gibbs", choices=negative.names(), help="negative-phase prior sampler")
     p.add_argument("--mock", default=None, help="with --sampler qpu: offline stand-in, e.g. zephyr:4,4")
     p.add_argument("--arch", default="auto", choices=["auto", "mlp", "conv"])
     p.add_argument("--likelihood", default="bernoulli", choices=["bernoulli", "gaussian"])
@@ -311,7 +314,7 @@ def add_parsers(sub: Any, train: Any, study: Any) -> None:
     p.add_argument("--label", type=int, default=None)
     p.add_argument("--lam", type=float, default=4.0, help="bias strength lambda for c-QA")
     p.add_argument("--num", type=int, default=64)
-    p.add_argument("--anneal", default="sa", choices=["sa", "sqa"])
+    p.add_argument("--anneal", default="sa", choices=list(ANNEALERS))
     p.add_argument("--sweeps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="generated.png")
@@ -320,7 +323,12 @@ def add_parsers(sub: Any, train: Any, study: Any) -> None:
     cmp_ = sub.add_parser("compare", help="compare models").add_subparsers(dest="what")
     p = cmp_.add_parser("vae", help="BM prior (each sampler) vs Gaussian prior, same seed and budget")
     _common(p)
-    p.add_argument("--samplers", nargs="+", default=["gibbs", "rbm", "pt", "sqa"])
+    p.add_argument(
+        "--samplers",
+        nargs="+",
+        default=[n for n in negative.names() if not negative.REGISTRY[n].needs_qpu],
+        choices=[n for n in negative.names() if not negative.REGISTRY[n].needs_qpu],
+    )
     p.add_argument("--target-recon", type=float, default=None)
     p.add_argument("--out", default=None)
     p.set_defaults(func=cmd_compare_vae)

@@ -20,12 +20,15 @@ fn main() {
     let sweeps = 500;
     let run = RbmRun {
         beta: 1.0,
-        num_reads: reads,
         num_sweeps: sweeps,
-        initial_visible: None,
+        chains: qbm_core::drivers::Chains {
+            num_reads: reads,
+            initial: None,
+            order: qbm_core::Order::Colour,
+            seed: 0,
+            num_threads: Some(threads),
+        },
         clamp: None,
-        seed: 0,
-        num_threads: Some(threads),
     };
     for _ in 0..3 {
         let t = std::time::Instant::now();

@@ -42,12 +42,14 @@ fn main() {
     let betas = vec![1.0; 1000];
     let run = ScheduleRun {
         betas: &betas,
-        num_reads: 100,
-        initial: None,
+        chains: qbm_core::drivers::Chains {
+            num_reads: 100,
+            initial: None,
+            order: Order::Colour,
+            seed: 0,
+            num_threads: Some(threads),
+        },
         rule: UpdateRule::HeatBath,
-        order: Order::Colour,
-        seed: 0,
-        num_threads: Some(threads),
         trace: false,
     };
     for _ in 0..3 {

@@ -17,7 +17,7 @@
 use crate::error::{CoreError, Result};
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Largest accepted `num_threads` / `QBM_NUM_THREADS`.
 pub const MAX_THREADS: usize = 1024;
@@ -54,11 +54,19 @@ pub fn default_threads() -> Result<usize> {
             })?;
             check_count(n, "QBM_NUM_THREADS")
         }
-        _ => Ok(std::thread::available_parallelism()
+        _ => Ok(cores().min(MAX_THREADS)),
+    }
+}
+
+/// Cores available to this process, read once (`available_parallelism` reads cgroup
+/// files on Linux, ~0.1 ms: too slow for every call of a training loop).
+pub fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
-            .min(MAX_THREADS)),
-    }
+    })
 }
 
 /// Resolve a requested thread count (validated) or the default.

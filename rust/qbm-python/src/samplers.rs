@@ -78,7 +78,10 @@ impl<'py> Output<'py> {
 /// betas: (num_sweeps,) float64 > 0. Returns {spins (num_reads, n) int8, energies
 /// (num_reads,), flip_fraction (num_reads,), trace (num_reads, num_sweeps or 0)}.
 #[pyfunction]
-#[pyo3(signature = (model, betas, num_reads, *, initial_states=None, update=Wrap(UpdateRule::HeatBath), order=Wrap(Order::Colour), seed=0, num_threads=None, trace=false))]
+#[pyo3(
+    signature = (model, betas, num_reads, *, initial_states=None, update=Wrap(UpdateRule::HeatBath), order=Wrap(Order::Colour), seed=0, num_threads=None, trace=false),
+    text_signature = "(model, betas, num_reads, *, initial_states=None, update='heat_bath', order='colour', seed=0, num_threads=None, trace=False)"
+)]
 #[allow(clippy::too_many_arguments)]
 fn sample_schedule<'py>(
     py: Python<'py>,
@@ -129,7 +132,10 @@ fn sample_schedule<'py>(
 /// flip_fraction (num_reads,) (not tracked: zeros), swap_acceptance (K-1,), round_trips
 /// (num_reads,) uint32, betas (K,) final ladder, trace (num_reads, steps or 0)}.
 #[pyfunction]
-#[pyo3(signature = (model, betas, num_reads, num_sweeps, *, swap_interval=1, adapt_sweeps=0, adapt_interval=50, initial_states=None, update=Wrap(UpdateRule::HeatBath), order=Wrap(Order::Colour), seed=0, num_threads=None, trace=false))]
+#[pyo3(
+    signature = (model, betas, num_reads, num_sweeps, *, swap_interval=1, adapt_sweeps=0, adapt_interval=50, initial_states=None, update=Wrap(UpdateRule::HeatBath), order=Wrap(Order::Colour), seed=0, num_threads=None, trace=false),
+    text_signature = "(model, betas, num_reads, num_sweeps, *, swap_interval=1, adapt_sweeps=0, adapt_interval=50, initial_states=None, update='heat_bath', order='colour', seed=0, num_threads=None, trace=False)"
+)]
 #[allow(clippy::too_many_arguments)]
 fn sample_tempering<'py>(
     py: Python<'py>,
@@ -201,7 +207,10 @@ fn sample_tempering<'py>(
 /// energies, flip_fraction (num_reads,), chosen_slice (num_reads,) uniformly drawn slice
 /// index per read, worldline_acceptance}.
 #[pyfunction]
-#[pyo3(signature = (model, s_schedule, num_reads, *, beta, gamma, num_trotter_slices, initial_states=None, update=Wrap(UpdateRule::Metropolis), worldline=true, order=Wrap(Order::Colour), seed=0, num_threads=None))]
+#[pyo3(
+    signature = (model, s_schedule, num_reads, *, beta, gamma, num_trotter_slices, initial_states=None, update=Wrap(UpdateRule::Metropolis), worldline=true, order=Wrap(Order::Colour), seed=0, num_threads=None),
+    text_signature = "(model, s_schedule, num_reads, *, beta, gamma, num_trotter_slices, initial_states=None, update='metropolis', worldline=True, order='colour', seed=0, num_threads=None)"
+)]
 #[allow(clippy::too_many_arguments)]
 fn sample_sqa<'py>(
     py: Python<'py>,
