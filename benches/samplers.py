@@ -21,6 +21,14 @@ temperature: effective sample size per second of the target-beta energy (Stan's
 multi-chain ESS over the second half of 16 chains, which penalises chains stuck in
 different valleys), and the mean energy each reaches.
 
+Part 0, the training regime: a 32-spin RBM-shaped model (16 x 16), 128 chains, 10
+sweeps per call, as a BM-VAE negative phase calls it thousands of times. Per-call time of
+qbm's array API (``sample_model`` on a built model: Python and Rust), of the core call
+alone, of dwave-samplers' SimulatedAnnealingSampler at fixed beta and of
+dwave-pytorch-plugin's ``BlockSampler`` (torch, 2 colour classes) on the same model; the
+rate is compared with qbm's per-core rate on Z(4), and measured again while another
+process keeps one core busy.
+
     python benches/samplers.py [--quick] [--out DIR]
 """
 
@@ -65,6 +73,118 @@ class NumpyColourGibbs:
                 p_up = 1.0 / (1.0 + np.exp(2.0 * beta * f))
                 s[c] = np.where(rng.random(f.shape, dtype=np.float32) < p_up, 1.0, -1.0)
         return s
+
+
+def _busy_core():
+    """Start a process that keeps one core busy; returns it (terminate() when done)."""
+    import multiprocessing as mp
+    import time
+
+    p = mp.get_context("spawn").Process(target=_spin_forever, daemon=True)
+    p.start()
+    time.sleep(0.5)
+    return p
+
+
+def _spin_forever():
+    x = 0
+    while True:
+        x += 1
+
+
+def bench_small(args, z4_rate_1thr):
+    """The training regime (see the module docstring)."""
+    import torch
+
+    from qbm import IsingModel
+
+    rng = np.random.default_rng(0)
+    nv = nh = 16
+    W = rng.normal(size=(nv, nh)) * 0.3
+    J = np.zeros((nv + nh, nv + nh))
+    J[:nv, nv:] = W
+    J = J + J.T
+    h = rng.normal(size=nv + nh) * 0.1
+    model = IsingModel(h, J)
+    R, S, n = 128, 10, nv + nh
+    updates = n * R * S
+    reps = max(50, args.repeats * 40)
+    out: dict[str, float] = {}
+
+    def per_call(fn):
+        return median_time(fn, reps, warmup=5)
+
+    betas = np.ones(S)
+    for label in ("idle", "one core busy"):
+        busy = _busy_core() if label == "one core busy" else None
+        try:
+            for thr in sorted({1, _core.default_threads()}):
+                g = GibbsSampler(num_threads=thr)
+                out[f"qbm sample_model {thr} thr [{label}]"] = per_call(
+                    lambda g=g: g.sample_model(model, num_reads=R, num_sweeps=S, seed=1)
+                )
+                out[f"qbm core call {thr} thr [{label}]"] = per_call(
+                    lambda thr=thr: _core.sample_schedule(model.core, betas, R, seed=1, num_threads=thr)
+                )
+            # per-call overhead: the smallest call (8 chains, 1 sweep) through each layer
+            out[f"qbm overhead sample_model (8 reads, 1 sweep) [{label}]"] = per_call(
+                lambda: GibbsSampler(num_threads=1).sample_model(model, num_reads=8, num_sweeps=1, seed=1)
+            )
+            out[f"qbm overhead core call (8 reads, 1 sweep) [{label}]"] = per_call(
+                lambda: _core.sample_schedule(model.core, betas[:1], 8, seed=1, num_threads=1)
+            )
+        finally:
+            if busy is not None:
+                busy.terminate()
+    try:
+        from dwave.samplers import SimulatedAnnealingSampler as DwaveSA
+
+        bqm = model.to_bqm()
+        d = DwaveSA()
+        out["dwave-samplers SA (fixed beta)"] = per_call(
+            lambda: d.sample(
+                bqm, beta_range=(1.0, 1.0), num_reads=R, num_sweeps=S, seed=1, beta_schedule_type="linear"
+            )
+        )
+    except ImportError:
+        print("dwave-samplers not installed; skipped")
+    try:
+        from dwave.plugins.torch.models import GraphRestrictedBoltzmannMachine
+        from dwave.plugins.torch.samplers import BlockSampler
+
+        nodes = list(range(n))
+        edges = [(i, nv + j) for i in range(nv) for j in range(nh)]
+        # the plugin's energy is -(sum h s + sum J s s): negate qbm's parameters
+        grbm = GraphRestrictedBoltzmannMachine(
+            nodes,
+            edges,
+            linear={i: -float(h[i]) for i in nodes},
+            quadratic={(i, nv + j): -float(W[i, j]) for i in range(nv) for j in range(nh)},
+        )
+        torch.set_num_threads(1)
+        bs = BlockSampler(grbm, lambda v: int(v >= nv), R, schedule=[1.0] * S, seed=1)
+        out["dwave-pytorch-plugin BlockSampler (torch, 1 thr)"] = per_call(lambda: bs.sample())
+    except ImportError as e:
+        print(f"dwave-pytorch-plugin not installed ({e}); skipped")
+    rows = []
+    base = out["qbm sample_model 1 thr [idle]"]
+    for k, t in out.items():
+        is_overhead = "overhead" in k
+        rows.append(
+            {
+                "call": k,
+                "us/call": t * 1e6,
+                "updates/s": None if is_overhead else updates / t,
+                "qbm1/this": None if is_overhead else t / base,
+            }
+        )
+    print_table(rows, ["call", "us/call", "updates/s", "qbm1/this"])
+    rate = updates / out["qbm core call 1 thr [idle]"]
+    print(
+        f"small-model rate (core, 1 thread) / Z(4) rate (1 thread) = {rate / z4_rate_1thr:.2f}; "
+        f"sample_model overhead {out['qbm overhead sample_model (8 reads, 1 sweep) [idle]'] * 1e6:.0f} us per call"
+    )
+    return {"per_call_s": out, "rate_vs_z4": rate / z4_rate_1thr}
 
 
 def bench_problem(name, graph, args, rows):
@@ -239,6 +359,8 @@ def main():
     )
     rows: list[dict] = []
     summary = [bench_problem("Z(4) 576 spins", zephyr_graph(4, 4), args, rows)]
+    print("\nTraining regime: 32-spin RBM-shaped model, 128 chains, 10 sweeps per call (median per call)")
+    small = bench_small(args, summary[0]["results"]["qbm (1 thr)"])
     if not args.skip_z12:
         summary.append(bench_problem("Z(12) 4592 spins", advantage2_like_graph(12, 4, 4592), args, rows))
     print()
@@ -276,7 +398,8 @@ def main():
     )
     if args.out:
         write_json(
-            os.path.join(args.out, "samplers.json"), {"rows": rows, "summary": summary, "sqa": sqa, "pt_vs_gibbs": pt}
+            os.path.join(args.out, "samplers.json"),
+            {"rows": rows, "summary": summary, "small": small, "sqa": sqa, "pt_vs_gibbs": pt},
         )
         import matplotlib
 
