@@ -140,8 +140,16 @@ def test_checkpoint_resume_continues_identically(tmp_path):
     # corrupt files are refused with a clear error
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage")
-    with pytest.raises(ValueError, match="model: .* not a readable qbm checkpoint"):
+    with pytest.raises(ValueError, match="model: .* not a qbm checkpoint"):
         VAETrainer.from_checkpoint(str(bad), d)
+    # a byte flipped inside a checkpoint fails its checksum
+    raw = bytearray(open(path, "rb").read())
+    raw[len(raw) // 2] ^= 0x01
+    flipped = tmp_path / "flipped.pt"
+    flipped.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="corrupt.*checksum"):
+        VAETrainer.from_checkpoint(str(flipped), d)
+    flipped.unlink()
     # no temporary files left behind by the atomic writer
     assert sorted(os.listdir(tmp_path)) == ["bad.pt", "model.pt"]
 

@@ -280,8 +280,26 @@ def mmd2_exact(p: Any, q: Any, sigma: Any = 1.0) -> Any:
         raise ValueError(f"q: shape {tuple(q.shape)} differs from p's {tuple(p.shape)}")
     if len(q.shape) != 1:
         raise ValueError(f"q: expected a 1-D probability vector, got shape {tuple(q.shape)}")
+    _check_probabilities(p, "p")
+    _check_probabilities(q, "q")
     d = p - q
     return (d * kernel_matvec(d, sigma)).sum(-1)
+
+
+def _check_probabilities(v: Any, name: str) -> None:
+    """Finite, non-negative, summing to 1 along the last axis, length a power of two."""
+    a = v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
+    size = a.shape[-1]
+    if size < 2 or size & (size - 1):
+        raise ValueError(f"{name}: length {size} is not a power of two (2^n states, n >= 1)")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: contains NaN or inf")
+    if np.any(a < 0):
+        raise ValueError(f"{name}: probabilities must be >= 0 (found {float(a.min()):.3g})")
+    sums = a.sum(axis=-1)
+    # float32 simulators sum to 1 within ~1e-6; anything beyond 1e-3 is not a distribution
+    if np.any(np.abs(sums - 1.0) > 1e-3):
+        raise ValueError(f"{name}: probabilities must sum to 1 (found {float(np.ravel(sums)[0]):.6g})")
 
 
 def mmd_sigmas_mixture(n: int) -> list[float]:

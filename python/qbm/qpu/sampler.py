@@ -294,7 +294,8 @@ class Advantage2Sampler(dimod.Sampler):
         last: BaseException | None = None
         for attempt in range(self.max_retries + 1):
             try:
-                return child.sample(target_bqm, num_reads=num_reads, auto_scale=False, **params)
+                extra = {} if getattr(self, "_child_seed", None) is None else {"seed": self._child_seed}
+                return child.sample(target_bqm, num_reads=num_reads, auto_scale=False, **params, **extra)
             except BaseException as e:  # noqa: BLE001
                 if not _retryable(e) or isinstance(e, KeyboardInterrupt):
                     raise
@@ -327,8 +328,17 @@ class Advantage2Sampler(dimod.Sampler):
         from dwave.embedding.chain_breaks import discard, majority_vote
         from dwave.embedding.chain_strength import uniform_torque_compensation
 
-        if num_reads < 1:
-            raise ValueError(f"num_reads: must be >= 1, got {num_reads}")
+        from qbm._validate import check_positive_int, check_seed
+
+        num_reads = check_positive_int(num_reads, "num_reads")
+        if chain_strength is not None and not (
+            isinstance(chain_strength, (int, float, np.integer, np.floating))
+            and not isinstance(chain_strength, bool)
+            and np.isfinite(chain_strength)
+            and chain_strength > 0
+        ):
+            raise ValueError(f"chain_strength: must be a positive number, got {chain_strength!r}")
+        seed_used = self._seed_child(None if seed is None else check_seed(seed))
         spin = bqm.spin if bqm.vartype is dimod.BINARY else bqm.copy()
         work = spin.copy()
         if extra_fields:
@@ -341,7 +351,7 @@ class Advantage2Sampler(dimod.Sampler):
         emb = self.embedding_for(work)
         target = self.target_graph()
         adj = {q: set(target.neighbors(q)) for q in target.nodes}
-        cs = chain_strength or self.chain_strength
+        cs = chain_strength if chain_strength is not None else self.chain_strength
         if cs is None:
             cs = uniform_torque_compensation(work, emb) if any(len(c) > 1 for c in emb.values()) else 1.0
         target_bqm = embed_bqm(work, emb, adj, chain_strength=cs)
@@ -425,9 +435,28 @@ class Advantage2Sampler(dimod.Sampler):
             "submissions": len(chunks),
             "qpu_access_time_us": access,
             "estimated_access_time_us": est,
+            "seed": seed,
+            "seed_honoured": seed_used,
         }
         out.info.update(info)
         return out
+
+    def _seed_child(self, seed: int | None) -> bool:
+        """Pass ``seed`` to whatever samples in the end: the offline stand-in behind
+        dwave-system's ``MockDWaveSampler`` (which refuses unknown keyword arguments) is
+        reseeded directly; a child that declares a ``seed`` parameter gets it per call. A
+        real QPU has no seed: returns False then (its samples are not reproducible)."""
+        self._child_seed = None
+        if seed is None:
+            return False
+        sub = getattr(self.child, "substitute_sampler", None)
+        if sub is not None and hasattr(sub, "reseed"):
+            sub.reseed(seed)
+            return True
+        if "seed" in getattr(self.child, "parameters", {}):
+            self._child_seed = seed
+            return True
+        return False
 
     def sample_model(
         self,
@@ -458,5 +487,6 @@ class Advantage2Sampler(dimod.Sampler):
             except Exception as e:  # noqa: BLE001 - estimation is advisory
                 info["beta_eff_error"] = str(e)
         if len(spins) < num_reads:  # discarded chains: refill by resampling rows
-            spins = spins[np.random.default_rng(self.seed).integers(0, len(spins), num_reads)]
+            rng = np.random.default_rng(self.seed if seed is None else [self.seed, seed])
+            spins = spins[rng.integers(0, len(spins), num_reads)]
         return SampleResult(spins[:num_reads], model.energy(spins[:num_reads]), info)

@@ -38,6 +38,14 @@ class SQAStandIn(dimod.Sampler):
     ) -> None:
         self.beta, self.gamma, self.slices = beta, gamma, num_trotter_slices
         self.sweeps_per_us, self.min_sweeps, self.max_sweeps = sweeps_per_us, min_sweeps, max_sweeps
+        self.base_seed = 0
+        self.calls = 0
+
+    def reseed(self, seed: int) -> None:
+        """Restart the stand-in's random stream: call k after this uses the seed derived
+        from (seed, k). How a seed reaches it through ``MockDWaveSampler``, which refuses
+        unknown solver parameters."""
+        self.base_seed = int(seed)
         self.calls = 0
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, **kwargs: Any) -> dimod.SampleSet:
@@ -46,7 +54,8 @@ class SQAStandIn(dimod.Sampler):
         num_reads = int(kwargs.get("num_reads", 1))
         t = float(kwargs.get("annealing_time", 20.0))
         sweeps = int(np.clip(round(self.sweeps_per_us * t), self.min_sweeps, self.max_sweeps))
-        seed = int(kwargs.get("seed", np.random.SeedSequence([self.calls]).generate_state(1)[0]))
+        default = np.random.SeedSequence([self.base_seed, self.calls]).generate_state(1, dtype=np.uint64)[0]
+        seed = int(kwargs.get("seed", default))
         self.calls += 1
         spin = bqm.spin if bqm.vartype is dimod.BINARY else bqm
         fb = kwargs.get("flux_biases")

@@ -26,7 +26,7 @@ from qbm.models.qgan import (
     StyleQuantumGenerator,
     count_params,
 )
-from qbm.training.checkpoint import load_checkpoint, save_atomic
+from qbm.training.checkpoint import load_checkpoint, load_file, save_atomic
 
 
 @dataclass
@@ -81,7 +81,10 @@ class Shared:
         self.clf = FeatureClassifier(data.shape, data.num_classes)
         loaded = False
         if cache and os.path.exists(cache):
-            ck = torch.load(cache, map_location="cpu", weights_only=False)
+            try:
+                ck = load_file(cache)
+            except ValueError:  # a stale or corrupt cache is rebuilt
+                ck = {}
             if ck.get("latent") == latent and ck.get("dataset") == data.name:
                 self.ae.load_state_dict(ck["ae"])
                 self.clf.load_state_dict(ck["clf"])

@@ -1,0 +1,247 @@
+"""Reliability under forks, big requests, thread limits and interruption: each test here
+reproduces a failure of an earlier version (hang after fork, SIGABRT on a huge request,
+unbounded threads and pools, Ctrl-C ignored by MMD)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from qbm import IsingModel, _core
+from qbm.samplers import (
+    GibbsSampler,
+    ParallelTemperingSampler,
+    RBMSampler,
+    SimulatedAnnealingSampler,
+    SQASampler,
+)
+
+
+def _model(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    j = np.zeros((n, n))
+    for i in range(n):  # bipartite: even-odd couplings only
+        for k in range(i + 1, n, 2):
+            if (k - i) % 2 == 1 and rng.random() < 0.3:
+                j[i, k] = rng.normal()
+    return IsingModel(rng.normal(size=n) * 0.1, j + j.T)
+
+
+def _big_call(seed: int) -> float:
+    # enough work that the call is split over the 2-thread pool
+    r = GibbsSampler(num_threads=2).sample_model(_model(), num_reads=512, num_sweeps=200, seed=seed)
+    return float(r.energies.sum())
+
+
+def _run(code: str, timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+def test_fork_pool_workers_get_working_samplers():
+    """A fork-started pool after the parent used the thread pool: workers used to block
+    forever on their first call."""
+    want = _big_call(1)
+    ctx = mp.get_context("fork")
+    with ctx.Pool(2) as pool:
+        res = pool.map_async(_big_call, [1, 2, 3])
+        got = res.get(timeout=60)
+    assert got[0] == want  # same seed, same result in the child
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="os.fork")
+def test_os_fork_child_samples():
+    _big_call(0)
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            _big_call(5)
+            os._exit(0)
+        except BaseException:
+            os._exit(3)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail("child process hung on its first sampler call after fork")
+
+
+def test_thread_cap_is_a_value_error_naming_the_parameter():
+    m = _model(8)
+    with pytest.raises(ValueError, match="num_threads.*limit"):
+        GibbsSampler(num_threads=10**6)
+    with pytest.raises(ValueError, match="num_threads.*limit"):
+        GibbsSampler().sample_model(m, num_reads=2, num_sweeps=1, num_threads=_core.MAX_THREADS + 1)
+    with pytest.raises(ValueError, match="num_threads"):
+        _core.sample_schedule(m.core, np.ones(1), 2, num_threads=10**6)
+    r = _run(
+        """
+        import numpy as np
+        from qbm import IsingModel
+        from qbm.samplers import GibbsSampler
+        try:
+            GibbsSampler().sample_model(IsingModel(np.zeros(3), np.zeros((3, 3))), num_reads=2, num_sweeps=1)
+        except ValueError as e:
+            print("ValueError", e)
+        """,
+        env={"QBM_NUM_THREADS": str(10**6)},
+    )
+    assert "ValueError QBM_NUM_THREADS" in r.stdout, r.stdout + r.stderr
+
+
+def test_live_pools_and_threads_are_bounded():
+    """40 distinct thread counts used to leave 822 threads alive."""
+    r = _run(
+        """
+        import os
+        import numpy as np
+        from qbm import IsingModel, _core
+        from qbm.samplers import GibbsSampler
+        rng = np.random.default_rng(0)
+        j = np.triu(rng.normal(size=(64, 64)), 1)
+        m = IsingModel(np.zeros(64), j + j.T)
+        for t in range(2, 42):
+            GibbsSampler(num_threads=t).sample_model(m, num_reads=8 * 41, num_sweeps=200, seed=0)
+        print(_core.live_pools(), len(os.listdir("/proc/self/task")))
+        """,
+        timeout=120,
+    )
+    pools, threads = map(int, r.stdout.split())
+    assert pools <= _core.MAX_POOLS
+    # at most MAX_POOLS pools of <= 41 threads, plus the interpreter's own
+    assert threads <= _core.MAX_POOLS * 41 + 16, threads
+
+
+@pytest.mark.parametrize(
+    "cls,kw",
+    [
+        (GibbsSampler, {}),
+        (SimulatedAnnealingSampler, {}),
+        (ParallelTemperingSampler, {}),
+        (SQASampler, {}),
+        (RBMSampler, {}),
+    ],
+)
+def test_huge_num_reads_raises_memory_error(cls, kw):
+    with pytest.raises(MemoryError, match="num_reads"):
+        cls().sample_model(_model(8), num_reads=10**12, num_sweeps=1, **kw)
+
+
+def test_huge_trotter_slices_raise_memory_error():
+    with pytest.raises(MemoryError, match="num_trotter_slices"):
+        SQASampler().sample_model(_model(8), num_reads=1, num_sweeps=1, num_trotter_slices=10**9)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS")
+def test_request_over_an_address_space_limit_raises_and_the_process_lives():
+    """10**8 reads under `ulimit -v` used to abort the interpreter (SIGABRT)."""
+    r = _run(
+        """
+        import resource
+        import numpy as np
+        from qbm import IsingModel
+        from qbm.samplers import GibbsSampler
+        m = IsingModel(np.zeros(16), np.zeros((16, 16)))
+        GibbsSampler().sample_model(m, num_reads=8, num_sweeps=1)  # warm up imports
+        lim = 3 * 2**30
+        resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+        try:
+            GibbsSampler().sample_model(m, num_reads=10**8, num_sweeps=1)
+            print("no error")
+        except MemoryError as e:
+            print("MemoryError", e)
+        print("alive")
+        """
+    )
+    assert r.returncode == 0, r.stderr
+    assert "MemoryError num_reads" in r.stdout and "alive" in r.stdout, r.stdout + r.stderr
+
+
+def test_ctrl_c_stops_mmd_rbf_within_a_second():
+    from qbm.mmd import mmd2
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40000, 8))
+    y = rng.normal(size=(40000, 8))
+    main = threading.get_ident()
+    timer = threading.Timer(0.3, lambda: signal.pthread_kill(main, signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            mmd2(x, y, kernel="rbf")
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - t0 < 1.5
+
+
+@pytest.mark.parametrize(
+    "p,q,match",
+    [
+        ([0.5, np.nan, 0.5, 0.0], [0.25] * 4, "p"),
+        ([0.5, 0.5, 0.0, 0.0], [0.5, -0.25, 0.5, 0.25], "q"),
+        ([0.5, 0.5, 0.0, 0.0], [0.25, 0.25, 0.25], "q"),
+    ],
+)
+def test_mmd2_exact_refuses_bad_probabilities(p, q, match):
+    from qbm.mmd import mmd2_exact
+
+    with pytest.raises(ValueError, match=match):
+        mmd2_exact(np.array(p), np.array(q), 2)
+
+
+def test_pt_beta_with_explicit_ladder_is_refused():
+    with pytest.raises(ValueError, match="beta"):
+        ParallelTemperingSampler().sample_model(_model(8), beta=3.0, betas=[0.5, 1.0, 2.0], num_reads=2)
+
+
+def test_sa_sweeps_per_beta_above_num_sweeps_is_refused():
+    with pytest.raises(ValueError, match="num_sweeps_per_beta"):
+        SimulatedAnnealingSampler().sample_model(_model(8), num_reads=2, num_sweeps=10, num_sweeps_per_beta=20)
+
+
+def test_checkpoints_load_without_executing_pickled_code(tmp_path):
+    """A payload that would run code when unpickled is refused (weights_only loading)."""
+    import hashlib
+    import io
+    import pickle
+
+    import torch
+
+    from qbm.training.checkpoint import MAGIC, load_file, save_atomic
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    buf = io.BytesIO()
+    torch.save({"kind": "bm", "model_state": Evil()}, buf, pickle_module=pickle)
+    payload = buf.getvalue()
+    p = tmp_path / "evil.pt"
+    p.write_bytes(MAGIC + hashlib.sha256(payload).digest() + payload)
+    with pytest.raises(ValueError, match="not a readable qbm checkpoint"):
+        load_file(str(p))
+    assert not (tmp_path / "pwned").exists()
+    # numpy arrays survive the round trip with their dtype
+    save_atomic({"a": np.arange(5, dtype=np.int8), "b": [np.float32(1.5)]}, str(tmp_path / "ok.pt"))
+    back = load_file(str(tmp_path / "ok.pt"))
+    assert back["a"].dtype == np.int8 and back["a"].tolist() == [0, 1, 2, 3, 4] and back["b"] == [1.5]
