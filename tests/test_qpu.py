@@ -235,7 +235,7 @@ def test_train_vae_against_the_stand_in(tmp_path):
 
 def test_seed_reaches_the_offline_stand_in(mock):
     """Seeds 1 and 2 used to give identical samples; the same seed now repeats exactly."""
-    model = spin_glass(nx.path_graph(6), seed=3)
+    model = BoltzmannPrior(6, "zephyr", init_scale=0.5, seed=3).to_ising()
     s = Advantage2Sampler(mock, mode="qa")
     a = s.sample_model(model, num_reads=30, seed=1)
     b = s.sample_model(model, num_reads=30, seed=1)
@@ -247,7 +247,7 @@ def test_seed_reaches_the_offline_stand_in(mock):
 
 @pytest.mark.parametrize("cs", [-1.0, float("nan"), 0.0, "strong"])
 def test_per_call_chain_strength_is_validated(mock, cs):
-    model = spin_glass(nx.path_graph(4), seed=0)
+    model = BoltzmannPrior(4, "zephyr", init_scale=0.5).to_ising()
     with pytest.raises(ValueError, match="chain_strength"):
         Advantage2Sampler(mock, mode="qa").sample(model.to_bqm(), num_reads=5, chain_strength=cs)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qbm.cli_types import positive_float, positive_int, seed_int, threads_int
+
 import argparse
 import json
 import sys
@@ -93,17 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sg = sub.add_parser("spin-glass", help="sample a Zephyr spin glass and print a short report")
     sg.add_argument("--graph", default="zephyr:4", help="zephyr:M[,T] (default zephyr:4 = 576 spins)")
-    sg.add_argument("--num-reads", type=int, default=256)
-    sg.add_argument("--num-sweeps", type=int, default=1000)
-    sg.add_argument("--beta", type=float, default=1.0, help="inverse temperature of the Gibbs run")
-    sg.add_argument("--seed", type=int, default=0)
-    sg.add_argument("--threads", type=int, default=None)
+    sg.add_argument("--num-reads", type=positive_int, default=256)
+    sg.add_argument("--num-sweeps", type=positive_int, default=1000)
+    sg.add_argument("--beta", type=positive_float, default=1.0, help="inverse temperature of the Gibbs run")
+    sg.add_argument("--seed", type=seed_int, default=0)
+    sg.add_argument("--threads", type=threads_int, default=None)
     sg.add_argument("--json", default=None, help="also write the report to this JSON file")
     sg.add_argument("--quiet", action="store_true", help="no progress bar")
     sg.set_defaults(func=cmd_spin_glass)
 
-    study = sub.add_parser("study", help="reproducible studies").add_subparsers(dest="study")
-    train = sub.add_parser("train", help="train a model").add_subparsers(dest="model")
+    study_p = sub.add_parser("study", help="reproducible studies")
+    study = study_p.add_subparsers(dest="study")
+    train_p = sub.add_parser("train", help="train a model")
+    train = train_p.add_subparsers(dest="model")
     from qbm.studies import qcbm_studies
     from qbm.training import vae_cli
 
@@ -117,7 +121,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _groups(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Command groups (``train``, ``study``, ``compare``, ``qpu``): name -> parser."""
+    out = {}
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for name, sp in a.choices.items():
+                if any(isinstance(b, argparse._SubParsersAction) for b in sp._actions):
+                    out[name] = sp
+    return out
+
+
+def _explicit(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """argparse dests of the options given on the command line (not defaulted)."""
+    opts: dict[str, str] = {}
+
+    def walk(p: argparse.ArgumentParser) -> None:
+        for a in p._actions:
+            for o in a.option_strings:
+                opts[o] = a.dest
+            if isinstance(a, argparse._SubParsersAction):
+                for sp in a.choices.values():
+                    walk(sp)
+
+    walk(parser)
+    return {opts[t.split("=")[0]] for t in argv if t.startswith("--") and t.split("=")[0] in opts}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -126,12 +158,21 @@ def main(argv: list[str] | None = None) -> int:
         print(__version__)
         return 0
     if not getattr(args, "func", None):
+        group = _groups(parser).get(getattr(args, "command", None) or "")
+        if group is not None:  # `qbm train` etc. without a subcommand: that group's help
+            group.print_help(sys.stderr)
+            print(f"qbm {args.command}: error: a subcommand is required", file=sys.stderr)
+            return 2
         parser.print_help()
-        return 0
+        return 0 if not argv else 2
+    args.explicit = _explicit(parser, argv)
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
         print(f"qbm: error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError as e:
+        print(f"qbm: error: not enough memory: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("qbm: interrupted", file=sys.stderr)

@@ -15,13 +15,50 @@ from dataclasses import dataclass
 import numpy as np
 
 
+# classes of each named data set (labels must lie in 0..K-1)
+KNOWN_CLASSES = {"digits": 10, "mnist": 10, "fashion-mnist": 10, "sat4": 4}
+
+
 @dataclass
 class ImageData:
+    """Images (N, C, H, W) float32 in [0, 1] and int64 labels, split into train and test.
+    Checked when built: a ValueError names the data set (or ``source``) and the field."""
+
     name: str
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        where = self.source or self.name
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if x.ndim != 4:
+                raise ValueError(f"{where}: x_{split} must be (N, C, H, W) images, got shape {x.shape}")
+            if len(x) == 0:
+                raise ValueError(f"{where}: x_{split} holds no images")
+            if y.ndim != 1 or len(y) != len(x):
+                raise ValueError(f"{where}: y_{split} has shape {y.shape} for {len(x)} images")
+            if not np.all(np.isfinite(x)):
+                raise ValueError(f"{where}: x_{split} contains NaN or infinite pixels")
+            lo, hi = float(x.min()), float(x.max())
+            if lo < 0.0 or hi > 1.0:
+                raise ValueError(f"{where}: x_{split} pixels must lie in [0, 1], found [{lo:.3g}, {hi:.3g}]")
+            if y.dtype.kind not in "iu":
+                raise ValueError(f"{where}: y_{split} labels must be integers, got dtype {y.dtype}")
+            k = KNOWN_CLASSES.get(self.name)
+            if y.min() < 0 or (k is not None and y.max() >= k):
+                raise ValueError(
+                    f"{where}: y_{split} labels out of range [{int(y.min())}, {int(y.max())}]"
+                    + (f"; {self.name} has classes 0..{k - 1}" if k is not None else "")
+                )
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            raise ValueError(
+                f"{where}: train images {self.x_train.shape[1:]} and test images "
+                f"{self.x_test.shape[1:]} differ in shape"
+            )
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -36,6 +73,8 @@ class ImageData:
         keep_tr = ~np.isin(self.y_train, classes)
         keep_te = ~np.isin(self.y_test, classes)
         held = self.x_test[~keep_te]
+        if not keep_tr.any() or not keep_te.any():
+            raise ValueError(f"holdout: holding out {sorted(classes)} leaves no training or test images")
         return ImageData(
             self.name, self.x_train[keep_tr], self.y_train[keep_tr], self.x_test[keep_te], self.y_test[keep_te]
         ), held
@@ -60,32 +99,42 @@ _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
 _CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09}
 
 
-def _open(path: str) -> bytes:
+# Largest IDX payload read (the full MNIST training images are 47 MB): the declared size
+# is checked against it before anything is decompressed, so a gzip bomb is refused early.
+MAX_IDX_BYTES = 2 << 30
+
+
+def read_idx(path: str, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+    """Read an IDX file (gzipped or not); a ValueError names the file when it is
+    malformed, truncated, padded, or declares more than ``max_bytes`` of data. The
+    header is read first and the body is decompressed only up to its declared size."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"path: IDX file {path!r} does not exist")
     opener = gzip.open if path.endswith(".gz") else open
     try:
         with opener(path, "rb") as fh:
-            return fh.read()
-    except (OSError, EOFError) as e:
+            head = fh.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _DTYPES:
+                raise ValueError(f"path: {path!r} is not an IDX file (bad magic number)")
+            ndim = head[3]
+            dims_raw = fh.read(4 * ndim)
+            if ndim < 1 or len(dims_raw) < 4 * ndim:
+                raise ValueError(f"path: {path!r} has a truncated IDX header")
+            dims = struct.unpack(">" + "I" * ndim, dims_raw)
+            dt = np.dtype(_DTYPES[head[2]])
+            need = int(np.prod(np.array(dims, dtype=object))) * dt.itemsize
+            if need > max_bytes:
+                raise ValueError(
+                    f"path: {path!r} declares {need} bytes of data (dims {dims}), above the limit of {max_bytes}"
+                )
+            body = fh.read(need + 1)  # one byte more reveals padding
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise ValueError(f"path: cannot read IDX file {path!r} ({e})") from None
-
-
-def read_idx(path: str) -> np.ndarray:
-    """Read an IDX file (gzipped or not); a ValueError names the file when it is
-    malformed or truncated."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"path: IDX file {path!r} does not exist")
-    raw = _open(path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
-        raise ValueError(f"path: {path!r} is not an IDX file (bad magic number)")
-    ndim = raw[3]
-    if ndim < 1 or len(raw) < 4 + 4 * ndim:
-        raise ValueError(f"path: {path!r} has a truncated IDX header")
-    dims = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
-    dt = np.dtype(_DTYPES[raw[2]])
-    need = int(np.prod(dims)) * dt.itemsize
-    body = raw[4 + 4 * ndim :]
     if len(body) != need:
-        raise ValueError(f"path: {path!r} is truncated or padded: header says {need} bytes of data, found {len(body)}")
+        raise ValueError(
+            f"path: {path!r} is truncated or padded: header says {need} bytes of data, found "
+            f"{len(body) if len(body) <= need else 'more'}"
+        )
     return np.frombuffer(body, dtype=dt).reshape(dims)
 
 
@@ -128,13 +177,16 @@ def load_mnist(directory: str, name: str = "mnist", max_train: int | None = None
     for split in ("train", "test"):
         xi, yi = arr[f"{split}_images"], arr[f"{split}_labels"]
         if xi.ndim != 3 or yi.ndim != 1 or len(xi) != len(yi):
-            raise ValueError(f"path: {split} images {xi.shape} and labels {yi.shape} do not match")
+            raise ValueError(
+                f"path: {directory!r}: {split} images {xi.shape} and labels {yi.shape} do not match "
+                "(expected (N, H, W) and (N,))"
+            )
     xtr = (arr["train_images"].astype(np.float32) / 255.0)[:, None]
     xte = (arr["test_images"].astype(np.float32) / 255.0)[:, None]
     ytr, yte = arr["train_labels"].astype(np.int64), arr["test_labels"].astype(np.int64)
     if max_train:
         xtr, ytr = xtr[:max_train], ytr[:max_train]
-    return ImageData(name, xtr, ytr, xte, yte)
+    return ImageData(name, xtr, ytr, xte, yte, source=f"{name} in {directory!r}")
 
 
 def load_dataset(name: str, data_dir: str | None = None) -> ImageData:

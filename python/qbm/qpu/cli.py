@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qbm.cli_types import nonneg_float, positive_int, seed_int
+
 import argparse
 import os
 from typing import Any
@@ -92,9 +94,9 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache", "qbm", "embeddings"))
         if name == "sample":
             p.add_argument("--mode", default="qa", choices=["dqa", "qa", "cqa"])
-            p.add_argument("--num-reads", type=int, default=100)
+            p.add_argument("--num-reads", type=positive_int, default=100)
             p.add_argument("--label", type=int, default=None)
-            p.add_argument("--lam", type=float, default=4.0)
-            p.add_argument("--seed", type=int, default=0)
+            p.add_argument("--lam", type=nonneg_float, default=4.0)
+            p.add_argument("--seed", type=seed_int, default=0)
             p.add_argument("--out", default=None, help="PNG of decoded samples")
         p.set_defaults(func=fn)

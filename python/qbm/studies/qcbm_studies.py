@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qbm.cli_types import int_range, positive_int, seed_int
+
 import argparse
 import csv
 import json
@@ -195,35 +197,35 @@ def cmd_train_qcbm(args: argparse.Namespace) -> int:
 
 def add_parsers(study: Any, train: Any) -> None:
     p = study.add_parser("mmd-variance", help="MMD loss variance vs n: closed form (B + 4C) and numerics")
-    p.add_argument("--n-max", type=int, default=1000)
-    p.add_argument("--numeric-max", type=int, default=10)
-    p.add_argument("--samples", type=int, default=2000)
+    p.add_argument("--n-max", type=positive_int, default=1000)
+    p.add_argument("--numeric-max", type=positive_int, default=10)
+    p.add_argument("--samples", type=positive_int, default=2000)
     p.add_argument("--target", default="ghz", choices=["ghz", "point"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--out", default="runs/mmd-variance")
     p.set_defaults(func=cmd_mmd_variance)
 
     p = study.add_parser("kl-vs-mmd", help="train QCBMs with KL, MMD and local fidelity at finite shots")
-    p.add_argument("--n", type=int, nargs="+", default=[4, 9])
-    p.add_argument("--shots", type=int, nargs="+", default=[100, 1000, 10000])
+    p.add_argument("--n", type=int_range(1, 24), nargs="+", default=[4, 9])
+    p.add_argument("--shots", type=positive_int, nargs="+", default=[100, 1000, 10000])
     p.add_argument("--losses", nargs="+", default=["kl", "mmd", "fidelity"])
     p.add_argument("--target", default="bas", help="bas | ghz | cardinality | sparse[:K] | calo:PATH")
-    p.add_argument("--steps", type=int, default=150)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=positive_int, default=150)
+    p.add_argument("--layers", type=positive_int, default=2)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", default="runs/kl-vs-mmd")
     p.set_defaults(func=cmd_kl_vs_mmd)
 
     p = train.add_parser("qcbm", help="train a quantum circuit Born machine")
-    p.add_argument("--n", type=int, default=4)
+    p.add_argument("--n", type=int_range(1, 24), default=4)
     p.add_argument("--target", default="bas")
     p.add_argument("--loss", default="mmd", choices=["mmd", "kl", "fidelity"])
-    p.add_argument("--shots", type=int, default=None)
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--shots", type=positive_int, default=None)
+    p.add_argument("--steps", type=positive_int, default=300)
     p.add_argument("--ansatz", default="line", choices=["product", "line", "all_to_all"])
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layers", type=positive_int, default=4)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", default="runs/qcbm")
     p.set_defaults(func=cmd_train_qcbm)

@@ -230,13 +230,21 @@ def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: s
     initial_fid, _ = evaluate()
     if ck_path and os.path.exists(ck_path):
         ck = load_checkpoint(ck_path)
-        if ck.get("config") == asdict(cfg):
-            gen.load_state_dict(ck["model_state"]["gen"])
-            disc.load_state_dict(ck["model_state"]["disc"])
-            opt_g.load_state_dict(ck["opt_g"])
-            opt_d.load_state_dict(ck["opt_d"])
-            g.set_state(ck["gen_state"])
-            history, start_epoch = ck["history"], ck["epoch"]
+        stored = dict(ck.get("config") or {})
+        want = asdict(cfg)
+        diff = sorted(k for k in set(stored) | set(want) if k != "epochs" and stored.get(k) != want.get(k))
+        if diff:
+            raise ValueError(
+                f"--resume: the checkpoint in {out!r} was trained with different settings ({', '.join(diff)}); "
+                "use --force to start over"
+            )
+        # same run: continue (also to a larger number of epochs)
+        gen.load_state_dict(ck["model_state"]["gen"])
+        disc.load_state_dict(ck["model_state"]["disc"])
+        opt_g.load_state_dict(ck["opt_g"])
+        opt_d.load_state_dict(ck["opt_d"])
+        g.set_state(ck["gen_state"])
+        history, start_epoch = ck["history"], ck["epoch"]
     z_real_all = shared.z_train
     t0 = time.perf_counter()
     bar = tqdm(range(start_epoch, cfg.epochs), desc=f"{cfg.generator} GAN", disable=not progress)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qbm.cli_types import positive_float, positive_int, seed_int
+
 import argparse
 import os
 from typing import Any
@@ -34,9 +36,22 @@ def cmd_train_qgan(args: argparse.Namespace) -> int:
     from qbm.data import load_dataset
     from qbm.training.qgan import Shared, train_qgan
 
+    from dataclasses import asdict
+
+    from qbm.training import rundir
+    from qbm.training.checkpoint import load_checkpoint
+
     cfg = _config(args)
+    if rundir.prepare(args.out, "checkpoint.pt", resume=args.resume, force=args.force):
+        stored = load_checkpoint(os.path.join(args.out, "checkpoint.pt")).get("config") or {}
+        dests = {f: f for f in asdict(cfg)} | {"iters": "iters_per_epoch"}
+        rundir.conflicts(
+            getattr(args, "explicit", set()) - {"epochs"},
+            {d: getattr(args, d) for d in dests if hasattr(args, d)},
+            {d: stored.get(f) for d, f in dests.items() if f in stored},
+        )
+        print(f"resuming {args.out} (continuing to {cfg.epochs} epochs)")
     data = load_dataset(cfg.dataset, cfg.data_dir)
-    os.makedirs(args.out, exist_ok=True)
     shared = Shared(
         data,
         cfg.latent,
@@ -100,31 +115,33 @@ def add_parsers(train: Any, study: Any) -> None:
         p.add_argument("--dataset", default="digits", choices=["digits", "sat4", "mnist", "fashion-mnist"])
         p.add_argument("--data-dir", default=None)
         p.add_argument("--generator", default="quantum", choices=["quantum", "classical"])
-        p.add_argument("--qubits", type=int, default=4)
-        p.add_argument("--layers", type=int, default=2)
-        p.add_argument("--latent", type=int, default=8)
-        p.add_argument("--gen-width", type=int, default=16)
-        p.add_argument("--gen-depth", type=int, default=2)
-        p.add_argument("--disc-width", type=int, default=32)
-        p.add_argument("--disc-depth", type=int, default=2)
+        p.add_argument("--qubits", type=positive_int, default=4)
+        p.add_argument("--layers", type=positive_int, default=2)
+        p.add_argument("--latent", type=positive_int, default=8)
+        p.add_argument("--gen-width", type=positive_int, default=16)
+        p.add_argument("--gen-depth", type=positive_int, default=2)
+        p.add_argument("--disc-width", type=positive_int, default=32)
+        p.add_argument("--disc-depth", type=positive_int, default=2)
         p.add_argument("--loss", default="wgan-gp", choices=["wgan-gp", "ns"])
-        p.add_argument("--epochs", type=int, default=20)
-        p.add_argument("--iters", type=int, default=50, help="generator updates per epoch")
-        p.add_argument("--lr-g", type=float, default=1e-3)
-        p.add_argument("--lr-d", type=float, default=1e-3)
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--epochs", type=positive_int, default=20)
+        p.add_argument("--iters", type=positive_int, default=50, help="generator updates per epoch")
+        p.add_argument("--lr-g", type=positive_float, default=1e-3)
+        p.add_argument("--lr-d", type=positive_float, default=1e-3)
+        p.add_argument("--seed", type=seed_int, default=0)
         p.add_argument("--quiet", action="store_true")
 
     p = train.add_parser("qgan", help="train a latent style-based quantum GAN (or a classical GAN)")
     common(p)
     p.add_argument("--out", default="runs/qgan")
+    p.add_argument("--resume", action="store_true", help="continue the run in OUT (also to a larger --epochs)")
+    p.add_argument("--force", action="store_true", help="start over even if OUT holds a run")
     p.set_defaults(func=cmd_train_qgan)
 
     p = study.add_parser("capacity", help="smallest optimal discriminator vs generator capacity")
     common(p)
     p.add_argument("--quantum", nargs="+", default=["2x1", "3x1", "4x1", "4x2"], help="QUBITSxLAYERS entries")
-    p.add_argument("--classical", type=int, nargs="+", default=[2, 4, 8])
-    p.add_argument("--disc-widths", type=int, nargs="+", default=[2, 4, 8, 16, 32, 64])
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--classical", type=positive_int, nargs="+", default=[2, 4, 8])
+    p.add_argument("--disc-widths", type=positive_int, nargs="+", default=[2, 4, 8, 16, 32, 64])
+    p.add_argument("--workers", type=positive_int, default=None)
     p.add_argument("--out", default="runs/capacity")
     p.set_defaults(func=cmd_capacity)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qbm.cli_types import nonneg_float, nonneg_int, positive_float, positive_int, seed_int, threads_int
+
 import argparse
 import os
 from typing import Any
@@ -30,12 +32,38 @@ def make_trainer(args: argparse.Namespace, data: Any) -> Any:
     from qbm.models.vae import BMVAE, GaussianVAE
     from qbm.training.vae import VAETrainer
 
+    from qbm.training import rundir
+    from qbm.training.checkpoint import load_checkpoint
+
     ck = os.path.join(args.out, "model.pt")
-    qpu = _qpu_from_args(args)
-    if args.resume and os.path.exists(ck):
+    if rundir.prepare(args.out, "model.pt", resume=args.resume, force=getattr(args, "force", False)):
+        stored = load_checkpoint(ck)
+        t, cfg = stored["trainer"], stored["config"]
+        rundir.conflicts(
+            getattr(args, "explicit", set()),
+            vars(args),
+            {
+                "prior": stored["kind"],
+                "sampler": t["sampler"],
+                "latent": cfg.get("latent"),
+                "graph": cfg.get("graph"),
+                "arch": cfg.get("arch"),
+                "likelihood": cfg.get("likelihood"),
+                "relaxation": cfg.get("relaxation"),
+                "chains": t["num_chains"],
+                "sweeps": t["sweeps"],
+                "lr": t["lr"],
+                "batch_size": t["batch_size"],
+                "seed": t["seed"],
+                "kl_warmup": t.get("kl_warmup"),
+                "dataset": t.get("dataset"),
+            },
+        )
+        qpu = _qpu_from_args(argparse.Namespace(**{**vars(args), "sampler": t["sampler"]}))
         tr = VAETrainer.from_checkpoint(ck, data, num_threads=args.threads, qpu=qpu)
         print(f"resuming from {ck} at epoch {tr.epoch}")
         return tr
+    qpu = _qpu_from_args(args)
     if args.prior == "bm":
         model = BMVAE(
             data.shape,
@@ -127,11 +155,19 @@ def write_outputs(
 def cmd_train_vae(args: argparse.Namespace) -> int:
     from qbm.data import load_dataset
 
+    from qbm.training.rundir import check_out_dir
+
+    check_out_dir(args.out)
     data = load_dataset(args.dataset, args.data_dir)
     held = None
     if args.holdout:
+        classes = set(int(c) for c in np.unique(data.y_train))
+        unknown = sorted(set(args.holdout) - classes)
+        if unknown:
+            raise ValueError(f"--holdout: classes {unknown} are not in {data.name} (classes {sorted(classes)})")
+        if len(classes - set(args.holdout)) < 2:
+            raise ValueError("--holdout: at least two classes must remain for training")
         data, held = data.without_classes(args.holdout)
-    os.makedirs(args.out, exist_ok=True)
     tr = make_trainer(args, data)
     ck, mpath = os.path.join(args.out, "model.pt"), os.path.join(args.out, "metrics.json")
     desc = f"BM-VAE ({tr.sampler_name} negative phase)" if tr.is_bm else "Gaussian VAE"
@@ -280,16 +316,16 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="digits", choices=["digits", "mnist", "fashion-mnist"])
     p.add_argument("--data-dir", default=None, help="directory with the IDX files (mnist, fashion-mnist)")
-    p.add_argument("--latent", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--kl-warmup", type=int, default=10, help="epochs of linear KL weight warm-up")
+    p.add_argument("--latent", type=positive_int, default=32)
+    p.add_argument("--epochs", type=positive_int, default=30)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--lr", type=positive_float, default=2e-3)
+    p.add_argument("--kl-warmup", type=nonneg_int, default=10, help="epochs of linear KL weight warm-up")
     p.add_argument("--graph", default="rbm", choices=["rbm", "zephyr", "full"])
-    p.add_argument("--chains", type=int, default=128, help="negative-phase chains")
-    p.add_argument("--sweeps", type=int, default=10, help="sweeps per negative-phase call")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--chains", type=positive_int, default=128, help="negative-phase chains")
+    p.add_argument("--sweeps", type=positive_int, default=10, help="sweeps per negative-phase call")
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--threads", type=threads_int, default=None)
     p.add_argument("--quiet", action="store_true")
 
 
@@ -303,8 +339,9 @@ def add_parsers(sub: Any, train: Any, study: Any) -> None:
     p.add_argument("--likelihood", default="bernoulli", choices=["bernoulli", "gaussian"])
     p.add_argument("--relaxation", default="gumbel", choices=["gumbel", "spike_exp"])
     p.add_argument("--holdout", type=int, nargs="*", default=None, help="classes left out of training (OOD AUROC)")
-    p.add_argument("--anneal-sweeps", type=int, default=1000)
-    p.add_argument("--resume", action="store_true", help="continue from OUT/model.pt")
+    p.add_argument("--anneal-sweeps", type=positive_int, default=1000)
+    p.add_argument("--resume", action="store_true", help="continue the run in OUT (also to a larger --epochs)")
+    p.add_argument("--force", action="store_true", help="start over even if OUT holds a run")
     p.add_argument("--out", default="runs/vae")
     p.set_defaults(func=cmd_train_vae)
 
@@ -312,11 +349,11 @@ def add_parsers(sub: Any, train: Any, study: Any) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--mode", default="qa", choices=["qa", "cqa"])
     p.add_argument("--label", type=int, default=None)
-    p.add_argument("--lam", type=float, default=4.0, help="bias strength lambda for c-QA")
-    p.add_argument("--num", type=int, default=64)
+    p.add_argument("--lam", type=nonneg_float, default=4.0, help="bias strength lambda for c-QA")
+    p.add_argument("--num", type=positive_int, default=64)
     p.add_argument("--anneal", default="sa", choices=list(ANNEALERS))
-    p.add_argument("--sweeps", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sweeps", type=positive_int, default=1000)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--out", default="generated.png")
     p.set_defaults(func=cmd_generate)
 
