@@ -16,9 +16,7 @@ FAST_VAE = ["--latent", "8", "--chains", "16", "--anneal-sweeps", "20", "--quiet
 
 
 def _qbm(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "qbm.cli", *args], capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([sys.executable, "-m", "qbm.cli", *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize(
@@ -37,18 +35,25 @@ def _qbm(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         (["generate", "--model", "x.pt", "--num", "0"], "--num"),
     ],
 )
-def test_bad_values_are_usage_errors(argv, match):
-    r = _qbm(*argv)
-    assert r.returncode == 2, r.stderr
-    assert "Traceback" not in r.stderr
-    assert "error" in r.stderr and match in r.stderr
+def test_bad_values_are_usage_errors(argv, match, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2, err
+    assert "Traceback" not in err
+    assert "error" in err and match in err
+
+
+def test_bad_value_in_a_fresh_process_exits_2_without_traceback():
+    r = _qbm("train", "qcbm", "--n", "40")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "--n" in r.stderr
 
 
 @pytest.mark.parametrize("group", ["train", "study", "qpu", "compare"])
-def test_group_without_subcommand_prints_its_help(group):
-    r = _qbm(group)
-    assert r.returncode == 2
-    assert f"usage: qbm {group}" in r.stderr and "subcommand is required" in r.stderr
+def test_group_without_subcommand_prints_its_help(group, capsys):
+    assert main([group]) == 2
+    err = capsys.readouterr().err
+    assert f"usage: qbm {group}" in err and "subcommand is required" in err
 
 
 def test_holding_out_every_class_and_out_file_are_errors(tmp_path, capsys):

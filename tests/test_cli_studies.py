@@ -46,6 +46,11 @@ def test_kl_vs_mmd_study_and_train_qcbm(tmp_path):
                 "--quiet",
                 "--target",
                 "ghz",
+                "--seeds",
+                "0",
+                "1",
+                "--workers",
+                "1",
                 "--out",
                 out,
             ]
@@ -54,6 +59,8 @@ def test_kl_vs_mmd_study_and_train_qcbm(tmp_path):
     )
     rows = list(csv.DictReader(open(os.path.join(out, "kl_vs_mmd.csv"))))
     assert {r["loss"] for r in rows} == {"kl", "mmd", "fidelity"}
+    assert all(r["seeds"] == "2" and r["final_tvd_ci_lo"] for r in rows)
+    assert os.path.exists(os.path.join(out, "kl_vs_mmd.png")) and len(os.listdir(os.path.join(out, "runs"))) == 6
     out2 = str(tmp_path / "qcbm")
     assert main(["train", "qcbm", "--n", "4", "--steps", "5", "--layers", "1", "--quiet", "--out", out2]) == 0
     m = json.load(open(os.path.join(out2, "metrics.json")))
@@ -74,12 +81,14 @@ def test_capacity_study_tiny(tmp_path):
                 "--disc-widths",
                 "4",
                 "8",
-                "--epochs",
-                "2",
-                "--iters",
-                "2",
+                "--budget",
+                "smoke",
+                "--seeds",
+                "0",
+                "1",
                 "--workers",
-                "2",
+                "1",
+                "--quiet",
                 "--out",
                 out,
             ]
@@ -88,8 +97,12 @@ def test_capacity_study_tiny(tmp_path):
     )
     best = list(csv.DictReader(open(os.path.join(out, "capacity.csv"))))
     assert len(best) == 2
-    for f in ("runs.csv", "capacity.png", "fits.json"):
+    for f in ("runs.csv", "points.csv", "capacity.png", "fits.json"):
         assert os.path.exists(os.path.join(out, f))
+    runs = list(csv.DictReader(open(os.path.join(out, "runs.csv"))))
+    assert len(runs) == 8 and {r["seed"] for r in runs} == {"0", "1"}
+    crit = json.load(open(os.path.join(out, "fits.json")))["criteria"]
+    assert crit["point_optimal"] == "majority of seeds" and crit["low_factor_vs_best_tail_fid"] == 1.5
 
 
 def test_compare_vae_tiny(tmp_path, capsys):

@@ -116,49 +116,75 @@ def cmd_mmd_variance(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_kl_vs_mmd(args: argparse.Namespace) -> int:
+BUDGETS = {
+    # Rudolph et al.: n in 4, 9, 12, 16; shots 1e2..1e4; Adam, lr max(0.01 e^-0.005t, 1e-5)
+    "paper": {"n": [4, 9, 12, 16], "shots": [100, 1000, 10000], "steps": 1000, "seeds": 5},
+    "smoke": {"n": [4], "shots": [100, 1000], "steps": 20, "seeds": 2},
+}
+
+
+def kl_vs_mmd_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One QCBM training of the KL-vs-MMD study (a run of the study runner)."""
     from qbm.models import QCBM, train_qcbm
 
-    os.makedirs(args.out, exist_ok=True)
-    rows = []
-    for n in args.n:
-        target = resolve_target(args.target, n)
-        for shots in args.shots:
-            for loss in args.losses:
-                model = QCBM(n, ansatz="line", layers=args.layers, seed=args.seed)
-                h = train_qcbm(
-                    model, target, loss=loss, steps=args.steps, shots=shots, seed=args.seed, progress=not args.quiet
-                )
-                rows.append(
-                    {
-                        "n": n,
-                        "shots": shots,
-                        "loss": loss,
-                        "final_tvd": h["final_tvd"],
-                        "best_tvd": min(h["tvd"]),
-                        "seconds": h["seconds"],
-                    }
-                )
-                print(f"n={n} shots={shots} {loss}: final TVD {h['final_tvd']:.3f} ({h['seconds']:.1f} s)")
+    n = int(config["n"])
+    target = resolve_target(config["target"], n)
+    model = QCBM(n, ansatz="line", layers=int(config["layers"]), seed=seed)
+    h = train_qcbm(
+        model, target, loss=config["loss"], steps=int(config["steps"]), shots=config["shots"], seed=seed, progress=False
+    )
+    tvd = [float(v) for v in h["tvd"]]
+    stride = max(1, len(tvd) // 50)
+    return {
+        "final_tvd": tvd[-1],
+        "best_tvd": min(tvd),
+        "tvd_curve": tvd[::stride],
+        "curve_stride": stride,
+        "seconds": float(h["seconds"]),
+    }
+
+
+def cmd_kl_vs_mmd(args: argparse.Namespace) -> int:
+    from qbm.studies import cli_common
+    from qbm.studies.runner import Study, aggregate, errorbar_plot, grid, write_csv
+
+    b = BUDGETS[args.budget]
+    ns = args.n or b["n"]
+    shots = args.shots or b["shots"]
+    steps = args.steps or b["steps"]
+    seeds = args.seeds if "seeds" in getattr(args, "explicit", set()) else list(range(b["seeds"]))
+    configs = [
+        {"n": n, "shots": s, "loss": loss, "steps": steps, "layers": args.layers, "target": args.target}
+        for n in ns
+        for s in shots
+        for loss in args.losses
+    ]
+    study = Study("kl-vs-mmd", "qbm.studies.qcbm_studies:kl_vs_mmd_run", grid(configs, seeds), {"budget": args.budget})
+    print(
+        f"KL vs MMD vs local fidelity: n {ns}, shots {shots}, {steps} steps, seeds {seeds}, target {args.target} "
+        f"({len(study.runs)} runs, engine {args.engine}) -> {args.out}"
+    )
+    recs = cli_common.run(study, args)
+    rows = aggregate(recs, ["n", "shots", "loss"], ["final_tvd", "best_tvd", "seconds"])
     path = os.path.join(args.out, "kl_vs_mmd.csv")
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(args.n), figsize=(4.5 * len(args.n), 3.8), squeeze=False)
-    for ax, n in zip(axes[0], args.n):
-        for loss in args.losses:
-            sel = [r for r in rows if r["n"] == n and r["loss"] == loss]
-            ax.plot([r["shots"] for r in sel], [r["final_tvd"] for r in sel], marker="o", label=loss)
-        ax.set_xscale("log")
-        ax.set_xlabel("shots per estimate")
-        ax.set_ylabel("final TVD")
-        ax.set_title(f"n = {n}, target {args.target}")
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(args.out, "kl_vs_mmd.png"), dpi=120)
-    plt.close(fig)
+    write_csv(path, rows)
+    errorbar_plot(
+        os.path.join(args.out, "kl_vs_mmd.png"),
+        rows,
+        x="shots",
+        metric="final_tvd",
+        series="loss",
+        panels="n",
+        xlog=True,
+        xlabel="shots per estimate",
+        ylabel="final TVD (mean, 95% CI over seeds)",
+        title=f"target {args.target}",
+    )
+    for r in rows:
+        print(
+            f"n={r['n']:>2} shots={r['shots']:>6} {r['loss']:<8} final TVD {r['final_tvd_mean']:.3f} "
+            f"[{r['final_tvd_ci_lo']:.3f}, {r['final_tvd_ci_hi']:.3f}] over {r['seeds']} seeds"
+        )
     print(f"wrote {path} and kl_vs_mmd.png")
     return 0
 
@@ -206,15 +232,17 @@ def add_parsers(study: Any, train: Any) -> None:
     p.set_defaults(func=cmd_mmd_variance)
 
     p = study.add_parser("kl-vs-mmd", help="train QCBMs with KL, MMD and local fidelity at finite shots")
-    p.add_argument("--n", type=int_range(1, 24), nargs="+", default=[4, 9])
-    p.add_argument("--shots", type=positive_int, nargs="+", default=[100, 1000, 10000])
-    p.add_argument("--losses", nargs="+", default=["kl", "mmd", "fidelity"])
+    p.add_argument("--budget", default="paper", choices=list(BUDGETS), help="paper: the paper's grid; smoke: 1 min")
+    p.add_argument("--n", type=int_range(1, 24), nargs="+", default=None, help="qubits (default: the budget's)")
+    p.add_argument("--shots", type=positive_int, nargs="+", default=None)
+    p.add_argument("--losses", nargs="+", default=["kl", "mmd", "fidelity"], choices=["kl", "mmd", "fidelity"])
     p.add_argument("--target", default="bas", help="bas | ghz | cardinality | sparse[:K] | calo:PATH")
-    p.add_argument("--steps", type=positive_int, default=150)
+    p.add_argument("--steps", type=positive_int, default=None)
     p.add_argument("--layers", type=positive_int, default=2)
-    p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", default="runs/kl-vs-mmd")
+    from qbm.studies.cli_common import add_runner_options
+
+    add_runner_options(p, seeds=5)
     p.set_defaults(func=cmd_kl_vs_mmd)
 
     p = train.add_parser("qcbm", help="train a quantum circuit Born machine")

@@ -3,7 +3,6 @@ the capacity-scaling study."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -336,54 +335,137 @@ def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: s
 
 
 # ------------------------------------------------------------------ capacity study
-def _run_one(args: tuple[dict[str, Any], str | None, str]) -> dict[str, Any]:
-    cfg_d, data_dir, cache = args
-    torch.set_num_threads(1)
-    os.environ.setdefault("QBM_NUM_THREADS", "1")
-    cfg = QGANConfig(**cfg_d)
+# Optimality, decided at aggregation from each run's stored traces (science.md, section 3):
+# over the last TAIL_FRACTION of the FID evaluations a run is
+#   low:    tail-mean FID <= LOW_FACTOR x the best tail-mean FID of any run of the study
+#           (same budget), and
+#   stable: relative spread (std / mean) of those FIDs <= MAX_SPREAD, and
+#   sane:   every loss is finite and the tail |d_loss| is at most DIVERGE_FACTOR x its
+#           median over the first half of training (no divergence).
+# A point (generator capacity, discriminator width) is optimal when most of its seeds are.
+TAIL_FRACTION = 0.3
+LOW_FACTOR = 1.5
+MAX_SPREAD = 0.2
+DIVERGE_FACTOR = 10.0
+
+
+def capacity_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One GAN training of the capacity study (a run of the study runner): stores the FID
+    and loss traces; the optimality verdict is made later, across runs."""
+    cfg_d = {k: v for k, v in config.items() if k not in ("cache",)}
+    cfg = QGANConfig(**{**cfg_d, "seed": seed})
     from qbm.data import load_dataset
 
-    data = load_dataset(cfg.dataset, data_dir)
+    data = load_dataset(cfg.dataset, cfg.data_dir)
     shared = Shared(
         data,
         cfg.latent,
-        seed=cfg.seed,
+        seed=0,
         ae_epochs=cfg.ae_epochs,
         clf_epochs=cfg.clf_epochs,
         eval_samples=cfg.eval_samples,
-        cache=cache,
+        cache=config.get("cache"),
     )
     r = train_qgan(cfg, shared, progress=False)
     return {
-        "generator": cfg.generator,
-        "qubits": cfg.qubits,
-        "layers": cfg.layers,
-        "gen_width": cfg.gen_width,
-        "disc_width": cfg.disc_width,
         "generator_params": r["generator_params"],
         "discriminator_params": r["discriminator_params"],
+        "initial_fid": r["initial_fid"],
+        "fid_floor": r["fid_floor_real_vs_real"],
+        "fid": r["history"]["fid"],
+        "d_loss": r["history"]["d_loss"],
+        "g_loss": r["history"]["g_loss"],
         "final_fid": r["final_fid"],
-        "optimal": r["verdict"]["optimal"],
-        "tail_rel_spread": r["verdict"].get("tail_rel_spread"),
+        "seconds": r["seconds"],
     }
 
 
-def fit_scaling(x: np.ndarray, y: np.ndarray) -> dict[str, dict[str, float]]:
-    """Fits of y against x: exponential (ln y = a + b x) and polynomial (ln y = a + b ln x),
-    with R^2 in ln y."""
-    ly = np.log(y)
+def _tail(v: list[float]) -> np.ndarray:
+    k = max(2, int(math.ceil(TAIL_FRACTION * len(v))))
+    return np.asarray(v[-k:], dtype=float)
 
-    def r2(pred: np.ndarray) -> float:
-        ss = ((ly - ly.mean()) ** 2).sum()
-        return float(1 - ((ly - pred) ** 2).sum() / ss) if ss > 0 else float("nan")
 
-    out = {}
-    if len(x) >= 2:
-        b, a = np.polyfit(x, ly, 1)
-        out["exponential"] = {"a": float(a), "b": float(b), "r2": r2(a + b * x)}
-        b2, a2 = np.polyfit(np.log(x), ly, 1)
-        out["polynomial"] = {"a": float(a2), "b": float(b2), "r2": r2(a2 + b2 * np.log(x))}
+def run_verdicts(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], float]:
+    """Per-run optimality (see the constants above); returns verdicts and the best
+    tail-mean FID of the study."""
+    tails = [float(_tail(r["fid"]).mean()) if len(r["fid"]) >= 2 else math.inf for r in results]
+    best = min(tails) if tails else math.inf
+    out = []
+    for r, tm in zip(results, tails):
+        f = _tail(r["fid"]) if len(r["fid"]) >= 2 else np.array([math.inf])
+        spread = float(f.std() / f.mean()) if f.mean() > 0 and np.isfinite(f.mean()) else math.inf
+        losses = np.asarray(r["d_loss"] + r["g_loss"], dtype=float)
+        d = np.abs(np.asarray(r["d_loss"], dtype=float))
+        early = float(np.median(d[: max(1, len(d) // 2)])) if len(d) else 0.0
+        diverged = bool(
+            not np.all(np.isfinite(losses)) or (len(d) and _tail(list(d)).max() > DIVERGE_FACTOR * max(early, 1e-3))
+        )
+        low = bool(tm <= LOW_FACTOR * best)
+        stable = bool(spread <= MAX_SPREAD)
+        out.append(
+            {"tail_mean_fid": tm, "tail_rel_spread": spread, "low": low, "stable": stable, "diverged": diverged,
+             "optimal": low and stable and not diverged}
+        )  # fmt: skip
+    return out, best
+
+
+def fit_scaling(x: np.ndarray, y: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Least-squares fits of ln y against x (exponential, y = e^a e^(b x)) and against ln x
+    (power law, y = e^a x^b), with 95% t intervals on a and b, R^2 in ln y, and AICc (small
+    sample corrected, k = 3 counting the noise variance) with Akaike weights for the
+    comparison. AICc needs at least 5 points; with fewer it is NaN and no model is preferred."""
+    from scipy import stats
+
+    x = np.asarray(x, dtype=float)
+    ly = np.log(np.asarray(y, dtype=float))
+    n = len(x)
+    out: dict[str, dict[str, Any]] = {}
+    if n < 2:
+        return out
+    for name, feat in (("exponential", x), ("polynomial", np.log(x))):
+        A = np.stack([np.ones(n), feat], axis=1)
+        coef, *_ = np.linalg.lstsq(A, ly, rcond=None)
+        resid = ly - A @ coef
+        rss = float(resid @ resid)
+        ss = float(((ly - ly.mean()) ** 2).sum())
+        fit: dict[str, Any] = {"a": float(coef[0]), "b": float(coef[1]), "r2": 1 - rss / ss if ss > 0 else float("nan")}
+        if n > 2:
+            s2 = rss / (n - 2)
+            cov = s2 * np.linalg.inv(A.T @ A)
+            h = stats.t.ppf(0.975, n - 2)
+            fit["a_ci"] = [float(coef[0] - h * np.sqrt(cov[0, 0])), float(coef[0] + h * np.sqrt(cov[0, 0]))]
+            fit["b_ci"] = [float(coef[1] - h * np.sqrt(cov[1, 1])), float(coef[1] + h * np.sqrt(cov[1, 1]))]
+        k = 3
+        if n - k - 1 > 0 and rss > 0:
+            fit["aicc"] = n * math.log(rss / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1)
+        else:
+            fit["aicc"] = float("nan")
+        fit["points"] = n
+        out[name] = fit
+    a1, a2 = out["exponential"]["aicc"], out["polynomial"]["aicc"]
+    if math.isfinite(a1) and math.isfinite(a2):
+        m = min(a1, a2)
+        w1, w2 = math.exp(-(a1 - m) / 2), math.exp(-(a2 - m) / 2)
+        out["exponential"]["akaike_weight"] = w1 / (w1 + w2)
+        out["polynomial"]["akaike_weight"] = w2 / (w1 + w2)
     return out
+
+
+def capacity_configs(
+    base: QGANConfig, quantum_grid: list[tuple[int, int]], classical_widths: list[int], disc_widths: list[int]
+) -> list[dict[str, Any]]:
+    jobs = []
+    for n, L in quantum_grid:
+        for w in disc_widths:
+            c = {**asdict(base), "generator": "quantum", "qubits": n, "layers": L, "latent": n, "readout": "z"}
+            jobs.append({**c, "disc_width": w})
+    for gw in classical_widths:
+        for w in disc_widths:
+            jobs.append({**asdict(base), "generator": "classical", "gen_width": gw, "disc_width": w})
+    for j in jobs:
+        j.pop("seed", None)
+        j.pop("extra", None)
+    return jobs
 
 
 def capacity_study(
@@ -392,85 +474,96 @@ def capacity_study(
     quantum_grid: list[tuple[int, int]],
     classical_widths: list[int],
     disc_widths: list[int],
+    seeds: list[int],
     out: str,
-    workers: int | None = None,
+    runner_kw: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """For each generator capacity, the smallest discriminator width (from ``disc_widths``)
-    whose run is "optimal". Runs are independent processes."""
-    from concurrent.futures import ProcessPoolExecutor
+    at which training is optimal (decided over ``seeds``), and fits of discriminator
+    against generator capacity. Runs go through the study runner (resumable, local pool
+    or Ray)."""
+    from qbm.data import load_dataset
+    from qbm.studies.runner import Study, grid, run_study, summarise, write_csv
 
     os.makedirs(out, exist_ok=True)
-    jobs = []
-    for n, L in quantum_grid:
-        for w in disc_widths:
-            jobs.append(
-                asdict(
-                    QGANConfig(
-                        **{
-                            **asdict(base),
-                            "generator": "quantum",
-                            "qubits": n,
-                            "layers": L,
-                            "latent": n,
-                            "readout": "z",
-                            "disc_width": w,
-                        }
-                    )
-                )
-            )
-    for gw in classical_widths:
-        for w in disc_widths:
-            jobs.append(
-                asdict(QGANConfig(**{**asdict(base), "generator": "classical", "gen_width": gw, "disc_width": w}))
-            )
-    caches = {}
-    for j in jobs:  # train the shared autoencoders once per latent size, before forking
-        key = j["latent"]
-        if key not in caches:
-            caches[key] = os.path.join(out, f"shared-latent{key}.pt")
-            from qbm.data import load_dataset
-
-            Shared(
-                load_dataset(j["dataset"], j["data_dir"]),
-                key,
-                seed=j["seed"],
-                ae_epochs=j["ae_epochs"],
-                clf_epochs=j["clf_epochs"],
-                eval_samples=j["eval_samples"],
-                cache=caches[key],
-            )
-    rows = []
-    with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as ex:
-        futs = [ex.submit(_run_one, (j, j["data_dir"], caches[j["latent"]])) for j in jobs]
-        for f in tqdm(futs, desc="capacity study runs"):
-            rows.append(f.result())
-    with open(os.path.join(out, "runs.csv"), "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    best = []
-    for key in sorted({(r["generator"], r["qubits"], r["layers"], r["gen_width"]) for r in rows}):
-        sel = sorted(
-            [r for r in rows if (r["generator"], r["qubits"], r["layers"], r["gen_width"]) == key],
-            key=lambda r: r["disc_width"],
+    jobs = capacity_configs(base, quantum_grid, classical_widths, disc_widths)
+    for j in jobs:  # the shared autoencoder / FID classifier, trained once per latent size
+        j["cache"] = os.path.join(os.path.abspath(out), f"shared-latent{j['latent']}.pt")
+    for latent in sorted({j["latent"] for j in jobs}):
+        j = next(j for j in jobs if j["latent"] == latent)
+        Shared(
+            load_dataset(j["dataset"], j["data_dir"]),
+            latent,
+            seed=0,
+            ae_epochs=j["ae_epochs"],
+            clf_epochs=j["clf_epochs"],
+            eval_samples=j["eval_samples"],
+            cache=j["cache"],
         )
-        opt = [r for r in sel if r["optimal"]]
+    study = Study("capacity", "qbm.training.qgan:capacity_run", grid(jobs, seeds))
+    recs = run_study(study, out, **(runner_kw or {}))
+    ok = [r for r in recs if r["status"] == "ok"]
+    verdicts, best_fid = run_verdicts([r["result"] for r in ok])
+    rows = []
+    for r, v in zip(ok, verdicts):
+        c = r["config"]
+        rows.append(
+            {
+                "generator": c["generator"],
+                "qubits": c["qubits"] if c["generator"] == "quantum" else None,
+                "layers": c["layers"] if c["generator"] == "quantum" else None,
+                "gen_width": c["gen_width"] if c["generator"] == "classical" else None,
+                "disc_width": c["disc_width"],
+                "seed": r["seed"],
+                "generator_params": r["result"]["generator_params"],
+                "discriminator_params": r["result"]["discriminator_params"],
+                "final_fid": r["result"]["final_fid"],
+                **v,
+            }
+        )
+    write_csv(os.path.join(out, "runs.csv"), rows)
+    gkey = lambda r: (r["generator"], r["qubits"] or 0, r["layers"] or 0, r["gen_width"] or 0)  # noqa: E731
+    points = []
+    for key in sorted({gkey(r) for r in rows}):
+        for w in sorted({r["disc_width"] for r in rows if gkey(r) == key}):
+            sel = [r for r in rows if gkey(r) == key and r["disc_width"] == w]
+            fid = summarise([r["tail_mean_fid"] for r in sel])
+            points.append(
+                {
+                    "generator": key[0],
+                    "qubits": key[1] or None,
+                    "layers": key[2] or None,
+                    "gen_width": key[3] or None,
+                    "disc_width": w,
+                    "generator_params": sel[0]["generator_params"],
+                    "discriminator_params": sel[0]["discriminator_params"],
+                    "seeds": len(sel),
+                    "optimal_seeds": sum(r["optimal"] for r in sel),
+                    "optimal": sum(r["optimal"] for r in sel) > len(sel) / 2,
+                    "tail_fid_mean": fid["mean"],
+                    "tail_fid_ci_lo": fid["ci_lo"],
+                    "tail_fid_ci_hi": fid["ci_hi"],
+                }
+            )
+    write_csv(os.path.join(out, "points.csv"), points)
+    best = []
+    for key in sorted({(p["generator"], p["qubits"], p["layers"], p["gen_width"]) for p in points}, key=str):
+        sel = sorted([p for p in points if (p["generator"], p["qubits"], p["layers"], p["gen_width"]) == key],
+                     key=lambda p: p["disc_width"])  # fmt: skip
+        opt = [p for p in sel if p["optimal"]]
         best.append(
             {
                 "generator": key[0],
-                "qubits": key[1] if key[0] == "quantum" else None,
-                "layers": key[2] if key[0] == "quantum" else None,
-                "gen_width": key[3] if key[0] == "classical" else None,
+                "qubits": key[1],
+                "layers": key[2],
+                "gen_width": key[3],
                 "generator_params": sel[0]["generator_params"],
                 "optimal_disc_width": opt[0]["disc_width"] if opt else None,
                 "optimal_disc_params": opt[0]["discriminator_params"] if opt else None,
             }
         )
-    with open(os.path.join(out, "capacity.csv"), "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(best[0]))
-        w.writeheader()
-        w.writerows(best)
-    fits = {}
+    write_csv(os.path.join(out, "capacity.csv"), best)
+    fits: dict[str, Any] = {}
     from qbm.plotting import _plt
 
     plt = _plt()
@@ -489,20 +582,9 @@ def capacity_study(
         fits[kind] = f
         if f:
             xs = np.linspace(x.min(), x.max(), 50)
-            ax.plot(
-                xs,
-                np.exp(f["exponential"]["a"] + f["exponential"]["b"] * xs),
-                "--",
-                color=colour,
-                label=f"{kind}: exponential fit R2={f['exponential']['r2']:.2f}",
-            )
-            ax.plot(
-                xs,
-                np.exp(f["polynomial"]["a"]) * xs ** f["polynomial"]["b"],
-                ":",
-                color=colour,
-                label=f"{kind}: power fit R2={f['polynomial']['r2']:.2f}",
-            )
+            e, pl = f["exponential"], f["polynomial"]
+            ax.plot(xs, np.exp(e["a"] + e["b"] * xs), "--", color=colour, label=f"{kind}: exponential R2={e['r2']:.2f}")
+            ax.plot(xs, np.exp(pl["a"]) * xs ** pl["b"], ":", color=colour, label=f"{kind}: power R2={pl['r2']:.2f}")
     ax.set_yscale("log")
     ax.set_xlabel("generator parameters")
     ax.set_ylabel("smallest optimal discriminator parameters")
@@ -513,6 +595,16 @@ def capacity_study(
     fig.tight_layout()
     fig.savefig(os.path.join(out, "capacity.png"), dpi=120)
     plt.close(fig)
+    criteria = {
+        "tail_fraction": TAIL_FRACTION,
+        "low_factor_vs_best_tail_fid": LOW_FACTOR,
+        "best_tail_fid": best_fid,
+        "max_rel_spread": MAX_SPREAD,
+        "diverge_factor": DIVERGE_FACTOR,
+        "point_optimal": "majority of seeds",
+        "seeds": seeds,
+    }
     with open(os.path.join(out, "fits.json"), "w") as fh:
-        json.dump(fits, fh, indent=1)
-    return {"rows": rows, "best": best, "fits": fits}
+        json.dump({"fits": fits, "criteria": criteria}, fh, indent=1)
+    return {"rows": rows, "points": points, "best": best, "fits": fits, "criteria": criteria,
+            "failed": len(recs) - len(ok)}  # fmt: skip

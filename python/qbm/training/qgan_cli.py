@@ -26,7 +26,7 @@ def _config(args: argparse.Namespace) -> Any:
         loss=args.loss,
         epochs=args.epochs,
         iters_per_epoch=args.iters,
-        seed=args.seed,
+        seed=getattr(args, "seed", 0),
         lr_g=args.lr_g,
         lr_d=args.lr_d,
     )
@@ -80,38 +80,81 @@ def cmd_train_qgan(args: argparse.Namespace) -> int:
     return 0
 
 
+CAPACITY_BUDGETS = {
+    # a day on a workstation: 5 quantum capacities, 4 classical widths, 7 disc widths, 5 seeds
+    "paper": {"quantum": ["2x1", "3x1", "4x1", "4x2", "5x2"], "classical": [2, 4, 8, 16],
+              "disc_widths": [2, 4, 8, 16, 32, 64, 128], "epochs": 30, "iters": 50, "seeds": 5},
+    "smoke": {"quantum": ["2x1"], "classical": [2], "disc_widths": [4, 8], "epochs": 3, "iters": 3, "seeds": 2,
+              "ae_epochs": 3, "clf_epochs": 2, "eval_samples": 100},
+}  # fmt: skip
+
+
 def cmd_capacity(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from qbm.training.qgan import capacity_study
 
+    b = CAPACITY_BUDGETS[args.budget]
+    explicit = getattr(args, "explicit", set())
     base = _config(args)
-    qgrid = [(int(a), int(b)) for a, b in (s.split("x") for s in args.quantum)]
+    if "epochs" not in explicit:
+        base = replace(base, epochs=b["epochs"])
+    if "iters" not in explicit:
+        base = replace(base, iters_per_epoch=b["iters"])
+    for k in ("ae_epochs", "clf_epochs", "eval_samples"):
+        if k in b:
+            base = replace(base, **{k: b[k]})
+    quantum = args.quantum or b["quantum"]
+    classical = args.classical or b["classical"]
+    widths = args.disc_widths or b["disc_widths"]
+    seeds = args.seeds if "seeds" in explicit else list(range(b["seeds"]))
+    qgrid = [(int(a), int(c)) for a, c in (s.split("x") for s in quantum)]
+    print(
+        f"capacity study on {base.dataset}: quantum {quantum}, classical widths {classical}, discriminator widths "
+        f"{widths}, {base.epochs} epochs x {base.iters_per_epoch} iterations, seeds {seeds} -> {args.out}"
+    )
     res = capacity_study(
         base,
         quantum_grid=qgrid,
-        classical_widths=args.classical,
-        disc_widths=args.disc_widths,
+        classical_widths=classical,
+        disc_widths=widths,
+        seeds=seeds,
         out=args.out,
-        workers=args.workers,
+        runner_kw=dict(
+            engine=args.engine,
+            workers=args.workers,
+            threads_per_run=args.threads_per_run,
+            address=args.address,
+            force=args.force,
+            progress=not args.quiet,
+        ),
+    )
+    c = res["criteria"]
+    print(
+        f"optimal run: tail ({c['tail_fraction']:.0%} of evaluations) mean FID <= {c['low_factor_vs_best_tail_fid']}x "
+        f"the best ({c['best_tail_fid']:.3g}), relative spread <= {c['max_rel_spread']}, no divergence; a point is "
+        "optimal when most seeds are"
     )
     print(f"{'generator':<10} {'capacity':<12} {'gen params':>10} {'optimal disc width':>19} {'disc params':>11}")
-    for b in res["best"]:
-        cap = f"{b['qubits']}q x {b['layers']}L" if b["generator"] == "quantum" else f"width {b['gen_width']}"
+    for b_ in res["best"]:
+        cap = f"{b_['qubits']}q x {b_['layers']}L" if b_["generator"] == "quantum" else f"width {b_['gen_width']}"
         print(
-            f"{b['generator']:<10} {cap:<12} {b['generator_params']:>10} {str(b['optimal_disc_width']):>19} "
-            f"{str(b['optimal_disc_params']):>11}"
+            f"{b_['generator']:<10} {cap:<12} {b_['generator_params']:>10} {str(b_['optimal_disc_width']):>19} "
+            f"{str(b_['optimal_disc_params']):>11}"
         )
     for kind, f in res["fits"].items():
         if f:
+            e, p = f["exponential"], f["polynomial"]
             print(
-                f"{kind}: exponential fit R^2 {f['exponential']['r2']:.3f} (rate {f['exponential']['b']:.4g}/param), "
-                f"power-law fit R^2 {f['polynomial']['r2']:.3f} (exponent {f['polynomial']['b']:.3f})"
+                f"{kind}: exponential b={e['b']:.4g} CI {e.get('b_ci')} R^2 {e['r2']:.3f} AICc {e['aicc']:.2f}; "
+                f"power b={p['b']:.3f} CI {p.get('b_ci')} R^2 {p['r2']:.3f} AICc {p['aicc']:.2f} ({e['points']} points)"
             )
-    print(f"wrote {args.out}/runs.csv, capacity.csv, capacity.png, fits.json")
+    print(f"wrote {args.out}/runs.csv, points.csv, capacity.csv, capacity.png, fits.json")
     return 0
 
 
 def add_parsers(train: Any, study: Any) -> None:
-    def common(p: argparse.ArgumentParser) -> None:
+    def common(p: argparse.ArgumentParser, study: bool = False) -> None:
         p.add_argument("--dataset", default="digits", choices=["digits", "sat4", "mnist", "fashion-mnist"])
         p.add_argument("--data-dir", default=None)
         p.add_argument("--generator", default="quantum", choices=["quantum", "classical"])
@@ -127,8 +170,9 @@ def add_parsers(train: Any, study: Any) -> None:
         p.add_argument("--iters", type=positive_int, default=50, help="generator updates per epoch")
         p.add_argument("--lr-g", type=positive_float, default=1e-3)
         p.add_argument("--lr-d", type=positive_float, default=1e-3)
-        p.add_argument("--seed", type=seed_int, default=0)
-        p.add_argument("--quiet", action="store_true")
+        if not study:  # a study takes --seeds and --quiet from the runner options
+            p.add_argument("--seed", type=seed_int, default=0)
+            p.add_argument("--quiet", action="store_true")
 
     p = train.add_parser("qgan", help="train a latent style-based quantum GAN (or a classical GAN)")
     common(p)
@@ -138,10 +182,13 @@ def add_parsers(train: Any, study: Any) -> None:
     p.set_defaults(func=cmd_train_qgan)
 
     p = study.add_parser("capacity", help="smallest optimal discriminator vs generator capacity")
-    common(p)
-    p.add_argument("--quantum", nargs="+", default=["2x1", "3x1", "4x1", "4x2"], help="QUBITSxLAYERS entries")
-    p.add_argument("--classical", type=positive_int, nargs="+", default=[2, 4, 8])
-    p.add_argument("--disc-widths", type=positive_int, nargs="+", default=[2, 4, 8, 16, 32, 64])
-    p.add_argument("--workers", type=positive_int, default=None)
+    common(p, study=True)
+    p.add_argument("--budget", default="paper", choices=list(CAPACITY_BUDGETS))
+    p.add_argument("--quantum", nargs="+", default=None, help="QUBITSxLAYERS entries (default: the budget's)")
+    p.add_argument("--classical", type=positive_int, nargs="+", default=None)
+    p.add_argument("--disc-widths", type=positive_int, nargs="+", default=None)
     p.add_argument("--out", default="runs/capacity")
+    from qbm.studies.cli_common import add_runner_options
+
+    add_runner_options(p, seeds=5)
     p.set_defaults(func=cmd_capacity)
