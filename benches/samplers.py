@@ -142,9 +142,7 @@ def bench_small(args, z4_rate_1thr):
         bqm = model.to_bqm()
         d = DwaveSA()
         out["dwave-samplers SA (fixed beta)"] = per_call(
-            lambda: d.sample(
-                bqm, beta_range=(1.0, 1.0), num_reads=R, num_sweeps=S, seed=1, beta_schedule_type="linear"
-            )
+            lambda: d.sample(bqm, beta_range=(1.0, 1.0), num_reads=R, num_sweeps=S, seed=1, beta_schedule_type="linear")
         )
     except ImportError:
         print("dwave-samplers not installed; skipped")

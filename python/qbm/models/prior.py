@@ -169,23 +169,28 @@ class BoltzmannPrior(torch.nn.Module):
         distributions exp(-beta E), one heat-bath sweep per step (Rust Gibbs sampler).
         Returns the estimate and its standard error (delta method over chains)."""
         from qbm.samplers import GibbsSampler
+        from qbm.samplers.gibbs import _run_schedule
 
         model = self.to_ising()
         betas = np.linspace(0.0, 1.0, num_betas + 1) ** 2
         rng = np.random.default_rng(seed)
-        z = rng.choice(np.array([-1, 1], dtype=np.int8), size=(num_chains, self.n))
-        logw = np.zeros(num_chains)
-        g = GibbsSampler(num_threads=None)
-        for k in range(1, len(betas)):
-            logw -= (betas[k] - betas[k - 1]) * model.energy(z)
-            z = g.sample_model(
-                model,
-                beta=float(betas[k]),
-                num_reads=num_chains,
-                num_sweeps=1,
-                initial_states=z,
-                seed=int(rng.integers(2**63)),
-            ).spins
+        z0 = rng.choice(np.array([-1, 1], dtype=np.int8), size=(num_chains, self.n))
+        # one core call: heat-bath sweep k at betas[k], energies recorded after every sweep
+        res = _run_schedule(
+            GibbsSampler(),
+            model,
+            betas[1:],
+            num_chains,
+            "heat_bath",
+            "colour",
+            z0,
+            int(rng.integers(2**63)),
+            None,
+            {},
+            record_energies=True,
+        )
+        e_prev = np.concatenate([model.energy(z0)[:, None], res.info["energy_trace"][:, :-1]], axis=1)
+        logw = -(e_prev * np.diff(betas)[None, :]).sum(axis=1)
         m = logw.max()
         w = np.exp(logw - m)
         est = self.n * math.log(2) + m + math.log(w.mean())

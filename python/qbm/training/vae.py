@@ -14,6 +14,7 @@ from tqdm import tqdm
 from qbm.data.images import ImageData
 from qbm.models.negative import NegativePhase
 from qbm.models.vae import BMVAE, GaussianVAE
+from qbm.models.evaluation import NOTE
 from qbm.training.checkpoint import load_checkpoint, save_atomic
 
 
@@ -37,6 +38,7 @@ class VAETrainer:
         num_threads: int | None = None,
         qpu: Any = None,
         kl_warmup: int = 10,
+        iw_samples: int = 50,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
@@ -45,6 +47,7 @@ class VAETrainer:
         self.model, self.data = model, data
         self.is_bm = isinstance(model, BMVAE)
         self.batch_size, self.lr, self.seed, self.kl_warmup = batch_size, lr, seed, kl_warmup
+        self.iw_samples = iw_samples
         self.opt = torch.optim.Adam(model.parameters(), lr=lr)
         self.gen = torch.Generator().manual_seed(seed)
         self.sampler_name = sampler if self.is_bm else "none"
@@ -55,22 +58,21 @@ class VAETrainer:
         )
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
-        self.log_z = 0.0
         self.wall = 0.0
         self.x_train = torch.as_tensor(data.x_train)
         self.x_test = torch.as_tensor(data.x_test)
-        self.log_z = self._log_z()
+        self.log_z_info: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ training
-    def _log_z(self) -> float:
+    def _log_z(self) -> dict[str, Any] | None:
+        """The prior's log Z (exact, RBM half-enumeration or AIS); computed when the
+        evaluation asks for it, never inside the timed training steps."""
         if not self.is_bm:
-            return 0.0
+            return None
+        from qbm.models.evaluation import log_partition
+
         assert isinstance(self.model, BMVAE)
-        prior = self.model.prior
-        if prior.n <= 20:
-            with torch.no_grad():
-                return float(prior.exact_log_z())
-        return prior.ais_log_z(num_chains=128, num_betas=400, seed=self.seed + self.epoch)["log_z"]
+        return log_partition(self.model.prior, ais_chains=256, ais_betas=1000, seed=self.seed + self.epoch)
 
     def train_epoch(self, progress: bool = True) -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -85,29 +87,35 @@ class VAETrainer:
             xb = self.x_train[perm[start : start + self.batch_size]]
             z_model = self.negative.sample(self.model.prior) if self.negative is not None else None
             w = min(1.0, (self.epoch + (b + 1) / nb) / self.kl_warmup) if self.kl_warmup > 0 else 1.0
-            out = self.model.forward_losses(xb, z_model, self.gen, self.log_z, kl_weight=w)
+            out = self.model.forward_losses(xb, z_model, self.gen, 0.0, kl_weight=w)
             self.opt.zero_grad()
             out["objective"].backward()
             self.opt.step()
             k = len(xb)
             sums["recon"] += float(out["recon"].detach()) * k
-            sums["kl"] += float(out["kl"].detach()) * k
+            sums["kl"] += float(out["kl"].detach()) * k  # without log Z (added below)
             count += k
             bar.set_postfix(recon=f"{float(out['recon'].detach()):.2f}")
-        self.log_z = self._log_z()
         self.epoch += 1
         dt = time.perf_counter() - t0
         self.wall += dt
         test = self.evaluate()
+        lz = self.log_z
         rec = {
             "epoch": self.epoch,
             "train_recon": sums["recon"] / count,
-            "train_kl": sums["kl"] / count,
-            "train_elbo": -(sums["recon"] + sums["kl"]) / count,
-            "test_recon": test["recon"],
-            "test_kl": test["kl"],
+            "train_kl": sums["kl"] / count + lz,
+            "train_elbo": -(sums["recon"] + sums["kl"]) / count - lz,
+            "test_iw_loglik": test["iw_loglik"],
+            "iw_samples": test["iw_samples"],
             "test_elbo": test["elbo"],
-            "log_z": self.log_z,
+            "test_recon": test["recon_sampled"],
+            "test_recon_sampled": test["recon_sampled"],
+            "test_recon_at_mode": test["recon_at_mode"],
+            "test_kl": test["kl"],
+            "active_units": test["active_units"],
+            "log_z": lz,
+            "log_z_method": test.get("log_z_method"),
             "epoch_seconds": dt,
             "wall_seconds": self.wall,
         }
@@ -116,21 +124,23 @@ class VAETrainer:
         self.history.append(rec)
         return rec
 
+    @property
+    def log_z(self) -> float:
+        return 0.0 if self.log_z_info is None else float(self.log_z_info["log_z"])
+
     @torch.no_grad()
-    def evaluate(self, x: torch.Tensor | None = None) -> dict[str, float]:
-        """Test reconstruction loss (decoder at the most likely z), KL and ELBO (with the
-        current log Z; stochastic terms averaged with a fixed evaluation seed)."""
-        self.model.eval()
+    def evaluate(self, x: torch.Tensor | None = None, num_samples: int | None = None) -> dict[str, Any]:
+        """Test numbers (see :func:`qbm.models.evaluation.evaluate_vae`): IW log-likelihood
+        with ``num_samples`` (default ``iw_samples``) posterior samples, ELBO, sampled
+        reconstruction, KL (rate), reconstruction at the mode, active units. The prior's
+        log Z is recomputed here (outside the timed training steps)."""
+        from qbm.models.evaluation import evaluate_vae
+
+        self.log_z_info = self._log_z()
         x = self.x_test if x is None else x
-        g = torch.Generator().manual_seed(12345)
-        out = self.model.forward_losses(x, None, g, self.log_z)
-        recon_det = _deterministic_recon(self.model, x)
-        return {
-            "recon": recon_det,
-            "recon_sampled": float(out["recon"]),
-            "kl": float(out["kl"]),
-            "elbo": -(float(out["recon"]) + float(out["kl"])),
-        }
+        res = evaluate_vae(self.model, x, num_samples=num_samples or self.iw_samples, log_z=self.log_z_info, seed=12345)
+        res["recon"] = res["recon_sampled"]
+        return res
 
     def train(
         self, epochs: int, *, progress: bool = True, checkpoint: str | None = None, metrics_path: str | None = None
@@ -171,7 +181,7 @@ class VAETrainer:
             },
             "epoch": self.epoch,
             "history": self.history,
-            "log_z": self.log_z,
+            "log_z": self.log_z_info,
             "wall": self.wall,
             "directions": self.class_directions().tolist() if self.is_bm else None,
         }
@@ -202,7 +212,8 @@ class VAETrainer:
         tr.gen.set_state(ck["gen_state"])
         if tr.negative is not None and ck["negative"] is not None:
             tr.negative.load_state_dict(ck["negative"])
-        tr.epoch, tr.history, tr.log_z, tr.wall = ck["epoch"], ck["history"], ck["log_z"], ck["wall"]
+        tr.epoch, tr.history, tr.wall = ck["epoch"], ck["history"], ck["wall"]
+        tr.log_z_info = ck["log_z"] if isinstance(ck.get("log_z"), dict) else None
         return tr
 
     def write_metrics(self, path: str, extra: dict[str, Any] | None = None) -> None:
@@ -213,6 +224,8 @@ class VAETrainer:
             "latent": self.model.latent,
             "epochs": self.history,
             "final_test_recon": self.history[-1]["test_recon"] if self.history else None,
+            "final_test_iw_loglik": self.history[-1].get("test_iw_loglik") if self.history else None,
+            "note": NOTE,
             **(extra or {}),
         }
         tmp = path + ".tmp"
@@ -368,8 +381,12 @@ def ood_auroc(trainer: VAETrainer, x_in: np.ndarray, x_out: np.ndarray) -> dict[
     }
 
 
-def epochs_to_reach(history: list[dict[str, Any]], threshold: float) -> int | None:
+def epochs_to_reach(history: list[dict[str, Any]], threshold: float, key: str = "test_recon") -> int | None:
+    """First epoch whose ``key`` reaches ``threshold`` (<= for losses, >= for ELBO /
+    log-likelihood keys)."""
+    higher_better = key in ("test_elbo", "test_iw_loglik")
     for rec in history:
-        if rec["test_recon"] <= threshold:
+        v = rec.get(key)
+        if v is not None and (v >= threshold if higher_better else v <= threshold):
             return int(rec["epoch"])
     return None

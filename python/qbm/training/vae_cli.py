@@ -88,6 +88,7 @@ def make_trainer(args: argparse.Namespace, data: Any) -> Any:
         num_threads=args.threads,
         qpu=qpu,
         kl_warmup=args.kl_warmup,
+        iw_samples=getattr(args, "iw_samples", 50),
     )
 
 
@@ -107,8 +108,13 @@ def write_outputs(
         os.path.join(out, "curves.png"),
         {
             "train recon": [h["train_recon"] for h in hist],
-            "test recon": [h["test_recon"] for h in hist],
+            "test recon (sampled z)": [h["test_recon"] for h in hist],
+            "test recon (at mode)": [h.get("test_recon_at_mode", float("nan")) for h in hist],
             "-test ELBO": [-h["test_elbo"] for h in hist],
+            "-test IW log-lik": [
+                -h["test_iw_loglik"] if h.get("test_iw_loglik") is not None else float("nan") for h in hist
+            ],
+            "test KL (rate)": [h["test_kl"] for h in hist],
         },
         xlabel="epoch",
         ylabel="nats per image",
@@ -179,12 +185,18 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
     extra = write_outputs(
         tr, args.out, lambdas=LAMBDAS, held_out=held, quiet=args.quiet, anneal_sweeps=args.anneal_sweeps
     )
+    final = tr.evaluate(num_samples=args.iw_final)
+    extra["final"] = final
     tr.write_metrics(mpath, extra)
-    last = tr.history[-1]
+    iw = final["iw_loglik"]
     print(
-        f"final: test reconstruction loss {last['test_recon']:.3f} nats/image, test ELBO {last['test_elbo']:.3f}, "
-        f"{tr.wall:.1f} s training"
+        f"final (test): IW log-likelihood {'n/a' if iw is None else f'{iw:.3f}'} (K={args.iw_final}), "
+        f"ELBO {final['elbo']:.3f}, reconstruction {final['recon_sampled']:.3f} (sampled z) / "
+        f"{final['recon_at_mode']:.3f} (at the {final['mode']}), KL {final['kl']:.3f}, "
+        f"{final['active_units']} active units; {tr.wall:.1f} s training"
     )
+    if "log_z_method" in final:
+        print(f"log Z: {final['log_z_method']}" + (f"; {final['iw_note']}" if "iw_note" in final else ""))
     print(
         f"wrote {ck}, metrics.json, reconstructions.png, samples.png, curves.png"
         + (", conditional.png" if tr.is_bm else "")
@@ -340,6 +352,8 @@ def add_parsers(sub: Any, train: Any, study: Any) -> None:
     p.add_argument("--relaxation", default="gumbel", choices=["gumbel", "spike_exp"])
     p.add_argument("--holdout", type=int, nargs="*", default=None, help="classes left out of training (OOD AUROC)")
     p.add_argument("--anneal-sweeps", type=positive_int, default=1000)
+    p.add_argument("--iw-samples", type=positive_int, default=50, help="IW samples per test image every epoch")
+    p.add_argument("--iw-final", type=positive_int, default=1000, help="IW samples for the final test number")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT (also to a larger --epochs)")
     p.add_argument("--force", action="store_true", help="start over even if OUT holds a run")
     p.add_argument("--out", default="runs/vae")
