@@ -120,6 +120,13 @@ def test_compare_vae_tiny(tmp_path, capsys):
                 "gibbs",
                 "--chains",
                 "16",
+                "--seeds",
+                "0",
+                "1",
+                "--workers",
+                "1",
+                "--iw-final",
+                "50",
                 "--quiet",
                 "--out",
                 out,
@@ -128,5 +135,10 @@ def test_compare_vae_tiny(tmp_path, capsys):
         == 0
     )
     text = capsys.readouterr().out
-    assert "gaussian" in text and "bm/gibbs" in text
-    assert os.path.exists(os.path.join(out, "compare.png"))
+    assert "gaussian" in text and "bm/gibbs" in text and "IW log-lik" in text
+    for f in ("compare.png", "compare.md", "compare.csv"):
+        assert os.path.exists(os.path.join(out, f))
+    rows = list(csv.DictReader(open(os.path.join(out, "compare.csv"))))
+    assert [r["rank"] for r in rows] == ["1", "2"] and all(r["seeds"] == "2" for r in rows)
+    iw = [float(r["iw_loglik_mean"]) for r in rows]
+    assert iw == sorted(iw, reverse=True) and all(float(r["iw_loglik_ci_lo"]) <= v for r, v in zip(rows, iw))

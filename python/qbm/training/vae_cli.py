@@ -5,6 +5,7 @@ from __future__ import annotations
 from qbm.cli_types import nonneg_float, nonneg_int, positive_float, positive_int, seed_int, threads_int
 
 import argparse
+import math
 import os
 from typing import Any
 
@@ -241,91 +242,179 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compare_vae(args: argparse.Namespace) -> int:
+def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One training of `qbm compare vae` (a run of the study runner): the prior
+    ``config["model"]`` ("gaussian" or "bm/<sampler>") at the shared budget; returns the
+    per-epoch history and the final test numbers at ``iw_final`` IW samples."""
     from qbm.data import load_dataset
     from qbm.models.vae import BMVAE, GaussianVAE
-    from qbm.training.vae import VAETrainer, epochs_to_reach
+    from qbm.training.vae import VAETrainer
 
-    data = load_dataset(args.dataset, args.data_dir)
-    runs: dict[str, Any] = {}
-    g = VAETrainer(
-        GaussianVAE(data.shape, args.latent, seed=args.seed),
-        data,
-        seed=args.seed,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        kl_warmup=args.kl_warmup,
+    data = load_dataset(config["dataset"], config.get("data_dir"))
+    kind = config["model"]
+    common = dict(
+        seed=seed,
+        lr=config["lr"],
+        batch_size=config["batch_size"],
+        kl_warmup=config["kl_warmup"],
+        iw_samples=config["iw_samples"],
     )
-    g.train(args.epochs, progress=not args.quiet)
-    runs["gaussian"] = g
-    for s in args.samplers:
-        m = BMVAE(data.shape, args.latent, graph=args.graph, seed=args.seed)
-        t = VAETrainer(
-            m,
-            data,
-            sampler=s,
-            seed=args.seed,
-            lr=args.lr,
-            batch_size=args.batch_size,
-            num_chains=args.chains,
-            sweeps=args.sweeps,
-            kl_warmup=args.kl_warmup,
-        )
-        t.train(args.epochs, progress=not args.quiet)
-        runs[f"bm/{s}"] = t
-    thr = args.target_recon if args.target_recon is not None else runs["gaussian"].history[-1]["test_recon"]
+    if kind == "gaussian":
+        t = VAETrainer(GaussianVAE(data.shape, config["latent"], seed=seed), data, **common)
+    else:
+        sampler = kind.split("/", 1)[1]
+        m = BMVAE(data.shape, config["latent"], graph=config["graph"], seed=seed)
+        t = VAETrainer(m, data, sampler=sampler, num_chains=config["chains"], sweeps=config["sweeps"], **common)
+    t.train(config["epochs"], progress=False)
+    final = t.evaluate(num_samples=config["iw_final"])
+    keys = ("test_iw_loglik", "test_elbo", "test_recon_sampled", "test_recon_at_mode", "test_kl", "active_units")
+    return {
+        "final": final,
+        "history": [{k: h.get(k) for k in (*keys, "epoch", "epoch_seconds")} for h in t.history],
+        "seconds_per_epoch": t.wall / max(1, t.epoch),
+    }
+
+
+def cmd_compare_vae(args: argparse.Namespace) -> int:
+    import json
+
+    from qbm.studies import cli_common
+    from qbm.studies.runner import Study, grid, summarise, write_csv
+    from qbm.training.vae import epochs_to_reach
+
+    models = ["gaussian"] + [f"bm/{s}" for s in args.samplers]
+    base = {
+        "dataset": args.dataset,
+        "data_dir": args.data_dir,
+        "latent": args.latent,
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "kl_warmup": args.kl_warmup,
+        "graph": args.graph,
+        "chains": args.chains,
+        "sweeps": args.sweeps,
+        "iw_samples": args.iw_samples,
+        "iw_final": args.iw_final,
+    }
+    study = Study("compare-vae", "qbm.training.vae_cli:compare_run", grid([{**base, "model": m} for m in models],
+                                                                          args.seeds))  # fmt: skip
+    print(
+        f"compare vae on {args.dataset}: {', '.join(models)}; latent {args.latent}, {args.epochs} epochs, "
+        f"seeds {args.seeds} ({len(study.runs)} runs, engine {args.engine}) -> {args.out}"
+    )
+    recs = [r for r in cli_common.run(study, args) if r["status"] == "ok"]
+    by_model: dict[str, list[dict[str, Any]]] = {m: [] for m in models}
+    for r in recs:
+        by_model[r["config"]["model"]].append(r["result"])
+    target = args.target_elbo
+    if target is None and by_model["gaussian"]:
+        target = summarise([r["final"]["elbo"] for r in by_model["gaussian"]])["mean"]
     rows = []
-    for name, t in runs.items():
-        h = t.history
-        rows.append(
-            {
-                "model": name,
-                "epochs_to_target": epochs_to_reach(h, thr),
-                "final_test_recon": h[-1]["test_recon"],
-                "best_test_recon": min(r["test_recon"] for r in h),
-                "final_test_elbo": h[-1]["test_elbo"],
-                "wall_s": t.wall,
-            }
-        )
-    print(
-        f"\n{data.name}, latent {args.latent}, {args.epochs} epochs, seed {args.seed}; "
-        f"target test recon {thr:.3f}" + (" (the Gaussian VAE's final)" if args.target_recon is None else "")
-    )
-    print(
-        f"{'model':<12} {'epochs->target':>14} {'final recon':>12} {'best recon':>11} {'final ELBO':>11} {'wall s':>8}"
-    )
-    for r in rows:
-        e = "-" if r["epochs_to_target"] is None else str(r["epochs_to_target"])
-        print(
-            f"{r['model']:<12} {e:>14} {r['final_test_recon']:>12.3f} {r['best_test_recon']:>11.3f} "
-            f"{r['final_test_elbo']:>11.3f} {r['wall_s']:>8.1f}"
-        )
-    if args.out:
-        import json
-
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "compare.json"), "w") as fh:
-            json.dump(
-                {
-                    "target": thr,
-                    "rows": rows,
-                    "curves": {k: [h["test_recon"] for h in t.history] for k, t in runs.items()},
-                },
-                fh,
-                indent=1,
-            )
-        save_curves(
-            os.path.join(args.out, "compare.png"),
-            {k: [h["test_recon"] for h in t.history] for k, t in runs.items()},
-            xlabel="epoch",
-            ylabel="test reconstruction loss",
-            title=f"{data.name}: BM prior vs Gaussian prior",
-        )
-        print(f"wrote {args.out}/compare.json and compare.png")
+    for m in models:
+        rs = by_model[m]
+        if not rs:
+            continue
+        row: dict[str, Any] = {"model": m, "seeds": len(rs)}
+        metrics = {
+            "iw_loglik": [r["final"]["iw_loglik"] for r in rs],
+            "elbo": [r["final"]["elbo"] for r in rs],
+            "recon_sampled": [r["final"]["recon_sampled"] for r in rs],
+            "rate_kl": [r["final"]["kl"] for r in rs],
+            "recon_at_mode": [r["final"]["recon_at_mode"] for r in rs],
+            "active_units": [r["final"]["active_units"] for r in rs],
+            "seconds_per_epoch": [r["seconds_per_epoch"] for r in rs],
+        }
+        e2t = [epochs_to_reach(r["history"], target, key="test_elbo") if target is not None else None for r in rs]
+        metrics["epochs_to_target_elbo"] = [float(e) if e is not None else float("nan") for e in e2t]
+        row["reached_target"] = sum(e is not None for e in e2t)
+        for k, v in metrics.items():
+            s_ = summarise([x for x in v if x is not None])
+            row[f"{k}_mean"], row[f"{k}_ci_lo"], row[f"{k}_ci_hi"] = s_["mean"], s_["ci_lo"], s_["ci_hi"]
+        row["log_z_method"] = rs[0]["final"].get("log_z_method", "-")
+        rows.append(row)
+    rows.sort(key=lambda r: -r["iw_loglik_mean"] if r["iw_loglik_mean"] == r["iw_loglik_mean"] else math.inf)
+    for i, r in enumerate(rows):
+        r["rank"] = i + 1
+    write_csv(os.path.join(args.out, "compare.csv"), rows)
+    md = _markdown_table(rows, args, target)
+    with open(os.path.join(args.out, "compare.md"), "w") as fh:
+        fh.write(md)
+    print(md)
+    _band_plot(os.path.join(args.out, "compare.png"), by_model, args)
+    with open(os.path.join(args.out, "compare.json"), "w") as fh:
+        json.dump({"target_elbo": target, "rows": rows}, fh, indent=1, default=float)
+    print(f"wrote {args.out}/compare.csv, compare.md, compare.json, compare.png")
     return 0
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _fmt_ci(r: dict[str, Any], k: str, digits: int = 2) -> str:
+    m, lo, hi = r[f"{k}_mean"], r[f"{k}_ci_lo"], r[f"{k}_ci_hi"]
+    if m != m:
+        return "-"
+    if lo != lo:
+        return f"{m:.{digits}f}"
+    return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _markdown_table(rows: list[dict[str, Any]], args: argparse.Namespace, target: float | None) -> str:
+    from qbm.models.evaluation import NOTE
+
+    head = (
+        "| rank | model | IW log-lik (K={k}) | ELBO | recon (sampled z) | rate (KL) | recon at mode | active units "
+        "| epochs to target ELBO | s / epoch |\n|---|---|---|---|---|---|---|---|---|---|\n"
+    ).format(k=args.iw_final)
+    lines = []
+    for r in rows:
+        lines.append(
+            f"| {r['rank']} | {r['model']} | {_fmt_ci(r, 'iw_loglik')} | {_fmt_ci(r, 'elbo')} | "
+            f"{_fmt_ci(r, 'recon_sampled')} | {_fmt_ci(r, 'rate_kl')} | {_fmt_ci(r, 'recon_at_mode')} | "
+            f"{_fmt_ci(r, 'active_units', 1)} | {_fmt_ci(r, 'epochs_to_target_elbo', 1)} "
+            f"({r['reached_target']}/{r['seeds']}) | {_fmt_ci(r, 'seconds_per_epoch', 3)} |"
+        )
+    tgt = "-" if target is None else f"{target:.3f}"
+    foot = (
+        f"\nMean [95% t interval] over seeds {args.seeds}; {args.dataset}, latent {args.latent}, {args.epochs} epochs, "
+        f"ranked by IW log-likelihood. Target ELBO {tgt}"
+        + (" (the Gaussian VAE's mean final ELBO)" if args.target_elbo is None else "")
+        + f". BM log Z: {rows[-1].get('log_z_method', '-') if rows else '-'}. {NOTE}.\n"
+    )
+    return head + "\n".join(lines) + "\n" + foot
+
+
+def _band_plot(path: str, by_model: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from qbm.plotting import _plt
+
+    plt = _plt()
+    keys = [("test_iw_loglik", f"test IW log-lik (K={args.iw_samples})"), ("test_elbo", "test ELBO"),
+            ("test_kl", "rate (KL)"), ("test_recon_sampled", "recon (sampled z)")]  # fmt: skip
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.3 * len(keys), 3.6))
+    for ax, (k, label) in zip(axes, keys):
+        for i, (m, rs) in enumerate(by_model.items()):
+            if not rs:
+                continue
+            curves = np.array([[h[k] if h[k] is not None else np.nan for h in r["history"]] for r in rs], dtype=float)
+            ep = np.arange(1, curves.shape[1] + 1)
+            mean = np.nanmean(curves, 0)
+            ax.plot(ep, mean, color=f"C{i}", label=m)
+            if len(rs) > 1:
+                se = np.nanstd(curves, 0, ddof=1) / np.sqrt(len(rs))
+                from qbm.studies.runner import t_quantile
+
+                h = t_quantile(len(rs) - 1) * se
+                ax.fill_between(ep, mean - h, mean + h, color=f"C{i}", alpha=0.2)
+        ax.set_xlabel("epoch")
+        ax.set_title(label, fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{args.dataset}: mean and 95% band over seeds {args.seeds}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _common(p: argparse.ArgumentParser, study: bool = False) -> None:
     p.add_argument("--dataset", default="digits", choices=["digits", "mnist", "fashion-mnist"])
     p.add_argument("--data-dir", default=None, help="directory with the IDX files (mnist, fashion-mnist)")
     p.add_argument("--latent", type=positive_int, default=32)
@@ -336,9 +425,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--graph", default="rbm", choices=["rbm", "zephyr", "full"])
     p.add_argument("--chains", type=positive_int, default=128, help="negative-phase chains")
     p.add_argument("--sweeps", type=positive_int, default=10, help="sweeps per negative-phase call")
-    p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--threads", type=threads_int, default=None)
-    p.add_argument("--quiet", action="store_true")
+    if not study:  # a study takes --seeds, --threads-per-run and --quiet from the runner options
+        p.add_argument("--seed", type=seed_int, default=0)
+        p.add_argument("--threads", type=threads_int, default=None)
+        p.add_argument("--quiet", action="store_true")
 
 
 def add_parsers(sub: Any, train: Any, study: Any) -> None:
@@ -372,14 +462,19 @@ def add_parsers(sub: Any, train: Any, study: Any) -> None:
     p.set_defaults(func=cmd_generate)
 
     cmp_ = sub.add_parser("compare", help="compare models").add_subparsers(dest="what")
-    p = cmp_.add_parser("vae", help="BM prior (each sampler) vs Gaussian prior, same seed and budget")
-    _common(p)
+    p = cmp_.add_parser("vae", help="BM prior (each sampler) vs Gaussian prior over seeds, ranked by IW log-lik")
+    _common(p, study=True)
     p.add_argument(
         "--samplers",
         nargs="+",
         default=[n for n in negative.names() if not negative.REGISTRY[n].needs_qpu],
         choices=[n for n in negative.names() if not negative.REGISTRY[n].needs_qpu],
     )
-    p.add_argument("--target-recon", type=float, default=None)
-    p.add_argument("--out", default=None)
+    p.add_argument("--target-elbo", type=float, default=None, help="default: the Gaussian VAE's mean final ELBO")
+    p.add_argument("--iw-samples", type=positive_int, default=50, help="IW samples per test image every epoch")
+    p.add_argument("--iw-final", type=positive_int, default=1000, help="IW samples for the final numbers")
+    p.add_argument("--out", default="runs/compare-vae")
+    from qbm.studies.cli_common import add_runner_options
+
+    add_runner_options(p, seeds=5)
     p.set_defaults(func=cmd_compare_vae)
