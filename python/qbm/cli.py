@@ -167,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if not argv else 2
     args.explicit = _explicit(parser, argv)
     try:
+        if args.command in ("train", "compare", "generate", "qpu"):
+            from qbm.threads import apply_policy
+
+            apply_policy(getattr(args, "threads", None))
         return int(args.func(args))
     except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
         print(f"qbm: error: {e}", file=sys.stderr)

@@ -96,7 +96,7 @@ def add_parsers(sub: Any) -> None:
             p.add_argument("--mode", default="qa", choices=["dqa", "qa", "cqa"])
             p.add_argument("--num-reads", type=positive_int, default=100)
             p.add_argument("--label", type=int, default=None)
-            p.add_argument("--lam", type=nonneg_float, default=4.0)
+            p.add_argument("--lam", type=nonneg_float, default=1.0, help="c-QA bias strength")
             p.add_argument("--seed", type=seed_int, default=0)
             p.add_argument("--out", default=None, help="PNG of decoded samples")
         p.set_defaults(func=fn)

@@ -15,9 +15,9 @@ import torch
 from qbm.models import negative
 from qbm.plotting import save_curves, save_image_grid
 
-LAMBDAS = [0.0, 1.0, 2.0, 4.0, 8.0]
+LAMBDAS = [0.0, 0.5, 1.0, 2.0, 4.0, 8.0]
 
-from qbm.training.vae import ANNEALERS  # noqa: E402  (registry of generation anneals)
+from qbm.training.vae import ANNEALERS, DEFAULT_LAMBDA  # noqa: E402  (generation anneals, c-QA default)
 
 
 def _qpu_from_args(args: argparse.Namespace) -> Any:
@@ -129,7 +129,7 @@ def write_outputs(
         acc = conditional_accuracy(tr, lambdas, num=32, classifier=clf, seed=tr.seed, num_sweeps=anneal_sweeps // 2)
         extra["conditional"] = acc
         dirs = tr.class_directions()
-        lam = lambdas[-1]
+        lam = DEFAULT_LAMBDA
         rows = []
         for c in range(len(dirs)):
             sp = anneal_latents(tr.model, 8, extra_field=lam * dirs[c], num_sweeps=anneal_sweeps, seed=tr.seed + c)
@@ -142,9 +142,15 @@ def write_outputs(
             title=f"c-QA mode, lambda={lam}: one row per class",
         )
         if not quiet:
-            print(f"conditional generation (fraction classified as the requested class, chance {acc['chance']:.2f}):")
-            for lam_, a in zip(acc["lambdas"], acc["accuracy"]):
-                print(f"  lambda={lam_:>4}: {a:.3f}")
+            print(
+                f"conditional generation: accuracy (classified as the requested class, chance {acc['chance']:.2f}), "
+                "distinct latent states, diversity relative to real images of the class:"
+            )
+            for lam_, a, d, r in zip(
+                acc["lambdas"], acc["accuracy"], acc["distinct_states"], acc["relative_diversity"]
+            ):
+                print(f"  lambda={lam_:>4}: accuracy {a:.3f}, distinct {d:.2f}, relative diversity {r:.2f}")
+            print(f"  recommended lambda for this model: {acc['recommended_lambda']} ({acc['rule']})")
         if held_out is not None and len(held_out):
             extra["ood"] = ood_auroc(tr, tr.data.x_test, held_out)
             if not quiet:
@@ -453,7 +459,7 @@ def add_parsers(sub: Any, train: Any, study: Any) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--mode", default="qa", choices=["qa", "cqa"])
     p.add_argument("--label", type=int, default=None)
-    p.add_argument("--lam", type=nonneg_float, default=4.0, help="bias strength lambda for c-QA")
+    p.add_argument("--lam", type=nonneg_float, default=DEFAULT_LAMBDA, help="bias strength lambda for c-QA")
     p.add_argument("--num", type=positive_int, default=64)
     p.add_argument("--anneal", default="sa", choices=list(ANNEALERS))
     p.add_argument("--sweeps", type=positive_int, default=1000)
