@@ -1,0 +1,1 @@
+"""Interoperability with other quantum-ML packages (dwave-pytorch-plugin)."""
