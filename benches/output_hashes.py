@@ -93,6 +93,7 @@ def cases() -> dict[str, str]:
                     order=order,
                     seed=10,
                     return_slices=True,
+                    moves="local",  # the pre-engine code path (cluster moves came later)
                 )
                 out[f"sqa/{update}/{order}"] = _digest(r.spins, r.energies)
     rng = np.random.default_rng(3)

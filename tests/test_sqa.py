@@ -115,3 +115,40 @@ def test_sqa_random_order_reshuffles_and_matches_exact():
     assert not np.array_equal(seq.spins, rnd.spins)
     assert rnd.info["order"] == "random"
     assert tvd(empirical(rnd.spins), p) < tvd_bound(p, 20000)
+
+
+def _trotter_marginal(model: IsingModel, beta: float, gamma: float, s: float, P: int) -> np.ndarray:
+    """Exact one-slice marginal of the P-slice path integral (transfer matrix): the
+    target of the discrete-time sampler, Trotter error included."""
+    z = all_states(model.num_variables).astype(np.float64)
+    e = model.energy(z.astype(np.int8))
+    K = trotter_coupling(beta, gamma, s, P)
+    M = np.exp(-beta * s / P * (e - e.min()))[:, None] * np.exp(K * (z @ z.T - z.shape[1]))
+    d = np.diag(np.linalg.matrix_power(M / np.abs(M).max(), P))
+    return d / d.sum()
+
+
+@pytest.mark.parametrize("P", [64, 256])
+@pytest.mark.parametrize("s,gamma,beta", [(0.7, 1.5, 3.0), (0.3, 2.0, 4.0), (0.5, 2.0, 8.0)])
+def test_cluster_moves_equilibrate_in_50_sweeps_at_any_P(s, gamma, beta, P):
+    """From random initial states, 50 sweeps of cluster moves reach the exact slice
+    marginal within the sampling bound, however large P is (local moves freeze as the
+    inter-slice coupling K grows with P)."""
+    model = random_frustrated(5, seed=7, h_scale=0.5)
+    reads = 10000
+    p = _trotter_marginal(model, beta, gamma, s, P)
+    assert tvd(p, _tfim_diagonal(model, beta, gamma, s)) < 0.01  # P large enough: Trotter error small
+    r = SQASampler().sample_model(
+        model, beta=beta, gamma=gamma, s=s, num_trotter_slices=P, num_sweeps=50, num_reads=reads, seed=P
+    )
+    assert r.info["moves"] == "cluster"
+    assert tvd(empirical(r.spins), p) < tvd_bound(p, reads)
+
+
+def test_local_moves_freeze_where_cluster_moves_do_not():
+    model = random_frustrated(5, seed=7, h_scale=0.5)
+    kw = dict(beta=3.0, gamma=1.5, s=0.7, num_trotter_slices=256, num_sweeps=50, num_reads=4000, seed=0)
+    p = _trotter_marginal(model, 3.0, 1.5, 0.7, 256)
+    local = tvd(empirical(SQASampler().sample_model(model, moves="local", **kw).spins), p)
+    cluster = tvd(empirical(SQASampler().sample_model(model, moves="cluster", **kw).spins), p)
+    assert local > 5 * tvd_bound(p, 4000) and cluster < tvd_bound(p, 4000)

@@ -95,6 +95,7 @@ def sample_sqa(
     initial_states: npt.NDArray[np.int8] | None = None,
     update: str = "metropolis",
     worldline: bool = True,
+    moves: str = "cluster",
     order: str = "colour",
     seed: int = 0,
     num_threads: int | None = None,

@@ -9,7 +9,7 @@ import numpy as np
 
 from qbm import _core
 from qbm.ising import IsingModel
-from qbm._validate import check_number, check_positive_int, finite_array
+from qbm._validate import check_choice, check_number, check_positive_int, finite_array
 from qbm.samplers._base import IsingSampler, SampleResult, check_model, prepare_run, timing_info
 
 
@@ -27,9 +27,12 @@ class SQASampler(IsingSampler):
 
     ``s_schedule`` gives one s per sweep (default: linear from ``s_min`` to 1 over
     ``num_sweeps``); ``s=`` a constant schedule, which samples the equilibrium state at
-    fixed s. Moves: single-spin Metropolis (or heat bath) in every slice, plus worldline
-    moves flipping a spin in all slices at once (``worldline=True``), which keep the chain
-    mixing when K is large (small Gamma (1 - s)).
+    fixed s. Moves (``moves=``): ``"cluster"`` (default), Swendsen-Wang segments along
+    imaginary time: between neighbouring slices that agree, a bond is placed with
+    probability 1 - exp(-2K), and every segment is set by heat bath on the longitudinal
+    field summed over its slices; equilibration no longer slows down as P grows. Or
+    ``"local"``: single spin-slice Metropolis (or heat bath, ``update=``) in every slice,
+    plus worldline moves flipping a spin in all slices at once (``worldline=True``).
 
     Returns, per read, one slice chosen uniformly at random (unbiased: not the
     lowest-energy slice), with its classical energy; ``return_slices=True`` returns all
@@ -50,6 +53,7 @@ class SQASampler(IsingSampler):
         num_reads: int = 10,
         update: str = "metropolis",
         worldline: bool = True,
+        moves: str = "cluster",
         return_slices: bool = False,
         order: str = "colour",
         initial_states: Any = None,
@@ -83,6 +87,7 @@ class SQASampler(IsingSampler):
             initial_states=init,
             update=update,
             worldline=bool(worldline),
+            moves=check_choice(moves, "moves", ("cluster", "local")),
             order=order,
             seed=seed,
             num_threads=threads,
@@ -101,6 +106,7 @@ class SQASampler(IsingSampler):
             "num_trotter_slices": p,
             "num_sweeps": int(sched.size),
             "order": order,
+            "moves": moves,
             "worldline_acceptance": float(out["worldline_acceptance"]),
             "flip_fraction": float(np.mean(out["flip_fraction"])),
             "timing": timing,

@@ -5,6 +5,7 @@
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
+use qbm_core::drivers::sqa::Moves;
 use qbm_core::{Order, UpdateRule};
 
 /// A core option value extracted from a Python string.
@@ -33,6 +34,12 @@ impl Choice for Order {
         ("sequential", Order::Sequential),
         ("random", Order::Random),
     ];
+}
+
+impl Choice for Moves {
+    const PARAM: &'static str = "moves";
+    const VALUES: &'static [(&'static str, Self)] =
+        &[("cluster", Moves::Cluster), ("local", Moves::Local)];
 }
 
 impl<'a, 'py, T: Choice> FromPyObject<'a, 'py> for Wrap<T> {

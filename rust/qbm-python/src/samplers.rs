@@ -12,7 +12,7 @@ use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3::IntoPyObject;
-use qbm_core::drivers::sqa::{sample_sqa as sample_sqa_core, SqaRun};
+use qbm_core::drivers::sqa::{sample_sqa as sample_sqa_core, Moves, SqaRun};
 use qbm_core::drivers::tempering::{sample_tempering as sample_tempering_core, TemperingRun};
 use qbm_core::drivers::{sample_schedule as core_schedule, Chains, ScheduleRun};
 use qbm_core::rbm::{sample_rbm as sample_rbm_core, Rbm, RbmRun};
@@ -208,8 +208,8 @@ fn sample_tempering<'py>(
 /// index per read, worldline_acceptance}.
 #[pyfunction]
 #[pyo3(
-    signature = (model, s_schedule, num_reads, *, beta, gamma, num_trotter_slices, initial_states=None, update=Wrap(UpdateRule::Metropolis), worldline=true, order=Wrap(Order::Colour), seed=0, num_threads=None),
-    text_signature = "(model, s_schedule, num_reads, *, beta, gamma, num_trotter_slices, initial_states=None, update='metropolis', worldline=True, order='colour', seed=0, num_threads=None)"
+    signature = (model, s_schedule, num_reads, *, beta, gamma, num_trotter_slices, initial_states=None, update=Wrap(UpdateRule::Metropolis), worldline=true, moves=Wrap(Moves::Cluster), order=Wrap(Order::Colour), seed=0, num_threads=None),
+    text_signature = "(model, s_schedule, num_reads, *, beta, gamma, num_trotter_slices, initial_states=None, update='metropolis', worldline=True, moves='cluster', order='colour', seed=0, num_threads=None)"
 )]
 #[allow(clippy::too_many_arguments)]
 fn sample_sqa<'py>(
@@ -223,6 +223,7 @@ fn sample_sqa<'py>(
     initial_states: Option<PyReadonlyArray2<'py, i8>>,
     update: Wrap<UpdateRule>,
     worldline: bool,
+    moves: Wrap<Moves>,
     order: Wrap<Order>,
     seed: u64,
     num_threads: Option<usize>,
@@ -249,6 +250,7 @@ fn sample_sqa<'py>(
             },
             rule: update.0,
             worldline,
+            moves: moves.0,
         };
         sample_sqa_core(m, &run, cancel)
     })?;

@@ -11,6 +11,14 @@
 //! then (optionally) a worldline move per spin: flip z_i in all slices at once, accepted
 //! with min(1, exp(2 A sum_k z_i^k (h_i + sum_j J_ij z_j^k))) (inter-slice terms are
 //! unchanged by it). Worldline moves matter when K is large (small Gamma (1 - s)).
+//!
+//! Cluster moves ([`Moves::Cluster`], the default): for each spin, bonds between
+//! neighbouring slices k, k+1 (periodic) are placed with probability 1 - exp(-2K) where
+//! the two slices agree (Swendsen-Wang along the worldline); every resulting segment is
+//! set by heat bath on the longitudinal field it feels summed over its slices,
+//! P(segment = +1) = 1 / (1 + exp(2 A F)), F = sum_k (h_i + sum_j J_ij z_j^k). When all
+//! bonds hold, the segment is the whole worldline. Unlike local moves, their acceptance
+//! does not freeze as K grows with P, so equilibration time does not grow with P.
 
 use super::engine::{drive, Chains, Visit};
 use crate::error::{ensure, Result};
@@ -35,6 +43,16 @@ pub fn trotter_coupling(beta: f64, gamma: f64, s: f64, p: usize) -> f64 {
     (-0.5 * x.tanh().ln()).min(30.0)
 }
 
+/// Which Monte Carlo moves an SQA sweep makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Moves {
+    /// Single spin-slice updates (heat bath or Metropolis, `rule`), plus whole-worldline
+    /// flips when `worldline` is set.
+    Local,
+    /// Swendsen-Wang segments along imaginary time, heat bath per segment (see module docs).
+    Cluster,
+}
+
 /// Parameters of an SQA run.
 #[derive(Clone, Debug)]
 pub struct SqaRun<'a> {
@@ -47,6 +65,7 @@ pub struct SqaRun<'a> {
     pub chains: Chains<'a>,
     pub rule: UpdateRule,
     pub worldline: bool,
+    pub moves: Moves,
 }
 
 /// Output: all slices (num_reads x P x n) with their classical energies, and for each
@@ -142,6 +161,95 @@ fn block_run(
     Ok((wl_acc, wl_try, local_flips))
 }
 
+/// One cluster sweep per s-schedule entry (see module docs); returns per-lane flip counts.
+#[inline(always)]
+fn block_run_cluster(
+    m: &Csr32<'_>,
+    spins: &mut [Lane],
+    rng: &mut LaneRng,
+    coeffs: &[(f32, f32)],
+    visit: &mut Visit,
+    cancel: &AtomicBool,
+) -> Result<[u64; LANES]> {
+    let n = m.h.len();
+    let p = spins.len() / n;
+    let mut fields: Vec<Lane> = vec![[0f32; LANES]; p];
+    let mut ub: Vec<Lane> = vec![[0f32; LANES]; p];
+    let mut us: Vec<Lane> = vec![[0f32; LANES]; p];
+    let mut bonded = vec![false; p];
+    let mut flips = [0u64; LANES];
+    for &(a, kk) in coeffs {
+        check_cancel(cancel)?;
+        let pbond = if p > 1 { 1.0 - (-2.0 * kk).exp() } else { 0.0 };
+        let order = visit.next_sweep();
+        for &i in order {
+            let i = i as usize;
+            let hi = m.h[i];
+            for k in 0..p {
+                let c = coupling_field(m, &spins[k * n..(k + 1) * n], i);
+                for l in 0..LANES {
+                    fields[k][l] = hi + c[l];
+                }
+                ub[k] = rng.next_f32();
+                us[k] = rng.next_f32();
+            }
+            for l in 0..LANES {
+                for k in 0..p {
+                    let k1 = if k + 1 == p { 0 } else { k + 1 };
+                    bonded[k] =
+                        p > 1 && spins[k * n + i][l] == spins[k1 * n + i][l] && ub[k][l] < pbond;
+                }
+                // segments start after a broken bond; none broken: one segment, the ring
+                let start = match (0..p).find(|&k| !bonded[k]) {
+                    Some(k) => (k + 1) % p,
+                    None => 0,
+                };
+                let mut seg_start = start;
+                let mut seg = 0usize;
+                let mut acc = 0f32;
+                for step in 0..p {
+                    let k = (start + step) % p;
+                    acc += fields[k][l];
+                    let closes = !bonded[k] || step + 1 == p;
+                    if closes {
+                        let x = 2.0 * a * acc;
+                        let new = if us[seg][l] * (1.0 + x.clamp(-87.0, 88.0).exp()) < 1.0 {
+                            1.0
+                        } else {
+                            -1.0
+                        };
+                        let mut q = seg_start;
+                        loop {
+                            let z = &mut spins[q * n + i][l];
+                            flips[l] += (*z != new) as u64;
+                            *z = new;
+                            if q == k {
+                                break;
+                            }
+                            q = (q + 1) % p;
+                        }
+                        seg += 1;
+                        seg_start = (k + 1) % p;
+                        acc = 0.0;
+                    }
+                }
+            }
+        }
+    }
+    Ok(flips)
+}
+
+crate::multiversion! {
+    fn block_run_cluster_mv(
+        m: &Csr32<'_>,
+        spins: &mut [Lane],
+        rng: &mut LaneRng,
+        coeffs: &[(f32, f32)],
+        visit: &mut Visit,
+        cancel: &AtomicBool
+    ) -> Result<[u64; LANES]> = block_run_cluster;
+}
+
 crate::multiversion! {
     fn block_run_mv(
         m: &Csr32<'_>,
@@ -216,16 +324,29 @@ pub fn sample_sqa(model: &IsingModel, run: &SqaRun<'_>, cancel: &AtomicBool) -> 
                 spins.extend(random_block(n, &mut ctx.rng));
             }
         }
-        let stats = block_run_mv(
-            &csr,
-            &mut spins,
-            &mut ctx.rng,
-            &coeffs,
-            run.rule,
-            run.worldline,
-            &mut ctx.visit,
-            cancel,
-        )?;
+        let stats = match run.moves {
+            Moves::Local => block_run_mv(
+                &csr,
+                &mut spins,
+                &mut ctx.rng,
+                &coeffs,
+                run.rule,
+                run.worldline,
+                &mut ctx.visit,
+                cancel,
+            )?,
+            Moves::Cluster => {
+                let f = block_run_cluster_mv(
+                    &csr,
+                    &mut spins,
+                    &mut ctx.rng,
+                    &coeffs,
+                    &mut ctx.visit,
+                    cancel,
+                )?;
+                (0, 0, f)
+            }
+        };
         Ok((spins, stats))
     })?;
     let mut out = SqaOutput {
@@ -283,6 +404,7 @@ mod tests {
             },
             rule: UpdateRule::HeatBath,
             worldline: true,
+            moves: Moves::Local,
         };
         let out = sample_sqa(&m, &run, &AtomicBool::new(false)).unwrap();
         let mut w = [0f64; 16];
