@@ -152,3 +152,48 @@ def test_local_moves_freeze_where_cluster_moves_do_not():
     local = tvd(empirical(SQASampler().sample_model(model, moves="local", **kw).spins), p)
     cluster = tvd(empirical(SQASampler().sample_model(model, moves="cluster", **kw).spins), p)
     assert local > 5 * tvd_bound(p, 4000) and cluster < tvd_bound(p, 4000)
+
+
+@pytest.mark.parametrize("s,gamma,beta", [(0.7, 1.5, 3.0), (0.3, 2.0, 4.0), (0.5, 2.0, 8.0)])
+def test_continuous_time_matches_exact_diagonalisation_in_50_sweeps(s, gamma, beta):
+    model = random_frustrated(5, seed=7, h_scale=0.5)
+    reads = 10000
+    p = _tfim_diagonal(model, beta, gamma, s)
+    r = SQASampler().sample_model(
+        model, beta=beta, gamma=gamma, s=s, num_sweeps=50, num_reads=reads, seed=3, continuous_time=True
+    )
+    assert r.info["continuous_time"] and r.spins.shape == (reads, 5)
+    assert tvd(empirical(r.spins), p) < tvd_bound(p, reads)
+    assert np.allclose(r.energies, model.energy(r.spins))
+
+
+def test_continuous_time_seeds_threads_and_annealing():
+    model = random_frustrated(8, seed=2, h_scale=0.3)
+    kw = dict(beta=4.0, gamma=2.0, num_sweeps=40, num_reads=33, seed=9, continuous_time=True)
+    a = SQASampler(num_threads=1).sample_model(model, **kw)
+    b = SQASampler(num_threads=2).sample_model(model, **kw)
+    assert np.array_equal(a.spins, b.spins)
+    c = SQASampler(num_threads=1).sample_model(model, **{**kw, "seed": 10})
+    assert not np.array_equal(a.spins, c.spins)
+    # annealing to s = 1 removes all kinks (no transverse field left)
+    r = SQASampler().sample_model(model, beta=4.0, gamma=2.0, num_sweeps=200, num_reads=64, seed=0,
+                                  continuous_time=True)  # fmt: skip
+    assert r.info["final_s"] == 1.0 and r.info["mean_kinks_per_spin"] == 0.0
+    with pytest.raises(ValueError, match="return_slices"):
+        SQASampler().sample_model(model, num_reads=2, continuous_time=True, return_slices=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["cluster-64", "cluster-256", "continuous"])
+def test_n10_slice_marginal_within_the_bound_after_50_sweeps(mode):
+    model = random_frustrated(10, seed=4, h_scale=0.4, density=0.4)
+    s, gamma, beta, reads = 0.5, 2.0, 3.0, 20000
+    p = _tfim_diagonal(model, beta, gamma, s)
+    kw = dict(beta=beta, gamma=gamma, s=s, num_sweeps=50, num_reads=reads, seed=1)
+    if mode == "continuous":
+        r = SQASampler().sample_model(model, continuous_time=True, **kw)
+    else:
+        P = int(mode.split("-")[1])
+        r = SQASampler().sample_model(model, num_trotter_slices=P, **kw)
+        p = _trotter_marginal(model, beta, gamma, s, P) if P < 256 else p
+    assert tvd(empirical(r.spins), p) < tvd_bound(p, reads)

@@ -23,6 +23,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sample_tempering, m)?)?;
     m.add_function(wrap_pyfunction!(sample_sqa, m)?)?;
     m.add_function(wrap_pyfunction!(sample_rbm, m)?)?;
+    m.add_function(wrap_pyfunction!(sample_sqa_ct, m)?)?;
     Ok(())
 }
 
@@ -317,4 +318,60 @@ fn sample_rbm<'py>(
         .array("energies", out.energies, &[num_reads])?
         .array("flip_fraction", vec![0.0f64; num_reads], &[num_reads])?
         .dict)
+}
+
+/// Continuous-time SQA (no Trotter slices). s_schedule: (num_sweeps,).
+///
+/// Returns {spins (num_reads, n) int8 at imaginary time 0, energies (num_reads,),
+/// flip_fraction (num_reads,) (not tracked: zeros), mean_kinks (num_reads,) per spin,
+/// moves (segment heat-bath moves made)}.
+#[pyfunction]
+#[pyo3(
+    signature = (model, s_schedule, num_reads, *, beta, gamma, initial_states=None, order=Wrap(Order::Colour), seed=0, num_threads=None),
+    text_signature = "(model, s_schedule, num_reads, *, beta, gamma, initial_states=None, order='colour', seed=0, num_threads=None)"
+)]
+#[allow(clippy::too_many_arguments)]
+fn sample_sqa_ct<'py>(
+    py: Python<'py>,
+    model: &IsingCsr,
+    s_schedule: PyReadonlyArray1<'py, f64>,
+    num_reads: usize,
+    beta: f64,
+    gamma: f64,
+    initial_states: Option<PyReadonlyArray2<'py, i8>>,
+    order: Wrap<Order>,
+    seed: u64,
+    num_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    use qbm_core::drivers::sqa_ct::{sample_sqa_ct as core_ct, CtRun};
+    let m = &*model.inner;
+    let n = m.num_variables();
+    let init = optional_states(&initial_states, num_reads, n)?;
+    let sched = s_schedule
+        .as_slice()
+        .map_err(|_| value_error("s_schedule", "must be contiguous"))?;
+    let kinks = (beta * gamma).clamp(1.0, 1e6) as usize;
+    let w = work(&[num_reads, m.nnz() / 2 + n, sched.len(), kinks, 8]);
+    let out = run_detached(py, w, |cancel| {
+        let run = CtRun {
+            beta,
+            gamma,
+            s_schedule: sched,
+            chains: Chains {
+                num_reads,
+                initial: init.as_deref(),
+                order: order.0,
+                seed,
+                num_threads,
+            },
+        };
+        core_ct(m, &run, cancel)
+    })?;
+    Output::new(py)
+        .array("spins", out.spins, &[num_reads, n])?
+        .array("energies", out.energies, &[num_reads])?
+        .array("flip_fraction", vec![0.0f64; num_reads], &[num_reads])?
+        .array("mean_kinks", out.mean_kinks, &[num_reads])?
+        .value("moves", out.moves)
+        .map(|o| o.dict)
 }

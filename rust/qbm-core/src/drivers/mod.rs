@@ -4,6 +4,7 @@
 pub mod anneal;
 pub mod engine;
 pub mod sqa;
+pub mod sqa_ct;
 pub mod tempering;
 
 pub use anneal::{sample_schedule, Samples, ScheduleRun};
