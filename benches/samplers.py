@@ -16,6 +16,10 @@ Part 2, SQA against openjij's SQASampler at equal Trotter slices, sweeps and rea
 (spin-slice updates per second, one qbm thread = per core; openjij returns the
 lowest-energy slice of each read, qbm a uniformly chosen one).
 
+Part 4 (benches/sqa_peers.py): SQA time to the TV floor against openjij's SQASampler and
+CSQASampler and dwave-samplers' PathIntegralAnnealingSampler, and ground-state success on
+Z(4) glasses at equal wall time.
+
 Part 3, parallel tempering against plain Gibbs on a frustrated Z(4) glass at low
 temperature: effective sample size per second of the target-beta energy (Stan's
 multi-chain ESS over the second half of 16 chains, which penalises chains stuck in
@@ -261,6 +265,8 @@ def bench_sqa(name, graph, args, rows):
     res = {}
     q = SQASampler(num_threads=1)
     kw = dict(beta=5.0, gamma=1.0, num_trotter_slices=P, num_sweeps=S, num_reads=R, seed=1)
+    t = median_time(lambda: q.sample_model(model, **kw, moves="local"), args.repeats)
+    res["qbm SQA local moves (1 thr)"] = updates / t
     t = median_time(lambda: q.sample_model(model, **kw), args.repeats)
     res["qbm SQA (1 thr)"] = updates / t
     qa = SQASampler()
@@ -347,6 +353,7 @@ def main():
     p.add_argument("--sqa-reads", type=int, default=16)
     p.add_argument("--pt-beta", type=float, default=2.0)
     p.add_argument("--pt-sweeps", type=int, default=4000)
+    p.add_argument("--skip-sqa-peers", action="store_true", help="skip Part 4 (benches/sqa_peers.py)")
     p.add_argument("--out", default=None, help="directory for samplers.json and samplers.png")
     args = p.parse_args()
     if args.quick:
@@ -394,10 +401,15 @@ def main():
         f"(PT min swap acceptance {pt['pt']['swap_acceptance_min']:.2f}, "
         f"{pt['pt']['round_trips_per_read']:.1f} round trips per read)"
     )
+    peers = None
+    if not args.skip_sqa_peers:
+        import sqa_peers
+
+        peers = sqa_peers.main(["--quick"] if args.quick else [])
     if args.out:
         write_json(
             os.path.join(args.out, "samplers.json"),
-            {"rows": rows, "summary": summary, "small": small, "sqa": sqa, "pt_vs_gibbs": pt},
+            {"rows": rows, "summary": summary, "small": small, "sqa": sqa, "pt_vs_gibbs": pt, "sqa_peers": peers},
         )
         import matplotlib
 
