@@ -12,7 +12,8 @@ alone: ``python benches/sqa_peers.py [--quick]``).
    read, which is not a sample of that marginal: its TV is reported for that marginal
    with that caveat. openjij 0.12's CSQASampler (only its sample_ising works) returned
    P(+1) ~ 0.5 on a one-spin model whose exact P(+1) is 0.23: its states do not follow
-   the longitudinal field, so its TV does not fall with sweeps. Conventions mapped on a one-spin model: openjij beta, gamma and
+   the longitudinal field, so its TV does not fall with sweeps. Conventions mapped on a
+   one-spin model: openjij beta, gamma and
    schedule [(s, sweeps)] are H(s) = s H_p + (1 - s) Gamma sum X; dwave-samplers
    Hp_field = beta s, Hd_field = beta (1 - s) Gamma, Gamma = 1.
 2. Ground-state success on Z(4) glasses at equal wall time: each method anneals s from
