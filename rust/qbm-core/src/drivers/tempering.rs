@@ -341,12 +341,14 @@ pub fn sample_tempering(
             blocks.par_iter_mut().for_each(|blk| {
                 blk.reset_stats();
                 let mut s = 0;
-                while s < window {
+                // a cancelled call stops within one swap step (results are discarded)
+                while s < window && !cancel.load(std::sync::atomic::Ordering::Relaxed) {
                     let w = run.swap_interval.min(window - s);
                     blk.step(&csr, &l32, &ladder, run.rule, &base, w);
                     s += w;
                 }
             });
+            check_cancel(cancel)?;
             done += window;
             let acc = pooled_acceptance(&blocks, k);
             ladder = adapt_ladder(&ladder, &acc);
@@ -361,7 +363,7 @@ pub fn sample_tempering(
             let window = chunk.min(run.num_sweeps - done);
             blocks.par_iter_mut().for_each(|blk| {
                 let mut s = 0;
-                while s < window {
+                while s < window && !cancel.load(std::sync::atomic::Ordering::Relaxed) {
                     let w = run.swap_interval.min(window - s);
                     blk.step(&csr, &l32, &ladder, run.rule, &base, w);
                     if run.trace {
@@ -370,6 +372,7 @@ pub fn sample_tempering(
                     s += w;
                 }
             });
+            check_cancel(cancel)?;
             done += window;
         }
         Ok(blocks)
