@@ -383,7 +383,7 @@ def _markdown_table(rows: list[dict[str, Any]], args: argparse.Namespace, target
         f"\nMean [95% t interval] over seeds {args.seeds}; {args.dataset}, latent {args.latent}, {args.epochs} epochs, "
         f"ranked by IW log-likelihood. Target ELBO {tgt}"
         + (" (the Gaussian VAE's mean final ELBO)" if args.target_elbo is None else "")
-        + f". BM log Z: {rows[-1].get('log_z_method', '-') if rows else '-'}. {NOTE}.\n"
+        + f". BM log Z: {next((r['log_z_method'] for r in rows if r['model'] != 'gaussian'), '-')}. {NOTE}.\n"
     )
     return head + "\n".join(lines) + "\n" + foot
 
