@@ -162,6 +162,13 @@ fn block_run(
 }
 
 /// One cluster sweep per s-schedule entry (see module docs); returns per-lane flip counts.
+///
+/// Vectorised over the lanes: a forward pass over the slices sums the field of every
+/// segment and closes it at its broken bond (the segment through slice 0 closes at the
+/// first broken bond, after adding the tail past the last one); every closing slice then
+/// decides its segment's value by heat bath (vector exp), and a backward pass hands each
+/// slice the value of the segment it belongs to. A lane without broken bonds has one
+/// segment, the whole worldline.
 #[inline(always)]
 fn block_run_cluster(
     m: &Csr32<'_>,
@@ -173,10 +180,8 @@ fn block_run_cluster(
 ) -> Result<[u64; LANES]> {
     let n = m.h.len();
     let p = spins.len() / n;
-    let mut fields: Vec<Lane> = vec![[0f32; LANES]; p];
-    let mut ub: Vec<Lane> = vec![[0f32; LANES]; p];
-    let mut us: Vec<Lane> = vec![[0f32; LANES]; p];
-    let mut bonded = vec![false; p];
+    let mut closing: Vec<Lane> = vec![[0f32; LANES]; p]; // segment sums at closing slices
+    let mut broken: Vec<[bool; LANES]> = vec![[false; LANES]; p];
     let mut flips = [0u64; LANES];
     for &(a, kk) in coeffs {
         check_cancel(cancel)?;
@@ -185,53 +190,79 @@ fn block_run_cluster(
         for &i in order {
             let i = i as usize;
             let hi = m.h[i];
+            // forward pass: bonds, running sums, closing sums
+            let mut acc = [0f32; LANES];
+            let mut head = [0f32; LANES];
+            let mut seen_break = [false; LANES];
             for k in 0..p {
                 let c = coupling_field(m, &spins[k * n..(k + 1) * n], i);
+                let k1 = if k + 1 == p { 0 } else { k + 1 };
+                let (zk, zk1) = (spins[k * n + i], spins[k1 * n + i]);
+                let u = rng.next_f32();
                 for l in 0..LANES {
-                    fields[k][l] = hi + c[l];
+                    acc[l] += hi + c[l];
+                    let br = p == 1 || zk[l] != zk1[l] || u[l] >= pbond;
+                    broken[k][l] = br;
+                    closing[k][l] = acc[l];
+                    if br {
+                        if !seen_break[l] {
+                            head[l] = acc[l];
+                        }
+                        seen_break[l] = true;
+                        acc[l] = 0.0;
+                    }
                 }
-                ub[k] = rng.next_f32();
-                us[k] = rng.next_f32();
             }
+            // the wrap segment: the tail past the last break plus the head up to the first
+            let mut wrap = [0f32; LANES];
             for l in 0..LANES {
-                for k in 0..p {
-                    let k1 = if k + 1 == p { 0 } else { k + 1 };
-                    bonded[k] =
-                        p > 1 && spins[k * n + i][l] == spins[k1 * n + i][l] && ub[k][l] < pbond;
-                }
-                // segments start after a broken bond; none broken: one segment, the ring
-                let start = match (0..p).find(|&k| !bonded[k]) {
-                    Some(k) => (k + 1) % p,
-                    None => 0,
+                wrap[l] = acc[l] + if seen_break[l] { head[l] } else { 0.0 };
+            }
+            // heat bath at every closing slice (vectorised), the wrap segment with its total
+            let uw = rng.next_f32();
+            let mut xw = [0f32; LANES];
+            for l in 0..LANES {
+                xw[l] = 2.0 * a * wrap[l];
+            }
+            let ew = exp_lanes(&xw);
+            let mut cur = [0f32; LANES];
+            for l in 0..LANES {
+                cur[l] = if uw[l] * (1.0 + ew[l]) < 1.0 {
+                    1.0
+                } else {
+                    -1.0
                 };
-                let mut seg_start = start;
-                let mut seg = 0usize;
-                let mut acc = 0f32;
-                for step in 0..p {
-                    let k = (start + step) % p;
-                    acc += fields[k][l];
-                    let closes = !bonded[k] || step + 1 == p;
-                    if closes {
-                        let x = 2.0 * a * acc;
-                        let new = if us[seg][l] * (1.0 + x.clamp(-87.0, 88.0).exp()) < 1.0 {
+            }
+            let wrap_val = cur;
+            let mut first_break = [usize::MAX; LANES];
+            for k in 0..p {
+                for l in 0..LANES {
+                    if broken[k][l] && first_break[l] == usize::MAX {
+                        first_break[l] = k;
+                    }
+                }
+            }
+            // backward pass: each slice takes the value decided at the next closing slice
+            for k in (0..p).rev() {
+                let u = rng.next_f32();
+                let mut x = [0f32; LANES];
+                for l in 0..LANES {
+                    x[l] = 2.0 * a * closing[k][l];
+                }
+                let e = exp_lanes(&x);
+                let z = &mut spins[k * n + i];
+                for l in 0..LANES {
+                    if broken[k][l] {
+                        cur[l] = if first_break[l] == k {
+                            wrap_val[l]
+                        } else if u[l] * (1.0 + e[l]) < 1.0 {
                             1.0
                         } else {
                             -1.0
                         };
-                        let mut q = seg_start;
-                        loop {
-                            let z = &mut spins[q * n + i][l];
-                            flips[l] += (*z != new) as u64;
-                            *z = new;
-                            if q == k {
-                                break;
-                            }
-                            q = (q + 1) % p;
-                        }
-                        seg += 1;
-                        seg_start = (k + 1) % p;
-                        acc = 0.0;
                     }
+                    flips[l] += (z[l] != cur[l]) as u64;
+                    z[l] = cur[l];
                 }
             }
         }
