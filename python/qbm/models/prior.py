@@ -97,6 +97,11 @@ class BoltzmannPrior(torch.nn.Module):
         """E(z) for a batch (B, n) of +-1 values (or their means: E is multilinear)."""
         z = z.to(self.h.dtype)
         i, j = self.edges[:, 0], self.edges[:, 1]
+        if self.n <= 2048:
+            # dense upper-triangular coupling matrix: one small matmul instead of a gather
+            # over the edges (and a scatter in backward), several times faster for B x n
+            W = torch.zeros(self.n, self.n, dtype=self.J.dtype, device=self.J.device).index_put((i, j), self.J)
+            return -(z @ self.h) - ((z @ W) * z).sum(-1)
         return -(z @ self.h) - (z[:, i] * z[:, j] * self.J).sum(-1)
 
     def quasi_objective(
