@@ -22,8 +22,6 @@ bit-for-bit from a checkpoint of its state.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -162,104 +160,21 @@ class QPUAnneals(FreshAnneals):
         self.qpu_scale = d.get("qpu_scale")
 
 
-@dataclass(frozen=True)
-class Entry:
-    """A registered prior sampler: its factory and a one-line description."""
-
-    factory: Callable[..., PriorSampler]
-    description: str
-    needs_qpu: bool = False
-
-
-REGISTRY: dict[str, Entry] = {}
-
-
-def register(name: str, factory: Callable[..., PriorSampler], description: str, *, needs_qpu: bool = False) -> None:
-    """Make ``name`` available to the negative phase, the generation modes and the CLI.
-    ``factory(num_chains, sweeps, seed, num_threads, qpu)`` returns a prior sampler."""
-    REGISTRY[name] = Entry(factory, description, needs_qpu)
-
-
-def names() -> tuple[str, ...]:
-    return tuple(REGISTRY)
-
-
-def make_prior_sampler(
-    name: str,
-    num_chains: int = 128,
-    *,
-    sweeps: int = 10,
-    seed: int = 0,
-    num_threads: int | None = None,
-    qpu: Any = None,
-) -> PriorSampler:
-    """The registered prior sampler ``name`` (see :data:`REGISTRY`)."""
-    entry = REGISTRY.get(name)
-    if entry is None:
-        raise ValueError(f"sampler: unknown sampler {name!r}; choose one of {', '.join(REGISTRY)}")
-    if entry.needs_qpu and qpu is None:
-        raise ValueError(f"sampler: {name!r} needs a qbm.qpu.Advantage2Sampler (qpu=...)")
-    s = entry.factory(num_chains=num_chains, sweeps=sweeps, seed=seed, num_threads=num_threads, qpu=qpu)
-    s.name = name
-    s.sweeps = sweeps  # recorded in checkpoints so that a resumed run uses the same budget
-    return s
-
-
-# Backwards-compatible name: NegativePhase("gibbs", 128, sweeps=10, seed=0) etc.
-NegativePhase = make_prior_sampler
-
-
-def _gibbs(num_chains: int, sweeps: int, seed: int, num_threads: int | None, **_: Any) -> PriorSampler:
-    from qbm.samplers import GibbsSampler
-
-    return PersistentChains(GibbsSampler(num_threads=num_threads), num_chains, seed=seed, beta=1.0, num_sweeps=sweeps)
-
-
-def _rbm(num_chains: int, sweeps: int, seed: int, num_threads: int | None, **_: Any) -> PriorSampler:
-    from qbm.samplers import RBMSampler
-
-    return PersistentChains(
-        RBMSampler(num_threads=num_threads), num_chains, seed=seed, form="rbm", beta=1.0, num_sweeps=sweeps
-    )
-
-
-def _pt(num_chains: int, sweeps: int, seed: int, num_threads: int | None, **_: Any) -> PriorSampler:
-    from qbm.samplers import ParallelTemperingSampler
-
-    return PersistentChains(
-        ParallelTemperingSampler(num_threads=num_threads),
-        num_chains,
-        seed=seed,
-        beta=1.0,
-        beta_min=0.2,
-        num_replicas=4,
-        num_sweeps=sweeps,
-    )
-
-
-def _sqa(num_chains: int, sweeps: int, seed: int, num_threads: int | None, **_: Any) -> PriorSampler:
-    from qbm.samplers import SQASampler
-
-    return FreshAnneals(
-        SQASampler(num_threads=num_threads),
-        num_chains,
-        seed=seed,
-        beta=1.0,
-        gamma=1.0,
-        num_trotter_slices=8,
-        num_sweeps=max(5 * sweeps, 50),
-        s_min=0.3,
-    )
-
-
-def _qpu(num_chains: int, seed: int, qpu: Any, **_: Any) -> PriorSampler:
-    return QPUAnneals(qpu, num_chains, seed=seed)
-
-
-register("gibbs", _gibbs, "persistent single-spin heat-bath chains (PCD)")
-register("rbm", _rbm, "persistent block-Gibbs chains (RBM graph only)")
-register("pt", _pt, "parallel tempering (4 replicas, beta 0.2..1) restarted from the persistent states")
-register("sqa", _sqa, "fresh simulated quantum anneals ending at s = 1 (DQA stand-in)")
-register("qpu", _qpu, "the Advantage2 backend (or its offline stand-in)", needs_qpu=True)
+# The registry lives in the torch-free module qbm.registry (so that the CLI can list the
+# choices without importing torch); these names are re-exported for compatibility.
+from qbm.registry import REGISTRY, Entry, NegativePhase, make_prior_sampler, names, register  # noqa: E402
 
 NAMES = names()
+__all__ = [
+    "PriorSampler",
+    "PersistentChains",
+    "FreshAnneals",
+    "QPUAnneals",
+    "REGISTRY",
+    "Entry",
+    "NegativePhase",
+    "make_prior_sampler",
+    "names",
+    "register",
+    "NAMES",
+]

@@ -396,7 +396,7 @@ def recommend_lambda(lambdas: list[float], accuracy: list[float], diversity: lis
 # diversity 0.79 / 0.23 / 0.14 / 0.14 / 0.08 / 0.06: no lambda > 0 keeps diversity near that
 # of real data, so the second clause applies and gives lambda = 1 (twice the diversity of
 # the old default 8 at the same accuracy within 0.03).
-DEFAULT_LAMBDA = 1.0
+
 MIN_RELATIVE_DIVERSITY = 0.7
 ACCURACY_SLACK = 0.05
 LAMBDA_RULE = (

@@ -10,14 +10,13 @@ import os
 from typing import Any
 
 import numpy as np
-import torch
 
-from qbm.models import negative
+from qbm import registry as negative
 from qbm.plotting import save_curves, save_image_grid
 
 LAMBDAS = [0.0, 0.5, 1.0, 2.0, 4.0, 8.0]
 
-from qbm.training.vae import ANNEALERS, DEFAULT_LAMBDA  # noqa: E402  (generation anneals, c-QA default)
+from qbm.registry import ANNEALER_NAMES, DEFAULT_LAMBDA  # noqa: E402  (generation anneals, c-QA default)
 
 
 def _qpu_from_args(args: argparse.Namespace) -> Any:
@@ -96,6 +95,8 @@ def make_trainer(args: argparse.Namespace, data: Any) -> Any:
 def write_outputs(
     tr: Any, out: str, *, lambdas: list[float], held_out: np.ndarray | None, quiet: bool, anneal_sweeps: int = 1000
 ) -> dict[str, Any]:
+    import torch
+
     from qbm.models.vae import BMVAE
     from qbm.training.vae import anneal_latents, conditional_accuracy, decode_spins, ood_auroc, train_classifier
 
@@ -212,6 +213,8 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    import torch
+
     from qbm.data import load_dataset
     from qbm.models.vae import BMVAE
     from qbm.training.checkpoint import load_checkpoint
@@ -461,7 +464,7 @@ def add_parsers(sub: Any, train: Any, study: Any) -> None:
     p.add_argument("--label", type=int, default=None)
     p.add_argument("--lam", type=nonneg_float, default=DEFAULT_LAMBDA, help="bias strength lambda for c-QA")
     p.add_argument("--num", type=positive_int, default=64)
-    p.add_argument("--anneal", default="sa", choices=list(ANNEALERS))
+    p.add_argument("--anneal", default="sa", choices=list(ANNEALER_NAMES))
     p.add_argument("--sweeps", type=positive_int, default=1000)
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--out", default="generated.png")
