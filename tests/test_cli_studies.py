@@ -22,7 +22,26 @@ def test_spin_glass_report(tmp_path, capsys):
 
 def test_mmd_variance_study(tmp_path):
     out = str(tmp_path / "mv")
-    assert main(["study", "mmd-variance", "--n-max", "16", "--numeric-max", "4", "--samples", "200", "--out", out]) == 0
+    assert (
+        main(
+            [
+                "study",
+                "mmd-variance",
+                "--n-max",
+                "16",
+                "--numeric-max",
+                "4",
+                "--samples",
+                "200",
+                "--workers",
+                "1",
+                "--quiet",
+                "--out",
+                out,
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(open(os.path.join(out, "mmd_variance.csv"))))
     assert {r["sigma"] for r in rows} == {"1", "10", "n/4"}
     assert any(r["loss_var"] for r in rows) and os.path.exists(os.path.join(out, "mmd_variance.png"))

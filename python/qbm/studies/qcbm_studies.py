@@ -39,10 +39,19 @@ def resolve_target(spec: str, n: int) -> np.ndarray:
     raise SystemExit(f"--target: unknown target {spec!r}")
 
 
+def mmd_variance_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Numerical MMD loss / gradient variance at one (n, sigma) (a run of the study runner)."""
+    from qbm.studies.mmd_variance import numerical_variance
+
+    n = int(config["n"])
+    sigma = n / 4 if config["sigma"] == "n/4" else float(config["sigma"])
+    return numerical_variance(n, sigma, config["target"], samples=int(config["samples"]), seed=seed)
+
+
 def cmd_mmd_variance(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from qbm.studies.mmd_variance import closed_form_variance, numerical_variance
+    from qbm.studies.mmd_variance import closed_form_variance
 
     os.makedirs(args.out, exist_ok=True)
     ns = sorted(
@@ -50,9 +59,24 @@ def cmd_mmd_variance(args: argparse.Namespace) -> int:
             [n for n in (2, 4, 6, 8, 10, 12, 16, 24, 32, 48, 64, 100, 150, 200, 300, 500, 700, 1000) if n <= args.n_max]
         )
     )
+    from qbm.studies import cli_common
+    from qbm.studies.runner import Study, grid
+
+    labels = ("1", "10", "n/4")
+    # the numerics (Monte Carlo over Haar-random circuits) are runs of the study runner:
+    # resumable, spread over workers or Ray; the closed form is evaluated here
+    configs = [
+        {"n": n, "sigma": label, "target": args.target, "samples": args.samples}
+        for n in ns
+        if n <= args.numeric_max
+        for label in labels
+    ]
+    study = Study("mmd-variance", "qbm.studies.qcbm_studies:mmd_variance_run", grid(configs, [args.seed]))
+    numeric = {(r["config"]["n"], r["config"]["sigma"]): r["result"] for r in cli_common.run(study, args)
+               if r["status"] == "ok"}  # fmt: skip
     rows: list[dict[str, Any]] = []
-    for n in tqdm(ns, desc="mmd variance"):
-        for label in ("1", "10", "n/4"):
+    for n in tqdm(ns, desc="closed form", disable=args.quiet):
+        for label in labels:
             sigma = n / 4 if label == "n/4" else float(label)
             row: dict[str, Any] = {
                 "n": n,
@@ -60,8 +84,7 @@ def cmd_mmd_variance(args: argparse.Namespace) -> int:
                 "sigma_value": sigma,
                 "closed_form": closed_form_variance(n, sigma, args.target),
             }
-            if n <= args.numeric_max:
-                row.update(numerical_variance(n, sigma, args.target, samples=args.samples, seed=args.seed))
+            row.update(numeric.get((n, label), {}))
             rows.append(row)
     path = os.path.join(args.out, "mmd_variance.csv")
     keys = ["n", "sigma", "sigma_value", "closed_form", "loss_var", "loss_var_se", "grad_var", "grad_var_se"]
@@ -229,6 +252,9 @@ def add_parsers(study: Any, train: Any) -> None:
     p.add_argument("--target", default="ghz", choices=["ghz", "point"])
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--out", default="runs/mmd-variance")
+    from qbm.studies.cli_common import add_runner_options
+
+    add_runner_options(p, seeds=1)
     p.set_defaults(func=cmd_mmd_variance)
 
     p = study.add_parser("kl-vs-mmd", help="train QCBMs with KL, MMD and local fidelity at finite shots")
