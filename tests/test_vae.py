@@ -275,3 +275,15 @@ def test_cli_train_generate_resume(tmp_path, capsys):
     assert os.path.exists(png)
     assert cli(["generate", "--model", str(tmp_path / "nope.pt"), "--out", png]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_device_option(tmp_path):
+    """Models and data follow --device; a bad device names the parameter."""
+    from qbm.cli import main
+
+    d = small_digits()
+    tr = VAETrainer(BMVAE(d.shape, 8, seed=0), d, seed=0, num_chains=16, sweeps=2, device="cpu")
+    assert tr.x_train.device.type == "cpu" and next(tr.model.parameters()).device.type == "cpu"
+    with pytest.raises(ValueError, match="device"):
+        VAETrainer(BMVAE(d.shape, 8, seed=0), d, device="no-such-device")
+    assert main(["train", "vae", "--device", "nonsense", "--out", str(tmp_path / "x")]) == 2

@@ -53,7 +53,7 @@ def rbm_log_z(W: torch.Tensor, a: torch.Tensor, b: torch.Tensor, chunk: int = 1 
     shifts = torch.arange(nv - 1, -1, -1)
     for start in range(0, 2**nv, chunk):
         idx = torch.arange(start, min(start + chunk, 2**nv))
-        v = ((idx[:, None] >> shifts) & 1).to(W.dtype) * 2 - 1
+        v = ((idx[:, None] >> shifts) & 1).to(W.device, W.dtype) * 2 - 1
         field = b + v @ W
         # log 2cosh(x) = log(e^x + e^-x) = |x| + log(1 + e^{-2|x|}), stable for large |x|
         lc = field.abs() + torch.log1p(torch.exp(-2 * field.abs()))
@@ -107,7 +107,7 @@ def iw_loglik(
         for s in range(0, len(x), per):
             xb = x[s : s + per]
             logit = model.logits(xb)  # (B, n)
-            u = torch.rand((num_samples, *logit.shape), generator=g, dtype=logit.dtype)
+            u = torch.rand((num_samples, *logit.shape), generator=g, dtype=logit.dtype).to(logit.device)
             z = torch.where(u < torch.sigmoid(logit), 1.0, -1.0).to(logit.dtype)  # (K, B, n)
             flat = z.reshape(-1, z.shape[-1])
             rec = reconstruction_loss(model.decode(flat), xb.repeat(num_samples, 1, 1, 1), model.likelihood)
@@ -121,7 +121,7 @@ def iw_loglik(
         h = model.encoder(xb).to(torch.float64)
         mu, logvar = h[:, : model.latent], h[:, model.latent :].clamp(-10, 10)
         std = torch.exp(0.5 * logvar)
-        eps = torch.randn((num_samples, *mu.shape), generator=g, dtype=mu.dtype)
+        eps = torch.randn((num_samples, *mu.shape), generator=g, dtype=mu.dtype).to(mu.device)
         z = mu + std * eps
         rec = reconstruction_loss(model.decoder(z.reshape(-1, model.latent).float()), xb.repeat(num_samples, 1, 1, 1),
                                   model.likelihood)  # fmt: skip

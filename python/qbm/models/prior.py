@@ -160,13 +160,13 @@ class BoltzmannPrior(torch.nn.Module):
         parts = []
         for start in range(0, 2**self.n, chunk):
             idx = torch.arange(start, min(start + chunk, 2**self.n))
-            z = ((idx[:, None] >> torch.arange(self.n - 1, -1, -1)) & 1).to(torch.float64) * 2 - 1
+            z = ((idx[:, None] >> torch.arange(self.n - 1, -1, -1)) & 1).to(self.h.device, torch.float64) * 2 - 1
             parts.append(torch.logsumexp(-self.energy(z), 0))
         return torch.logsumexp(torch.stack(parts), 0)
 
     def all_states(self) -> torch.Tensor:
         idx = torch.arange(2**self.n)
-        return ((idx[:, None] >> torch.arange(self.n - 1, -1, -1)) & 1).to(torch.float64) * 2 - 1
+        return ((idx[:, None] >> torch.arange(self.n - 1, -1, -1)) & 1).to(self.h.device, torch.float64) * 2 - 1
 
     def ais_log_z(self, num_chains: int = 256, num_betas: int = 2000, seed: int = 0) -> dict[str, float]:
         """Annealed importance sampling estimate of log Z: from the uniform distribution

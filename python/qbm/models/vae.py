@@ -136,7 +136,9 @@ class BMVAE(nn.Module):
 
     def relax(self, logits: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(z in {-1, +1} for the prior terms, decoder input with gradients)."""
-        u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype).clamp(1e-10, 1 - 1e-10)
+        # random numbers come from the CPU generator whatever the device: same stream everywhere
+        u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype).to(logits.device)
+        u = u.clamp(1e-10, 1 - 1e-10)
         if self.relaxation == "gumbel":
             noise = torch.log(u) - torch.log1p(-u)
             soft = torch.sigmoid((logits + noise) / self.tau)
@@ -227,7 +229,7 @@ class GaussianVAE(nn.Module):
     ) -> dict[str, torch.Tensor]:
         h = self.encoder(x)
         mu, logvar = h[:, : self.latent], h[:, self.latent :].clamp(-10, 10)
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
         z = mu + torch.exp(0.5 * logvar) * eps
         recon = reconstruction_loss(self.decoder(z), x, self.likelihood)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
@@ -254,5 +256,6 @@ class GaussianVAE(nn.Module):
 
     @torch.no_grad()
     def sample_images(self, num: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        z = torch.randn(num, self.latent, generator=generator)
+        dev = next(self.parameters()).device
+        z = torch.randn(num, self.latent, generator=generator).to(dev)
         return torch.sigmoid(self.decoder(z))

@@ -39,11 +39,17 @@ class VAETrainer:
         qpu: Any = None,
         kl_warmup: int = 10,
         iw_samples: int = 50,
+        device: str | torch.device = "cpu",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
         if not lr > 0:
             raise ValueError(f"lr: must be > 0, got {lr}")
+        try:
+            self.device = torch.device(device)
+            model.to(self.device)
+        except (RuntimeError, TypeError) as e:
+            raise ValueError(f"device: cannot use {device!r} ({e})") from None
         self.model, self.data = model, data
         self.is_bm = isinstance(model, BMVAE)
         self.batch_size, self.lr, self.seed, self.kl_warmup = batch_size, lr, seed, kl_warmup
@@ -59,8 +65,8 @@ class VAETrainer:
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self.wall = 0.0
-        self.x_train = torch.as_tensor(data.x_train)
-        self.x_test = torch.as_tensor(data.x_test)
+        self.x_train = torch.as_tensor(data.x_train).to(self.device)
+        self.x_test = torch.as_tensor(data.x_test).to(self.device)
         self.log_z_info: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ training
@@ -77,7 +83,7 @@ class VAETrainer:
     def train_epoch(self, progress: bool = True) -> dict[str, Any]:
         t0 = time.perf_counter()
         self.model.train()
-        perm = torch.randperm(len(self.x_train), generator=self.gen)
+        perm = torch.randperm(len(self.x_train), generator=self.gen).to(self.device)
         sums = {"recon": 0.0, "kl": 0.0}
         count = 0
         batches = range(0, len(perm), self.batch_size)
@@ -85,7 +91,7 @@ class VAETrainer:
         nb = max(1, len(batches))
         for b, start in enumerate(bar):
             xb = self.x_train[perm[start : start + self.batch_size]]
-            z_model = self.negative.sample(self.model.prior) if self.negative is not None else None
+            z_model = self.negative.sample(self.model.prior).to(self.device) if self.negative is not None else None
             w = min(1.0, (self.epoch + (b + 1) / nb) / self.kl_warmup) if self.kl_warmup > 0 else 1.0
             out = self.model.forward_losses(xb, z_model, self.gen, 0.0, kl_weight=w)
             self.opt.zero_grad()
@@ -207,6 +213,7 @@ class VAETrainer:
             num_threads=overrides.get("num_threads"),
             qpu=overrides.get("qpu"),
             kl_warmup=t.get("kl_warmup", 5),
+            device=overrides.get("device", "cpu"),
         )
         tr.opt.load_state_dict(ck["opt_state"])
         tr.gen.set_state(ck["gen_state"])
@@ -309,7 +316,8 @@ def anneal_latents(
 
 @torch.no_grad()
 def decode_spins(model: BMVAE, spins: np.ndarray) -> np.ndarray:
-    return torch.sigmoid(model.decode(torch.as_tensor(spins, dtype=torch.float32))).cpu().numpy()
+    dev = next(model.parameters()).device
+    return torch.sigmoid(model.decode(torch.as_tensor(spins, dtype=torch.float32).to(dev))).cpu().numpy()
 
 
 def train_classifier(data: ImageData, max_train: int = 10000, seed: int = 0) -> Any:
@@ -424,7 +432,7 @@ def ood_auroc(trainer: VAETrainer, x_in: np.ndarray, x_out: np.ndarray) -> dict[
     assert isinstance(model, BMVAE)
 
     def scores(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        t = model.elbo_terms(torch.as_tensor(x), torch.Generator().manual_seed(0))
+        t = model.elbo_terms(torch.as_tensor(x).to(trainer.device), torch.Generator().manual_seed(0))
         energy = model.prior.energy(t["mean"]).cpu().numpy()
         neg_elbo = (t["recon"] + t["kl_no_log_z"] + trainer.log_z).cpu().numpy()
         return energy, neg_elbo

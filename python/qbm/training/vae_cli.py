@@ -60,7 +60,7 @@ def make_trainer(args: argparse.Namespace, data: Any) -> Any:
             },
         )
         qpu = _qpu_from_args(argparse.Namespace(**{**vars(args), "sampler": t["sampler"]}))
-        tr = VAETrainer.from_checkpoint(ck, data, num_threads=args.threads, qpu=qpu)
+        tr = VAETrainer.from_checkpoint(ck, data, num_threads=args.threads, qpu=qpu, device=args.device)
         print(f"resuming from {ck} at epoch {tr.epoch}")
         return tr
     qpu = _qpu_from_args(args)
@@ -89,6 +89,7 @@ def make_trainer(args: argparse.Namespace, data: Any) -> Any:
         qpu=qpu,
         kl_warmup=args.kl_warmup,
         iw_samples=getattr(args, "iw_samples", 50),
+        device=args.device,
     )
 
 
@@ -101,7 +102,7 @@ def write_outputs(
     from qbm.training.vae import anneal_latents, conditional_accuracy, decode_spins, ood_auroc, train_classifier
 
     extra: dict[str, Any] = {}
-    x = torch.as_tensor(tr.data.x_test[:16])
+    x = torch.as_tensor(tr.data.x_test[:16]).to(tr.device)
     rec = tr.model.reconstruct(x).cpu().numpy()
     pairs = np.concatenate([tr.data.x_test[:16], rec]).transpose(0, 2, 3, 1)
     save_image_grid(os.path.join(out, "reconstructions.png"), pairs, rows=2, title="test images (top), reconstructions")
@@ -262,6 +263,7 @@ def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     data = load_dataset(config["dataset"], config.get("data_dir"))
     kind = config["model"]
     common = dict(
+        device=config.get("device", "cpu"),
         seed=seed,
         lr=config["lr"],
         batch_size=config["batch_size"],
@@ -305,6 +307,7 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
         "sweeps": args.sweeps,
         "iw_samples": args.iw_samples,
         "iw_final": args.iw_final,
+        "device": args.device,
     }
     study = Study("compare-vae", "qbm.training.vae_cli:compare_run", grid([{**base, "model": m} for m in models],
                                                                           args.seeds))  # fmt: skip
@@ -432,6 +435,7 @@ def _common(p: argparse.ArgumentParser, study: bool = False) -> None:
     p.add_argument("--lr", type=positive_float, default=2e-3)
     p.add_argument("--kl-warmup", type=nonneg_int, default=10, help="epochs of linear KL weight warm-up")
     p.add_argument("--graph", default="rbm", choices=["rbm", "zephyr", "full"])
+    p.add_argument("--device", default="cpu", help="torch device of the models (cpu, cuda, cuda:1, ...)")
     p.add_argument("--chains", type=positive_int, default=128, help="negative-phase chains")
     p.add_argument("--sweeps", type=positive_int, default=10, help="sweeps per negative-phase call")
     if not study:  # a study takes --seeds, --threads-per-run and --quiet from the runner options
