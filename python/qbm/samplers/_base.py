@@ -170,10 +170,6 @@ class IsingSampler(dimod.Sampler, dimod.Initialized):
                 f"{unknown[0]}: unknown parameter for {type(self).__name__}; known parameters: {', '.join(known)}"
             )
 
-    def _labels_for_initial(self, model: IsingModel, params: Mapping[str, Any]) -> list[Any]:
-        """Column order in which ``sample_model`` takes initial states (the model's)."""
-        return list(model.labels)
-
     def sample(self, bqm: dimod.BinaryQuadraticModel, **parameters: Any) -> dimod.SampleSet:
         """Sample a BQM (SPIN or BINARY). Returns a ``dimod.SampleSet`` whose energies are
         the BQM's own (offset included) and whose ``info`` holds timing and statistics."""
