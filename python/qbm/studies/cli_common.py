@@ -20,12 +20,9 @@ def add_runner_options(p: argparse.ArgumentParser, *, seeds: int) -> None:
     g.add_argument("--quiet", action="store_true")
 
 
-def run(study: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
-    from qbm.studies.runner import run_study
-
-    recs = run_study(
-        study,
-        args.out,
+def runner_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The runner options of :func:`add_runner_options` as ``run_study`` keyword arguments."""
+    return dict(
         engine=args.engine,
         workers=args.workers,
         threads_per_run=args.threads_per_run,
@@ -33,6 +30,12 @@ def run(study: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
         force=args.force,
         progress=not args.quiet,
     )
+
+
+def run(study: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    from qbm.studies.runner import run_study
+
+    recs = run_study(study, args.out, **runner_kwargs(args))
     failed = [r for r in recs if r["status"] != "ok"]
     if failed:
         print(f"{len(failed)} of {len(recs)} runs failed (recorded in {args.out}/runs; rerun to retry them)")

@@ -25,12 +25,13 @@ import importlib
 import json
 import math
 import os
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from qbm._atomic import write_bytes_atomic
 
 SPEC_FILE = "study.json"
 RUNS_DIR = "runs"
@@ -113,18 +114,7 @@ def execute(fn: str, config: dict[str, Any], seed: int, threads: int) -> dict[st
 
 
 def _write_atomic(path: str, obj: Any) -> None:
-    d = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=d)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1, default=_json_default)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_bytes_atomic(path, json.dumps(obj, indent=1, default=_json_default).encode(), suffix=".json")
 
 
 def _json_default(o: Any) -> Any:

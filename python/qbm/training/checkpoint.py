@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
 import torch
+
+from qbm._atomic import write_bytes_atomic
 
 MAGIC = b"QBMCKPT1"
 _ND = "__qbm_ndarray__"
@@ -72,20 +73,7 @@ def loads(data: bytes, path: str = "<bytes>") -> Any:
 
 
 def save_atomic(obj: Any, path: str) -> None:
-    data = dumps(obj)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_bytes_atomic(path, dumps(obj), suffix=".pt")
 
 
 def load_file(path: str) -> Any:

@@ -92,6 +92,7 @@ CAPACITY_BUDGETS = {
 def cmd_capacity(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from qbm.studies.cli_common import runner_kwargs
     from qbm.training.qgan import capacity_study
 
     b = CAPACITY_BUDGETS[args.budget]
@@ -120,14 +121,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         disc_widths=widths,
         seeds=seeds,
         out=args.out,
-        runner_kw=dict(
-            engine=args.engine,
-            workers=args.workers,
-            threads_per_run=args.threads_per_run,
-            address=args.address,
-            force=args.force,
-            progress=not args.quiet,
-        ),
+        runner_kw=runner_kwargs(args),
     )
     c = res["criteria"]
     print(

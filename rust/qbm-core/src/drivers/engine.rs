@@ -184,11 +184,21 @@ pub fn drive<'c, T: Send>(
         };
         kernel(&mut ctx)
     };
+    map_units(threads, nb, one)
+}
+
+/// `f` on units 0..n in order, with `threads` threads (on the calling thread when 1);
+/// the first error stops the rest.
+pub fn map_units<T: Send>(
+    threads: usize,
+    n: usize,
+    f: impl Fn(usize) -> Result<T> + Sync + Send,
+) -> Result<Vec<T>> {
     with_exact_threads(threads, || {
         if threads == 1 {
-            (0..nb).map(one).collect::<Result<Vec<T>>>()
+            (0..n).map(&f).collect::<Result<Vec<T>>>()
         } else {
-            (0..nb).into_par_iter().map(one).collect::<Result<Vec<T>>>()
+            (0..n).into_par_iter().map(&f).collect::<Result<Vec<T>>>()
         }
     })?
 }

@@ -14,13 +14,12 @@
 //! Chains are scalar (one worldline set per read) and run in parallel over reads; chain c
 //! draws from the stream (seed, c), so results do not depend on the thread count.
 
-use super::engine::Chains;
+use super::engine::{map_units, Chains};
 use crate::error::{ensure, Result};
 use crate::memory::try_vec;
 use crate::model::IsingModel;
-use crate::parallel::{check_cancel, with_exact_threads};
+use crate::parallel::check_cancel;
 use crate::rng::{tags, Xoshiro256pp};
-use rayon::prelude::*;
 use std::sync::atomic::AtomicBool;
 
 /// Stream tag of continuous-time chains.
@@ -241,16 +240,7 @@ pub fn sample_sqa_ct(model: &IsingModel, run: &CtRun<'_>, cancel: &AtomicBool) -
         }
         Ok((lines, moves))
     };
-    let results: Vec<(Vec<Line>, u64)> = with_exact_threads(threads, || {
-        if threads == 1 {
-            (0..reads).map(one).collect::<Result<Vec<_>>>()
-        } else {
-            (0..reads)
-                .into_par_iter()
-                .map(one)
-                .collect::<Result<Vec<_>>>()
-        }
-    })??;
+    let results: Vec<(Vec<Line>, u64)> = map_units(threads, reads, one)?;
     let mut out = CtOutput {
         spins: try_vec(reads * n, 0i8, "num_reads")?,
         energies: try_vec(reads, 0.0, "num_reads")?,
