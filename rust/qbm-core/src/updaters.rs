@@ -136,6 +136,36 @@ pub(crate) fn coupling_field(m: &Csr32<'_>, spins: &[Lane], i: usize) -> Lane {
     out
 }
 
+/// h_i + sum_j J_ij z_j^k for every slice k of spin i, into `out` (P rows), on spins
+/// stored worldline by worldline (`wl[j * p + k]`): one pass over the neighbours, each
+/// weight applied to the neighbour's P contiguous slices.
+#[inline(always)]
+pub(crate) fn worldline_fields(m: &Csr32<'_>, wl: &[Lane], p: usize, i: usize, out: &mut [Lane]) {
+    // SAFETY: the model validated every index < n and indptr within bounds; callers
+    // pass i < n and wl with n * p rows, out with p rows (checked once per sweep).
+    unsafe {
+        let a = *m.indptr.get_unchecked(i);
+        let b = *m.indptr.get_unchecked(i + 1);
+        let hi = *m.h.get_unchecked(i);
+        for k in 0..p {
+            let base = wl.as_ptr().add(k);
+            let mut acc = [0f32; LANES];
+            for q in a..b {
+                let j = *m.indices.get_unchecked(q) as usize;
+                let w = *m.data.get_unchecked(q);
+                let z = &*base.add(j * p);
+                for l in 0..LANES {
+                    acc[l] += w * z[l];
+                }
+            }
+            let f = out.get_unchecked_mut(k);
+            for l in 0..LANES {
+                f[l] = hi + acc[l];
+            }
+        }
+    }
+}
+
 /// Update spin `i` of every lane given its (already scaled) argument.
 ///
 /// `x[l]` is 2 * beta_l * f_i(l); flips are counted in `flips`. Returns the change

@@ -27,7 +27,9 @@ use crate::model::IsingModel;
 use crate::parallel::check_cancel;
 use crate::rng::{tags, LaneRng, Xoshiro256pp};
 use crate::simd::{exp_lanes, Lane, LANES};
-use crate::updaters::{apply_update, base_order, coupling_field, random_block, Csr32, UpdateRule};
+use crate::updaters::{
+    apply_update, base_order, coupling_field, random_block, worldline_fields, Csr32, UpdateRule,
+};
 use std::sync::atomic::AtomicBool;
 
 /// Inter-slice coupling K for given beta, Gamma, s and P (K = 0 for P = 1; capped at
@@ -82,6 +84,122 @@ pub struct SqaOutput {
     pub flip_fraction: Vec<f64>,
 }
 
+/// One local sweep of slice `cur` with its imaginary-time neighbours `up` (k + 1) and
+/// `dn` (k - 1): field A (h_i + sum_j J_ij z_j) - K (z_i^up + z_i^dn). Written like
+/// [`crate::updaters::sweep`] (separate rows, no index arithmetic in the loop) so it
+/// vectorises as well as the classical sweep.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn slice_sweep(
+    m: &Csr32<'_>,
+    cur: &mut [Lane],
+    up: &[Lane],
+    dn: &[Lane],
+    a: f32,
+    kk: f32,
+    rng: &mut LaneRng,
+    rule: UpdateRule,
+    order: &[u32],
+    flips: &mut [u32; LANES],
+) {
+    let n = m.h.len();
+    // a real check, once per slice sweep: the unchecked indexing below relies on it
+    assert!(cur.len() == n && up.len() == n && dn.len() == n);
+    for &i in order {
+        let i = i as usize;
+        let c = coupling_field(m, cur, i);
+        // SAFETY: order holds indices < n (built by the drivers), rows have n entries.
+        let (hi, zu, zd) = unsafe {
+            (
+                *m.h.get_unchecked(i),
+                *up.get_unchecked(i),
+                *dn.get_unchecked(i),
+            )
+        };
+        let mut x = [0f32; LANES];
+        for l in 0..LANES {
+            x[l] = 2.0 * (a * (hi + c[l]) - kk * (zu[l] + zd[l]));
+        }
+        let u = rng.next_f32();
+        let s = unsafe { cur.get_unchecked_mut(i) };
+        apply_update(rule, s, &x, &u, flips);
+    }
+}
+
+crate::multiversion! {
+    #[allow(clippy::too_many_arguments)]
+    fn slice_sweep_mv(
+        m: &Csr32<'_>,
+        cur: &mut [Lane],
+        up: &[Lane],
+        dn: &[Lane],
+        a: f32,
+        kk: f32,
+        rng: &mut LaneRng,
+        rule: UpdateRule,
+        order: &[u32],
+        flips: &mut [u32; LANES]
+    ) = slice_sweep;
+}
+
+/// Whole-worldline flips: spin i of every slice at once, Metropolis on
+/// 2 A sum_k z_i^k (h_i + sum_j J_ij z_j^k). Returns (accepted, tried).
+#[inline(always)]
+fn worldline_pass(
+    m: &Csr32<'_>,
+    spins: &mut [Lane],
+    a: f32,
+    rng: &mut LaneRng,
+    order: &[u32],
+) -> (u64, u64) {
+    let n = m.h.len();
+    let p = spins.len() / n;
+    let (mut wl_acc, mut wl_try) = (0u64, 0u64);
+    for &i in order {
+        let i = i as usize;
+        let hi = m.h[i];
+        let mut acc = [0f32; LANES];
+        for k in 0..p {
+            let off = k * n;
+            let c = coupling_field(m, &spins[off..off + n], i);
+            let z = spins[off + i];
+            for l in 0..LANES {
+                acc[l] += z[l] * (hi + c[l]);
+            }
+        }
+        let mut y = [0f32; LANES];
+        for l in 0..LANES {
+            y[l] = (2.0 * a * acc[l]).min(0.0);
+        }
+        let e = exp_lanes(&y);
+        let u = rng.next_f32();
+        let mut flip = [1f32; LANES];
+        for l in 0..LANES {
+            let ok = u[l] < e[l];
+            wl_acc += ok as u64;
+            flip[l] = if ok { -1.0 } else { 1.0 };
+        }
+        wl_try += LANES as u64;
+        for k in 0..p {
+            let z = &mut spins[k * n + i];
+            for l in 0..LANES {
+                z[l] *= flip[l];
+            }
+        }
+    }
+    (wl_acc, wl_try)
+}
+
+crate::multiversion! {
+    fn worldline_pass_mv(
+        m: &Csr32<'_>,
+        spins: &mut [Lane],
+        a: f32,
+        rng: &mut LaneRng,
+        order: &[u32]
+    ) -> (u64, u64) = worldline_pass;
+}
+
 #[inline(always)]
 fn block_run(
     m: &Csr32<'_>,
@@ -104,55 +222,31 @@ fn block_run(
         let mut flips = [0u32; LANES];
         // local moves, slice by slice
         for k in 0..p {
-            let up = ((k + 1) % p) * n;
-            let dn = ((k + p - 1) % p) * n;
-            let off = k * n;
-            for &i in order {
-                let i = i as usize;
-                let c = coupling_field(m, &spins[off..off + n], i);
-                let hi = m.h[i];
-                let (zu, zd) = (spins[up + i], spins[dn + i]);
-                let mut x = [0f32; LANES];
-                for l in 0..LANES {
-                    x[l] = 2.0 * (a * (hi + c[l]) - kk * (zu[l] + zd[l]));
+            let (before, rest) = spins.split_at_mut(k * n);
+            let (cur, after) = rest.split_at_mut(n);
+            // neighbours k + 1 and k - 1 (periodic); for P = 1 K is 0 and any +-1 row
+            // gives the same argument (0 * (zu + zd) = 0), so the slice itself is passed
+            match (p, k) {
+                (1, _) => {
+                    let copy = cur.to_vec();
+                    slice_sweep_mv(m, cur, &copy, &copy, a, kk, rng, rule, order, &mut flips)
                 }
-                let u = rng.next_f32();
-                apply_update(rule, &mut spins[off + i], &x, &u, &mut flips);
+                (_, 0) => {
+                    let up = &after[..n];
+                    let dn = &after[(p - 2) * n..];
+                    slice_sweep_mv(m, cur, up, dn, a, kk, rng, rule, order, &mut flips)
+                }
+                _ => {
+                    let up = if k + 1 < p { &after[..n] } else { &before[..n] };
+                    let dn = &before[(k - 1) * n..k * n];
+                    slice_sweep_mv(m, cur, up, dn, a, kk, rng, rule, order, &mut flips)
+                }
             }
         }
         if worldline && p > 1 {
-            for &i in order {
-                let i = i as usize;
-                let hi = m.h[i];
-                let mut acc = [0f32; LANES];
-                for k in 0..p {
-                    let off = k * n;
-                    let c = coupling_field(m, &spins[off..off + n], i);
-                    let z = spins[off + i];
-                    for l in 0..LANES {
-                        acc[l] += z[l] * (hi + c[l]);
-                    }
-                }
-                let mut y = [0f32; LANES];
-                for l in 0..LANES {
-                    y[l] = (2.0 * a * acc[l]).min(0.0);
-                }
-                let e = exp_lanes(&y);
-                let u = rng.next_f32();
-                let mut flip = [1f32; LANES];
-                for l in 0..LANES {
-                    let ok = u[l] < e[l];
-                    wl_acc += ok as u64;
-                    flip[l] = if ok { -1.0 } else { 1.0 };
-                }
-                wl_try += LANES as u64;
-                for k in 0..p {
-                    let z = &mut spins[k * n + i];
-                    for l in 0..LANES {
-                        z[l] *= flip[l];
-                    }
-                }
-            }
+            let (acc, tried) = worldline_pass_mv(m, spins, a, rng, order);
+            wl_acc += acc;
+            wl_try += tried;
         }
         for l in 0..LANES {
             local_flips[l] += flips[l] as u64;
@@ -162,14 +256,6 @@ fn block_run(
 }
 
 /// One cluster sweep per s-schedule entry (see module docs); returns per-lane flip counts.
-///
-/// Vectorised over the lanes: a forward pass over the slices sums the field of every
-/// segment and closes it at its broken bond (the segment through slice 0 closes at the
-/// first broken bond, after adding the tail past the last one); every closing slice then
-/// decides its segment's value by heat bath (vector exp), and a backward pass hands each
-/// slice the value of the segment it belongs to. A lane without broken bonds has one
-/// segment, the whole worldline.
-#[inline(always)]
 fn block_run_cluster(
     m: &Csr32<'_>,
     spins: &mut [Lane],
@@ -180,105 +266,174 @@ fn block_run_cluster(
 ) -> Result<[u64; LANES]> {
     let n = m.h.len();
     let p = spins.len() / n;
-    let mut closing: Vec<Lane> = vec![[0f32; LANES]; p]; // segment sums at closing slices
-    let mut broken: Vec<[bool; LANES]> = vec![[false; LANES]; p];
+    let mut scratch = ClusterScratch {
+        closing: vec![[0f32; LANES]; p],
+        broken: vec![[0u32; LANES]; p],
+        first: vec![[0u32; LANES]; p],
+    };
     let mut flips = [0u64; LANES];
     for &(a, kk) in coeffs {
         check_cancel(cancel)?;
         let pbond = if p > 1 { 1.0 - (-2.0 * kk).exp() } else { 0.0 };
         let order = visit.next_sweep();
-        for &i in order {
-            let i = i as usize;
-            let hi = m.h[i];
-            // forward pass: bonds, running sums, closing sums
-            let mut acc = [0f32; LANES];
-            let mut head = [0f32; LANES];
-            let mut seen_break = [false; LANES];
-            for k in 0..p {
-                let c = coupling_field(m, &spins[k * n..(k + 1) * n], i);
-                let k1 = if k + 1 == p { 0 } else { k + 1 };
-                let (zk, zk1) = (spins[k * n + i], spins[k1 * n + i]);
-                let u = rng.next_f32();
-                for l in 0..LANES {
-                    acc[l] += hi + c[l];
-                    let br = p == 1 || zk[l] != zk1[l] || u[l] >= pbond;
-                    broken[k][l] = br;
-                    closing[k][l] = acc[l];
-                    if br {
-                        if !seen_break[l] {
-                            head[l] = acc[l];
-                        }
-                        seen_break[l] = true;
-                        acc[l] = 0.0;
-                    }
-                }
-            }
-            // the wrap segment: the tail past the last break plus the head up to the first
-            let mut wrap = [0f32; LANES];
-            for l in 0..LANES {
-                wrap[l] = acc[l] + if seen_break[l] { head[l] } else { 0.0 };
-            }
-            // heat bath at every closing slice (vectorised), the wrap segment with its total
-            let uw = rng.next_f32();
-            let mut xw = [0f32; LANES];
-            for l in 0..LANES {
-                xw[l] = 2.0 * a * wrap[l];
-            }
-            let ew = exp_lanes(&xw);
-            let mut cur = [0f32; LANES];
-            for l in 0..LANES {
-                cur[l] = if uw[l] * (1.0 + ew[l]) < 1.0 {
-                    1.0
-                } else {
-                    -1.0
-                };
-            }
-            let wrap_val = cur;
-            let mut first_break = [usize::MAX; LANES];
-            for k in 0..p {
-                for l in 0..LANES {
-                    if broken[k][l] && first_break[l] == usize::MAX {
-                        first_break[l] = k;
-                    }
-                }
-            }
-            // backward pass: each slice takes the value decided at the next closing slice
-            for k in (0..p).rev() {
-                let u = rng.next_f32();
-                let mut x = [0f32; LANES];
-                for l in 0..LANES {
-                    x[l] = 2.0 * a * closing[k][l];
-                }
-                let e = exp_lanes(&x);
-                let z = &mut spins[k * n + i];
-                for l in 0..LANES {
-                    if broken[k][l] {
-                        cur[l] = if first_break[l] == k {
-                            wrap_val[l]
-                        } else if u[l] * (1.0 + e[l]) < 1.0 {
-                            1.0
-                        } else {
-                            -1.0
-                        };
-                    }
-                    flips[l] += (z[l] != cur[l]) as u64;
-                    z[l] = cur[l];
-                }
-            }
+        let mut f = [0u32; LANES];
+        cluster_sweep_mv(m, spins, rng, a, pbond, order, &mut scratch, &mut f);
+        for l in 0..LANES {
+            flips[l] += f[l] as u64;
         }
     }
     Ok(flips)
 }
 
+/// Per-slice work rows of the cluster sweep (one entry per slice and lane).
+struct ClusterScratch {
+    /// Segment field sums at their closing slices.
+    closing: Vec<Lane>,
+    /// All-ones where the bond k -> k + 1 is broken (the segment closes at k).
+    broken: Vec<[u32; LANES]>,
+    /// All-ones at the first broken bond (it closes the segment through slice 0).
+    first: Vec<[u32; LANES]>,
+}
+
+/// One cluster sweep over `order`, vectorised over the lanes without branches: a
+/// forward pass over the slices sums the field of every segment and closes it at its
+/// broken bond (the segment through slice 0 closes at the first broken bond, after
+/// adding the tail past the last one); every closing slice then decides its segment's
+/// value by heat bath (vector exp), and a backward pass hands each slice the value of
+/// the segment it belongs to. A lane without broken bonds has one segment, the whole
+/// worldline.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn cluster_sweep(
+    m: &Csr32<'_>,
+    spins: &mut [Lane],
+    rng: &mut LaneRng,
+    a: f32,
+    pbond: f32,
+    order: &[u32],
+    scr: &mut ClusterScratch,
+    flips: &mut [u32; LANES],
+) {
+    let n = m.h.len();
+    let p = spins.len() / n;
+    // a real check, once per sweep: the unchecked indexing below relies on it
+    assert!(
+        spins.len() == p * n
+            && scr.closing.len() == p
+            && scr.broken.len() == p
+            && scr.first.len() == p
+    );
+    let always = if p == 1 { u32::MAX } else { 0 };
+    let two_a = 2.0 * a;
+    for &i in order {
+        let i = i as usize;
+        // the field on spin i in every slice (kept in `closing` until the pass below)
+        worldline_fields(m, spins, p, i, &mut scr.closing);
+        // forward pass: bonds, running sums, closing sums
+        let mut acc = [0f32; LANES];
+        let mut head = [0f32; LANES];
+        let mut seen = [0u32; LANES];
+        for k in 0..p {
+            let k1 = if k + 1 == p { 0 } else { k + 1 };
+            // SAFETY: k, k1 < p and i < n, so every index is < n * p.
+            let (zk, zk1, br_k, first_k, cl_k) = unsafe {
+                (
+                    *spins.get_unchecked(i * p + k),
+                    *spins.get_unchecked(i * p + k1),
+                    scr.broken.get_unchecked_mut(k),
+                    scr.first.get_unchecked_mut(k),
+                    scr.closing.get_unchecked_mut(k),
+                )
+            };
+            let u = rng.next_f32();
+            // bit masks (all ones / zero) rather than bools, computed into whole
+            // arrays and stored at once, so these loops vectorise
+            let mut br = [0u32; LANES];
+            let mut fst = [0u32; LANES];
+            for l in 0..LANES {
+                acc[l] += cl_k[l];
+                let differ = (zk[l].to_bits() ^ zk1[l].to_bits()) >> 31;
+                br[l] = (differ | (u[l] >= pbond) as u32).wrapping_neg() | always;
+                fst[l] = br[l] & !seen[l];
+            }
+            *cl_k = acc;
+            *br_k = br;
+            *first_k = fst;
+            for l in 0..LANES {
+                let a_bits = acc[l].to_bits();
+                head[l] = f32::from_bits((a_bits & fst[l]) | (head[l].to_bits() & !fst[l]));
+                seen[l] |= br[l];
+                acc[l] = f32::from_bits(a_bits & !br[l]);
+            }
+        }
+        // the wrap segment: the tail past the last break plus the head up to the first
+        let uw = rng.next_f32();
+        let mut wrap = [0f32; LANES];
+        for l in 0..LANES {
+            wrap[l] = acc[l] + f32::from_bits(head[l].to_bits() & seen[l]);
+        }
+        let wrap_val = heat_bath_values(two_a, &wrap, &uw);
+        let mut cur = wrap_val;
+        // heat bath at every slice as if it closed a segment (slices in reverse, the
+        // order the random numbers are drawn in), then the backward pass: each slice
+        // takes the value decided at the next closing slice
+        for k in (0..p).rev() {
+            let u = rng.next_f32();
+            // SAFETY: k < p.
+            let cl_k = unsafe { scr.closing.get_unchecked_mut(k) };
+            *cl_k = heat_bath_values(two_a, cl_k, &u);
+        }
+        for k in (0..p).rev() {
+            // SAFETY: k < p, i < n.
+            let (hb, br_k, first_k, z) = unsafe {
+                (
+                    scr.closing.get_unchecked(k),
+                    scr.broken.get_unchecked(k),
+                    scr.first.get_unchecked(k),
+                    spins.get_unchecked_mut(i * p + k),
+                )
+            };
+            // bit selects on +-1.0 (they differ only in the sign bit), so this loop
+            // vectorises: cur = br ? (first ? wrap : hb) : cur
+            for l in 0..LANES {
+                let (f, b) = (first_k[l], br_k[l]);
+                let decided = (wrap_val[l].to_bits() & f) | (hb[l].to_bits() & !f);
+                let c = (decided & b) | (cur[l].to_bits() & !b);
+                flips[l] += (z[l].to_bits() ^ c) >> 31;
+                cur[l] = f32::from_bits(c);
+                z[l] = cur[l];
+            }
+        }
+    }
+}
+
+/// Heat-bath values +-1 for segment sums `f`: +1 where u (1 + exp(two_a f)) < 1.
+#[inline(always)]
+fn heat_bath_values(two_a: f32, f: &Lane, u: &Lane) -> Lane {
+    let mut x = [0f32; LANES];
+    for l in 0..LANES {
+        x[l] = two_a * f[l];
+    }
+    let e = exp_lanes(&x);
+    let mut out = [0f32; LANES];
+    for l in 0..LANES {
+        out[l] = if u[l] * (1.0 + e[l]) < 1.0 { 1.0 } else { -1.0 };
+    }
+    out
+}
+
 crate::multiversion! {
-    fn block_run_cluster_mv(
+    #[allow(clippy::too_many_arguments)]
+    fn cluster_sweep_mv(
         m: &Csr32<'_>,
         spins: &mut [Lane],
         rng: &mut LaneRng,
-        coeffs: &[(f32, f32)],
-        visit: &mut Visit,
-        cancel: &AtomicBool
-    ) -> Result<[u64; LANES]> = block_run_cluster;
+        a: f32,
+        pbond: f32,
+        order: &[u32],
+        scr: &mut ClusterScratch,
+        flips: &mut [u32; LANES]
+    ) = cluster_sweep;
 }
 
 crate::multiversion! {
@@ -292,6 +447,13 @@ crate::multiversion! {
         visit: &mut Visit,
         cancel: &AtomicBool
     ) -> Result<(u64, u64, [u64; LANES])> = block_run;
+}
+
+/// Rows x cols lanes (row-major) to cols x rows.
+fn transpose(a: &[Lane], rows: usize, cols: usize) -> Vec<Lane> {
+    (0..cols)
+        .flat_map(|c| (0..rows).map(move |r| a[r * cols + c]))
+        .collect()
 }
 
 /// Run SQA. Deterministic in `seed` whatever the thread count.
@@ -367,14 +529,17 @@ pub fn sample_sqa(model: &IsingModel, run: &SqaRun<'_>, cancel: &AtomicBool) -> 
                 cancel,
             )?,
             Moves::Cluster => {
-                let f = block_run_cluster_mv(
+                // the cluster kernel keeps each spin's worldline contiguous
+                let mut wl = transpose(&spins, p, n);
+                let f = block_run_cluster(
                     &csr,
-                    &mut spins,
+                    &mut wl,
                     &mut ctx.rng,
                     &coeffs,
                     &mut ctx.visit,
                     cancel,
                 )?;
+                spins = transpose(&wl, n, p);
                 (0, 0, f)
             }
         };
