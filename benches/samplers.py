@@ -12,9 +12,12 @@ thread), openjij SASampler with beta_min = beta_max = beta, and a numpy colour-c
 Gibbs sampler (all chains vectorised, one scipy.sparse product per colour class; BLAS
 and numpy use every core).
 
-Part 2, SQA against openjij's SQASampler at equal Trotter slices, sweeps and reads
-(spin-slice updates per second, one qbm thread = per core; openjij returns the
-lowest-energy slice of each read, qbm a uniformly chosen one).
+Part 2, SQA against openjij's SQASampler at equal Trotter slices and reads: spin-slice
+updates per second in steady state (the marginal rate between two sweep counts, so each
+call's setup cancels), one thread each (qbm num_threads=1; openjij's OpenMP pool limited
+to 1). qbm is timed with its default cluster moves, with local + worldline moves, and with
+local Metropolis only (the single spin-slice flips openjij's SQASampler makes). openjij
+returns the lowest-energy slice of each read, qbm a uniformly chosen one.
 
 Part 4 (benches/sqa_peers.py): SQA time to the TV floor against openjij's SQASampler and
 CSQASampler and dwave-samplers' PathIntegralAnnealingSampler, and ground-state success on
@@ -256,43 +259,92 @@ def bench_problem(name, graph, args, rows):
     }
 
 
-def bench_sqa(name, graph, args, rows):
-    model = spin_glass(graph, seed=0)
-    n, P, S, R = model.num_variables, args.trotter, args.sqa_sweeps, args.sqa_reads
-    updates = n * P * S * R
+def steady_rate(call, updates_per_sweep, s1, s2, repeats, warmup=1):
+    """Spin-slice updates per second in steady state: the marginal rate between s1 and
+    s2 sweeps, (s2 - s1) sweeps / (t(s2) - t(s1)), so per-call setup (graph building,
+    allocation, output) cancels. Also returns the setup time that implies."""
+    t1 = median_time(lambda: call(s1), repeats, warmup)
+    t2 = median_time(lambda: call(s2), repeats, warmup=0)
+    per_sweep = (t2 - t1) / (s2 - s1)
+    return updates_per_sweep / per_sweep, t1 - s1 * per_sweep
+
+
+def bench_sqa(name, graph, args, rows, oj_scale=1):
+    """SQA spin-slice updates per second in steady state, one thread each.
+
+    Rows: qbm's default (cluster moves), qbm local moves with worldline flips (the
+    local default), qbm local moves without worldline flips (single spin-slice
+    Metropolis, the moves openjij's SQASampler makes), qbm's default on all cores, and
+    openjij's SQASampler with its OpenMP pool limited to one thread (on the large graph
+    it takes ~0.5 s per sweep, so it runs 1/oj_scale of the sweeps, once each)."""
+    from threadpoolctl import threadpool_limits
+
     from qbm.samplers import SQASampler
 
-    res = {}
-    q = SQASampler(num_threads=1)
-    kw = dict(beta=5.0, gamma=1.0, num_trotter_slices=P, num_sweeps=S, num_reads=R, seed=1)
-    t = median_time(lambda: q.sample_model(model, **kw, moves="local"), args.repeats)
-    res["qbm SQA local moves (1 thr)"] = updates / t
-    t = median_time(lambda: q.sample_model(model, **kw), args.repeats)
-    res["qbm SQA (1 thr)"] = updates / t
-    qa = SQASampler()
-    t = median_time(lambda: qa.sample_model(model, **kw), args.repeats)
-    res[f"qbm SQA ({_core.default_threads()} thr)"] = updates / t
+    model = spin_glass(graph, seed=0)
+    n, P, R = model.num_variables, args.trotter, args.sqa_reads
+    s1, s2 = args.sqa_sweeps, 5 * args.sqa_sweeps
+    per_sweep = n * P * R
+    base = dict(beta=5.0, gamma=1.0, num_trotter_slices=P, num_reads=R, seed=1)
+    q1, qa = SQASampler(num_threads=1), SQASampler()
+    variants = {
+        "qbm SQA cluster moves, default (1 thr)": (q1, {}),
+        "qbm SQA local + worldline moves (1 thr)": (q1, dict(moves="local")),
+        "qbm SQA local Metropolis, openjij's moves (1 thr)": (
+            q1,
+            dict(moves="local", worldline=False, update="metropolis"),
+        ),
+        f"qbm SQA cluster moves ({_core.default_threads()} thr)": (qa, {}),
+    }
+    res, setup = {}, {}
+    for label, (smp, kw) in variants.items():
+        res[label], setup[label] = steady_rate(
+            lambda S, smp=smp, kw=kw: smp.sample_model(model, **base, num_sweeps=S, **kw),
+            per_sweep,
+            s1,
+            s2,
+            args.repeats,
+        )
+        print(f"  {name}: {label}: {res[label]:.3g} updates/s", flush=True)
     try:
         import openjij as oj
 
         bqm = model.to_bqm()
         ojs = oj.SQASampler()
-        # openjij is slow on the large graph: at most 3 repeats, no warm-up
-        t = median_time(
-            lambda: ojs.sample(bqm, beta=5.0, gamma=1.0, trotter=P, num_sweeps=S, num_reads=R, seed=1, sparse=True),
-            min(args.repeats, 3),
-            warmup=0,
-        )
-        res["openjij SQA"] = updates / t
+        with threadpool_limits(limits=1, user_api="openmp"):
+            res["openjij SQA (1 thr)"], setup["openjij SQA (1 thr)"] = steady_rate(
+                lambda S: ojs.sample(
+                    bqm, beta=5.0, gamma=1.0, trotter=P, num_sweeps=S, num_reads=R, seed=1, sparse=True
+                ),
+                per_sweep,
+                max(1, s1 // oj_scale),
+                max(2, s2 // oj_scale),
+                min(args.repeats, 3) if oj_scale == 1 else 1,
+                warmup=0,
+            )
+        print(f"  {name}: openjij SQA (1 thr): {res['openjij SQA (1 thr)']:.3g} updates/s", flush=True)
     except ImportError:
         print("openjij not installed; SQA peer skipped")
-    q1 = res["qbm SQA (1 thr)"]
+    oj_rate = res.get("openjij SQA (1 thr)")
     for k, v in res.items():
-        rows.append({"problem": name, "sampler": k, "updates/s": v, "qbm1/this": q1 / v})
+        rows.append(
+            {
+                "problem": name,
+                "sampler": k,
+                "updates/s": v,
+                "setup s": setup[k],
+                "this/openjij": v / oj_rate if oj_rate else None,
+            }
+        )
+    default = res["qbm SQA cluster moves, default (1 thr)"]
     return {
         "problem": name,
         "results": res,
-        "qbm1_over_openjij": q1 / res["openjij SQA"] if "openjij SQA" in res else None,
+        "setup_seconds": setup,
+        "qbm1_over_openjij": default / oj_rate if oj_rate else None,
+        "qbm1_local_over_openjij": res["qbm SQA local Metropolis, openjij's moves (1 thr)"] / oj_rate
+        if oj_rate
+        else None,
     }
 
 
@@ -378,17 +430,22 @@ def main():
         )
 
     print(
-        "\nSQA: spin-slice updates/s at P=%d, %d sweeps, %d reads, beta=5, Gamma=1"
-        % (args.trotter, args.sqa_sweeps, args.sqa_reads)
+        "\nSQA: spin-slice updates/s in steady state (marginal rate between %d and %d sweeps), P=%d, "
+        "%d reads, beta=5, Gamma=1, s linear 0 -> 1"
+        % (args.sqa_sweeps, 5 * args.sqa_sweeps, args.trotter, args.sqa_reads)
     )
     sqa_rows: list[dict] = []
     sqa = [bench_sqa("Z(4) 576 spins", zephyr_graph(4, 4), args, sqa_rows)]
     if not args.skip_z12:
-        sqa.append(bench_sqa("Z(12) 4592 spins", advantage2_like_graph(12, 4, 4592), args, sqa_rows))
-    print_table(sqa_rows, ["problem", "sampler", "updates/s", "qbm1/this"])
+        sqa.append(bench_sqa("Z(12) 4592 spins", advantage2_like_graph(12, 4, 4592), args, sqa_rows, oj_scale=10))
+    print_table(sqa_rows, ["problem", "sampler", "updates/s", "setup s", "this/openjij"])
     for s_ in sqa:
         if s_["qbm1_over_openjij"]:
-            print(f"{s_['problem']}: qbm SQA 1 thread / openjij = {s_['qbm1_over_openjij']:.1f}x")
+            print(
+                f"{s_['problem']}: per core, qbm SQA default (cluster moves) / openjij SQA = "
+                f"{s_['qbm1_over_openjij']:.1f}x; same moves (local Metropolis) / openjij = "
+                f"{s_['qbm1_local_over_openjij']:.1f}x"
+            )
 
     print(f"\nPT vs Gibbs: Z(4) glass at beta={args.pt_beta}, 16 reads, {args.pt_sweeps} sweeps (PT: 16 replicas)")
     pt = bench_pt(args)

@@ -12,14 +12,19 @@ alone: ``python benches/sqa_peers.py [--quick]``).
    read, which is not a sample of that marginal: its TV is reported for that marginal
    with that caveat. openjij 0.12's CSQASampler (only its sample_ising works) returned
    P(+1) ~ 0.5 on a one-spin model whose exact P(+1) is 0.23: its states do not follow
-   the longitudinal field, so its TV does not fall with sweeps. Conventions mapped on a
+   the longitudinal field, so its TV does not fall with sweeps. Given a seed, openjij
+   0.12's SQASampler returns the same read num_reads times (200 reads of a 5-spin model:
+   one distinct state), so it runs unseeded here. Conventions mapped on a
    one-spin model: openjij beta, gamma and
    schedule [(s, sweeps)] are H(s) = s H_p + (1 - s) Gamma sum X; dwave-samplers
    Hp_field = beta s, Hd_field = beta (1 - s) Gamma, Gamma = 1.
-2. Ground-state success on Z(4) glasses at equal wall time: each method anneals s from
-   0.01 to 1 (beta = 5, Gamma = 1); the probability that one read reaches the reference
-   ground energy (best of a long simulated-annealing run), the time per read, and the
-   probability of at least one success within the same wall-time budget.
+2. Ground-state success on Z(4) +-1 glasses (h = 0) at equal wall time: each method
+   anneals s linearly from 0.01 to 1 (beta = 20, Gamma = 3, P = 8 where discrete) at
+   each anneal length, with the same wall-time budget of one core per method and length;
+   the probability that one read reaches the reference ground energy (the lowest energy
+   any method or a long simulated-annealing run found), seconds per read, TTS99, and the
+   successes within the budget. Discrete-time methods (qbm and openjij) report the
+   lowest-energy slice of each read, continuous time the state at imaginary time 0.
 One thread everywhere (QBM_NUM_THREADS=1, OMP_NUM_THREADS=1).
 """
 
@@ -120,17 +125,18 @@ def _samplers(model, beta, gamma, s, P, reads):
 
         h_, j_ = dict(bqm.linear), dict(bqm.quadratic)
 
-        def oj_run(cls, extra):
+        def oj_run(cls, extra, seeded=True):
             # CSQASampler only implements sample_ising (its inherited sample() rejects its own params)
             def f(S, seed):
-                r = cls().sample_ising(h_, j_, beta=beta, gamma=gamma, schedule=[(s, S)], num_reads=reads, seed=seed,
-                                       **extra)  # fmt: skip
+                r = cls().sample_ising(h_, j_, beta=beta, gamma=gamma, schedule=[(s, S)], num_reads=reads,
+                                       seed=seed if seeded else None, **extra)  # fmt: skip
                 cols = [list(r.variables).index(v) for v in labels]
                 return dimod.as_samples((r.record.sample, list(r.variables)))[0][:, cols]
 
             return f
 
-        out[f"openjij SQASampler (P={P}, lowest slice)"] = (oj_run(oj.SQASampler, {"trotter": P}), "exact")
+        # unseeded: given a seed, openjij 0.12's SQASampler returns one read num_reads times
+        out[f"openjij SQASampler (P={P}, lowest slice)"] = (oj_run(oj.SQASampler, {"trotter": P}, False), "exact")
         out["openjij CSQASampler"] = (oj_run(oj.CSQASampler, {}), "exact")
     except ImportError:
         print("openjij not installed: its samplers are skipped")
@@ -177,72 +183,90 @@ def time_to_floor(args):
     return rows
 
 
-def _anneal_methods(model, sched, inst):
+def _anneal_methods(model, beta, gamma, P):
+    """name -> f(sweeps, reads, seed) returning final energies; one thread each."""
     from qbm.samplers import SQASampler
 
-    def qbm_discrete(r):
-        return (
-            SQASampler(num_threads=1)
-            .sample_model(model, beta=5.0, gamma=1.0, num_trotter_slices=8, s_schedule=sched, num_reads=r, seed=inst)
-            .energies
-        )
+    q = SQASampler(num_threads=1)
 
-    def qbm_ct(r):
-        return (
-            SQASampler(num_threads=1)
-            .sample_model(model, beta=5.0, gamma=1.0, s_schedule=sched, num_reads=r, seed=inst, continuous_time=True)
-            .energies
-        )
+    def qbm(**kw):
+        # discrete time: the lowest-energy slice of each read, as openjij returns (an
+        # optimiser keeps the best state it saw); continuous time: the state at time 0
+        slices = kw.get("continuous_time") is not True
 
-    methods = {"qbm SQA cluster P=8": qbm_discrete, "qbm SQA continuous": qbm_ct}
+        def f(S, r, seed):
+            sched = np.linspace(0.01, 1.0, S)
+            res = q.sample_model(model, beta=beta, gamma=gamma, s_schedule=sched, num_reads=r, seed=seed,
+                                 return_slices=slices, **kw)  # fmt: skip
+            return res.energies.reshape(r, -1).min(axis=1)
+
+        return f
+
+    methods = {
+        f"qbm SQA cluster moves P={P}": qbm(num_trotter_slices=P),
+        f"qbm SQA local moves P={P}": qbm(num_trotter_slices=P, moves="local"),
+        "qbm SQA continuous time": qbm(continuous_time=True),
+    }
     try:
         import openjij as oj
 
         bqm = model.to_bqm()
-        sch = [(float(x), 1) for x in sched]
 
-        def ojs(r):
-            return oj.SQASampler().sample(bqm, beta=5.0, gamma=1.0, schedule=sch, trotter=8, num_reads=r,
-                                          seed=inst).record.energy  # fmt: skip
+        def ojs(S, r, seed):
+            # unseeded: given a seed, openjij 0.12's SQASampler returns one read num_reads times
+            sch = [(float(x), 1) for x in np.linspace(0.01, 1.0, S)]
+            return oj.SQASampler().sample(bqm, beta=beta, gamma=gamma, schedule=sch, trotter=P,
+                                          num_reads=r).record.energy  # fmt: skip
 
-        methods["openjij SQASampler P=8"] = ojs
+        methods[f"openjij SQASampler P={P}"] = ojs
     except ImportError:
         pass
     return methods
 
 
 def ground_states(args):
+    """Ground-state success on Z(4) +-1 glasses (h = 0) at equal wall time.
+
+    Every (method, anneal length) gets the same wall-time budget per instance: reads are
+    run in batches until the budget is spent. The reference ground energy is the lowest
+    energy any method or a long simulated-annealing run found. Reported: success
+    probability per read, seconds per read, TTS99 = t_read ln(0.01) / ln(1 - p) (the
+    field's time to solution at 99% confidence) and successes within the budget."""
     from qbm.problems import spin_glass, zephyr_graph
     from qbm.samplers import SimulatedAnnealingSampler
 
     rows = []
+    beta, gamma, P = args.gs_beta, args.gs_gamma, 8
     for inst in range(args.instances):
-        model = spin_glass(zephyr_graph(4, 4), seed=100 + inst)
-        ref = SimulatedAnnealingSampler().sample_model(model, num_reads=256, num_sweeps=20000, seed=inst).energies.min()
-        S = args.anneal_sweeps
-        sched = np.linspace(0.01, 1.0, S)
-        methods = _anneal_methods(model, sched, inst)
-        for name, fn in methods.items():
-            t0 = time.perf_counter()
-            e = np.asarray(fn(args.gs_reads), dtype=float)
-            per_read = (time.perf_counter() - t0) / args.gs_reads
+        model = spin_glass(zephyr_graph(4, 4), seed=100 + inst, h_scale=0.0, couplings="pm1")
+        sa = SimulatedAnnealingSampler(num_threads=1).sample_model(model, num_reads=64, num_sweeps=20000, seed=inst)
+        found = {}
+        for name, fn in _anneal_methods(model, beta, gamma, P).items():
+            for S in args.anneal_sweeps:
+                if "continuous" in name and S > args.ct_max_sweeps:
+                    continue
+                energies, spent, batch = [], 0.0, 1
+                while spent < args.budget:
+                    t0 = time.perf_counter()
+                    energies.extend(np.asarray(fn(S, batch, 1000 * inst + len(energies)), dtype=float))
+                    spent += time.perf_counter() - t0
+                    # grow batches towards what is left of the budget
+                    per = spent / len(energies)
+                    batch = int(max(1, min(64, (args.budget - spent) / per)))
+                found[(name, S)] = (np.asarray(energies), spent / len(energies))
+                print(f"  instance {inst}: {name}, {S} sweeps: {len(energies)} reads in {spent:.1f} s", flush=True)
+        ref = min(sa.energies.min(), min(e.min() for e, _ in found.values()))
+        for (name, S), (e, per_read) in found.items():
             p = float(np.mean(e <= ref + 1e-6))
-            budget_reads = args.budget / per_read
-            rows.append({"instance": inst, "method": name, "p(success)/read": p, "s/read": per_read,
-                         f"P(success in {args.budget:g} s)": 1 - (1 - p) ** budget_reads,
-                         "residual E/spin (median)": float(np.median(e - ref)) / model.num_variables})  # fmt: skip
-    print(f"\nGround states on Z(4) glasses ({args.anneal_sweeps}-sweep anneals, reference: best of a long SA run)")
-    print_table(
-        rows,
-        [
-            "instance",
-            "method",
-            "p(success)/read",
-            "s/read",
-            f"P(success in {args.budget:g} s)",
-            "residual E/spin (median)",
-        ],
-    )
+            tts = per_read * np.log(0.01) / np.log1p(-p) if 0 < p < 1 else (per_read if p == 1 else float("inf"))
+            rows.append({"instance": inst, "method": name, "sweeps": S, "reads": len(e), "p(success)/read": p,
+                         "s/read": per_read, "TTS99 s": tts, "successes in budget": int(np.sum(e <= ref + 1e-6)),
+                         "residual E (median)": float(np.median(e - ref))})  # fmt: skip
+    print(f"\nGround states on Z(4) +-1 glasses (h = 0; beta={beta}, Gamma={gamma}, s linear 0.01 -> 1), "
+          f"{args.budget:g} s of one core per method and anneal length; reference = lowest energy any method "
+          f"or 64 x 20000-sweep SA reads found")  # fmt: skip
+    print_table(rows, ["instance", "method", "sweeps", "reads", "p(success)/read", "s/read", "TTS99 s",
+                       "successes in budget", "residual E (median)"])  # fmt: skip
     return rows
 
 
@@ -251,14 +275,16 @@ def main(argv=None):
     ap.add_argument("--reads", type=int, default=4000)
     ap.add_argument("--sweeps", type=int, nargs="+", default=[5, 10, 20, 50, 100, 200])
     ap.add_argument("--instances", type=int, default=2)
-    ap.add_argument("--anneal-sweeps", type=int, default=1000)
-    ap.add_argument("--gs-reads", type=int, default=32)
-    ap.add_argument("--budget", type=float, default=1.0, help="wall-time budget (s) for the success probability")
+    ap.add_argument("--anneal-sweeps", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--ct-max-sweeps", type=int, default=1000, help="longest continuous-time anneal tried")
+    ap.add_argument("--gs-beta", type=float, default=20.0)
+    ap.add_argument("--gs-gamma", type=float, default=3.0)
+    ap.add_argument("--budget", type=float, default=20.0, help="wall-time budget (s) per method and anneal length")
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args(argv)
     os.environ["QBM_NUM_THREADS"] = "1"
     if a.quick:
-        a.reads, a.sweeps, a.instances, a.gs_reads = 1000, [10, 50], 1, 8
+        a.reads, a.sweeps, a.instances, a.anneal_sweeps, a.budget = 1000, [10, 50], 1, [200], 2.0
     return {"time_to_floor": time_to_floor(a), "ground_states": ground_states(a)}
 
 
