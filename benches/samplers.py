@@ -20,8 +20,8 @@ local Metropolis only (the single spin-slice flips openjij's SQASampler makes). 
 returns the lowest-energy slice of each read, qbm a uniformly chosen one.
 
 Part 4 (benches/sqa_peers.py): SQA time to the TV floor against openjij's SQASampler and
-CSQASampler and dwave-samplers' PathIntegralAnnealingSampler, and ground-state success on
-Z(4) glasses at equal wall time.
+CSQASampler and dwave-samplers' PathIntegralAnnealingSampler, continuous-time segment
+moves per second, and ground-state success (TTS99) on Z(4) +-1 glasses at equal wall time.
 
 Part 3, parallel tempering against plain Gibbs on a frustrated Z(4) glass at low
 temperature: effective sample size per second of the target-beta energy (Stan's
