@@ -60,16 +60,19 @@ def rz(theta: Tensor) -> Tensor:
 
 
 def apply_gate(psi: Tensor, qubit: int, U: Tensor) -> Tensor:
-    """Apply a one-qubit gate U ((2, 2) or (B, 2, 2)) to axis ``qubit``."""
-    ax = qubit + 1
-    moved = psi.movedim(ax, -1)
-    if U.ndim == 2:
-        out = moved @ U.transpose(-1, -2).to(psi.dtype)
-    else:
-        shape = moved.shape
-        flat = moved.reshape(shape[0], -1, 2)
-        out = torch.bmm(flat, U.transpose(-1, -2).to(psi.dtype)).reshape(shape)
-    return out.movedim(-1, ax)
+    """Apply a one-qubit gate U ((2, 2) or (B, 2, 2)) to axis ``qubit``.
+
+    Elementwise on the two halves of the state along that axis (psi viewed as
+    (B, 2^q, 2, 2^(n-q-1))): out_a = U_a0 psi_0 + U_a1 psi_1, with U broadcast over the
+    batch; no transposes or small matrix products."""
+    b, n = psi.shape[0], psi.ndim - 1
+    v = psi.reshape(b, 2**qubit, 2, 2 ** (n - qubit - 1))
+    a0, a1 = v[:, :, 0], v[:, :, 1]
+    u = U.to(psi.dtype)
+    u = u.reshape(-1, 1, 1, 2, 2) if u.ndim == 3 else u
+    u00, u01, u10, u11 = u[..., 0, 0], u[..., 0, 1], u[..., 1, 0], u[..., 1, 1]
+    out = torch.stack([u00 * a0 + u01 * a1, u10 * a0 + u11 * a1], 2)
+    return out.reshape(psi.shape)
 
 
 def apply_controlled(psi: Tensor, control: int, target: int, U: Tensor) -> Tensor:
