@@ -119,6 +119,45 @@ def test_parameter_shift_equals_autograd_in_expectation():
     np.testing.assert_allclose(((fs[:P] - fs[P:]) / 2).numpy(), gf.numpy(), atol=1e-8)
 
 
+@pytest.mark.parametrize("ansatz", ["product", "line", "all_to_all"])
+@pytest.mark.parametrize("inverse", [False, True])
+def test_forked_shifted_states_equal_the_full_shift_batch(ansatz, inverse):
+    """Circuit.shifted_states (rows forked from the unshifted circuit at their shifted
+    gate) gives the states of the explicit batch [theta, theta + s e_k, theta - s e_k]."""
+    n = 4
+    model = QCBM(n, ansatz=ansatz, layers=2, seed=3, dtype=torch.complex128)
+    c, theta = model.circuit, model.theta.detach()
+    P = c.num_params
+    eye = 0.7 * torch.eye(P, dtype=theta.dtype)
+    batch = torch.cat([theta[None], theta[None] + eye, theta[None] - eye])
+    g = torch.Generator().manual_seed(0)
+    phi = torch.randn((1,) + (2,) * n, dtype=torch.complex128, generator=g)
+    phi = phi / phi.abs().pow(2).sum().sqrt()
+    init = phi if inverse else None
+    full = c.state(batch, initial=init, inverse=inverse, dtype=torch.complex128)
+    forked = c.shifted_states(theta, 0.7, initial=init, inverse=inverse, dtype=torch.complex128)
+    assert c.single_use_params()
+    torch.testing.assert_close(forked, full, rtol=0, atol=1e-12)
+    shared = Circuit(2)
+    k = shared.rx(0)
+    shared.rot("ry", 1, param=k)
+    assert not shared.single_use_params()
+    with pytest.raises(ValueError, match="shifted_states"):
+        shared.shifted_states(torch.zeros(1), 0.5)
+
+
+def test_rz_fast_path_matches_the_dense_gate():
+    n, th = 3, 0.83
+    c = Circuit(n)
+    c.ry(0), c.ry(1), c.ry(2), c.rz(1)
+    params = torch.tensor([0.3, 1.1, -0.4, th], dtype=torch.float64)
+    psi = c.state(params, dtype=torch.complex128).reshape(-1).numpy()
+    c0 = Circuit(n)
+    c0.ry(0), c0.ry(1), c0.ry(2)
+    psi0 = c0.state(params[:3], dtype=torch.complex128).reshape(-1).numpy()
+    np.testing.assert_allclose(psi, op_on(n, 1, expm_pauli(Z, th)) @ psi0, atol=1e-12)
+
+
 def test_shot_gradients_are_unbiased_estimates():
     n = 3
     target = ghz(n)

@@ -121,12 +121,15 @@ def shot_loss_and_grad(
         ]
     )
     p_t = torch.as_tensor(target_probs, dtype=torch.float64)
+    c = model.circuit
     with torch.no_grad():
-        if loss == "fidelity":
-            phi = torch.sqrt(p_t).reshape((1,) + (2,) * n)
-            probs = sv.probabilities(model.circuit.state(shifts, initial=phi, inverse=True, dtype=model.dtype))
+        phi = torch.sqrt(p_t).reshape((1,) + (2,) * n) if loss == "fidelity" else None
+        if c.single_use_params():
+            # shifted circuits forked from the unshifted one at their shifted gate
+            states = c.shifted_states(theta, math.pi / 2, initial=phi, inverse=phi is not None, dtype=model.dtype)
         else:
-            probs = model.circuit.probabilities(shifts, dtype=model.dtype)
+            states = c.state(shifts, initial=phi, inverse=phi is not None, dtype=model.dtype)
+        probs = sv.probabilities(states)
     samples = [sv.sample_bits(probs[b].double(), shots, generator) for b in range(probs.shape[0])]
     if loss == "mmd":
         target = sv.sample_bits(p_t, shots, generator)

@@ -75,6 +75,17 @@ def apply_gate(psi: Tensor, qubit: int, U: Tensor) -> Tensor:
     return out.reshape(psi.shape)
 
 
+def apply_rz(psi: Tensor, qubit: int, theta: Tensor) -> Tensor:
+    """RZ(theta) = diag(e^{-i theta/2}, e^{i theta/2}) on axis ``qubit``; ``theta`` () or (B,).
+    Two phase multiplications instead of a general 2x2 update."""
+    b, n = psi.shape[0], psi.ndim - 1
+    v = psi.reshape(b, 2**qubit, 2, 2 ** (n - qubit - 1))
+    ph = torch.polar(torch.ones_like(theta), -theta / 2).to(psi.dtype)
+    ph = ph.reshape(-1, 1, 1) if ph.ndim == 1 else ph
+    out = torch.stack([v[:, :, 0] * ph, v[:, :, 1] * ph.conj()], 2)
+    return out.reshape(psi.shape)
+
+
 def apply_controlled(psi: Tensor, control: int, target: int, U: Tensor) -> Tensor:
     """Controlled-U (control on |1>) with U (2, 2) or (B, 2, 2)."""
     if control == target:
