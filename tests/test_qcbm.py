@@ -169,6 +169,35 @@ def test_shot_gradients_are_unbiased_estimates():
     assert np.abs(est - g_auto.numpy()).max() < 0.02
 
 
+def test_batched_shot_frequencies_follow_the_rows():
+    """sv.sample_frequencies: each row a multinomial over its own probabilities (mean over
+    repeats within 5 standard errors), rows sum to 1, one torch generator fixes the draw."""
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(torch.randn(3, 8, generator=g, dtype=torch.float64), -1)
+    shots, reps = 200, 400
+    draws = torch.stack([sv.sample_frequencies(probs, shots, g) for _ in range(reps)])
+    torch.testing.assert_close(draws.sum(-1), torch.ones(reps, 3, dtype=torch.float64))
+    se = (probs * (1 - probs) / (shots * reps)).sqrt()
+    assert ((draws.mean(0) - probs).abs() <= 5 * se + 1e-12).all()
+    a = sv.sample_frequencies(probs, shots, torch.Generator().manual_seed(7))
+    b = sv.sample_frequencies(probs, shots, torch.Generator().manual_seed(7))
+    assert torch.equal(a, b)
+
+
+def test_shot_gradients_are_unbiased_on_the_bitstring_path():
+    """With 2^n > shots^2 the MMD gradient uses bitstrings of every shifted circuit."""
+    n = 3
+    target = ghz(n)
+    model = QCBM(n, ansatz="line", layers=1, seed=1, dtype=torch.complex128)
+    loss = mmd.mmd2_exact(model.probs(), torch.tensor(target), 1.0)
+    (g_auto,) = torch.autograd.grad(loss, model.theta)
+    gen = torch.Generator().manual_seed(0)
+    draws = np.array([shot_loss_and_grad(model, target, "mmd", 2, gen, 1.0, 1e-6)[1].numpy() for _ in range(500)])
+    se = draws.std(0) / np.sqrt(len(draws))
+    assert np.abs(g_auto.numpy()).max() > 5 * se.max()  # a sign or row error would show
+    assert (np.abs(draws.mean(0) - g_auto.numpy()) <= 4.5 * se).all()
+
+
 def test_qcbm_mmd_learns_bars_and_stripes():
     target = bars_and_stripes(2, 2)
     model = QCBM(4, ansatz="line", layers=4, seed=0)

@@ -130,21 +130,23 @@ def shot_loss_and_grad(
         else:
             states = c.state(shifts, initial=phi, inverse=phi is not None, dtype=model.dtype)
         probs = sv.probabilities(states)
-    samples = [sv.sample_bits(probs[b].double(), shots, generator) for b in range(probs.shape[0])]
+    # shots of every circuit in one batched draw: frequencies (B, 2^n) as multinomial
+    # counts, or outcome indices (B, shots) where the loss needs the bitstrings
     if loss == "mmd":
         target = sv.sample_bits(p_t, shots, generator)
-        cur = samples[0]
+        cur = sv.sample_bits(probs[0].double(), shots, generator)
         cur2 = sv.sample_bits(probs[0].double(), shots, generator)
         value = mmd.mmd2(cur, target, sigmas, estimator="unbiased")
         # Cross-kernel means E_{x~a, y~b} K(x, y) between independent shot sets. Over 2^n
         # outcomes they equal freq_a^T K freq_b exactly, computed with the kernel's product
         # structure in O(n 2^n) (cheaper than the shots^2 pairs whenever 2^n << shots^2).
         if 2**n <= shots * shots:
-            fr = torch.stack([_counts(s, n) for s in samples[1:]])
+            fr = sv.sample_frequencies(probs[1:], shots, generator)
             k_cur = mmd.kernel_matvec(_counts(cur2, n), sigmas)
             k_tgt = mmd.kernel_matvec(_counts(target, n), sigmas)
             grad = (fr[:P] - fr[P:]) @ (k_cur - k_tgt)
             return value, grad
+        samples = sv.bits_of(sv.sample_indices(probs, shots, generator), n)
         table = mmd.hamming_kernel_table(n, sigmas)
 
         def kmean(a: np.ndarray, b: np.ndarray) -> float:
@@ -164,7 +166,7 @@ def shot_loss_and_grad(
             dtype=torch.float64,
         )
         return value, grad
-    freqs = torch.stack([_counts(s, n) for s in samples])
+    freqs = sv.sample_frequencies(probs, shots, generator)
     if loss == "kl":
         q = freqs[0]
         value = float(kl_divergence(p_t, q, eps))

@@ -139,6 +139,30 @@ def expect_x(psi: Tensor) -> Tensor:
     return torch.stack(out, -1)
 
 
+def sample_indices(probs: Tensor, shots: int, generator: torch.Generator | None = None) -> Tensor:
+    """``shots`` outcome indices for every row of ``probs`` (B, 2^n): (B, shots) int64, in
+    one batched draw."""
+    p = probs.detach().double().clamp_min(0)
+    return torch.multinomial(p / p.sum(-1, keepdim=True), shots, replacement=True, generator=generator)
+
+
+def sample_frequencies(probs: Tensor, shots: int, generator: torch.Generator | None = None) -> Tensor:
+    """Empirical frequencies (B, 2^n) float64 of ``shots`` draws from every row of
+    ``probs``: multinomial counts drawn directly (O(2^n) per row, not O(shots)), from a
+    numpy stream seeded by ``generator`` so one torch generator still fixes everything."""
+    p = probs.detach().double().clamp_min(0).cpu().numpy()
+    p = p / p.sum(-1, keepdims=True)
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    counts = np.random.default_rng(seed).multinomial(shots, p)
+    return torch.as_tensor(counts / shots, dtype=torch.float64)
+
+
+def bits_of(idx: Tensor, n: int) -> np.ndarray:
+    """Outcome indices (...,) as bitstrings (..., n) uint8, qubit 0 first."""
+    i = idx.cpu().numpy()
+    return ((i[..., None] >> np.arange(n - 1, -1, -1)) & 1).astype(np.uint8)
+
+
 def sample_bits(probs: Tensor, shots: int, generator: torch.Generator | None = None) -> np.ndarray:
     """Draw ``shots`` bitstrings from one probability vector (2^n,): (shots, n) uint8,
     qubit 0 first."""
