@@ -215,6 +215,13 @@ fn block_run(
     let p = spins.len() / n;
     let (mut wl_acc, mut wl_try) = (0u64, 0u64);
     let mut local_flips = [0u64; LANES];
+    // P = 1 has no neighbouring slices and K = 0, so any +-1 row gives the same argument
+    // (0 * (zu + zd) = 0): a constant row, built once, stands in for both
+    let lone = if p == 1 {
+        vec![[1f32; LANES]; n]
+    } else {
+        Vec::new()
+    };
     for &(a, kk) in coeffs {
         check_cancel(cancel)?;
         // one visiting order per sweep, shared by the slices and the worldline pass
@@ -224,13 +231,9 @@ fn block_run(
         for k in 0..p {
             let (before, rest) = spins.split_at_mut(k * n);
             let (cur, after) = rest.split_at_mut(n);
-            // neighbours k + 1 and k - 1 (periodic); for P = 1 K is 0 and any +-1 row
-            // gives the same argument (0 * (zu + zd) = 0), so the slice itself is passed
+            // neighbours k + 1 and k - 1 (periodic)
             match (p, k) {
-                (1, _) => {
-                    let copy = cur.to_vec();
-                    slice_sweep_mv(m, cur, &copy, &copy, a, kk, rng, rule, order, &mut flips)
-                }
+                (1, _) => slice_sweep_mv(m, cur, &lone, &lone, a, kk, rng, rule, order, &mut flips),
                 (_, 0) => {
                     let up = &after[..n];
                     let dn = &after[(p - 2) * n..];
