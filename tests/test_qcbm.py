@@ -158,15 +158,22 @@ def test_rz_fast_path_matches_the_dense_gate():
     np.testing.assert_allclose(psi, op_on(n, 1, expm_pauli(Z, th)) @ psi0, atol=1e-12)
 
 
-def test_shot_gradients_are_unbiased_estimates():
+def _mmd_shot_gradients(shots, draws):
+    """A 3-qubit GHZ-target QCBM: its exact MMD gradient (autograd) and ``draws`` shot-based
+    parameter-shift estimates with ``shots`` shots each (draws x P)."""
     n = 3
     target = ghz(n)
     model = QCBM(n, ansatz="line", layers=1, seed=1, dtype=torch.complex128)
     loss = mmd.mmd2_exact(model.probs(), torch.tensor(target), 1.0)
     (g_auto,) = torch.autograd.grad(loss, model.theta)
     gen = torch.Generator().manual_seed(0)
-    est = np.mean([shot_loss_and_grad(model, target, "mmd", 400, gen, 1.0, 1e-6)[1].numpy() for _ in range(60)], 0)
-    assert np.abs(est - g_auto.numpy()).max() < 0.02
+    est = [shot_loss_and_grad(model, target, "mmd", shots, gen, 1.0, 1e-6)[1].numpy() for _ in range(draws)]
+    return g_auto.numpy(), np.array(est)
+
+
+def test_shot_gradients_are_unbiased_estimates():
+    g_auto, draws = _mmd_shot_gradients(400, 60)
+    assert np.abs(draws.mean(0) - g_auto).max() < 0.02
 
 
 def test_batched_shot_frequencies_follow_the_rows():
@@ -186,16 +193,10 @@ def test_batched_shot_frequencies_follow_the_rows():
 
 def test_shot_gradients_are_unbiased_on_the_bitstring_path():
     """With 2^n > shots^2 the MMD gradient uses bitstrings of every shifted circuit."""
-    n = 3
-    target = ghz(n)
-    model = QCBM(n, ansatz="line", layers=1, seed=1, dtype=torch.complex128)
-    loss = mmd.mmd2_exact(model.probs(), torch.tensor(target), 1.0)
-    (g_auto,) = torch.autograd.grad(loss, model.theta)
-    gen = torch.Generator().manual_seed(0)
-    draws = np.array([shot_loss_and_grad(model, target, "mmd", 2, gen, 1.0, 1e-6)[1].numpy() for _ in range(500)])
+    g_auto, draws = _mmd_shot_gradients(2, 500)
     se = draws.std(0) / np.sqrt(len(draws))
-    assert np.abs(g_auto.numpy()).max() > 5 * se.max()  # a sign or row error would show
-    assert (np.abs(draws.mean(0) - g_auto.numpy()) <= 4.5 * se).all()
+    assert np.abs(g_auto).max() > 5 * se.max()  # a sign or row error would show
+    assert (np.abs(draws.mean(0) - g_auto) <= 4.5 * se).all()
 
 
 def test_qcbm_mmd_learns_bars_and_stripes():

@@ -113,13 +113,6 @@ def shot_loss_and_grad(
     """
     n, P = model.n, model.circuit.num_params
     theta = model.theta.detach()
-    shifts = torch.cat(
-        [
-            theta[None],
-            theta[None] + (math.pi / 2) * torch.eye(P, dtype=theta.dtype),
-            theta[None] - (math.pi / 2) * torch.eye(P, dtype=theta.dtype),
-        ]
-    )
     p_t = torch.as_tensor(target_probs, dtype=torch.float64)
     c = model.circuit
     with torch.no_grad():
@@ -128,6 +121,8 @@ def shot_loss_and_grad(
             # shifted circuits forked from the unshifted one at their shifted gate
             states = c.shifted_states(theta, math.pi / 2, initial=phi, inverse=phi is not None, dtype=model.dtype)
         else:
+            eye = (math.pi / 2) * torch.eye(P, dtype=theta.dtype)
+            shifts = torch.cat([theta[None], theta[None] + eye, theta[None] - eye])
             states = c.state(shifts, initial=phi, inverse=phi is not None, dtype=model.dtype)
         probs = sv.probabilities(states)
     # shots of every circuit in one batched draw: frequencies (B, 2^n) as multinomial

@@ -59,15 +59,21 @@ def rz(theta: Tensor) -> Tensor:
     return torch.complex(re, im)
 
 
+def _halves(psi: Tensor, qubit: int) -> tuple[Tensor, Tensor]:
+    """Views of the amplitudes with ``qubit`` = 0 and = 1, each (B, 2^q, 2^(n-q-1)); stacking
+    updated halves on axis 2 and reshaping to ``psi.shape`` restores the layout."""
+    b, n = psi.shape[0], psi.ndim - 1
+    v = psi.reshape(b, 2**qubit, 2, 2 ** (n - qubit - 1))
+    return v[:, :, 0], v[:, :, 1]
+
+
 def apply_gate(psi: Tensor, qubit: int, U: Tensor) -> Tensor:
     """Apply a one-qubit gate U ((2, 2) or (B, 2, 2)) to axis ``qubit``.
 
     Elementwise on the two halves of the state along that axis (psi viewed as
     (B, 2^q, 2, 2^(n-q-1))): out_a = U_a0 psi_0 + U_a1 psi_1, with U broadcast over the
     batch; no transposes or small matrix products."""
-    b, n = psi.shape[0], psi.ndim - 1
-    v = psi.reshape(b, 2**qubit, 2, 2 ** (n - qubit - 1))
-    a0, a1 = v[:, :, 0], v[:, :, 1]
+    a0, a1 = _halves(psi, qubit)
     u = U.to(psi.dtype)
     u = u.reshape(-1, 1, 1, 2, 2) if u.ndim == 3 else u
     u00, u01, u10, u11 = u[..., 0, 0], u[..., 0, 1], u[..., 1, 0], u[..., 1, 1]
@@ -78,11 +84,10 @@ def apply_gate(psi: Tensor, qubit: int, U: Tensor) -> Tensor:
 def apply_rz(psi: Tensor, qubit: int, theta: Tensor) -> Tensor:
     """RZ(theta) = diag(e^{-i theta/2}, e^{i theta/2}) on axis ``qubit``; ``theta`` () or (B,).
     Two phase multiplications instead of a general 2x2 update."""
-    b, n = psi.shape[0], psi.ndim - 1
-    v = psi.reshape(b, 2**qubit, 2, 2 ** (n - qubit - 1))
+    a0, a1 = _halves(psi, qubit)
     ph = torch.polar(torch.ones_like(theta), -theta / 2).to(psi.dtype)
     ph = ph.reshape(-1, 1, 1) if ph.ndim == 1 else ph
-    out = torch.stack([v[:, :, 0] * ph, v[:, :, 1] * ph.conj()], 2)
+    out = torch.stack([a0 * ph, a1 * ph.conj()], 2)
     return out.reshape(psi.shape)
 
 
@@ -140,8 +145,8 @@ def expect_x(psi: Tensor) -> Tensor:
 
 
 def sample_indices(probs: Tensor, shots: int, generator: torch.Generator | None = None) -> Tensor:
-    """``shots`` outcome indices for every row of ``probs`` (B, 2^n): (B, shots) int64, in
-    one batched draw."""
+    """``shots`` outcome indices for every row of ``probs`` (B, 2^n) (or of one vector
+    (2^n,)): (B, shots) (or (shots,)) int64, in one batched draw."""
     p = probs.detach().double().clamp_min(0)
     return torch.multinomial(p / p.sum(-1, keepdim=True), shots, replacement=True, generator=generator)
 
@@ -166,8 +171,4 @@ def bits_of(idx: Tensor, n: int) -> np.ndarray:
 def sample_bits(probs: Tensor, shots: int, generator: torch.Generator | None = None) -> np.ndarray:
     """Draw ``shots`` bitstrings from one probability vector (2^n,): (shots, n) uint8,
     qubit 0 first."""
-    p = probs.detach().double().clamp_min(0)
-    size = p.shape[-1]
-    n = size.bit_length() - 1
-    idx = torch.multinomial(p / p.sum(), shots, replacement=True, generator=generator).cpu().numpy()
-    return ((idx[:, None] >> np.arange(n - 1, -1, -1)) & 1).astype(np.uint8)
+    return bits_of(sample_indices(probs, shots, generator), probs.shape[-1].bit_length() - 1)
