@@ -156,10 +156,15 @@ def _samplers(model, beta, gamma, s, P, reads):
     return out
 
 
-def time_to_floor(args):
+def floor_model():
+    """The 5-spin model of part 1 (not one of the test models)."""
     from helpers import random_frustrated
 
-    model = random_frustrated(5, seed=101, h_scale=0.5)  # not one of the test models
+    return random_frustrated(5, seed=101, h_scale=0.5)
+
+
+def time_to_floor(args):
+    model = floor_model()
     beta, gamma, s, P, reads = 3.0, 1.5, 0.7, 64, args.reads
     targets = {"exact": tfim_diagonal(model, beta, gamma, s), "trotter": trotter_marginal(model, beta, gamma, s, P)}
     floors = {k: floor(p, reads) for k, p in targets.items()}
@@ -227,14 +232,12 @@ def _anneal_methods(model, beta, gamma, P):
 def ct_rates(args):
     """Continuous-time SQA throughput in segment heat-bath moves per second (one thread):
     on the 5-spin model of part 1 and on a Z(4) glass at fixed s."""
-    from helpers import random_frustrated
-
     from qbm.problems import spin_glass, zephyr_graph
     from qbm.samplers import SQASampler
 
     q = SQASampler(num_threads=1)
     cases = [
-        ("5 spins, s=0.7, Gamma=1.5, beta=3", random_frustrated(5, seed=101, h_scale=0.5), 3.0, 1.5, 0.7, 200, 1000),
+        ("5 spins, s=0.7, Gamma=1.5, beta=3", floor_model(), 3.0, 1.5, 0.7, 200, 1000),
         ("Z(4) glass, s=0.5, Gamma=1, beta=5", spin_glass(zephyr_graph(4, 4), seed=0), 5.0, 1.0, 0.5, 20, 16),
     ]
     rows = []
