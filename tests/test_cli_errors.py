@@ -67,6 +67,7 @@ def test_holding_out_every_class_and_out_file_are_errors(tmp_path, capsys):
     assert "not in digits" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_rerun_into_a_run_directory_needs_resume_or_force(tmp_path, capsys):
     out = str(tmp_path / "run")
     assert main(["train", "vae", "--epochs", "1", *FAST_VAE, "--out", out]) == 0
@@ -91,6 +92,7 @@ def test_rerun_into_a_run_directory_needs_resume_or_force(tmp_path, capsys):
     assert len(json.load(open(os.path.join(out, "metrics.json")))["epochs"]) == 1
 
 
+@pytest.mark.slow
 def test_qgan_rerun_and_resume(tmp_path, capsys):
     out = str(tmp_path / "gan")
     base = ["train", "qgan", "--qubits", "2", "--layers", "1", "--latent", "4", "--iters", "2", "--quiet", "--out", out]
@@ -103,3 +105,77 @@ def test_qgan_rerun_and_resume(tmp_path, capsys):
     assert main([*base, "--epochs", "2", "--resume"]) == 0
     m = json.load(open(os.path.join(out, "metrics.json")))
     assert len(m["history"]["fid"]) == 2  # epoch 1 from the checkpoint, epoch 2 added
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["train", "qcbm", "--target", "foo"], "--target: unknown target"),
+        (["spin-glass", "--graph", "chimera:4"], "--graph"),
+        (["spin-glass", "--graph", "zephyr:x"], "--graph"),
+        (["train", "qgan", "--dataset", "sat4"], "--data-dir"),
+        (["train", "vae", "--dataset", "mnist"], "--data-dir"),
+        (["train", "vae", "--dataset", "mnist", "--data-dir", "/nonexistent"], "--data-dir"),
+        (["compare", "vae", "--dataset", "mnist"], "--data-dir"),
+        (["study", "kl-vs-mmd", "--budget", "smoke", "--seeds", "0", "0"], "--seeds: duplicate"),
+        (["study", "kl-vs-mmd", "--budget", "smoke", "--target", "nope"], "--target"),
+        (["study", "kl-vs-mmd", "--budget", "smoke", "--threads-per-run", "5000"], "--threads-per-run"),
+        (["study", "capacity", "--budget", "smoke", "--seeds", "1", "1"], "--seeds: duplicate"),
+        (["study", "capacity", "--budget", "smoke", "--dataset", "sat4"], "--data-dir"),
+        (["study", "mmd-variance", "--address", "auto"], "--address"),
+    ],
+)
+def test_cli_mistakes_are_qbm_errors_before_any_work(argv, match, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main([*argv, "--json" if argv[0] == "spin-glass" else "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "qbm: error: " in err and match in err, err
+    assert not out.exists(), "a refused command left a directory behind"
+
+
+def test_spin_glass_json_pointing_at_a_directory_fails_before_the_run(tmp_path, capsys):
+    code = main(["spin-glass", "--json", str(tmp_path), "--num-reads", "8", "--num-sweeps", "10", "--quiet"])
+    cap = capsys.readouterr()
+    assert code == 2 and "qbm: error: --json" in cap.err
+    assert "simulated annealing" not in cap.out  # nothing ran
+
+
+def test_train_qcbm_refuses_to_overwrite_a_finished_run(tmp_path, capsys):
+    out = str(tmp_path / "q")
+    args = ["train", "qcbm", "--n", "2", "--steps", "2", "--layers", "1", "--quiet", "--out", out]
+    assert main(args) == 0
+    before = open(os.path.join(out, "metrics.json")).read()
+    assert main(args) == 2
+    assert "already holds a finished QCBM run" in capsys.readouterr().err
+    assert open(os.path.join(out, "metrics.json")).read() == before
+    assert main([*args, "--force", "--seed", "1"]) == 0
+    assert json.load(open(os.path.join(out, "metrics.json")))["n"] == 2
+
+
+def test_every_flag_has_help_and_shows_its_default():
+    from qbm.cli import build_parser
+    from qbm.cli_help import missing_help
+
+    p = build_parser()
+    assert missing_help(p) == []
+    r = _qbm("train", "qcbm", "--help")
+    assert r.returncode == 0 and "(default: 300)" in r.stdout and "--force" in r.stdout
+
+
+def test_a_study_whose_every_run_fails_exits_nonzero(tmp_path, monkeypatch, capsys):
+    # a target file that exists at preflight but is removed before the runs start is
+    # the rare case preflight cannot catch; every run fails, and the command says so
+    from qbm.studies import cli_common
+    from qbm.studies.runner import Study, grid
+
+    import argparse
+
+    args = argparse.Namespace(out=str(tmp_path / "s"), engine="local", workers=1, threads_per_run=1, address=None,
+                              force=False, quiet=True)  # fmt: skip
+    flag = tmp_path / "fail"
+    flag.write_text("x")
+    study = Study("demo", "qbm.studies.runner:demo_run", grid([{"beta": 1.0, "fail_if_exists": str(flag)}], [0, 1, 2]))
+    with pytest.raises(cli_common.StudyFailed):
+        cli_common.run(study, args)
+    assert "3 of 3 runs failed" in capsys.readouterr().err

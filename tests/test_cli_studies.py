@@ -4,6 +4,8 @@ import csv
 import json
 import os
 
+import pytest
+
 from qbm.cli import main
 
 
@@ -86,6 +88,7 @@ def test_kl_vs_mmd_study_and_train_qcbm(tmp_path):
     assert len(m["tvd"]) == 5 and os.path.exists(os.path.join(out2, "curves.png"))
 
 
+@pytest.mark.slow
 def test_capacity_study_tiny(tmp_path):
     out = str(tmp_path / "cap")
     assert (

@@ -191,6 +191,7 @@ def test_batched_shot_frequencies_follow_the_rows():
     assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_shot_gradients_are_unbiased_on_the_bitstring_path():
     """With 2^n > shots^2 the MMD gradient uses bitstrings of every shifted circuit."""
     g_auto, draws = _mmd_shot_gradients(2, 500)
@@ -199,6 +200,7 @@ def test_shot_gradients_are_unbiased_on_the_bitstring_path():
     assert (np.abs(draws.mean(0) - g_auto) <= 4.5 * se).all()
 
 
+@pytest.mark.slow
 def test_qcbm_mmd_learns_bars_and_stripes():
     target = bars_and_stripes(2, 2)
     model = QCBM(4, ansatz="line", layers=4, seed=0)

@@ -159,6 +159,7 @@ def test_sat4_loaders(tmp_path):
         load_sat4(str(csv_dir))
 
 
+@pytest.mark.slow
 def test_short_training_improves_fid(tmp_path):
     from qbm.cli import main
 

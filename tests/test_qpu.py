@@ -47,6 +47,7 @@ class Recorder:
         ("full", 24, "busclique", True),  # a 24-node clique
     ],
 )
+@pytest.mark.slow
 def test_embeddings_and_unembedded_energies(mock, graph, n, want_method, chains, tmp_path):
     prior = BoltzmannPrior(n, graph, init_scale=0.4, seed=1)
     model = prior.to_ising()
@@ -171,6 +172,7 @@ def test_large_num_reads_are_split(mock):
     assert res.info["submissions"] == 4 and res.info["qpu_access_time_us"] > 0
 
 
+@pytest.mark.slow
 def test_embedding_cache_is_reused(mock, tmp_path):
     bqm = BoltzmannPrior(30, "rbm", init_scale=0.3).to_ising().to_bqm()
     a = Advantage2Sampler(mock, cache_dir=str(tmp_path))
@@ -197,6 +199,7 @@ def test_empty_embedding_is_an_error():
         find_embedding_for(nx.complete_graph(12), nx.path_graph(12), timeout=1)
 
 
+@pytest.mark.slow
 def test_train_vae_against_the_stand_in(tmp_path):
     from qbm.cli import main
 
@@ -252,6 +255,7 @@ def test_per_call_chain_strength_is_validated(mock, cs):
         Advantage2Sampler(mock, mode="qa").sample(model.to_bqm(), num_reads=5, chain_strength=cs)
 
 
+@pytest.mark.slow
 def test_qpu_vae_resume_is_exact(tmp_path):
     """`train vae --sampler qpu --mock ... --resume` continues bit-for-bit."""
     import json

@@ -35,6 +35,7 @@ def test_summarise_matches_a_t_interval():
     assert abs((s["ci_hi"] - s["mean"]) - 3.182446305284263 * s["se"]) < 1e-9
 
 
+@pytest.mark.slow
 def test_killed_study_resumes_to_the_same_results(tmp_path):
     full = run_study(_study(), str(tmp_path / "full"), workers=1, progress=False)
     out = str(tmp_path / "killed")
@@ -71,6 +72,7 @@ def test_killed_study_resumes_to_the_same_results(tmp_path):
     assert [r["mean_energy_mean"] for r in agg_a] == [r["mean_energy_mean"] for r in agg_b]
 
 
+@pytest.mark.slow
 def test_local_pool_and_ray_give_identical_results(tmp_path):
     pytest.importorskip("ray")
     a = run_study(_study(), str(tmp_path / "local"), engine="local", workers=2, progress=False)

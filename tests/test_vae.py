@@ -162,6 +162,7 @@ def trained_digits():
     return tr
 
 
+@pytest.mark.slow
 def test_conditional_generation_moves_toward_class(trained_digits):
     clf = train_classifier(trained_digits.data)
     acc = conditional_accuracy(trained_digits, [0.0, 4.0], num=24, classifier=clf, num_sweeps=300)
@@ -224,6 +225,7 @@ def test_mnist_loader_and_conv_model(tmp_path):
 
 
 # ---------------------------------------------------------------- command line
+@pytest.mark.slow
 def test_cli_train_generate_resume(tmp_path, capsys):
     out = str(tmp_path / "run")
     args = [

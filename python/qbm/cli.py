@@ -17,13 +17,15 @@ def _parse_graph(spec: str) -> tuple[int, int]:
     """'zephyr:M' or 'zephyr:M,T' -> (M, T)."""
     kind, _, rest = spec.partition(":")
     if kind != "zephyr" or not rest:
-        raise SystemExit(f"--graph: expected 'zephyr:M' or 'zephyr:M,T', got {spec!r}")
+        raise ValueError(f"--graph: expected 'zephyr:M' or 'zephyr:M,T', got {spec!r}")
     parts = rest.split(",")
     try:
         m = int(parts[0])
         t = int(parts[1]) if len(parts) > 1 else 4
     except ValueError:
-        raise SystemExit(f"--graph: expected integers in {spec!r}") from None
+        raise ValueError(f"--graph: expected integers in {spec!r}") from None
+    if m < 1 or t < 1:
+        raise ValueError(f"--graph: M and T must be >= 1, got {spec!r}")
     return m, t
 
 
@@ -36,6 +38,16 @@ def cmd_spin_glass(args: argparse.Namespace) -> int:
     from qbm.samplers import GibbsSampler, SimulatedAnnealingSampler
 
     m, t = _parse_graph(args.graph)
+    if args.json:  # checked before the run, not after it
+        import os
+
+        if os.path.isdir(args.json):
+            raise ValueError(f"--json: {args.json!r} is a directory; give a file path")
+        parent = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(parent):
+            raise FileNotFoundError(f"--json: directory {parent!r} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise PermissionError(f"--json: cannot write in {parent!r}")
     model = zephyr_spin_glass(m, t, seed=args.seed)
     n = model.num_variables
     print(
@@ -118,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     qpu_cli.add_parsers(sub)
     qgan_cli.add_parsers(train, study)
+    from qbm import cli_help
+
+    cli_help.apply(p)
     return p
 
 
@@ -166,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if not argv else 2
     args.explicit = _explicit(parser, argv)
+    from qbm.studies.cli_common import StudyFailed
+
     try:
         if args.command in ("train", "compare", "generate", "qpu"):
             from qbm.threads import apply_policy
@@ -175,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
         print(f"qbm: error: {e}", file=sys.stderr)
         return 2
+    except StudyFailed as e:
+        print(f"qbm: error: {e}", file=sys.stderr)
+        return 1
     except MemoryError as e:
         print(f"qbm: error: not enough memory: {e}", file=sys.stderr)
         return 2

@@ -72,6 +72,12 @@ class IsingModel:
         self._index = index
         self.offset = float(offset)
 
+    # -- pickling (spawn workers, Ray tasks) -----------------------------------------
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        J = self.J
+        labels = self._labels if not isinstance(self._labels, range) else None
+        return (_rebuild, (self.h, J.indptr, J.indices, J.data, labels, self.offset))
+
     # -- construction ---------------------------------------------------------------
     @classmethod
     def from_bqm(cls, bqm: dimod.BinaryQuadraticModel) -> IsingModel:
@@ -173,6 +179,18 @@ class IsingModel:
 
     def __repr__(self) -> str:
         return f"IsingModel(num_variables={self.num_variables}, num_interactions={self.num_interactions})"
+
+
+def _rebuild(
+    h: np.ndarray, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, labels: Any, offset: float
+) -> IsingModel:
+    """Unpickle an :class:`IsingModel` (the core checks the arrays again)."""
+    m = IsingModel.from_csr(h, indptr, indices, data)
+    if labels is not None:
+        m._labels = list(labels)
+        m._index = {lab: k for k, lab in enumerate(m._labels)}
+    m.offset = float(offset)
+    return m
 
 
 def _csr_from_matrix(J: Any, n: int) -> sp.csr_array:

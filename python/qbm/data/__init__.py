@@ -1,10 +1,11 @@
 """Data: synthetic distributions over bitstrings, and loaders for local files."""
 
-from qbm.data.images import ImageData, load_dataset, load_digits, load_mnist, read_idx, write_idx
+from qbm.data.images import ImageData, check_dataset, load_dataset, load_digits, load_mnist, read_idx, write_idx
 from qbm.data.synthetic import bars_and_stripes, cardinality, ghz, random_sparse, states_to_index
 
 __all__ = [
     "ImageData",
+    "check_dataset",
     "load_dataset",
     "load_digits",
     "load_mnist",

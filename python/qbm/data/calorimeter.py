@@ -5,7 +5,7 @@ Each shower is summed over its longitudinal (last) axis, rebinned to a small
 ``rows x cols`` grid (as even as 25 allows), and binarised: a pixel is 1 if its deposit
 exceeds 1/10 of the mean pixel deposit of the data set at that resolution (Rudolph et al.
 2024). The empirical distribution over the 2^(rows*cols) patterns is the QCBM target.
-Needs h5py (``pip install "qbm[hep]"``).
+Needs h5py (``pip install "quantum-boltzmann-ml[hep]"``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _h5py() -> Any:
     try:
         import h5py
     except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError('reading calorimeter files needs h5py: pip install "qbm[hep]"') from None
+        raise ImportError('reading calorimeter files needs h5py: pip install "quantum-boltzmann-ml[hep]"') from None
     return h5py
 
 

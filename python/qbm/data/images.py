@@ -189,6 +189,34 @@ def load_mnist(directory: str, name: str = "mnist", max_train: int | None = None
     return ImageData(name, xtr, ytr, xte, yte, source=f"{name} in {directory!r}")
 
 
+DATASETS = ("digits", "mnist", "fashion-mnist", "sat4")
+
+
+def check_dataset(name: str, data_dir: str | None = None) -> None:
+    """Check, without loading anything, that :func:`load_dataset` can find ``name``:
+    a known name, and for data sets read from disk a ``data_dir`` holding its files.
+    Commands call it before they make directories or start runs."""
+    if name not in DATASETS:
+        raise ValueError(f"--dataset: unknown data set {name!r}; choose {', '.join(DATASETS)}")
+    if name == "digits":
+        return
+    if not data_dir:
+        raise ValueError(f"--data-dir: {name} is read from local files; give --data-dir (qbm never downloads)")
+    if not os.path.isdir(data_dir):
+        raise FileNotFoundError(f"--data-dir: data directory {data_dir!r} does not exist")
+    if name in ("mnist", "fashion-mnist"):
+        for v in _MNIST_FILES.values():
+            _find(data_dir, v)
+    elif name == "sat4":
+        mat = os.path.join(data_dir, "sat-4-full.mat")
+        csvs = [os.path.join(data_dir, f"{k}_sat4.csv") for k in ("X_train", "y_train", "X_test", "y_test")]
+        if not os.path.exists(mat) and not all(os.path.exists(p) for p in csvs):
+            raise FileNotFoundError(
+                f"--data-dir: SAT-4 files not found in {data_dir!r}: need sat-4-full.mat or "
+                "X_train_sat4.csv, y_train_sat4.csv, X_test_sat4.csv, y_test_sat4.csv"
+            )
+
+
 def load_dataset(name: str, data_dir: str | None = None) -> ImageData:
     if name == "digits":
         return load_digits()

@@ -1,4 +1,4 @@
-"""dwave-pytorch-plugin interop (``pip install "qbm[plugin]"``).
+"""dwave-pytorch-plugin interop (``pip install "quantum-boltzmann-ml[plugin]"``).
 
 Conventions. The plugin's ``GraphRestrictedBoltzmannMachine`` (GRBM) has energy
 H(x) = sum_i linear_i x_i + sum_(ij) quadratic_ij x_i x_j (dimod's Ising convention) and
@@ -30,8 +30,8 @@ try:
     from dwave.plugins.torch.samplers.base import TorchSampler
 except ImportError as e:  # pragma: no cover - optional extra
     raise ImportError(
-        "qbm.interop.plugin needs dwave-pytorch-plugin (pip install 'qbm[plugin]': it also needs einops "
-        "and dwave-hybrid)"
+        "qbm.interop.plugin needs dwave-pytorch-plugin (pip install 'quantum-boltzmann-ml[plugin]': it also needs "
+        "einops and dwave-hybrid)"
     ) from e
 
 __all__ = ["prior_to_grbm", "grbm_to_prior", "grbm_to_ising", "QbmSampler"]
@@ -99,7 +99,12 @@ class QbmSampler(TorchSampler):
         from qbm.samplers import GibbsSampler
 
         self._grbm = grbm
-        self.num_chains, self.num_sweeps, self.beta = int(num_chains), int(num_sweeps), float(beta)
+        from qbm._validate import check_beta, check_positive_int, check_seed
+
+        self.num_chains = check_positive_int(num_chains, "num_chains")
+        self.num_sweeps = check_positive_int(num_sweeps, "num_sweeps")
+        self.beta = check_beta(beta)
+        seed = check_seed(seed)
         self.sampler = sampler if sampler is not None else GibbsSampler()
         self.persistent, self.seed, self.params = persistent, int(seed), params
         self.calls = 0
@@ -132,7 +137,11 @@ class PluginBlockChains:
     name = "plugin-block"
 
     def __init__(self, num_chains: int, sweeps: int, seed: int, colouring: str = "greedy") -> None:
-        self.num_chains, self.sweeps, self.seed = int(num_chains), int(sweeps), int(seed)
+        from qbm._validate import check_positive_int, check_seed
+
+        self.num_chains = check_positive_int(num_chains, "num_chains")
+        self.sweeps = check_positive_int(sweeps, "sweeps")
+        self.seed = check_seed(seed)
         self.colouring = colouring
         self.calls = 0
         self.last_info: dict[str, Any] = {}

@@ -211,9 +211,15 @@ class Advantage2Sampler(dimod.Sampler):
         mode = mode or self.mode
         if mode not in MODES:
             raise ValueError(f"mode: unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-        params = {**MODES[mode], **self.overrides, **overrides}
-        if "anneal_schedule" in params and "annealing_time" in params and "anneal_schedule" in overrides:
-            params.pop("annealing_time")
+        user = {**self.overrides, **overrides}
+        if "anneal_schedule" in user and "annealing_time" in user:
+            raise ValueError(
+                "annealing_time: cannot be combined with anneal_schedule (the schedule's last time is the anneal's "
+                "length); give one of them"
+            )
+        params = {**MODES[mode], **user}
+        if "anneal_schedule" in user:
+            params.pop("annealing_time", None)  # the preset's, replaced by the schedule
         return params
 
     def validate(self, params: dict[str, Any]) -> None:
@@ -345,6 +351,10 @@ class Advantage2Sampler(dimod.Sampler):
             for v, b in extra_fields.items():
                 if v not in work.variables:
                     raise ValueError(f"extra_fields: unknown variable {v!r}")
+                from qbm._validate import check_number
+
+                if not np.isfinite(check_number(b, f"extra_fields[{v!r}]")):
+                    raise ValueError(f"extra_fields: the bias field of {v!r} is {b} (must be finite)")
                 work.add_linear(v, float(b))
         solver_params = self.solver_parameters(mode, **params)
         self.validate(solver_params)

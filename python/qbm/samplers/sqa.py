@@ -75,6 +75,11 @@ class SQASampler(IsingSampler):
             sched = np.full(check_positive_int(num_sweeps, "num_sweeps"), check_number(s, "s"))
         else:
             sched = np.linspace(check_number(s_min, "s_min"), 1.0, check_positive_int(num_sweeps, "num_sweeps"))
+        moves = check_choice(moves, "moves", ("cluster", "local"))
+        if continuous_time and moves != "cluster":
+            raise ValueError(
+                f"moves: continuous_time=True always uses its own cluster (segment) moves; got moves={moves!r}"
+            )
         run = prepare_run(self, model, num_reads, update, order, seed, num_threads, initial_states)
         update, order, seed, threads, init = run.update, run.order, run.seed, run.threads, run.init
         if continuous_time:
@@ -90,7 +95,7 @@ class SQASampler(IsingSampler):
             initial_states=init,
             update=update,
             worldline=bool(worldline),
-            moves=check_choice(moves, "moves", ("cluster", "local")),
+            moves=moves,
             order=order,
             seed=seed,
             num_threads=threads,

@@ -4,6 +4,7 @@ that runs a study with them."""
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from qbm.cli_types import positive_int, seed_int
@@ -32,11 +33,29 @@ def runner_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-def run(study: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
-    from qbm.studies.runner import run_study
+def run(study: Any, args: argparse.Namespace, *, intervals: bool = True) -> list[dict[str, Any]]:
+    """Run ``study`` with the runner options in ``args``. Prints a warning when fewer than
+    3 seeds are used. Raises :class:`StudyFailed` (exit status 1) when every run failed:
+    there is nothing to aggregate and exiting 0 would hide it."""
+    from qbm.studies.runner import few_seeds_warning, run_study
 
+    seeds = sorted({r.seed for r in study.runs})
+    w = few_seeds_warning(len(seeds)) if intervals else None
+    if w:
+        print(w, file=sys.stderr)
     recs = run_study(study, args.out, **runner_kwargs(args))
     failed = [r for r in recs if r["status"] != "ok"]
     if failed:
-        print(f"{len(failed)} of {len(recs)} runs failed (recorded in {args.out}/runs; rerun to retry them)")
+        first = failed[0]["error"]
+        print(
+            f"{len(failed)} of {len(recs)} runs failed (recorded in {args.out}/runs; rerun to retry them); "
+            f"first error: {first['type']}: {first['message']}",
+            file=sys.stderr,
+        )
+        if len(failed) == len(recs):
+            raise StudyFailed(f"every run of the study failed; see {args.out}/runs")
     return recs
+
+
+class StudyFailed(RuntimeError):
+    """Every run of a study failed (the CLI exits with status 1)."""

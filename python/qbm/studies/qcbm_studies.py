@@ -36,7 +36,7 @@ def resolve_target(spec: str, n: int) -> np.ndarray:
         from qbm.data.calorimeter import shower_distribution
 
         return shower_distribution(spec[5:], n)
-    raise SystemExit(f"--target: unknown target {spec!r}")
+    raise ValueError(f"--target: unknown target {spec!r}; choose bas, ghz, cardinality, sparse[:K] or calo:PATH")
 
 
 def mmd_variance_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -53,7 +53,6 @@ def cmd_mmd_variance(args: argparse.Namespace) -> int:
 
     from qbm.studies.mmd_variance import closed_form_variance
 
-    os.makedirs(args.out, exist_ok=True)
     ns = sorted(
         set(
             [n for n in (2, 4, 6, 8, 10, 12, 16, 24, 32, 48, 64, 100, 150, 200, 300, 500, 700, 1000) if n <= args.n_max]
@@ -72,8 +71,8 @@ def cmd_mmd_variance(args: argparse.Namespace) -> int:
         for label in labels
     ]
     study = Study("mmd-variance", "qbm.studies.qcbm_studies:mmd_variance_run", grid(configs, [args.seed]))
-    numeric = {(r["config"]["n"], r["config"]["sigma"]): r["result"] for r in cli_common.run(study, args)
-               if r["status"] == "ok"}  # fmt: skip
+    recs = cli_common.run(study, args, intervals=False)
+    numeric = {(r["config"]["n"], r["config"]["sigma"]): r["result"] for r in recs if r["status"] == "ok"}
     rows: list[dict[str, Any]] = []
     for n in tqdm(ns, desc="closed form", disable=args.quiet):
         for label in labels:
@@ -167,6 +166,11 @@ def kl_vs_mmd_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     }
 
 
+def _check_targets(spec: str, ns: list[int]) -> None:
+    for n in ns:
+        resolve_target(spec, n)
+
+
 def cmd_kl_vs_mmd(args: argparse.Namespace) -> int:
     from qbm.studies import cli_common
     from qbm.studies.runner import Study, aggregate, errorbar_plot, grid, write_csv
@@ -182,13 +186,24 @@ def cmd_kl_vs_mmd(args: argparse.Namespace) -> int:
         for s in shots
         for loss in args.losses
     ]
-    study = Study("kl-vs-mmd", "qbm.studies.qcbm_studies:kl_vs_mmd_run", grid(configs, seeds), {"budget": args.budget})
+    study = Study(
+        "kl-vs-mmd",
+        "qbm.studies.qcbm_studies:kl_vs_mmd_run",
+        grid(configs, seeds),
+        {"budget": args.budget},
+        preflight=lambda: _check_targets(args.target, ns),
+    )
     print(
         f"KL vs MMD vs local fidelity: n {ns}, shots {shots}, {steps} steps, seeds {seeds}, target {args.target} "
         f"({len(study.runs)} runs, engine {args.engine}) -> {args.out}"
     )
     recs = cli_common.run(study, args)
-    rows = aggregate(recs, ["n", "shots", "loss"], ["final_tvd", "best_tvd", "seconds"])
+    rows = aggregate(
+        recs,
+        ["n", "shots", "loss"],
+        ["final_tvd", "best_tvd", "seconds"],
+        bounds={"final_tvd": (0.0, 1.0), "best_tvd": (0.0, 1.0), "seconds": (0.0, None)},
+    )
     path = os.path.join(args.out, "kl_vs_mmd.csv")
     write_csv(path, rows)
     errorbar_plot(
@@ -214,9 +229,17 @@ def cmd_kl_vs_mmd(args: argparse.Namespace) -> int:
 
 def cmd_train_qcbm(args: argparse.Namespace) -> int:
     from qbm.models import QCBM, train_qcbm
+    from qbm.training.rundir import check_out_dir
 
+    check_out_dir(args.out)
+    target = resolve_target(args.target, args.n)  # checked before the directory is made
+    done = os.path.join(args.out, "metrics.json")
+    if os.path.exists(done) and not args.force:
+        raise ValueError(
+            f"--out: {args.out!r} already holds a finished QCBM run (metrics.json); pass --force to replace it "
+            "or choose another --out"
+        )
     os.makedirs(args.out, exist_ok=True)
-    target = resolve_target(args.target, args.n)
     model = QCBM(args.n, ansatz=args.ansatz, layers=args.layers, seed=args.seed)
     h = train_qcbm(
         model, target, loss=args.loss, steps=args.steps, shots=args.shots, seed=args.seed, progress=not args.quiet
@@ -231,8 +254,9 @@ def cmd_train_qcbm(args: argparse.Namespace) -> int:
         "num_params": model.circuit.num_params,
         **h,
     }
-    with open(os.path.join(args.out, "metrics.json"), "w") as fh:
-        json.dump(metrics, fh)
+    from qbm._atomic import write_bytes_atomic
+
+    write_bytes_atomic(done, json.dumps(metrics).encode(), suffix=".json")
     save_curves(
         os.path.join(args.out, "curves.png"),
         {"loss": h["loss"], "TVD (exact)": h["tvd"]},
@@ -281,5 +305,6 @@ def add_parsers(study: Any, train: Any) -> None:
     p.add_argument("--layers", type=positive_int, default=4)
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--force", action="store_true", help="replace a finished run in --out")
     p.add_argument("--out", default="runs/qcbm")
     p.set_defaults(func=cmd_train_qcbm)

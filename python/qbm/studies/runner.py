@@ -5,8 +5,19 @@
   ``OUT/runs/<key>.json``; rerunning the same study into ``OUT`` skips finished runs
   and retries only failed ones. A different study spec in a directory that holds one
   is refused unless ``force=True``.
-* Failures are data: a run that raises is recorded with its error and traceback, and
-  the study goes on.
+* Failures are data: a run that raises, returns something that is not a JSON-able dict,
+  or whose worker dies is recorded as failed with its error, and the study goes on; the
+  finished runs are never touched. A malformed record on disk (torn, edited, from another
+  version) is moved to ``OUT/quarantine/`` and its run computed again.
+* A well-behaved parent: Ctrl-C (SIGINT) or SIGTERM stops every worker within about a
+  second and keeps every record finished so far; workers die with their parent even when
+  it is killed with SIGKILL (on Linux by ``PR_SET_PDEATHSIG``; elsewhere a watchdog thread
+  in each worker notices the parent is gone within a second). Ray tasks share the
+  driver's fate through Ray itself (a job's workers are killed when its driver exits).
+* Refused up front, before any run starts: duplicate runs (the same seed twice),
+  ``threads_per_run`` beyond the cores (or beyond every Ray node's CPUs), an engine or
+  Ray address that does not answer (within seconds), and whatever ``Study.preflight``
+  checks (data paths, output paths).
 * Reproducible: each run pins torch's and qbm's threads (``threads_per_run``) before it
   starts, so a run gives the same bits on either engine and after a resume.
 * Engines: ``"local"`` (a ``spawn`` process pool, workers x threads_per_run <= cores) and
@@ -24,7 +35,12 @@ import hashlib
 import importlib
 import json
 import math
+import numbers
 import os
+import signal
+import socket
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -58,6 +74,10 @@ class Study:
     fn: str
     runs: list[Run]
     meta: dict[str, Any] = field(default_factory=dict)
+    #: called once in the parent before any run starts (and before the study directory
+    #: is made); raises ``ValueError`` naming the flag when a run could not succeed
+    #: (a missing data path, say). Not part of the spec.
+    preflight: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -69,9 +89,29 @@ class Study:
 
 
 def grid(configs: Iterable[dict[str, Any]], seeds: Iterable[int]) -> list[Run]:
-    """Every config with every seed."""
+    """Every config with every seed. Seeds must be distinct non-negative integers: a
+    repeated seed would repeat a run and count it twice in an interval."""
     seeds = list(seeds)
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+            raise TypeError(f"--seeds: seeds must be integers, got {s!r}")
+        if int(s) < 0:
+            raise ValueError(f"--seeds: seeds must be >= 0, got {s}")
+    dups = sorted({int(s) for s in seeds if [int(x) for x in seeds].count(int(s)) > 1})
+    if dups:
+        raise ValueError(f"--seeds: duplicate seed(s) {dups}; each seed of a point must be different")
+    if not seeds:
+        raise ValueError("--seeds: at least one seed is needed")
     return [Run(dict(c), int(s)) for c in configs for s in seeds]
+
+
+def check_runs(runs: Sequence[Run]) -> None:
+    """Refuse a study that lists the same (config, seed) twice."""
+    seen: dict[str, Run] = {}
+    for r in runs:
+        if r.key in seen:
+            raise ValueError(f"runs: the run (seed {r.seed}, config {r.config}) is listed twice")
+        seen[r.key] = r
 
 
 # ----------------------------------------------------------------- executing one run
@@ -102,6 +142,17 @@ def execute(fn: str, config: dict[str, Any], seed: int, threads: int) -> dict[st
     except Exception as e:  # noqa: BLE001 - a failed run is recorded, the study goes on
         result, status = None, "failed"
         error = {"type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}
+    if status == "ok":
+        # validated here, in the worker: what comes back is plain JSON (a dict), so a
+        # result that cannot be stored fails this run only, never the study
+        try:
+            if not isinstance(result, dict):
+                raise TypeError(f"a run must return a dict, got {type(result).__name__}")
+            result = json.loads(json.dumps(result, default=_json_default))
+        except (TypeError, ValueError) as e:
+            result, status = None, "failed"
+            error = {"type": "InvalidResult", "message": f"the run's result cannot be recorded: {e}",
+                     "traceback": traceback.format_exc()}  # fmt: skip
     return {
         "config": config,
         "seed": seed,
@@ -152,24 +203,81 @@ def open_study_dir(study: Study, out: str, *, force: bool = False) -> None:
     _write_atomic(spec_path, spec)
 
 
-def load_records(study: Study, out: str) -> dict[str, dict[str, Any]]:
-    """Records on disk for this study's runs, by run key."""
+QUARANTINE_DIR = "quarantine"
+
+
+def valid_record(rec: Any, run: Run) -> str | None:
+    """Why ``rec`` is not a usable record of ``run`` (None when it is)."""
+    if not isinstance(rec, dict):
+        return f"not a JSON object ({type(rec).__name__})"
+    if rec.get("status") not in ("ok", "failed"):
+        return f"status {rec.get('status')!r} is not 'ok' or 'failed'"
+    if rec.get("seed") != run.seed:
+        return f"seed {rec.get('seed')!r} is not the run's {run.seed}"
+    def canon(c: Any) -> str:
+        return json.dumps(c, sort_keys=True, default=str)
+
+    if canon(rec.get("config")) != canon(run.config):
+        return "its config is not the run's"
+    if rec["status"] == "ok" and not isinstance(rec.get("result"), dict):
+        return "status 'ok' without a result object"
+    if rec["status"] == "failed" and not isinstance(rec.get("error"), dict):
+        return "status 'failed' without an error object"
+    return None
+
+
+def load_records(study: Study, out: str, *, quiet: bool = False) -> dict[str, dict[str, Any]]:
+    """Records on disk for this study's runs, by run key. A record that is not valid
+    JSON or not a record of its run is moved to ``out/quarantine/`` (with a warning) so
+    that its run is computed again; nothing is deleted."""
     recs = {}
     for r in study.runs:
         p = os.path.join(out, RUNS_DIR, f"{r.key}.json")
-        if os.path.exists(p):
-            try:
-                with open(p) as fh:
-                    recs[r.key] = json.load(fh)
-            except json.JSONDecodeError:
-                continue  # a torn file cannot exist (atomic writes), but be safe: rerun it
+        if not os.path.exists(p):
+            continue
+        try:
+            with open(p) as fh:
+                rec = json.load(fh)
+            why = valid_record(rec, r)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            why = f"not valid JSON ({e})"
+        except OSError as e:
+            why = f"cannot be read ({e})"
+        if why is None:
+            recs[r.key] = rec
+            continue
+        qdir = os.path.join(out, QUARANTINE_DIR)
+        os.makedirs(qdir, exist_ok=True)
+        dest = os.path.join(qdir, f"{r.key}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}.json")
+        os.replace(p, dest)
+        msg = f"run record {p} is malformed ({why}); moved to {dest}, the run will be computed again"
+        if not quiet:
+            print(f"warning: {msg}", file=sys.stderr)
     return recs
 
 
-def default_workers(threads_per_run: int) -> int:
-    from qbm import _core
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
-    return max(1, _core.default_threads() // max(1, threads_per_run))
+
+def default_workers(threads_per_run: int) -> int:
+    return max(1, available_cores() // max(1, threads_per_run))
+
+
+def check_threads(threads_per_run: Any, workers: Any, engine: str) -> None:
+    if isinstance(threads_per_run, bool) or not isinstance(threads_per_run, numbers.Integral) or threads_per_run < 1:
+        raise ValueError(f"--threads-per-run: must be an integer >= 1, got {threads_per_run!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1):
+        raise ValueError(f"--workers: must be an integer >= 1, got {workers!r}")
+    cores = available_cores()
+    if engine == "local" and threads_per_run > cores:
+        raise ValueError(
+            f"--threads-per-run: {threads_per_run} threads per run, but this machine gives the process {cores} cores"
+        )
 
 
 def run_study(
@@ -184,34 +292,132 @@ def run_study(
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Run every unfinished run of ``study`` into ``out``; returns all records (in the
-    study's run order), finished earlier or now."""
+    study's run order), finished earlier or now.
+
+    Everything a run needs is checked before the first one starts (raises ``ValueError``
+    naming the option). Ctrl-C / SIGTERM stop the workers and raise ``KeyboardInterrupt``
+    after every record finished so far is on disk."""
     from tqdm import tqdm
 
     if engine not in ("local", "ray"):
-        raise ValueError(f"engine: unknown engine {engine!r}; choose 'local' or 'ray'")
+        raise ValueError(f"--engine: unknown engine {engine!r}; choose 'local' or 'ray'")
+    if address is not None and engine != "ray":
+        raise ValueError("--address: only with --engine ray")
+    check_threads(threads_per_run, workers, engine)
+    check_runs(study.runs)
+    if study.preflight is not None:
+        study.preflight()
+    if engine == "ray":
+        check_ray_address(address)
     open_study_dir(study, out, force=force)
-    done = load_records(study, out)
+    done = load_records(study, out, quiet=not progress)
     todo = [r for r in study.runs if done.get(r.key, {}).get("status") != "ok"]
     n_ok = len(study.runs) - len(todo)
     bar = tqdm(total=len(study.runs), initial=n_ok, desc=f"{study.name} runs", unit="run", disable=not progress)
 
     def record(run: Run, rec: dict[str, Any]) -> None:
         rec["key"] = run.key
-        _write_atomic(os.path.join(out, RUNS_DIR, f"{run.key}.json"), rec)
+        try:
+            _write_atomic(os.path.join(out, RUNS_DIR, f"{run.key}.json"), rec)
+        except (TypeError, ValueError) as e:  # validated in the worker; a last guard
+            rec = {**{k: rec.get(k) for k in ("config", "seed", "seconds", "pid", "key")}, "status": "failed",
+                   "result": None, "error": {"type": "InvalidResult", "message": str(e), "traceback": ""}}  # fmt: skip
+            _write_atomic(os.path.join(out, RUNS_DIR, f"{run.key}.json"), rec)
         done[run.key] = rec
         bar.update(1)
         if rec["status"] != "ok":
             bar.write(f"run {run.key} (seed {run.seed}) failed: {rec['error']['type']}: {rec['error']['message']}")
 
     try:
-        if todo:
-            if engine == "local":
-                _run_local(study, todo, record, workers or default_workers(threads_per_run), threads_per_run)
-            else:
-                _run_ray(study, todo, record, address, threads_per_run)
+        with _sigterm_as_interrupt():
+            if todo:
+                if engine == "local":
+                    _run_local(study, todo, record, workers or default_workers(threads_per_run), threads_per_run)
+                else:
+                    _run_ray(study, todo, record, address, threads_per_run)
     finally:
         bar.close()
     return [done[r.key] for r in study.runs if r.key in done]
+
+
+class _sigterm_as_interrupt:
+    """While running a study in the main thread, SIGTERM behaves like Ctrl-C."""
+
+    def __enter__(self) -> None:
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGTERM, self._raise)
+
+    @staticmethod
+    def _raise(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
+
+
+# ----------------------------------------------------------------- the local engine
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker die when its parent does, even by SIGKILL.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, then a check that the parent did not
+    die before the call. Everywhere (and as a second line on Linux): a daemon thread
+    that exits the process once ``getppid()`` changes (checked every 0.5 s)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no libc symbol
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="qbm-parent-watch", daemon=True).start()
+
+
+def _worker_init(parent_pid: int) -> None:
+    # Ctrl-C in a terminal reaches the whole process group: workers ignore it and are
+    # stopped by the parent, which records what finished first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent_pid)
+
+
+def _failed(run: Run, message: str, kind: str = "WorkerDied") -> dict[str, Any]:
+    return {
+        "config": run.config,
+        "seed": run.seed,
+        "status": "failed",
+        "result": None,
+        "error": {"type": kind, "message": message, "traceback": ""},
+        "seconds": None,
+        "pid": None,
+    }
+
+
+def _stop_pool(pool: Any, futs: Iterable[Any]) -> None:
+    """Cancel queued runs and end the worker processes now (TERM, then KILL after 1 s)."""
+    for f in futs:
+        f.cancel()
+    procs = list(getattr(pool, "_processes", {}).values())
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + 1.0
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join(1.0)
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _run_local(study: Study, todo: list[Run], record: Callable, workers: int, threads: int) -> None:
@@ -223,35 +429,118 @@ def _run_local(study: Study, todo: list[Run], record: Callable, workers: int, th
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+    )
+    futs: dict[Any, Run] = {}
+    try:
         futs = {pool.submit(execute, study.fn, r.config, r.seed, threads): r for r in todo}
         pending = set(futs)
         while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             for f in finished:
-                record(futs[f], f.result())
+                try:
+                    rec = f.result()
+                except Exception as e:  # noqa: BLE001 - a dead worker fails its runs, not the study
+                    rec = _failed(futs[f], f"the worker process died ({type(e).__name__}: {e}); rerun to retry")
+                record(futs[f], rec)
+    except BaseException:
+        _stop_pool(pool, futs)
+        raise
+    pool.shutdown(wait=True)
+
+
+# ------------------------------------------------------------------- the Ray engine
+def _resolve_ray_address(address: str) -> str:
+    if address != "auto":
+        return address
+    found = os.environ.get("RAY_ADDRESS")
+    if not found:
+        try:
+            from ray._private.services import canonicalize_bootstrap_address  # type: ignore[import-not-found]
+
+            found = canonicalize_bootstrap_address("auto")
+        except Exception:  # noqa: BLE001 - Ray's private helper moved or found nothing
+            found = None
+    if not found:
+        raise ValueError(
+            "--address: 'auto' found no running Ray cluster on this machine (start one with `ray start --head`, "
+            "or leave out --address to start a private local Ray)"
+        )
+    return found
+
+
+def check_ray_address(address: str | None, timeout: float = 3.0) -> None:
+    """Fail within ``timeout`` seconds, naming ``--address``, when nothing answers there
+    (``ray.init`` itself keeps retrying for minutes)."""
+    if address is None:
+        return
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"--address: expected 'auto', 'HOST:PORT' or 'ray://HOST:PORT', got {address!r}")
+    addr = _resolve_ray_address(address.strip())
+    if addr.startswith("ray://"):
+        hostport, default_port = addr[len("ray://"):], 10001
+    elif "://" in addr:
+        raise ValueError(f"--address: unknown scheme in {addr!r}; expected 'auto', 'HOST:PORT' or 'ray://HOST:PORT'")
+    else:
+        hostport, default_port = addr, 6379
+    host, _, port_s = hostport.rpartition(":") if ":" in hostport else (hostport, "", str(default_port))
+    try:
+        port = int(port_s.split("/")[0])
+    except ValueError:
+        raise ValueError(f"--address: bad port in {address!r}") from None
+    try:
+        with socket.create_connection((host or "127.0.0.1", port), timeout=timeout):
+            pass
+    except OSError as e:
+        raise ValueError(
+            f"--address: no Ray cluster answers at {host}:{port} ({e.strerror or e}) within {timeout:g} s; "
+            "check the address, or leave out --address to start a local Ray"
+        ) from None
 
 
 def _run_ray(study: Study, todo: list[Run], record: Callable, address: str | None, threads: int) -> None:
     try:
         import ray
     except ImportError:
-        raise ValueError("engine: 'ray' needs Ray (pip install 'qbm[ray]')") from None
+        raise ValueError("--engine: 'ray' needs Ray (pip install 'quantum-boltzmann-ml[ray]')") from None
     started = False
     if not ray.is_initialized():
-        if address:
-            ray.init(address=address, ignore_reinit_error=True, logging_level="ERROR")
-        else:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, ignore_reinit_error=True, logging_level="ERROR")
+        try:
+            if address:
+                ray.init(address=address, ignore_reinit_error=True, logging_level="ERROR")
+            else:
+                ray.init(
+                    num_cpus=available_cores(), include_dashboard=False, ignore_reinit_error=True, logging_level="ERROR"
+                )
+        except (ConnectionError, RuntimeError, TimeoutError) as e:
+            raise ValueError(f"--address: cannot connect to Ray at {address or 'a new local cluster'}: {e}") from None
         started = True
+    refs: dict[Any, Run] = {}
     try:
+        node_cpus = [n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
+        if node_cpus and threads > max(node_cpus):
+            raise ValueError(
+                f"--threads-per-run: {threads} threads per run, but the largest Ray node has {max(node_cpus):g} CPUs"
+            )
         remote = ray.remote(num_cpus=threads, max_retries=0)(execute)
         refs = {remote.remote(study.fn, r.config, r.seed, threads): r for r in todo}
         pending = list(refs)
         while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
+            ready, pending = ray.wait(pending, num_returns=1, timeout=0.5)
             for ref in ready:
-                record(refs[ref], ray.get(ref))
+                try:
+                    rec = ray.get(ref)
+                except Exception as e:  # noqa: BLE001 - a dead worker fails its run, not the study
+                    rec = _failed(refs[ref], f"the Ray task failed ({type(e).__name__}: {e}); rerun to retry")
+                record(refs[ref], rec)
+    except BaseException:
+        for ref in refs:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - already finished or gone
+                pass
+        raise
     finally:
         if started:
             ray.shutdown()
@@ -264,8 +553,14 @@ def t_quantile(df: int, q: float = 0.975) -> float:
     return float(stats.t.ppf(q, df)) if df >= 1 else float("nan")
 
 
-def summarise(values: Sequence[float]) -> dict[str, float]:
-    """mean, standard error, 95% t interval and count of finite values."""
+def summarise(values: Sequence[float], bounds: tuple[float | None, float | None] | None = None) -> dict[str, float]:
+    """mean, standard error, 95% t interval and count of finite values.
+
+    ``bounds`` = (low, high), either None: the range the quantity can take (a TVD lies in
+    [0, 1], a KL divergence or a count of active units is >= 0). The interval is the t
+    interval clipped to that range, so it never claims values the quantity cannot have;
+    with few seeds it is still wide, which is the honest answer (no bootstrap: it
+    under-covers below about 10 seeds)."""
     v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
     n = len(v)
     if n == 0:
@@ -276,18 +571,45 @@ def summarise(values: Sequence[float]) -> dict[str, float]:
     sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1))
     se = sd / math.sqrt(n)
     h = t_quantile(n - 1) * se
-    return {"n": n, "mean": mean, "se": se, "ci_lo": mean - h, "ci_hi": mean + h}
+    lo, hi = mean - h, mean + h
+    if bounds is not None:
+        if bounds[0] is not None:
+            lo, hi = max(lo, bounds[0]), max(hi, bounds[0])
+        if bounds[1] is not None:
+            lo, hi = min(lo, bounds[1]), min(hi, bounds[1])
+    return {"n": n, "mean": mean, "se": se, "ci_lo": lo, "ci_hi": hi}
 
 
-def aggregate(records: Iterable[dict[str, Any]], by: Sequence[str], metrics: Sequence[str]) -> list[dict[str, Any]]:
+MIN_SEEDS = 3
+
+
+def few_seeds_warning(n_seeds: int) -> str | None:
+    """The warning to print beside intervals over fewer than :data:`MIN_SEEDS` seeds."""
+    if n_seeds >= MIN_SEEDS:
+        return None
+    if n_seeds <= 1:
+        return f"warning: {n_seeds} seed per point: no interval can be given (use at least {MIN_SEEDS} seeds)"
+    return (
+        f"warning: intervals over {n_seeds} seeds are very wide and rest on a normality assumption they cannot "
+        f"check; use at least {MIN_SEEDS} seeds (5 or more to compare methods)"
+    )
+
+
+def aggregate(
+    records: Iterable[dict[str, Any]],
+    by: Sequence[str],
+    metrics: Sequence[str],
+    bounds: dict[str, tuple[float | None, float | None]] | None = None,
+) -> list[dict[str, Any]]:
     """Group finished runs by the config keys ``by`` and summarise each metric of their
     results over seeds: columns ``<metric>_mean``, ``_se``, ``_ci_lo``, ``_ci_hi``, ``_n``;
-    ``failed`` counts failed runs of the point."""
+    ``seeds`` counts the finished runs of the point, ``failed`` its failed runs.
+    ``bounds``: metric -> (low, high) range the interval is clipped to."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     failed: dict[tuple, int] = {}
     for rec in records:
         k = tuple(json.dumps(rec["config"].get(b), default=str) for b in by)
-        if rec["status"] != "ok":
+        if rec["status"] != "ok" or not isinstance(rec.get("result"), dict):
             failed[k] = failed.get(k, 0) + 1
             continue
         groups.setdefault(k, []).append(rec)
@@ -298,7 +620,7 @@ def aggregate(records: Iterable[dict[str, Any]], by: Sequence[str], metrics: Seq
         row["seeds"] = len(recs)
         row["failed"] = failed.get(k, 0)
         for m in metrics:
-            s = summarise([r["result"].get(m) for r in recs if r["result"] is not None])
+            s = summarise([r["result"].get(m) for r in recs], (bounds or {}).get(m))
             for stat, val in s.items():
                 row[f"{m}_{stat}"] = val
         rows.append(row)
@@ -368,7 +690,9 @@ def errorbar_plot(
 def demo_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     """A real, quick run for tests and examples: Gibbs on a small random glass at
     ``config["beta"]``; returns the mean energy and the torch thread count it ran with.
-    ``config["fail_if_exists"]``: a path; the run raises while that file exists."""
+    ``config["fail_if_exists"]``: a path; the run raises while that file exists.
+    ``config["sleep"]``: seconds to wait first; ``config["unserialisable"]``: return a
+    value JSON cannot hold (to test the runner's validation)."""
     import numpy as np
     import torch
 
@@ -386,4 +710,7 @@ def demo_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     m = IsingModel(rng.normal(size=n) * 0.1, j + j.T)
     r = GibbsSampler().sample_model(m, beta=float(config["beta"]), num_reads=64, num_sweeps=50, seed=seed)
     x = torch.randn(50, generator=torch.Generator().manual_seed(seed)).sum().item()
-    return {"mean_energy": float(r.energies.mean()), "torch_value": x, "torch_threads": torch.get_num_threads()}
+    out = {"mean_energy": float(r.energies.mean()), "torch_value": x, "torch_threads": torch.get_num_threads()}
+    if config.get("unserialisable"):
+        out["model"] = object()
+    return out

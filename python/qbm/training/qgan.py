@@ -527,7 +527,7 @@ def capacity_study(
     for key in sorted({gkey(r) for r in rows}):
         for w in sorted({r["disc_width"] for r in rows if gkey(r) == key}):
             sel = [r for r in rows if gkey(r) == key and r["disc_width"] == w]
-            fid = summarise([r["tail_mean_fid"] for r in sel])
+            fid = summarise([r["tail_mean_fid"] for r in sel], (0.0, None))
             points.append(
                 {
                     "generator": key[0],

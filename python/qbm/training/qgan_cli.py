@@ -41,7 +41,10 @@ def cmd_train_qgan(args: argparse.Namespace) -> int:
     from qbm.training import rundir
     from qbm.training.checkpoint import load_checkpoint
 
+    from qbm.data import check_dataset
+
     cfg = _config(args)
+    check_dataset(cfg.dataset, cfg.data_dir)
     if rundir.prepare(args.out, "checkpoint.pt", resume=args.resume, force=args.force):
         stored = load_checkpoint(os.path.join(args.out, "checkpoint.pt")).get("config") or {}
         dests = {f: f for f in asdict(cfg)} | {"iters": "iters_per_epoch"}
@@ -95,9 +98,16 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     from qbm.studies.cli_common import runner_kwargs
     from qbm.training.qgan import capacity_study
 
+    from qbm.data import check_dataset
+    from qbm.studies.runner import check_threads, grid
+    from qbm.training.rundir import check_out_dir
+
     b = CAPACITY_BUDGETS[args.budget]
     explicit = getattr(args, "explicit", set())
     base = _config(args)
+    check_dataset(base.dataset, base.data_dir)
+    check_out_dir(args.out)
+    check_threads(args.threads_per_run, args.workers, args.engine)
     if "epochs" not in explicit:
         base = replace(base, epochs=b["epochs"])
     if "iters" not in explicit:
@@ -109,7 +119,11 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     classical = args.classical or b["classical"]
     widths = args.disc_widths or b["disc_widths"]
     seeds = args.seeds if "seeds" in explicit else list(range(b["seeds"]))
-    qgrid = [(int(a), int(c)) for a, c in (s.split("x") for s in quantum)]
+    grid([{}], seeds)  # refuses duplicate seeds before anything is made
+    try:
+        qgrid = [(int(a), int(c)) for a, c in (s.lower().split("x") for s in quantum)]
+    except ValueError:
+        raise ValueError(f"--quantum: expected QUBITSxLAYERS entries such as 4x2, got {quantum}") from None
     print(
         f"capacity study on {base.dataset}: quantum {quantum}, classical widths {classical}, discriminator widths "
         f"{widths}, {base.epochs} epochs x {base.iters_per_epoch} iterations, seeds {seeds} -> {args.out}"

@@ -184,6 +184,7 @@ class VAETrainer:
                 "sweeps": getattr(self.negative, "sweeps", 0),
                 "dataset": self.data.name,
                 "kl_warmup": self.kl_warmup,
+                "iw_samples": self.iw_samples,
             },
             "epoch": self.epoch,
             "history": self.history,
@@ -213,6 +214,7 @@ class VAETrainer:
             num_threads=overrides.get("num_threads"),
             qpu=overrides.get("qpu"),
             kl_warmup=t.get("kl_warmup", 5),
+            iw_samples=t.get("iw_samples", 50),
             device=overrides.get("device", "cpu"),
         )
         tr.opt.load_state_dict(ck["opt_state"])

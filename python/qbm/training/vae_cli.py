@@ -57,6 +57,7 @@ def make_trainer(args: argparse.Namespace, data: Any) -> Any:
                 "seed": t["seed"],
                 "kl_warmup": t.get("kl_warmup"),
                 "dataset": t.get("dataset"),
+                "iw_samples": t.get("iw_samples", 50),
             },
         )
         qpu = _qpu_from_args(argparse.Namespace(**{**vars(args), "sampler": t["sampler"]}))
@@ -172,7 +173,10 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
 
     from qbm.training.rundir import check_out_dir
 
+    from qbm.data import check_dataset
+
     check_out_dir(args.out)
+    check_dataset(args.dataset, args.data_dir)
     data = load_dataset(args.dataset, args.data_dir)
     held = None
     if args.holdout:
@@ -309,8 +313,11 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
         "iw_final": args.iw_final,
         "device": args.device,
     }
+    from qbm.data import check_dataset
+
     study = Study("compare-vae", "qbm.training.vae_cli:compare_run", grid([{**base, "model": m} for m in models],
-                                                                          args.seeds))  # fmt: skip
+                                                                          args.seeds),
+                  preflight=lambda: check_dataset(args.dataset, args.data_dir))  # fmt: skip
     print(
         f"compare vae on {args.dataset}: {', '.join(models)}; latent {args.latent}, {args.epochs} epochs, "
         f"seeds {args.seeds} ({len(study.runs)} runs, engine {args.engine}) -> {args.out}"
@@ -340,8 +347,11 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
         e2t = [epochs_to_reach(r["history"], target, key="test_elbo") if target is not None else None for r in rs]
         metrics["epochs_to_target_elbo"] = [float(e) if e is not None else float("nan") for e in e2t]
         row["reached_target"] = sum(e is not None for e in e2t)
+        bounds = {"iw_loglik": (None, 0.0), "elbo": (None, 0.0), "recon_sampled": (0.0, None),
+                  "recon_at_mode": (0.0, None), "rate_kl": (0.0, None), "active_units": (0.0, float(args.latent)),
+                  "seconds_per_epoch": (0.0, None), "epochs_to_target_elbo": (1.0, float(args.epochs))}  # fmt: skip
         for k, v in metrics.items():
-            s_ = summarise([x for x in v if x is not None])
+            s_ = summarise([x for x in v if x is not None], bounds.get(k))
             row[f"{k}_mean"], row[f"{k}_ci_lo"], row[f"{k}_ci_hi"] = s_["mean"], s_["ci_lo"], s_["ci_hi"]
         row["log_z_method"] = rs[0]["final"].get("log_z_method", "-")
         rows.append(row)

@@ -100,6 +100,33 @@ pub fn ensure_fits(need: u128, name: &str) -> Result<()> {
     }
 }
 
+/// The parameters that size an allocation, the largest factor first, for the error's
+/// name: `[("num_reads", 1000), ("num_replicas", 64)]` -> `"num_reads x num_replicas"`.
+/// Factors of 1 are left out (they do not drive the size); all-ones gives the first name.
+pub fn named(parts: &[(&str, u128)]) -> String {
+    let mut p: Vec<(&str, u128)> = parts.iter().copied().filter(|&(_, v)| v > 1).collect();
+    p.sort_by(|a, b| b.1.cmp(&a.1));
+    if p.is_empty() {
+        return parts.first().map_or(String::new(), |x| x.0.to_string());
+    }
+    p.iter().map(|x| x.0).collect::<Vec<_>>().join(" x ")
+}
+
+/// Refuse to build a model of `n` spins and `nnz` stored couplings when its arrays (the
+/// caller's f64 / index copies plus the core's f32 copies) cannot fit; names `J` when the
+/// couplings dominate, `h` otherwise.
+pub fn check_model(n: usize, nnz: usize) -> Result<()> {
+    // h f64 + h32 + indptr usize; indices u32 + data f64 + data32
+    let spin_bytes = (n as u128 + 1).saturating_mul(8 + 4 + 8);
+    let coupling_bytes = (nnz as u128).saturating_mul(4 + 8 + 4);
+    let name = if coupling_bytes > spin_bytes {
+        "J"
+    } else {
+        "h"
+    };
+    ensure_fits(spin_bytes.saturating_add(coupling_bytes), name)
+}
+
 /// Allocate `len` copies of `value`, reporting failure as [`CoreError::OutOfMemory`].
 pub fn try_vec<T: Clone>(len: usize, value: T, name: &str) -> Result<Vec<T>> {
     let mut v = Vec::new();
@@ -123,5 +150,17 @@ mod tests {
         let e = ensure_fits(1u128 << 80, "num_reads").unwrap_err();
         assert!(matches!(e, CoreError::OutOfMemory { .. }));
         assert!(ensure_fits(1024, "num_reads").is_ok());
+        let e = check_model(1 << 20, usize::MAX / 2).unwrap_err();
+        assert!(e.to_string().starts_with("J: "), "{e}");
+        assert!(check_model(10, 20).is_ok());
+    }
+
+    #[test]
+    fn named_lists_the_driving_parameters_largest_first() {
+        assert_eq!(
+            named(&[("num_reads", 10), ("num_replicas", 64), ("num_sweeps", 1)]),
+            "num_replicas x num_reads"
+        );
+        assert_eq!(named(&[("num_reads", 1), ("beta x gamma", 1)]), "num_reads");
     }
 }

@@ -28,6 +28,12 @@ impl IsingCsr {
         indices: PyReadonlyArray1<'_, i64>,
         data: PyReadonlyArray1<'_, f64>,
     ) -> PyResult<Self> {
+        // checked before any copy: an allocation failure in Rust aborts the process
+        qbm_core::memory::check_model(
+            h.len().unwrap_or(0),
+            data.len().unwrap_or(0).max(indices.len().unwrap_or(0)),
+        )
+        .map_err(to_py)?;
         let h = h.as_array().to_vec();
         let n = h.len();
         let indptr: Vec<usize> = indptr

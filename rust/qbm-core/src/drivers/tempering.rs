@@ -314,10 +314,15 @@ pub fn sample_tempering(
         0
     };
     // every block is alive for the whole run
+    let mem_name = crate::memory::named(&[
+        ("num_reads", reads as u128),
+        ("num_replicas", k as u128),
+        ("num_sweeps (trace)", trace_steps as u128),
+    ]);
     chains.check_memory(
         kn + k as u128 * 8 + 8 + 8 * trace_steps as u128 + (kn * 4 + 8 * trace_steps as u128),
         0,
-        "num_reads",
+        &mem_name,
     )?;
     let csr = Csr32::of(model);
     let base = base_order(model, chains.order);
@@ -381,8 +386,8 @@ pub fn sample_tempering(
     let mut out = TemperingOutput {
         num_variables: n,
         num_replicas: k,
-        replica_spins: try_vec(reads * k * n, 0i8, "num_reads")?,
-        replica_energies: try_vec(reads * k, 0.0, "num_reads")?,
+        replica_spins: try_vec(reads * k * n, 0i8, &mem_name)?,
+        replica_energies: try_vec(reads * k, 0.0, &mem_name)?,
         swap_acceptance: pooled_acceptance(&blocks, k),
         round_trips: try_vec(reads, 0u32, "num_reads")?,
         betas: ladder,
@@ -390,7 +395,7 @@ pub fn sample_tempering(
     };
     let steps = blocks.first().map_or(0, |b| b.trace.len());
     if run.trace {
-        out.trace = try_vec(reads * steps, 0.0, "num_reads")?;
+        out.trace = try_vec(reads * steps, 0.0, &mem_name)?;
     }
     for (b, blk) in blocks.iter().enumerate() {
         for (l, c) in chains.reads_of(b) {
