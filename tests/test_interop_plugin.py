@@ -55,3 +55,13 @@ def test_qbm_sampler_and_plugin_block_sampler_agree_with_exact():
     assert not torch.equal(s, s2)
     again = QbmSampler(grbm, n, num_sweeps=30, seed=1).sample()
     assert torch.equal(again, s)
+
+
+def test_counts_must_be_integers():
+    grbm = prior_to_grbm(BoltzmannPrior(4, "full", seed=0))
+    with pytest.raises(TypeError, match="num_chains"):
+        QbmSampler(grbm, 2.7)
+    with pytest.raises(ValueError, match="num_sweeps"):
+        QbmSampler(grbm, 4, num_sweeps=0)
+    with pytest.raises(ValueError, match="beta"):
+        QbmSampler(grbm, 4, beta=-1.0)

@@ -273,3 +273,21 @@ def test_qpu_vae_resume_is_exact(tmp_path):
     a = json.load(open(os.path.join(full, "metrics.json")))["epochs"]
     b = json.load(open(os.path.join(part, "metrics.json")))["epochs"]
     assert [e["test_elbo"] for e in a] == [e["test_elbo"] for e in b]
+
+
+def test_nan_bias_fields_and_exclusive_anneal_parameters_are_refused(mock):
+    model = BoltzmannPrior(8, "zephyr").to_ising()
+    rec = Recorder(mock)
+    field = np.zeros(8)
+    field[3] = np.nan
+    with pytest.raises(ValueError, match="extra_fields: the bias field of 3 is nan"):
+        Advantage2Sampler(rec, mode="cqa").sample_model(model, num_reads=5, extra_field=field)
+    sched = [(0.0, 0.0), (10.0, 0.5), (20.0, 1.0)]
+    with pytest.raises(ValueError, match="annealing_time: cannot be combined with anneal_schedule"):
+        Advantage2Sampler(rec, mode="qa", annealing_time=50.0).sample_model(model, num_reads=5, anneal_schedule=sched)
+    with pytest.raises(ValueError, match="annealing_time: cannot be combined"):
+        Advantage2Sampler(rec, mode="qa").sample_model(model, num_reads=5, annealing_time=50.0, anneal_schedule=sched)
+    assert rec.attempts == 0  # nothing was submitted
+    # a schedule alone replaces the preset's annealing time
+    params = Advantage2Sampler(rec, mode="qa").solver_parameters(anneal_schedule=sched)
+    assert params["anneal_schedule"] == sched and "annealing_time" not in params

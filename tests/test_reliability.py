@@ -245,3 +245,65 @@ def test_checkpoints_load_without_executing_pickled_code(tmp_path):
     save_atomic({"a": np.arange(5, dtype=np.int8), "b": [np.float32(1.5)]}, str(tmp_path / "ok.pt"))
     back = load_file(str(tmp_path / "ok.pt"))
     assert back["a"].dtype == np.int8 and back["a"].tolist() == [0, 1, 2, 3, 4] and back["b"] == [1.5]
+
+
+def test_model_construction_over_an_address_space_limit_raises_naming_J():
+    """A 1e7-spin ring built under `ulimit -v` used to abort the interpreter (SIGABRT)
+    while the core copied the CSR arrays."""
+    r = _run(
+        """
+        import os, resource
+        import numpy as np
+        from qbm import IsingModel
+        IsingModel(np.zeros(4), np.zeros((4, 4)))  # warm up imports
+        n = 10**7
+        i = np.arange(n)
+        indptr = np.arange(0, 2 * n + 1, 2, dtype=np.int64)
+        nb = np.sort(np.stack([(i - 1) % n, (i + 1) % n], 1), axis=1).ravel().astype(np.int64)
+        data = np.ones(2 * n)
+        h = np.zeros(n)
+        vm = int([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmSize")][0]) * 1024
+        lim = vm + 200 * 2**20  # the copies need about 480 MB more
+        resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+        try:
+            IsingModel.from_csr(h, indptr, nb, data)
+            print("no error")
+        except MemoryError as e:
+            print("MemoryError", e)
+        print("alive")
+        """
+    )
+    assert r.returncode == 0, r.stderr
+    assert "MemoryError J:" in r.stdout and "alive" in r.stdout, r.stdout + r.stderr
+
+
+def test_tempering_memory_error_names_num_replicas():
+    from qbm.samplers import ParallelTemperingSampler
+
+    m = IsingModel(np.zeros(2000), np.zeros((2000, 2000)))
+    with pytest.raises(MemoryError, match=r"^num_replicas x num_reads: "):
+        ParallelTemperingSampler().sample_model(m, beta=1.0, num_replicas=10**6, num_reads=10**5, num_sweeps=1)
+
+
+def test_continuous_time_sqa_refuses_unknown_and_unused_moves():
+    from qbm.samplers import SQASampler
+
+    m = IsingModel(np.zeros(3), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="moves: unknown value 'nonsense'"):
+        SQASampler().sample_model(m, continuous_time=True, moves="nonsense", num_reads=2, num_sweeps=2)
+    with pytest.raises(ValueError, match="moves: continuous_time=True"):
+        SQASampler().sample_model(m, continuous_time=True, moves="local", num_reads=2, num_sweeps=2)
+
+
+def test_ising_model_pickles_with_labels_and_offset():
+    import pickle
+
+    m = IsingModel({"a": 0.5, "b": -0.2, "c": 0.1}, {("a", "b"): -1.0, ("b", "c"): 0.7}, offset=1.5)
+    m2 = pickle.loads(pickle.dumps(m))
+    assert m2.labels == m.labels and m2.offset == 1.5
+    assert np.array_equal(m2.h, m.h) and (m2.J != m.J).nnz == 0
+    s = np.array([[1, -1, 1], [-1, -1, 1]], dtype=np.int8)
+    assert np.array_equal(m2.energy(s), m.energy(s))
+    assert m2.index("c") == 2
+    r = IsingModel.from_csr(np.zeros(3), *[np.asarray(a) for a in (m.J.indptr, m.J.indices, m.J.data)])
+    assert pickle.loads(pickle.dumps(r)).labels == [0, 1, 2]

@@ -125,14 +125,15 @@ def test_one_epoch_lowers_test_loss(kind):
 
 def test_checkpoint_resume_continues_identically(tmp_path):
     d = small_digits()
-    a = VAETrainer(BMVAE(d.shape, 12, seed=4), d, seed=4, num_chains=32, sweeps=3)
+    a = VAETrainer(BMVAE(d.shape, 12, seed=4), d, seed=4, num_chains=32, sweeps=3, iw_samples=7)
     a.train(2, progress=False)
-    b = VAETrainer(BMVAE(d.shape, 12, seed=4), d, seed=4, num_chains=32, sweeps=3)
+    b = VAETrainer(BMVAE(d.shape, 12, seed=4), d, seed=4, num_chains=32, sweeps=3, iw_samples=7)
     b.train(1, progress=False)
     path = str(tmp_path / "model.pt")
     b.save(path)
     c = VAETrainer.from_checkpoint(path, d)
     assert c.epoch == 1
+    assert c.iw_samples == 7  # the per-epoch IW estimate keeps its K after a resume
     c.train(2, progress=False)
     for (k, va), (_, vc) in zip(a.model.state_dict().items(), c.model.state_dict().items()):
         assert torch.equal(va, vc), k
