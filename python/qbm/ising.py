@@ -32,7 +32,7 @@ class IsingModel:
     ``labels`` (list), ``offset`` (float, added to every energy).
     """
 
-    __slots__ = ("_core", "_labels", "_index", "offset")
+    __slots__ = ("_core", "_labels", "_index", "offset", "__weakref__")
 
     def __init__(
         self,

@@ -4,6 +4,7 @@ visible given the hidden ones)."""
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Any
 
 import networkx as nx
@@ -44,19 +45,9 @@ class RBMSampler(IsingSampler):
         labels = None
         pad = 0
         if isinstance(model, IsingModel):
-            vis = visible if visible is not None else _larger_side(model)
-            rbm = RBM.from_ising(model, vis) if len(vis) < model.num_variables else None
-            vset = set(vis)
-            order = [lab for lab in model.labels if lab in vset] + [lab for lab in model.labels if lab not in vset]
+            rbm, order, pad = _split(model, visible)
             labels = order
             offset = model.offset
-            if rbm is None:
-                # no hidden side (one variable, or all on one side): pad with one hidden
-                # unit of zero field and coupling, sampled and then dropped
-                nv = model.num_variables
-                idx = [model.labels.index(lab) for lab in order]
-                rbm = RBM(np.zeros((nv, 1)), model.h[idx], np.zeros(1))
-                pad = 1
             if initial_states is not None and not isinstance(initial_states, np.ndarray):
                 initial_states = states_in_order(initial_states, order)
         elif isinstance(model, RBM):
@@ -111,6 +102,36 @@ class RBMSampler(IsingSampler):
         if labels is not None:
             info["labels"] = labels
         return SampleResult(np.ascontiguousarray(spins), out["energies"] + offset, info)
+
+
+# (model, visible) -> its RBM split: a training loop that passes the same IsingModel on
+# every call pays the bipartite check and the split once (models are immutable; the
+# cache holds them weakly, so it never keeps one alive).
+_SPLITS: weakref.WeakKeyDictionary[IsingModel, dict[Any, tuple[RBM, list[Any], int]]] = weakref.WeakKeyDictionary()
+
+
+def _split(model: IsingModel, visible: Any) -> tuple[RBM, list[Any], int]:
+    key = None if visible is None else tuple(visible)
+    per_model = _SPLITS.get(model)
+    if per_model is not None and key in per_model:
+        return per_model[key]
+    vis = list(visible) if visible is not None else _larger_side(model)
+    rbm = RBM.from_ising(model, vis) if len(vis) < model.num_variables else None
+    vset = set(vis)
+    order = [lab for lab in model.labels if lab in vset] + [lab for lab in model.labels if lab not in vset]
+    pad = 0
+    if rbm is None:
+        # no hidden side (one variable, or all on one side): pad with one hidden
+        # unit of zero field and coupling, sampled and then dropped
+        nv = model.num_variables
+        idx = [model.labels.index(lab) for lab in order]
+        rbm = RBM(np.zeros((nv, 1)), model.h[idx], np.zeros(1))
+        pad = 1
+    try:
+        _SPLITS.setdefault(model, {})[key] = (rbm, order, pad)
+    except TypeError:  # pragma: no cover - unhashable visible labels: no cache
+        pass
+    return rbm, order, pad
 
 
 def _larger_side(model: IsingModel) -> list[Any]:

@@ -155,6 +155,42 @@ fn active_row_sum(mat: &[f32], len: usize, active: &[u32], base: &[f32], out: &m
     }
 }
 
+/// Sides shorter than this get their fields lane-major ([`lane_row_sum`]): for short
+/// rows the tile loop of [`active_row_sum`] is mostly overhead (measured: a 6 x 6 RBM ran
+/// 2.6x slower than Gibbs on the same model, a 64 x 64 one 0.76x).
+const LANE_MAJOR_BELOW: usize = 48;
+
+/// The same fields as [`active_row_sum`] for all LANES chains at once, SIMD across the
+/// chains: out[l][q] = base[q] + 2 * sum_r mask[r][l] * mat[r * len + q], where mask is
+/// 1.0 for active rows and 0.0 otherwise. Rows are added in increasing order and x * 1.0
+/// = x, x + 0.0 = x exactly, so the fields (and the samples) are bit-identical to
+/// [`active_row_sum`]'s.
+#[inline(always)]
+fn lane_row_sum(mat: &[f32], len: usize, mask: &[Lane], base: &[f32], out: &mut [Vec<f32>]) {
+    for q in 0..len {
+        let mut acc: Lane = [0f32; LANES];
+        for (r, m) in mask.iter().enumerate() {
+            let w = mat[r * len + q];
+            for l in 0..LANES {
+                acc[l] += w * m[l];
+            }
+        }
+        for l in 0..LANES {
+            out[l][q] = base[q] + 2.0 * acc[l];
+        }
+    }
+}
+
+/// mask[r][l] = 1.0 where unit r of chain l is +1, else 0.0.
+#[inline(always)]
+fn lane_mask(units: &[Vec<i8>], mask: &mut [Lane]) {
+    for (r, m) in mask.iter_mut().enumerate() {
+        for l in 0..LANES {
+            m[l] = (units[l][r] > 0) as i32 as f32;
+        }
+    }
+}
+
 /// Sample `dst` (LANES chains x len, chain-major) from fields (LANES x len).
 #[inline(always)]
 fn sample_units(
@@ -211,18 +247,32 @@ fn block_gibbs(
     let mut fh: Vec<Vec<f32>> = vec![vec![0f32; p.nh]; LANES];
     let mut fv: Vec<Vec<f32>> = vec![vec![0f32; p.nv]; LANES];
     let mut active: Vec<u32> = Vec::with_capacity(p.nv.max(p.nh));
+    let mut vmask: Vec<Lane> = vec![[0f32; LANES]; p.nv];
+    let mut hmask: Vec<Lane> = vec![[0f32; LANES]; p.nh];
     for _ in 0..sweeps {
         check_cancel(cancel)?;
-        for l in 0..LANES {
-            active_set(&vis[l], &mut active);
-            active_row_sum(&p.w, p.nh, &active, &p.hid0, &mut fh[l]);
+        if p.nh < LANE_MAJOR_BELOW {
+            lane_mask(vis, &mut vmask);
+            lane_row_sum(&p.w, p.nh, &vmask, &p.hid0, &mut fh);
+            sample_units(&fh, p.beta, rng, hid, None);
+        } else {
+            for l in 0..LANES {
+                active_set(&vis[l], &mut active);
+                active_row_sum(&p.w, p.nh, &active, &p.hid0, &mut fh[l]);
+            }
+            sample_units(&fh, p.beta, rng, hid, None);
         }
-        sample_units(&fh, p.beta, rng, hid, None);
-        for l in 0..LANES {
-            active_set(&hid[l], &mut active);
-            active_row_sum(&p.wt, p.nv, &active, &p.vis0, &mut fv[l]);
+        if p.nv < LANE_MAJOR_BELOW {
+            lane_mask(hid, &mut hmask);
+            lane_row_sum(&p.wt, p.nv, &hmask, &p.vis0, &mut fv);
+            sample_units(&fv, p.beta, rng, vis, clamp);
+        } else {
+            for l in 0..LANES {
+                active_set(&hid[l], &mut active);
+                active_row_sum(&p.wt, p.nv, &active, &p.vis0, &mut fv[l]);
+            }
+            sample_units(&fv, p.beta, rng, vis, clamp);
         }
-        sample_units(&fv, p.beta, rng, vis, clamp);
     }
     Ok(())
 }
