@@ -183,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     args.explicit = _explicit(parser, argv)
     from qbm.studies.cli_common import StudyFailed
 
+    if args.command in ("train", "compare", "generate", "qpu", "study") and not getattr(args, "quiet", False):
+        # importing torch and the models is a silent stretch of a few seconds on a busy machine
+        print(f"qbm {args.command}: starting (loading torch) ...", file=sys.stderr, flush=True)
     try:
         if args.command in ("train", "compare", "generate", "qpu"):
             from qbm.threads import apply_policy

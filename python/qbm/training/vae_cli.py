@@ -128,6 +128,12 @@ def write_outputs(
         spins = anneal_latents(tr.model, 64, num_sweeps=anneal_sweeps, seed=tr.seed)
         imgs = decode_spins(tr.model, spins).transpose(0, 2, 3, 1)
         save_image_grid(os.path.join(out, "samples.png"), imgs, title="unconditional (QA mode: annealed prior)")
+        if not quiet:
+            print(
+                f"judging generation: training a digit classifier, then c-QA at lambda {list(lambdas)} "
+                f"({len(lambdas)} x 10 classes of anneals, a few seconds)",
+                flush=True,
+            )
         clf = train_classifier(tr.data, seed=tr.seed)
         acc = conditional_accuracy(tr, lambdas, num=32, classifier=clf, seed=tr.seed, num_sweeps=anneal_sweeps // 2)
         extra["conditional"] = acc
@@ -198,6 +204,8 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
     extra = write_outputs(
         tr, args.out, lambdas=LAMBDAS, held_out=held, quiet=args.quiet, anneal_sweeps=args.anneal_sweeps
     )
+    if not args.quiet:
+        print(f"final evaluation: IW log-likelihood of the test set at K={args.iw_final} ...", flush=True)
     final = tr.evaluate(num_samples=args.iw_final)
     extra["final"] = final
     tr.write_metrics(mpath, extra)
