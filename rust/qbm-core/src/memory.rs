@@ -105,7 +105,7 @@ pub fn ensure_fits(need: u128, name: &str) -> Result<()> {
 /// Factors of 1 are left out (they do not drive the size); all-ones gives the first name.
 pub fn named(parts: &[(&str, u128)]) -> String {
     let mut p: Vec<(&str, u128)> = parts.iter().copied().filter(|&(_, v)| v > 1).collect();
-    p.sort_by(|a, b| b.1.cmp(&a.1));
+    p.sort_by_key(|x| std::cmp::Reverse(x.1));
     if p.is_empty() {
         return parts.first().map_or(String::new(), |x| x.0.to_string());
     }

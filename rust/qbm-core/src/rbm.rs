@@ -181,6 +181,29 @@ fn lane_row_sum(mat: &[f32], len: usize, mask: &[Lane], base: &[f32], out: &mut 
     }
 }
 
+/// Fields (LANES x len) of one side from the states `src` of the other: lane-major for
+/// short sides, active rows otherwise (bit-identical either way).
+#[inline(always)]
+fn fields_of(
+    mat: &[f32],
+    len: usize,
+    src: &[Vec<i8>],
+    base: &[f32],
+    mask: &mut [Lane],
+    active: &mut Vec<u32>,
+    out: &mut [Vec<f32>],
+) {
+    if len < LANE_MAJOR_BELOW {
+        lane_mask(src, mask);
+        lane_row_sum(mat, len, mask, base, out);
+    } else {
+        for l in 0..LANES {
+            active_set(&src[l], active);
+            active_row_sum(mat, len, active, base, &mut out[l]);
+        }
+    }
+}
+
 /// mask[r][l] = 1.0 where unit r of chain l is +1, else 0.0.
 #[inline(always)]
 fn lane_mask(units: &[Vec<i8>], mask: &mut [Lane]) {
@@ -251,28 +274,11 @@ fn block_gibbs(
     let mut hmask: Vec<Lane> = vec![[0f32; LANES]; p.nh];
     for _ in 0..sweeps {
         check_cancel(cancel)?;
-        if p.nh < LANE_MAJOR_BELOW {
-            lane_mask(vis, &mut vmask);
-            lane_row_sum(&p.w, p.nh, &vmask, &p.hid0, &mut fh);
-            sample_units(&fh, p.beta, rng, hid, None);
-        } else {
-            for l in 0..LANES {
-                active_set(&vis[l], &mut active);
-                active_row_sum(&p.w, p.nh, &active, &p.hid0, &mut fh[l]);
-            }
-            sample_units(&fh, p.beta, rng, hid, None);
-        }
-        if p.nv < LANE_MAJOR_BELOW {
-            lane_mask(hid, &mut hmask);
-            lane_row_sum(&p.wt, p.nv, &hmask, &p.vis0, &mut fv);
-            sample_units(&fv, p.beta, rng, vis, clamp);
-        } else {
-            for l in 0..LANES {
-                active_set(&hid[l], &mut active);
-                active_row_sum(&p.wt, p.nv, &active, &p.vis0, &mut fv[l]);
-            }
-            sample_units(&fv, p.beta, rng, vis, clamp);
-        }
+        // h | v, then v | h
+        fields_of(&p.w, p.nh, vis, &p.hid0, &mut vmask, &mut active, &mut fh);
+        sample_units(&fh, p.beta, rng, hid, None);
+        fields_of(&p.wt, p.nv, hid, &p.vis0, &mut hmask, &mut active, &mut fv);
+        sample_units(&fv, p.beta, rng, vis, clamp);
     }
     Ok(())
 }
