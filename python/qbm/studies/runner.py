@@ -404,9 +404,9 @@ def _failed(run: Run, message: str, kind: str = "WorkerDied") -> dict[str, Any]:
 
 
 def _stop_pool(pool: Any, futs: Iterable[Any]) -> None:
-    """Cancel queued runs and end the worker processes now (TERM, then KILL after 1 s)."""
-    for f in futs:
-        f.cancel()
+    """End the worker processes now (TERM, then KILL after 1 s); the pool's own thread
+    then fails the queued runs' futures, which nobody reads any more. (Cancelling them
+    first makes CPython 3.11's pool thread print an InvalidStateError traceback.)"""
     procs = list(getattr(pool, "_processes", {}).values())
     for p in procs:
         if p.is_alive():
@@ -417,7 +417,7 @@ def _stop_pool(pool: Any, futs: Iterable[Any]) -> None:
         if p.is_alive():
             p.kill()
             p.join(1.0)
-    pool.shutdown(wait=False, cancel_futures=True)
+    pool.shutdown(wait=False)
 
 
 def _run_local(study: Study, todo: list[Run], record: Callable, workers: int, threads: int) -> None:
