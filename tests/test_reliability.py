@@ -151,29 +151,36 @@ def test_huge_trotter_slices_raise_memory_error():
         SQASampler().sample_model(_model(8), num_reads=1, num_sweeps=1, num_trotter_slices=10**9)
 
 
+def _call_under_address_limit(setup: str, limit: str, call: str) -> str:
+    """Run ``setup``, cap the address space at ``limit`` (an expression), then ``call``;
+    returns the subprocess's output, asserting it exited normally (no SIGABRT) and lived on."""
+    code = (
+        "import resource\n" + textwrap.dedent(setup) + f"\nlim = {limit}\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (lim, lim))\n"
+        f"try:\n    {call}\n    print('no error')\nexcept MemoryError as e:\n    print('MemoryError', e)\n"
+        "print('alive')\n"
+    )
+    r = _run(code)
+    assert r.returncode == 0, r.stderr
+    assert "alive" in r.stdout, r.stdout + r.stderr
+    return r.stdout
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS")
 def test_request_over_an_address_space_limit_raises_and_the_process_lives():
     """10**8 reads under `ulimit -v` used to abort the interpreter (SIGABRT)."""
-    r = _run(
+    out = _call_under_address_limit(
         """
-        import resource
         import numpy as np
         from qbm import IsingModel
         from qbm.samplers import GibbsSampler
         m = IsingModel(np.zeros(16), np.zeros((16, 16)))
         GibbsSampler().sample_model(m, num_reads=8, num_sweeps=1)  # warm up imports
-        lim = 3 * 2**30
-        resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
-        try:
-            GibbsSampler().sample_model(m, num_reads=10**8, num_sweeps=1)
-            print("no error")
-        except MemoryError as e:
-            print("MemoryError", e)
-        print("alive")
-        """
+        """,
+        "3 * 2**30",
+        "GibbsSampler().sample_model(m, num_reads=10**8, num_sweeps=1)",
     )
-    assert r.returncode == 0, r.stderr
-    assert "MemoryError num_reads" in r.stdout and "alive" in r.stdout, r.stdout + r.stderr
+    assert "MemoryError num_reads" in out, out
 
 
 def test_ctrl_c_stops_mmd_rbf_within_a_second():
@@ -247,12 +254,12 @@ def test_checkpoints_load_without_executing_pickled_code(tmp_path):
     assert back["a"].dtype == np.int8 and back["a"].tolist() == [0, 1, 2, 3, 4] and back["b"] == [1.5]
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS, /proc/self/status")
 def test_model_construction_over_an_address_space_limit_raises_naming_J():
     """A 1e7-spin ring built under `ulimit -v` used to abort the interpreter (SIGABRT)
     while the core copied the CSR arrays."""
-    r = _run(
+    out = _call_under_address_limit(
         """
-        import os, resource
         import numpy as np
         from qbm import IsingModel
         IsingModel(np.zeros(4), np.zeros((4, 4)))  # warm up imports
@@ -263,18 +270,11 @@ def test_model_construction_over_an_address_space_limit_raises_naming_J():
         data = np.ones(2 * n)
         h = np.zeros(n)
         vm = int([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmSize")][0]) * 1024
-        lim = vm + 200 * 2**20  # the copies need about 480 MB more
-        resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
-        try:
-            IsingModel.from_csr(h, indptr, nb, data)
-            print("no error")
-        except MemoryError as e:
-            print("MemoryError", e)
-        print("alive")
-        """
+        """,
+        "vm + 200 * 2**20  # the copies need about 480 MB more",
+        "IsingModel.from_csr(h, indptr, nb, data)",
     )
-    assert r.returncode == 0, r.stderr
-    assert "MemoryError J:" in r.stdout and "alive" in r.stdout, r.stdout + r.stderr
+    assert "MemoryError J:" in out, out
 
 
 def test_tempering_memory_error_names_num_replicas():

@@ -6,6 +6,7 @@ from qbm.cli_types import positive_float, positive_int, seed_int, threads_int
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -39,8 +40,6 @@ def cmd_spin_glass(args: argparse.Namespace) -> int:
 
     m, t = _parse_graph(args.graph)
     if args.json:  # checked before the run, not after it
-        import os
-
         if os.path.isdir(args.json):
             raise ValueError(f"--json: {args.json!r} is a directory; give a file path")
         parent = os.path.dirname(os.path.abspath(args.json))

@@ -218,16 +218,11 @@ def check_dataset(name: str, data_dir: str | None = None) -> None:
 
 
 def load_dataset(name: str, data_dir: str | None = None) -> ImageData:
+    check_dataset(name, data_dir)
     if name == "digits":
         return load_digits()
     if name in ("mnist", "fashion-mnist"):
-        if not data_dir:
-            raise ValueError(f"data_dir: {name} needs --data-dir pointing at its IDX files")
         return load_mnist(data_dir, name)
-    if name == "sat4":
-        if not data_dir:
-            raise ValueError("data_dir: sat4 needs --data-dir pointing at sat-4-full.mat or its CSV files")
-        from qbm.data.sat4 import load_sat4
+    from qbm.data.sat4 import load_sat4
 
-        return load_sat4(data_dir)
-    raise ValueError(f"dataset: unknown data set {name!r}; choose digits, mnist, fashion-mnist or sat4")
+    return load_sat4(data_dir)

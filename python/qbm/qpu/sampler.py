@@ -348,11 +348,11 @@ class Advantage2Sampler(dimod.Sampler):
         spin = bqm.spin if bqm.vartype is dimod.BINARY else bqm.copy()
         work = spin.copy()
         if extra_fields:
+            from qbm._validate import check_number
+
             for v, b in extra_fields.items():
                 if v not in work.variables:
                     raise ValueError(f"extra_fields: unknown variable {v!r}")
-                from qbm._validate import check_number
-
                 if not np.isfinite(check_number(b, f"extra_fields[{v!r}]")):
                     raise ValueError(f"extra_fields: the bias field of {v!r} is {b} (must be finite)")
                 work.add_linear(v, float(b))

@@ -43,6 +43,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,30 +89,36 @@ class Study:
         }
 
 
-def grid(configs: Iterable[dict[str, Any]], seeds: Iterable[int]) -> list[Run]:
-    """Every config with every seed. Seeds must be distinct non-negative integers: a
-    repeated seed would repeat a run and count it twice in an interval."""
+def check_seeds(seeds: Iterable[Any]) -> list[int]:
+    """Seeds as ints: at least one, each a distinct non-negative integer (a repeated
+    seed would repeat a run and count it twice in an interval)."""
     seeds = list(seeds)
     for s in seeds:
         if isinstance(s, bool) or not isinstance(s, numbers.Integral):
             raise TypeError(f"--seeds: seeds must be integers, got {s!r}")
         if int(s) < 0:
             raise ValueError(f"--seeds: seeds must be >= 0, got {s}")
-    dups = sorted({int(s) for s in seeds if [int(x) for x in seeds].count(int(s)) > 1})
+    dups = sorted(s for s, k in Counter(int(s) for s in seeds).items() if k > 1)
     if dups:
         raise ValueError(f"--seeds: duplicate seed(s) {dups}; each seed of a point must be different")
     if not seeds:
         raise ValueError("--seeds: at least one seed is needed")
-    return [Run(dict(c), int(s)) for c in configs for s in seeds]
+    return [int(s) for s in seeds]
+
+
+def grid(configs: Iterable[dict[str, Any]], seeds: Iterable[int]) -> list[Run]:
+    """Every config with every seed (checked by :func:`check_seeds`)."""
+    seeds = check_seeds(seeds)
+    return [Run(dict(c), s) for c in configs for s in seeds]
 
 
 def check_runs(runs: Sequence[Run]) -> None:
     """Refuse a study that lists the same (config, seed) twice."""
-    seen: dict[str, Run] = {}
+    seen: set[str] = set()
     for r in runs:
         if r.key in seen:
             raise ValueError(f"runs: the run (seed {r.seed}, config {r.config}) is listed twice")
-        seen[r.key] = r
+        seen.add(r.key)
 
 
 # ----------------------------------------------------------------- executing one run
@@ -214,10 +221,7 @@ def valid_record(rec: Any, run: Run) -> str | None:
         return f"status {rec.get('status')!r} is not 'ok' or 'failed'"
     if rec.get("seed") != run.seed:
         return f"seed {rec.get('seed')!r} is not the run's {run.seed}"
-    def canon(c: Any) -> str:
-        return json.dumps(c, sort_keys=True, default=str)
-
-    if canon(rec.get("config")) != canon(run.config):
+    if Run(rec.get("config"), run.seed).key != run.key:  # the run key's canonical form of the config
         return "its config is not the run's"
     if rec["status"] == "ok" and not isinstance(rec.get("result"), dict):
         return "status 'ok' without a result object"
@@ -320,8 +324,7 @@ def run_study(
         try:
             _write_atomic(os.path.join(out, RUNS_DIR, f"{run.key}.json"), rec)
         except (TypeError, ValueError) as e:  # validated in the worker; a last guard
-            rec = {**{k: rec.get(k) for k in ("config", "seed", "seconds", "pid", "key")}, "status": "failed",
-                   "result": None, "error": {"type": "InvalidResult", "message": str(e), "traceback": ""}}  # fmt: skip
+            rec = {**_failed(run, str(e), "InvalidResult"), "seconds": rec.get("seconds"), "key": run.key}
             _write_atomic(os.path.join(out, RUNS_DIR, f"{run.key}.json"), rec)
         done[run.key] = rec
         bar.update(1)
@@ -403,7 +406,7 @@ def _failed(run: Run, message: str, kind: str = "WorkerDied") -> dict[str, Any]:
     }
 
 
-def _stop_pool(pool: Any, futs: Iterable[Any]) -> None:
+def _stop_pool(pool: Any) -> None:
     """End the worker processes now (TERM, then KILL after 1 s); the pool's own thread
     then fails the queued runs' futures, which nobody reads any more. (Cancelling them
     first makes CPython 3.11's pool thread print an InvalidStateError traceback.)"""
@@ -432,7 +435,6 @@ def _run_local(study: Study, todo: list[Run], record: Callable, workers: int, th
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
     )
-    futs: dict[Any, Run] = {}
     try:
         futs = {pool.submit(execute, study.fn, r.config, r.seed, threads): r for r in todo}
         pending = set(futs)
@@ -445,7 +447,7 @@ def _run_local(study: Study, todo: list[Run], record: Callable, workers: int, th
                     rec = _failed(futs[f], f"the worker process died ({type(e).__name__}: {e}); rerun to retry")
                 record(futs[f], rec)
     except BaseException:
-        _stop_pool(pool, futs)
+        _stop_pool(pool)
         raise
     pool.shutdown(wait=True)
 

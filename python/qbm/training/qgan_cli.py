@@ -99,7 +99,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     from qbm.training.qgan import capacity_study
 
     from qbm.data import check_dataset
-    from qbm.studies.runner import check_threads, grid
+    from qbm.studies.runner import check_seeds, check_threads
     from qbm.training.rundir import check_out_dir
 
     b = CAPACITY_BUDGETS[args.budget]
@@ -119,7 +119,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     classical = args.classical or b["classical"]
     widths = args.disc_widths or b["disc_widths"]
     seeds = args.seeds if "seeds" in explicit else list(range(b["seeds"]))
-    grid([{}], seeds)  # refuses duplicate seeds before anything is made
+    check_seeds(seeds)  # before anything is made
     try:
         qgrid = [(int(a), int(c)) for a, c in (s.lower().split("x") for s in quantum)]
     except ValueError:

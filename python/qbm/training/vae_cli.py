@@ -179,11 +179,8 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
 
     from qbm.training.rundir import check_out_dir
 
-    from qbm.data import check_dataset
-
     check_out_dir(args.out)
-    check_dataset(args.dataset, args.data_dir)
-    data = load_dataset(args.dataset, args.data_dir)
+    data = load_dataset(args.dataset, args.data_dir)  # checks the data before any directory is made
     held = None
     if args.holdout:
         classes = set(int(c) for c in np.unique(data.y_train))
@@ -337,6 +334,10 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
     target = args.target_elbo
     if target is None and by_model["gaussian"]:
         target = summarise([r["final"]["elbo"] for r in by_model["gaussian"]])["mean"]
+    # the range each quantity can take (intervals are clipped to it)
+    bounds = {"iw_loglik": (None, 0.0), "elbo": (None, 0.0), "recon_sampled": (0.0, None),
+              "recon_at_mode": (0.0, None), "rate_kl": (0.0, None), "active_units": (0.0, float(args.latent)),
+              "seconds_per_epoch": (0.0, None), "epochs_to_target_elbo": (1.0, float(args.epochs))}  # fmt: skip
     rows = []
     for m in models:
         rs = by_model[m]
@@ -355,9 +356,6 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
         e2t = [epochs_to_reach(r["history"], target, key="test_elbo") if target is not None else None for r in rs]
         metrics["epochs_to_target_elbo"] = [float(e) if e is not None else float("nan") for e in e2t]
         row["reached_target"] = sum(e is not None for e in e2t)
-        bounds = {"iw_loglik": (None, 0.0), "elbo": (None, 0.0), "recon_sampled": (0.0, None),
-                  "recon_at_mode": (0.0, None), "rate_kl": (0.0, None), "active_units": (0.0, float(args.latent)),
-                  "seconds_per_epoch": (0.0, None), "epochs_to_target_elbo": (1.0, float(args.epochs))}  # fmt: skip
         for k, v in metrics.items():
             s_ = summarise([x for x in v if x is not None], bounds.get(k))
             row[f"{k}_mean"], row[f"{k}_ci_lo"], row[f"{k}_ci_hi"] = s_["mean"], s_["ci_lo"], s_["ci_hi"]
