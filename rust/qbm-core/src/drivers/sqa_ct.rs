@@ -185,9 +185,8 @@ pub fn sample_sqa_ct(model: &IsingModel, run: &CtRun<'_>, cancel: &AtomicBool) -
         )?;
     }
     // worldlines hold about beta Gamma kinks per spin: a few doubles each
-    let per_read =
-        (n as u128) * (64 + 16 * (1 + (run.beta * run.gamma).ceil() as u128)) + n as u128 + 24;
     let kinks = (run.beta * run.gamma).ceil() as u128;
+    let per_read = (n as u128) * (64 + 16 * (1 + kinks)) + n as u128 + 24;
     let mem_name = crate::memory::named(&[("num_reads", reads as u128), ("beta x gamma", kinks)]);
     chains.check_memory(per_read, 0, &mem_name)?;
     let base: Vec<u32> = crate::updaters::base_order(model, chains.order);
