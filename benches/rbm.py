@@ -5,6 +5,10 @@ Unit updates per second = (nv + nh) * chains * sweeps / time; median of repeats.
 numpy and torch use every core (their BLAS threads); qbm is timed on 1 thread and on
 all threads.
 
+Part 2: RBMSampler against GibbsSampler on the same model (the RBM as an IsingModel),
+both on 1 thread, whole calls in the training regime (128 chains x 10 sweeps; 100
+chains at 784 visible units), sizes 6x6, 16x16, 64x64, 784x128 and 784x512.
+
     python benches/rbm.py [--quick] [--out DIR]
 """
 
@@ -21,7 +25,7 @@ from _common import median_time, print_table, write_json  # noqa: E402
 
 from qbm import _core  # noqa: E402
 from qbm.rbm import RBM  # noqa: E402
-from qbm.samplers import RBMSampler  # noqa: E402
+from qbm.samplers import GibbsSampler, RBMSampler  # noqa: E402
 
 
 def numpy_block_gibbs(W, a, b, chains, sweeps, seed):
@@ -92,8 +96,27 @@ def main():
     print_table(rows, ["sampler", "unit updates/s", "qbmN/this"])
     peers = [v for k, v in res.items() if not k.startswith("qbm")]
     print(f"qbm all threads / fastest peer = {qn / max(peers):.2f}x")
+    vs = rbm_vs_gibbs(args.repeats * 3)
     if args.out:
-        write_json(os.path.join(args.out, "rbm.json"), {"rows": rows})
+        write_json(os.path.join(args.out, "rbm.json"), {"rows": rows, "rbm_vs_gibbs": vs})
+
+
+def rbm_vs_gibbs(repeats):
+    """Part 2: median whole-call time of RBMSampler and GibbsSampler, 1 thread each."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for nv, nh, reads in ((6, 6, 128), (16, 16, 128), (64, 64, 128), (784, 128, 100), (784, 512, 100)):
+        rbm = RBM(rng.normal(0, 0.1, (nv, nh)), rng.normal(0, 0.1, nv), rng.normal(0, 0.1, nh))
+        model = rbm.to_ising()
+        r, g = RBMSampler(num_threads=1), GibbsSampler(num_threads=1)
+        kw = dict(num_reads=reads, num_sweeps=10, seed=0)
+        tr = median_time(lambda r=r, rbm=rbm, kw=kw: r.sample_model(rbm, **kw), repeats)
+        tg = median_time(lambda g=g, model=model, kw=kw: g.sample_model(model, **kw), repeats)
+        rows.append({"rbm": f"{nv}x{nh}", "reads": reads, "RBMSampler us": tr * 1e6, "GibbsSampler us": tg * 1e6,
+                     "rbm/gibbs": tr / tg})  # fmt: skip
+    print("\nRBMSampler vs GibbsSampler, same model, 1 thread each, 10 sweeps per call (median whole call)")
+    print_table(rows, ["rbm", "reads", "RBMSampler us", "GibbsSampler us", "rbm/gibbs"])
+    return rows
 
 
 if __name__ == "__main__":
