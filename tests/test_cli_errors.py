@@ -93,6 +93,26 @@ def test_rerun_into_a_run_directory_needs_resume_or_force(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_resume_keeps_the_runs_held_out_classes(tmp_path, capsys):
+    from qbm.training.checkpoint import load_checkpoint
+
+    out = str(tmp_path / "run")
+    assert main(["train", "vae", "--epochs", "1", *FAST_VAE, "--holdout", "3", "--out", out]) == 0
+    first = capsys.readouterr().out
+    assert load_checkpoint(os.path.join(out, "model.pt"))["trainer"]["holdout"] == [3]
+    # --resume without --holdout trains on the same images (the checkpoint's held-out class)
+    assert main(["train", "vae", "--epochs", "2", *FAST_VAE, "--resume", "--out", out]) == 0
+    resumed = capsys.readouterr().out
+    n_train = [line.split(":")[1].split("train")[0].strip() for line in (first, resumed)
+               for line in line.splitlines() if line.startswith("training ")]  # fmt: skip
+    assert len(n_train) == 2 and n_train[0] == n_train[1], n_train
+    assert load_checkpoint(os.path.join(out, "model.pt"))["trainer"]["holdout"] == [3]
+    # a different --holdout on --resume is a conflict
+    assert main(["train", "vae", "--epochs", "3", *FAST_VAE, "--holdout", "4", "--resume", "--out", out]) == 2
+    assert "--holdout [4]" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_qgan_rerun_and_resume(tmp_path, capsys):
     out = str(tmp_path / "gan")
     base = ["train", "qgan", "--qubits", "2", "--layers", "1", "--latent", "4", "--iters", "2", "--quiet", "--out", out]

@@ -40,6 +40,7 @@ class VAETrainer:
         kl_warmup: int = 10,
         iw_samples: int = 50,
         device: str | torch.device = "cpu",
+        holdout: Any = (),
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
@@ -54,6 +55,9 @@ class VAETrainer:
         self.is_bm = isinstance(model, BMVAE)
         self.batch_size, self.lr, self.seed, self.kl_warmup = batch_size, lr, seed, kl_warmup
         self.iw_samples = iw_samples
+        # classes already removed from ``data`` (ImageData.without_classes): recorded in the
+        # checkpoint so that a resumed run trains on the same images
+        self.holdout = sorted(int(c) for c in holdout)
         self.opt = torch.optim.Adam(model.parameters(), lr=lr)
         self.gen = torch.Generator().manual_seed(seed)
         self.sampler_name = sampler if self.is_bm else "none"
@@ -185,6 +189,7 @@ class VAETrainer:
                 "dataset": self.data.name,
                 "kl_warmup": self.kl_warmup,
                 "iw_samples": self.iw_samples,
+                "holdout": self.holdout,
             },
             "epoch": self.epoch,
             "history": self.history,
@@ -216,6 +221,7 @@ class VAETrainer:
             kl_warmup=t.get("kl_warmup", 5),
             iw_samples=t.get("iw_samples", 50),
             device=overrides.get("device", "cpu"),
+            holdout=t.get("holdout", ()),
         )
         tr.opt.load_state_dict(ck["opt_state"])
         tr.gen.set_state(ck["gen_state"])

@@ -58,6 +58,7 @@ def make_trainer(args: argparse.Namespace, data: Any) -> Any:
                 "kl_warmup": t.get("kl_warmup"),
                 "dataset": t.get("dataset"),
                 "iw_samples": t.get("iw_samples", 50),
+                "holdout": t.get("holdout", []),
             },
         )
         qpu = _qpu_from_args(argparse.Namespace(**{**vars(args), "sampler": t["sampler"]}))
@@ -91,6 +92,7 @@ def make_trainer(args: argparse.Namespace, data: Any) -> Any:
         kl_warmup=args.kl_warmup,
         iw_samples=getattr(args, "iw_samples", 50),
         device=args.device,
+        holdout=args.holdout or (),
     )
 
 
@@ -180,7 +182,15 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
     from qbm.training.rundir import check_out_dir
 
     check_out_dir(args.out)
+    if args.holdout:
+        args.holdout = sorted(set(args.holdout))
     data = load_dataset(args.dataset, args.data_dir)  # checks the data before any directory is made
+    ck = os.path.join(args.out, "model.pt")
+    if args.resume and "holdout" not in getattr(args, "explicit", set()) and os.path.exists(ck):
+        from qbm.training.checkpoint import load_checkpoint
+
+        # the held-out classes change the training data: a resume keeps the run's own
+        args.holdout = load_checkpoint(ck)["trainer"].get("holdout") or None
     held = None
     if args.holdout:
         classes = set(int(c) for c in np.unique(data.y_train))
@@ -191,7 +201,7 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
             raise ValueError("--holdout: at least two classes must remain for training")
         data, held = data.without_classes(args.holdout)
     tr = make_trainer(args, data)
-    ck, mpath = os.path.join(args.out, "model.pt"), os.path.join(args.out, "metrics.json")
+    mpath = os.path.join(args.out, "metrics.json")
     desc = f"BM-VAE ({tr.sampler_name} negative phase)" if tr.is_bm else "Gaussian VAE"
     print(
         f"training {desc} on {data.name}: {len(data.x_train)} train / {len(data.x_test)} test images, "
