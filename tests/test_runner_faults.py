@@ -229,3 +229,60 @@ def test_intervals_respect_the_range_and_few_seeds_warn():
     ]
     row = aggregate(recs, ["x"], ["tvd"], bounds={"tvd": (0.0, 1.0)})[0]
     assert row["tvd_ci_lo"] >= 0 and row["tvd_ci_hi"] <= 1 and row["seeds"] == 2
+
+
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, command name) of every process below ``pid`` (from /proc)."""
+    kids: dict[int, list[tuple[int, str]]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{d}/stat").read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        kids.setdefault(ppid, []).append((int(d), name))
+    out, stack = [], [pid]
+    while stack:
+        for c in kids.get(stack.pop(), []):
+            out.append(c)
+            stack.append(c[0])
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ray_task_workers_die_when_the_driver_is_killed(tmp_path):
+    pytest.importorskip("ray")
+    out = str(tmp_path / "s")
+    code = f"""
+    from qbm.studies.runner import Study, grid, run_study
+    configs = [{{"beta": 0.5 + 0.1 * i, "sleep": 60}} for i in range(2)]
+    run_study(Study("demo", "{FN}", grid(configs, (0,))), {out!r}, engine="ray", progress=False)
+    """
+    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)])
+    procs: list[tuple[int, str]] = []
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            procs = _descendants(p.pid)
+            if sum(n == "ray::execute" for _, n in procs) == 2:
+                break
+            assert p.poll() is None, "the study ended early"
+            time.sleep(0.2)
+        tasks = [c for c, n in procs if n == "ray::execute"]
+        assert len(tasks) == 2, procs
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        deadline = time.time() + 15
+        while time.time() < deadline and any(_alive(t) for t in tasks):
+            time.sleep(0.1)
+        assert not any(_alive(t) for t in tasks), "Ray task workers outlived a SIGKILLed driver"
+    finally:
+        if p.poll() is None:
+            p.kill()
+        for c, _ in procs:  # Ray's own helper processes can linger after a SIGKILL: clean up
+            if _alive(c):
+                os.kill(c, signal.SIGKILL)
