@@ -48,6 +48,14 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _wait_gone(pids: list[int], seconds: float) -> bool:
+    """Wait up to ``seconds`` for every process in ``pids`` to exit; True when they have."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and any(_alive(x) for x in pids):
+        time.sleep(0.05)
+    return not any(_alive(x) for x in pids)
+
+
 def _start_parent(out: str, sleep: float, n_runs: int = 8) -> subprocess.Popen:
     code = f"""
     from qbm.studies.runner import Study, grid, run_study
@@ -90,10 +98,7 @@ def test_sigint_stops_two_workers_within_seconds_and_keeps_finished_records(tmp_
     took = time.time() - t0
     assert rc == 130
     assert took < 3.0, f"the parent took {took:.1f} s to stop"
-    deadline = time.time() + 3
-    while time.time() < deadline and any(_alive(w) for w in workers):
-        time.sleep(0.05)
-    assert not any(_alive(w) for w in workers), "workers outlived the interrupted parent"
+    assert _wait_gone(workers, 3), "workers outlived the interrupted parent"
     recs = _records(out)
     assert 2 <= len(recs) < 12
     assert all(r["status"] == "ok" and isinstance(r["result"], dict) for r in recs)
@@ -114,10 +119,7 @@ def test_workers_die_when_the_parent_is_killed(tmp_path):
     assert len(workers) == 2, workers
     p.send_signal(signal.SIGKILL)
     p.wait()
-    deadline = time.time() + 5
-    while time.time() < deadline and any(_alive(w) for w in workers):
-        time.sleep(0.05)
-    assert not any(_alive(w) for w in workers), "workers outlived a SIGKILLed parent"
+    assert _wait_gone(workers, 5), "workers outlived a SIGKILLed parent"
 
 
 def test_unreachable_ray_address_fails_within_seconds(tmp_path):
@@ -276,10 +278,7 @@ def test_ray_task_workers_die_when_the_driver_is_killed(tmp_path):
         assert len(tasks) == 2, procs
         p.send_signal(signal.SIGKILL)
         p.wait()
-        deadline = time.time() + 15
-        while time.time() < deadline and any(_alive(t) for t in tasks):
-            time.sleep(0.1)
-        assert not any(_alive(t) for t in tasks), "Ray task workers outlived a SIGKILLed driver"
+        assert _wait_gone(tasks, 15), "Ray task workers outlived a SIGKILLed driver"
     finally:
         if p.poll() is None:
             p.kill()

@@ -161,6 +161,19 @@ fn active_row_sum(mat: &[f32], len: usize, active: &[u32], base: &[f32], out: &m
 /// 2.6x slower than Gibbs on the same model, a 64 x 64 one 0.76x).
 const LANE_MAJOR_BELOW: usize = 48;
 
+/// sum_r mask[r][l] * mat[r * len + q] for every lane l, rows in increasing order.
+#[inline(always)]
+fn masked_column_sum(mat: &[f32], len: usize, mask: &[Lane], q: usize) -> Lane {
+    let mut acc: Lane = [0f32; LANES];
+    for (r, m) in mask.iter().enumerate() {
+        let w = mat[r * len + q];
+        for l in 0..LANES {
+            acc[l] += w * m[l];
+        }
+    }
+    acc
+}
+
 /// The same fields as [`active_row_sum`] for all LANES chains at once, SIMD across the
 /// chains: out[l][q] = base[q] + 2 * sum_r mask[r][l] * mat[r * len + q], where mask is
 /// 1.0 for active rows and 0.0 otherwise. Rows are added in increasing order and x * 1.0
@@ -169,13 +182,7 @@ const LANE_MAJOR_BELOW: usize = 48;
 #[inline(always)]
 fn lane_row_sum(mat: &[f32], len: usize, mask: &[Lane], base: &[f32], out: &mut [Vec<f32>]) {
     for q in 0..len {
-        let mut acc: Lane = [0f32; LANES];
-        for (r, m) in mask.iter().enumerate() {
-            let w = mat[r * len + q];
-            for l in 0..LANES {
-                acc[l] += w * m[l];
-            }
-        }
+        let acc = masked_column_sum(mat, len, mask, q);
         for l in 0..LANES {
             out[l][q] = base[q] + 2.0 * acc[l];
         }
@@ -222,13 +229,7 @@ fn lane_sample_half(
 ) {
     let two_beta = 2.0 * beta;
     for q in 0..len {
-        let mut acc: Lane = [0f32; LANES];
-        for (r, m) in src_mask.iter().enumerate() {
-            let w = mat[r * len + q];
-            for l in 0..LANES {
-                acc[l] += w * m[l];
-            }
-        }
+        let acc = masked_column_sum(mat, len, src_mask, q);
         let mut x = [0f32; LANES];
         for l in 0..LANES {
             x[l] = two_beta * (base[q] + 2.0 * acc[l]);
