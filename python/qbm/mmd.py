@@ -158,6 +158,29 @@ def mmd2(
     return kernel_sums(x, y, sigma, kernel=kernel, num_threads=num_threads).mmd2(estimator)
 
 
+def mmd2_counts(cx: Any, cy: Any, sigma: Any = 1.0, *, estimator: str = "unbiased") -> float:
+    """MMD^2 (Gaussian Hamming kernel) between two sample sets given as count vectors over
+    all 2^n bitstrings (index = bits, first bit most significant): the same number as
+    :func:`mmd2` on the shots themselves, in O(n 2^n) from the kernel's product
+    structure instead of O(shots^2) pairs. Unbiased within-set terms are
+    (c^T K c - N K(0)) / (N (N - 1)) (K(0) = 1)."""
+    estimator = check_choice(estimator, "estimator", ("biased", "unbiased"))
+    a = np.asarray(cx, dtype=np.float64)
+    b = np.asarray(cy, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"cy: expected a count vector of the same length as cx {a.shape}, got {b.shape}")
+    if np.any(a < 0) or np.any(b < 0) or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("cx: counts must be finite and non-negative")
+    N, M = float(a.sum()), float(b.sum())
+    ka, kb = kernel_matvec(a, sigma), kernel_matvec(b, sigma)
+    xx, yy, xy = float(a @ ka), float(b @ kb), float(a @ kb)
+    if estimator == "biased":
+        return xx / N**2 + yy / M**2 - 2 * xy / (N * M)
+    if N < 2 or M < 2:
+        raise ValueError("cx: the unbiased estimator needs at least 2 samples per set")
+    return (xx - N) / (N * (N - 1)) + (yy - M) / (M * (M - 1)) - 2 * xy / (N * M)
+
+
 def _linear(x: Any, y: Any, sigma: Any, kernel: str) -> float:
     if kernel == "rbf":
         a, b = _real(x, "x"), _real(y, "y")

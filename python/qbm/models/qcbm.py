@@ -7,8 +7,12 @@ Ansatze:
     R a layer of RZ RY RZ rotations and W(alpha) = prod_i CX_{i,i+1} RY_i(alpha_i) CX_{i,i+1}
     (an exp(-i alpha Y_i X_{i+1} / 2) entangler on each neighbouring pair);
   * ``"all_to_all"``: R layers with CX between every pair.
-Exact losses use autograd; shot-based ones use the parameter-shift rule with every
-shifted circuit evaluated in one batched state-vector pass.
+On the CPU the circuits run on the Rust state-vector engine (:mod:`qbm.quantum.engine`):
+exact losses are differentiated by the adjoint method (one forward and one backward
+sweep, any torch loss of the probabilities); shot-based losses use the parameter-shift
+rule with one fork of the unshifted circuit per parameter, streamed in the core and
+reduced against the loss's weight vector, with counts drawn per circuit. ``backend=
+"torch"`` (or a non-CPU device) uses the batched torch simulator instead.
 """
 
 from __future__ import annotations
@@ -23,16 +27,29 @@ from tqdm import tqdm
 
 from qbm import mmd
 from qbm.quantum import Circuit
+from qbm.quantum import engine
 from qbm.quantum import statevector as sv
+
+BACKENDS = ("auto", "engine", "torch")
 
 
 class QCBM(torch.nn.Module):
     """A circuit Born machine on ``n`` qubits with ``layers`` entangling layers."""
 
     def __init__(
-        self, n: int, *, ansatz: str = "line", layers: int = 2, seed: int = 0, dtype: torch.dtype = torch.complex64
+        self,
+        n: int,
+        *,
+        ansatz: str = "line",
+        layers: int = 2,
+        seed: int = 0,
+        dtype: torch.dtype = torch.complex64,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"backend: unknown value {backend!r}; choose one of {BACKENDS}")
+        self.backend = backend
         if ansatz not in ("product", "line", "all_to_all"):
             raise ValueError(f"ansatz: unknown value {ansatz!r}; choose 'product', 'line' or 'all_to_all'")
         if layers < 0:
@@ -54,9 +71,21 @@ class QCBM(torch.nn.Module):
         g = torch.Generator().manual_seed(seed)
         self.theta = torch.nn.Parameter(2 * math.pi * torch.rand(c.num_params, generator=g, dtype=torch.float64))
 
+    def uses_engine(self) -> bool:
+        """Whether circuits run on the Rust engine (CPU, backend "auto" or "engine")."""
+        if self.backend == "torch":
+            return False
+        if self.theta.device.type != "cpu":
+            if self.backend == "engine":
+                raise ValueError("backend: the engine runs on the CPU; use backend='torch' on other devices")
+            return False
+        return True
+
     def probs(self, params: torch.Tensor | None = None) -> torch.Tensor:
-        """Exact distribution (2^n,) (or (B, 2^n) for a batch of parameter vectors)."""
+        """Exact distribution (2^n,) (or (B, 2^n) for a batch of parameter vectors), float64."""
         p = self.theta if params is None else params
+        if self.uses_engine():
+            return self.circuit.run(p, readout="probs")
         out = self.circuit.probabilities(p, dtype=self.dtype).to(torch.float64)
         return out[0] if p.ndim == 1 else out
 
@@ -84,6 +113,9 @@ def local_fidelity_loss(model: QCBM, target_probs: Any, params: torch.Tensor | N
     Returns (B,) for a batch of parameter vectors, else a scalar."""
     p = model.theta if params is None else params
     phi = torch.sqrt(torch.as_tensor(target_probs, dtype=torch.float64)).reshape((1,) + (2,) * model.n)
+    if model.uses_engine():
+        z = model.circuit.run(p, initial=phi, inverse=True, readout="z")
+        return 1.0 - (0.5 + z.mean(-1) / 2)
     psi = model.circuit.state(p, initial=phi, inverse=True, dtype=model.dtype)
     z = sv.expect_z(psi).to(torch.float64)
     val = 1.0 - (0.5 + z.mean(-1) / 2)
@@ -107,10 +139,73 @@ def shot_loss_and_grad(
     """A shot-based loss estimate and its parameter-shift gradient.
 
     MMD: dL/dtheta_k = (q_k^+ - q_k^-)^T K (q - p), estimated from independent shots of
-    the shifted circuits, the circuit and the target. KL: -sum_x p(x) (q_k^+ - q_k^-)(x) /
-    (2 max(q(x), eps)) with empirical frequencies. Fidelity: shift rule on <Z_i> estimated
-    from shots of U^dag |phi>.
+    the shifted circuits, the circuit and the target; the value is the unbiased MMD^2
+    estimate from count vectors. KL: -sum_x p(x) (q_k^+ - q_k^-)(x) / (2 max(q(x), eps))
+    with empirical frequencies. Fidelity: shift rule on <Z_i> estimated from shots of
+    U^dag |phi>. Every gradient is sum_x (f_k^+ - f_k^-)(x) w(x) for a weight vector w
+    over the 2^n outcomes, which the engine evaluates fork by fork.
     """
+    if model.uses_engine() and model.circuit.single_use_params():
+        return _engine_shot_loss_and_grad(model, target_probs, loss, shots, generator, sigmas, eps)
+    return _torch_shot_loss_and_grad(model, target_probs, loss, shots, generator, sigmas, eps)
+
+
+def _zbar(n: int) -> np.ndarray:
+    """mean_i (1 - 2 x_i) for every outcome x (2^n,)."""
+    x = np.arange(2**n)[:, None] >> np.arange(n - 1, -1, -1)
+    return (1 - 2 * (x & 1)).mean(1)
+
+
+def _engine_shot_loss_and_grad(
+    model: QCBM,
+    target_probs: np.ndarray,
+    loss: str,
+    shots: int,
+    generator: torch.Generator,
+    sigmas: Any,
+    eps: float,
+) -> tuple[float, torch.Tensor]:
+    n, P = model.n, model.circuit.num_params
+    p_t = np.asarray(target_probs, dtype=np.float64)
+    fid = loss == "fidelity"
+    comp = model.circuit.compile(inverse=fid)
+    S = comp.num_slots
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    init = engine.planes(np.sqrt(p_t), n) if fid else None
+    angles = np.ascontiguousarray(comp.angles(model.theta.detach()[None]).numpy())
+    psi = comp.program.states(angles, init)
+    q0 = psi[0, 0] ** 2 + psi[0, 1] ** 2
+    # fork streams are (seed, 1..2S); the unshifted circuit and the target draw after them
+    if loss == "mmd":
+        cur, cur2, tgt = engine.sample_counts(np.stack([q0, q0, p_t]), shots, seed, 2 * S + 1).astype(np.float64)
+        value = mmd.mmd2_counts(cur, tgt, sigmas, estimator="unbiased")
+        w = mmd.kernel_matvec((cur2 - tgt) / shots, sigmas)
+        scale = 1.0
+    else:
+        cur = engine.sample_counts(q0[None], shots, seed, 2 * S + 1)[0] / shots
+        if loss == "kl":
+            value = float(kl_divergence(p_t, torch.as_tensor(cur), eps))
+            w = np.where(p_t > 0, p_t / np.maximum(cur, eps), 0.0)
+            scale = -0.5
+        else:
+            zb = _zbar(n)
+            value = float(0.5 - 0.5 * cur @ zb)
+            w, scale = zb, -0.25
+    g = comp.program.shift_gradient(angles[0], np.ascontiguousarray(w, dtype=np.float64), int(shots), seed, init)
+    return float(value), scale * comp.param_grad(g, P)
+
+
+def _torch_shot_loss_and_grad(
+    model: QCBM,
+    target_probs: np.ndarray,
+    loss: str,
+    shots: int,
+    generator: torch.Generator,
+    sigmas: Any,
+    eps: float,
+) -> tuple[float, torch.Tensor]:
+    """The reference path: shifted circuits in the torch simulator (any device, any
+    circuit whose parameters feed rotation gates)."""
     n, P = model.n, model.circuit.num_params
     theta = model.theta.detach()
     p_t = torch.as_tensor(target_probs, dtype=torch.float64)

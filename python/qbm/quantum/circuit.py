@@ -1,7 +1,10 @@
 """Parameterised circuits as lists of gates over a parameter vector.
 
-``Circuit(n)`` records gates; ``circuit.state(params)`` runs them on |0...0> for a batch
-of parameter vectors ``params`` (B, P) (or one vector (P,)), in one batched pass.
+``Circuit(n)`` records gates. ``circuit.run(params)`` executes them on the Rust
+state-vector engine (:mod:`qbm.quantum.engine`; differentiable by the adjoint method)
+for a batch of parameter vectors ``params`` (B, P) (or one vector (P,));
+``circuit.state(params)`` is the batched torch reference simulator (any device, autograd
+through every gate).
 Rotation gates take an angle from a parameter index; every parameter should feed one
 rotation gate for the two-term parameter-shift rule to hold
 (d<O>/d theta = (<O>(theta + pi/2) - <O>(theta - pi/2)) / 2).
@@ -10,7 +13,9 @@ rotation gate for the two-term parameter-shift rule to hold
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 
 from qbm.quantum import statevector as sv
@@ -23,6 +28,7 @@ class Gate:
     name: str
     qubits: tuple[int, ...]
     param: int | None = None
+    matrix: tuple[complex, ...] | None = None  # a fixed 2x2 gate ("mat"), row-major
 
 
 @dataclass
@@ -34,6 +40,10 @@ class Circuit:
     def __post_init__(self) -> None:
         if self.n < 1:
             raise ValueError(f"n: need at least one qubit, got {self.n}")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # compiled engine programs are rebuilt on demand (they do not pickle)
+        return {k: v for k, v in self.__dict__.items() if k != "_compiled"}
 
     # ---- building
     def _new_param(self) -> int:
@@ -66,6 +76,15 @@ class Circuit:
         """Arbitrary single-qubit rotation RZ RY RZ (3 parameters)."""
         return (self.rz(q), self.ry(q), self.rz(q))
 
+    def unitary(self, q: int, matrix: Any) -> None:
+        """Add a fixed 2x2 unitary on qubit q (checked to be unitary to 1e-10)."""
+        u = np.asarray(matrix, dtype=np.complex128)
+        if u.shape != (2, 2) or not np.all(np.isfinite(u)):
+            raise ValueError(f"matrix: expected a finite 2x2 array, got shape {u.shape}")
+        if not np.allclose(u.conj().T @ u, np.eye(2), atol=1e-10):
+            raise ValueError("matrix: not unitary (U^dag U differs from I by more than 1e-10)")
+        self.gates.append(Gate("mat", (self._q(q),), None, tuple(complex(v) for v in u.ravel())))
+
     def cx(self, c: int, t: int) -> None:
         self.gates.append(Gate("cx", (self._q(c), self._q(t))))
 
@@ -97,6 +116,27 @@ class Circuit:
                 self.cx(a, b) if kind == "cx" else self.cz(a, b)
 
     # ---- running
+    def compile(self, inverse: bool = False) -> Any:
+        """The circuit (or its inverse) compiled for the engine (cached)."""
+        from qbm.quantum.engine import compile_circuit
+
+        return compile_circuit(self, inverse)
+
+    def run(
+        self,
+        params: torch.Tensor,
+        *,
+        initial: Any = None,
+        inverse: bool = False,
+        readout: str = "probs",
+        num_threads: int | None = None,
+    ) -> torch.Tensor:
+        """Probabilities, <Z_i> or [<Z_i>, <X_i>] (float64) on the engine; differentiable
+        by the adjoint method. See :func:`qbm.quantum.engine.run`."""
+        from qbm.quantum.engine import run
+
+        return run(self, params, initial=initial, inverse=inverse, readout=readout, num_threads=num_threads)
+
     def state(
         self,
         params: torch.Tensor,
@@ -125,7 +165,7 @@ class Circuit:
         sign = -1.0 if inverse else 1.0
         for g in gates:
             angle = None if g.param is None else sign * params[:, g.param]
-            psi = _apply(psi, g, angle)
+            psi = _apply(psi, g, angle, inverse)
         return psi
 
     def single_use_params(self) -> bool:
@@ -168,7 +208,7 @@ class Circuit:
         m = 1
         for g in gates:
             if g.param is None:
-                buf[:m] = _apply(buf[:m], g, None)
+                buf[:m] = _apply(buf[:m], g, None, inverse)
                 continue
             k = g.param
             buf[m] = buf[0]
@@ -190,8 +230,13 @@ class Circuit:
         return sum(1 for g in self.gates if g.name == name)
 
 
-def _apply(psi: torch.Tensor, g: Gate, angle: torch.Tensor | None) -> torch.Tensor:
-    """One gate on a batch of states; ``angle`` (B,) for parameterised gates."""
+def _apply(psi: torch.Tensor, g: Gate, angle: torch.Tensor | None, inverse: bool = False) -> torch.Tensor:
+    """One gate on a batch of states; ``angle`` (B,) for parameterised gates (already
+    negated for an inverse circuit); fixed matrices are conjugate-transposed there."""
+    if g.name == "mat":
+        assert g.matrix is not None
+        u = torch.tensor(g.matrix, dtype=torch.complex128).reshape(2, 2)
+        return sv.apply_gate(psi, g.qubits[0], u.conj().T if inverse else u)
     if g.name == "rz":
         assert angle is not None
         return sv.apply_rz(psi, g.qubits[0], angle)

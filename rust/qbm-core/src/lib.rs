@@ -1,6 +1,7 @@
 //! qbm-core: Ising models, multithreaded Monte Carlo samplers and MMD estimators.
 //!
-//! Pure Rust (no Python). Layers: [`model`] (CSR Ising model), [`rng`] (per-chain
+//! Pure Rust (no Python). Layers: [`circuit`] (state-vector engine for parameterised
+//! circuits), [`model`] (CSR Ising model), [`rng`] (per-chain
 //! streams), [`simd`] (lane arithmetic), [`updaters`] (single-spin kernels),
 //! [`drivers`] (fixed-beta, annealing, tempering, SQA loops), [`parallel`] (pools,
 //! cancellation).
@@ -9,6 +10,7 @@
 // vectorises best, so the range-loop lint is off for the crate.
 #![allow(clippy::needless_range_loop)]
 
+pub mod circuit;
 pub mod drivers;
 pub mod error;
 pub mod memory;

@@ -35,6 +35,7 @@ pub mod tags {
     pub const SWAP: u64 = 3;
     pub const WORLDLINE: u64 = 4;
     pub const REPLICA: u64 = 5;
+    pub const CIRCUIT: u64 = 6;
 }
 
 /// xoshiro256++ (Blackman & Vigna), scalar.

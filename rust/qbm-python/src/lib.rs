@@ -1,6 +1,7 @@
 //! `qbm._core`: thin PyO3 binding of qbm-core. Functions here only convert types,
 //! release the GIL and map errors; all logic lives in qbm-core.
 
+mod circuit;
 mod detach;
 mod error;
 mod ising;
@@ -49,5 +50,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ising::IsingCsr>()?;
     samplers::register(m)?;
     mmd::register(m)?;
+    circuit::register(m)?;
     Ok(())
 }
