@@ -77,7 +77,7 @@ def compile_circuit(circuit: Circuit, inverse: bool = False) -> Compiled:
         q1.append(g.qubits[1] if len(g.qubits) > 1 else 0)
         m = np.zeros(8)
         if g.name == "mat":
-            u = np.asarray(g.matrix, dtype=np.complex128)
+            u = np.asarray(g.matrix, dtype=np.complex128).reshape(2, 2)
             u = _dagger(u) if inverse else u
             m = np.stack([u.real.ravel(), u.imag.ravel()], -1).ravel()
         mats.append(m)
