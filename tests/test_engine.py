@@ -350,3 +350,21 @@ def test_compiled_circuits_pickle_and_recompile():
     np.testing.assert_array_equal(c2.run(theta).numpy(), before.numpy())
     c2.rx(0)
     assert c2.compile().num_slots == c.compile().num_slots + 1
+
+
+@pytest.mark.parametrize("readout", ["z", "zx"])
+def test_style_qgan_generator_on_the_engine_matches_the_torch_backend(readout):
+    """Outputs and gradients of w and b (angles w z + b, each angle feeding one gate of a
+    circuit with controlled-RY rings) agree between the engine and the torch simulator."""
+    from qbm.models.qgan import StyleQuantumGenerator
+
+    a = StyleQuantumGenerator(4, 2, readout=readout, seed=1, dtype=torch.complex128)
+    b = StyleQuantumGenerator(4, 2, readout=readout, seed=1, dtype=torch.complex128, backend="torch")
+    z = a.sample_noise(16, torch.Generator().manual_seed(2))
+    oa, ob = a(z), b(z)
+    np.testing.assert_allclose(oa.detach().numpy(), ob.detach().numpy(), atol=1e-12)
+    wts = torch.randn(oa.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    ga = torch.autograd.grad((oa * wts).sum(), [a.w, a.b])
+    gb = torch.autograd.grad((ob * wts).sum(), [b.w, b.b])
+    for x, y in zip(ga, gb):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-11)

@@ -7,7 +7,9 @@
   every qubit, then a ring of controlled-RY gates CRY(i -> i+1 mod n); a final RY layer.
   Every angle is theta_k = w_k z_k + b_k with noise z ~ N(0, 1) (one component per angle),
   so there are 10 L n + 2 n parameters (n >= 2; one qubit has no ring). The output is <Z_i> (and <X_i> with
-  ``readout="zx"``), computed for a whole batch of noise vectors in one state-vector pass.
+  ``readout="zx"``), computed for a whole batch of noise vectors in one call of the Rust
+  state-vector engine (gradients by the adjoint method; ``backend="torch"`` or a non-CPU
+  device uses the batched torch simulator).
 * :class:`ClassicalGenerator` / :class:`Discriminator`: MLPs of adjustable width and depth.
 """
 
@@ -30,9 +32,19 @@ def count_params(module: nn.Module) -> int:
 
 class StyleQuantumGenerator(nn.Module):
     def __init__(
-        self, qubits: int, layers: int, *, readout: str = "z", seed: int = 0, dtype: torch.dtype = torch.complex64
+        self,
+        qubits: int,
+        layers: int,
+        *,
+        readout: str = "z",
+        seed: int = 0,
+        dtype: torch.dtype = torch.complex64,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
+        if backend not in ("auto", "engine", "torch"):
+            raise ValueError(f"backend: unknown value {backend!r}; choose 'auto', 'engine' or 'torch'")
+        self.backend = backend
         if qubits < 1:
             raise ValueError(f"qubits: must be >= 1, got {qubits}")
         if layers < 0:
@@ -71,6 +83,11 @@ class StyleQuantumGenerator(nn.Module):
         """z: (B, num_angles) noise -> (B, output_dim) expectation values in [-1, 1]."""
         if z.ndim != 2 or z.shape[1] != self.num_angles:
             raise ValueError(f"z: expected shape (B, {self.num_angles}), got {tuple(z.shape)}")
+        real = torch.float64 if self.dtype == torch.complex128 else torch.float32
+        if self.backend != "torch" and z.device.type == "cpu" and self.w.device.type == "cpu":
+            return self.circuit.run(self.angles(z), readout=self.readout).to(real)
+        if self.backend == "engine":
+            raise ValueError("backend: the engine runs on the CPU; use backend='torch' on other devices")
         psi = self.circuit.state(self.angles(z), dtype=self.dtype)
         out = sv.expect_z(psi)
         if self.readout == "zx":

@@ -254,7 +254,8 @@ def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: s
             for _ in range(n_crit):
                 real = z_real_all[torch.randint(len(z_real_all), (cfg.batch_size,), generator=g)]
                 b = len(real)
-                fake = gen(gen.sample_noise(b, g)).detach()
+                with torch.no_grad():  # the critic's step needs no generator graph
+                    fake = gen(gen.sample_noise(b, g))
                 if cfg.loss == "wgan-gp":
                     d_loss = (
                         disc(fake).mean() - disc(real).mean() + cfg.gp_lambda * gradient_penalty(disc, real, fake, g)
