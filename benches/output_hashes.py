@@ -100,6 +100,39 @@ def cases() -> dict[str, str]:
     rbm = RBM(rng.normal(size=(7, 5)) * 0.5, rng.normal(size=7) * 0.2, rng.normal(size=5) * 0.2)
     r = RBMSampler().sample_model(rbm, num_reads=21, num_sweeps=15, seed=11)
     out["rbm"] = _digest(r.spins, r.energies)
+    out.update(circuit_cases())
+    return out
+
+
+def circuit_cases() -> dict[str, str]:
+    """The state-vector engine: states, adjoint gradients, shot-based parameter-shift
+    gradients and counts of a line-ansatz QCBM (n = 11, large enough for fused gates and
+    threads) and a style-QGAN circuit with controlled rotations (recorded when the engine
+    replaced the torch simulator)."""
+    import torch
+
+    from qbm.models.qcbm import QCBM
+    from qbm.models.qgan import StyleQuantumGenerator
+
+    out: dict[str, str] = {}
+    c = QCBM(11, layers=2, seed=3).circuit
+    comp = c.compile()
+    theta = np.random.default_rng(4).uniform(-3, 3, (3, c.num_params))
+    a = np.ascontiguousarray(comp.angles(torch.tensor(theta)).numpy())
+    psi = comp.program.states(a)
+    out["circuit/states"] = _digest(psi)
+    out["circuit/adjoint"] = _digest(comp.program.adjoint(a, psi, np.ascontiguousarray(psi * 0.25)))
+    w = np.cos(np.arange(2**11) * 0.01)
+    out["circuit/shift-shots"] = _digest(comp.program.shift_gradient(a[0], w, 1000, 12))
+    out["circuit/shift-exact"] = _digest(comp.program.shift_gradient(a[0], w, None, 0))
+    from qbm import _core
+
+    out["circuit/counts"] = _digest(_core.sample_counts(psi[:, 0] ** 2 + psi[:, 1] ** 2, 5000, 8))
+    g = StyleQuantumGenerator(5, 2, readout="zx", seed=2, dtype=torch.complex128)
+    z = g.sample_noise(32, torch.Generator().manual_seed(5))
+    y = g(z)
+    y.sum().backward()
+    out["circuit/qgan"] = _digest(y.detach().numpy(), g.w.grad.numpy(), g.b.grad.numpy())
     return out
 
 

@@ -113,7 +113,10 @@ def test_states_equal_dense_matrices_and_the_torch_simulator(n, inverse):
     got = engine.states(c, torch.tensor(theta), initial=init, inverse=inverse).reshape(3, -1).numpy()
     ref_torch = (
         c.state(
-            torch.tensor(theta), initial=torch.tensor(init).reshape((1,) + (2,) * n), inverse=inverse, dtype=torch.complex128
+            torch.tensor(theta),
+            initial=torch.tensor(init).reshape((1,) + (2,) * n),
+            inverse=inverse,
+            dtype=torch.complex128,
         )
         .reshape(3, -1)
         .numpy()
@@ -211,7 +214,10 @@ def test_sampled_counts_follow_the_probabilities():
     chi2 = (((draws[:, nz] - 1000 * p[nz]) ** 2) / (1000 * p[nz])).sum(1)
     assert abs(chi2.mean() - 3.0) < 5 * math.sqrt(2 * 3 / 400)
     # rows are independent streams; the same (seed, index) repeats
-    np.testing.assert_array_equal(engine.sample_counts(p[None], 100, seed=9, index0=5)[0], draws[0] * 0 + engine.sample_counts(np.tile(p, (6, 1)), 100, seed=9)[5])
+    np.testing.assert_array_equal(
+        engine.sample_counts(p[None], 100, seed=9, index0=5)[0],
+        draws[0] * 0 + engine.sample_counts(np.tile(p, (6, 1)), 100, seed=9)[5],
+    )
 
 
 def test_shot_gradients_are_unbiased():
@@ -239,7 +245,9 @@ def test_same_seed_same_bits_on_one_or_two_threads():
     s2 = comp.program.states(a, num_threads=2)
     np.testing.assert_array_equal(s1, s2)
     lam = np.ascontiguousarray(s1 * 0.3)
-    np.testing.assert_array_equal(comp.program.adjoint(a, s1, lam, num_threads=1), comp.program.adjoint(a, s1, lam, num_threads=2))
+    np.testing.assert_array_equal(
+        comp.program.adjoint(a, s1, lam, num_threads=1), comp.program.adjoint(a, s1, lam, num_threads=2)
+    )
     w = np.linspace(-1, 1, 2**9)
     g1 = comp.program.shift_gradient(a[0], w, 1000, 77, num_threads=1)
     g2 = comp.program.shift_gradient(a[0], w, 1000, 77, num_threads=2)
@@ -261,7 +269,9 @@ def test_histogram_mmd_equals_the_pairwise_estimator_on_the_same_shots():
     x, y = np.repeat(bits, cx, 0), np.repeat(bits, cy, 0)
     sig = mmd.mmd_sigmas_mixture(n)
     for est in ("biased", "unbiased"):
-        assert mmd.mmd2_counts(cx, cy, sig, estimator=est) == pytest.approx(mmd.mmd2(x, y, sig, estimator=est), abs=1e-12)
+        assert mmd.mmd2_counts(cx, cy, sig, estimator=est) == pytest.approx(
+            mmd.mmd2(x, y, sig, estimator=est), abs=1e-12
+        )
     with pytest.raises(ValueError, match="cy"):
         mmd.mmd2_counts(cx, cy[:-1], sig)
 

@@ -23,6 +23,8 @@ __all__ = [
     "hamming_histograms",
     "hamming_cross_histogram",
     "rbf_kernel_sums",
+    "CircuitProgram",
+    "sample_counts",
 ]
 
 __version__: str
@@ -147,3 +149,53 @@ def rbf_kernel_sums(
     *,
     num_threads: int | None = None,
 ) -> npt.NDArray[np.float64]: ...
+@final
+class CircuitProgram:
+    def __new__(
+        cls,
+        n: int,
+        kinds: npt.NDArray[np.int64],
+        q0: npt.NDArray[np.int64],
+        q1: npt.NDArray[np.int64],
+        mats: npt.NDArray[np.float64],
+    ) -> CircuitProgram: ...
+    @property
+    def n(self) -> int: ...
+    @property
+    def num_slots(self) -> int: ...
+    @property
+    def num_ops(self) -> int: ...
+    def states(
+        self,
+        angles: npt.NDArray[np.float64],
+        initial: npt.NDArray[np.float64] | None = None,
+        *,
+        num_threads: int | None = None,
+    ) -> npt.NDArray[np.float64]: ...
+    def adjoint(
+        self,
+        angles: npt.NDArray[np.float64],
+        psi: npt.NDArray[np.float64],
+        lam: npt.NDArray[np.float64],
+        *,
+        num_threads: int | None = None,
+    ) -> npt.NDArray[np.float64]: ...
+    def shift_gradient(
+        self,
+        angles: npt.NDArray[np.float64],
+        weight: npt.NDArray[np.float64],
+        shots: int | None,
+        seed: int,
+        initial: npt.NDArray[np.float64] | None = None,
+        *,
+        num_threads: int | None = None,
+    ) -> npt.NDArray[np.float64]: ...
+
+def sample_counts(
+    probs: npt.NDArray[np.float64],
+    shots: int,
+    seed: int,
+    index0: int = 0,
+    *,
+    num_threads: int | None = None,
+) -> npt.NDArray[np.int64]: ...
