@@ -133,12 +133,3 @@ def test_active_units_counts_varying_posterior_means():
     assert np.isfinite(float(iw_loglik(m, x, 5).mean()))
 
 
-def test_lambda_rule():
-    from qbm.training.vae import recommend_lambda
-
-    lams = [0.0, 0.5, 1.0, 2.0, 8.0]
-    # no lambda > 0 keeps diversity: the smallest lambda within 0.05 of the best accuracy
-    assert recommend_lambda(lams, [0.1, 0.70, 0.78, 0.80, 0.80], [0.8, 0.2, 0.14, 0.14, 0.06]) == 1.0
-    # a diverse lambda near the top accuracy wins
-    assert recommend_lambda(lams, [0.1, 0.77, 0.78, 0.80, 0.80], [0.8, 0.75, 0.72, 0.3, 0.1]) == 1.0
-    assert recommend_lambda(lams, [0.1, 0.79, 0.78, 0.80, 0.80], [0.8, 0.75, 0.72, 0.3, 0.1]) == 0.5

@@ -117,7 +117,7 @@ register("pt", _pt, "parallel tempering (4 replicas, beta 0.2..1) restarted from
 register("sqa", _sqa, "fresh simulated quantum anneals ending at s = 1 (DQA stand-in)")
 register("qpu", _qpu, "the Advantage2 backend (or its offline stand-in)", needs_qpu=True)
 
-# Generation (QA / c-QA) anneals by name (implemented in qbm.training.vae) and the default
-# c-QA bias strength of every command (the rule that chose it: qbm.training.vae.LAMBDA_RULE).
+# Generation (QA) anneals by name (implemented in qbm.generation) and the c-QA bias strength
+# used when a model carries no lambda chosen at training (qbm.generation.LAMBDA_RULE).
 ANNEALER_NAMES = ("sa", "sqa")
 DEFAULT_LAMBDA = 1.0

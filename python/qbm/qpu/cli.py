@@ -51,17 +51,19 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from qbm.generation import decode
     from qbm.plotting import save_image_grid
-    from qbm.training.vae import decode_spins
 
     model, ck = _prior(args.model)
     s = _sampler(args, args.mode)
     field = None
     if args.mode == "cqa":
-        dirs = np.asarray(ck["directions"])
+        choice = ck.get("generation") or {}
+        dirs = np.asarray(choice.get("directions") or ck["directions"])
         if args.label is None or not 0 <= args.label < len(dirs):
             raise ValueError(f"label: --mode cqa needs --label in [0, {len(dirs) - 1}]")
-        field = args.lam * dirs[args.label]
+        lam = args.lam if args.lam is not None else choice.get("lambda", 1.0)
+        field = lam * dirs[args.label]
     ising = model.prior.to_ising(extra_field=field)
     res = s.sample_model(ising, num_reads=args.num_reads, seed=args.seed)
     info = res.info
@@ -75,7 +77,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         )
     print(f"QPU access time {info['qpu_access_time_us'] / 1e3:.1f} ms over {info['submissions']} submission(s)")
     if args.out:
-        imgs = decode_spins(model, res.spins[:64])
+        imgs = decode(model, res.spins[:64])
         save_image_grid(args.out, imgs.transpose(0, 2, 3, 1), title=f"QPU samples, mode {args.mode}")
         print(f"wrote {args.out}")
     return 0
@@ -96,7 +98,12 @@ def add_parsers(sub: Any) -> None:
             p.add_argument("--mode", default="qa", choices=["dqa", "qa", "cqa"])
             p.add_argument("--num-reads", type=positive_int, default=100)
             p.add_argument("--label", type=int, default=None)
-            p.add_argument("--lam", type=nonneg_float, default=1.0, help="c-QA bias strength")
+            p.add_argument(
+                "--lam",
+                type=nonneg_float,
+                default=None,
+                help="c-QA bias strength (default: the lambda chosen at training, else 1.0)",
+            )
             p.add_argument("--seed", type=seed_int, default=0)
             p.add_argument("--out", default=None, help="PNG of decoded samples")
         p.set_defaults(func=fn)

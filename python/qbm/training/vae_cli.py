@@ -102,7 +102,7 @@ def write_outputs(
     import torch
 
     from qbm.models.vae import BMVAE
-    from qbm.training.vae import anneal_latents, conditional_accuracy, decode_spins, ood_auroc, train_classifier
+    from qbm.training.vae import ood_auroc
 
     extra: dict[str, Any] = {}
     x = torch.as_tensor(tr.data.x_test[:16]).to(tr.device)
@@ -126,42 +126,41 @@ def write_outputs(
         ylabel="nats per image",
         title=f"{tr.data.name}: {'BM-VAE/' + tr.sampler_name if tr.is_bm else 'Gaussian VAE'}",
     )
+    from qbm import generation as G
+
+    say = (lambda m: None) if quiet else (lambda m: print(f"generation: {m}", flush=True))
+    say("judge classifier (cached per data set)")
+    judge = G.Judge(tr.data)
     if isinstance(tr.model, BMVAE):
-        spins = anneal_latents(tr.model, 64, num_sweeps=anneal_sweeps, seed=tr.seed)
-        imgs = decode_spins(tr.model, spins).transpose(0, 2, 3, 1)
-        save_image_grid(os.path.join(out, "samples.png"), imgs, title="unconditional (QA mode: annealed prior)")
-        if not quiet:
-            print(
-                f"judging generation: training a digit classifier, then c-QA at lambda {list(lambdas)} "
-                f"({len(lambdas)} x 10 classes of anneals, a few seconds)",
-                flush=True,
-            )
-        clf = train_classifier(tr.data, seed=tr.seed)
-        acc = conditional_accuracy(tr, lambdas, num=32, classifier=clf, seed=tr.seed, num_sweeps=anneal_sweeps // 2)
-        extra["conditional"] = acc
-        dirs = tr.class_directions()
-        lam = DEFAULT_LAMBDA
-        rows = []
-        for c in range(len(dirs)):
-            sp = anneal_latents(tr.model, 8, extra_field=lam * dirs[c], num_sweeps=anneal_sweeps, seed=tr.seed + c)
-            rows.append(decode_spins(tr.model, sp))
-        grid = np.concatenate(rows).transpose(0, 2, 3, 1)
+        gen = G.evaluate_bm(tr.model, tr.data, judge, seed=tr.seed, num_sweeps=anneal_sweeps, progress=say)
+        imgs = gen.pop("_images")
+        dirs = gen.pop("_directions")
+        save_image_grid(
+            os.path.join(out, "samples.png"),
+            imgs["qa"][:64].transpose(0, 2, 3, 1),
+            title=f"QA mode: annealed to final beta {gen['qa']['beta']:g} (chosen on validation data)",
+        )
+        save_image_grid(
+            os.path.join(out, "prior.png"),
+            imgs["prior"][:64].transpose(0, 2, 3, 1),
+            title="prior mode: Gibbs at the model's temperature (beta = 1)",
+        )
+        per = gen["cqa"]["per_label"]
+        grid = np.concatenate([im[:8] for im in imgs["cqa"]]).transpose(0, 2, 3, 1)
         save_image_grid(
             os.path.join(out, "conditional.png"),
             grid,
-            rows=len(dirs),
-            title=f"c-QA mode, lambda={lam}: one row per class",
+            rows=len(imgs["cqa"]),
+            title=f"c-QA mode, lambda={gen['cqa']['lambda']:g} (tilted prior at beta = 1)",
+            row_labels=[f"{r['label']}: acc {r['accuracy']:.2f}" for r in per],
         )
-        if not quiet:
-            print(
-                f"conditional generation: accuracy (classified as the requested class, chance {acc['chance']:.2f}), "
-                "distinct latent states, diversity relative to real images of the class:"
-            )
-            for lam_, a, d, r in zip(
-                acc["lambdas"], acc["accuracy"], acc["distinct_states"], acc["relative_diversity"]
-            ):
-                print(f"  lambda={lam_:>4}: accuracy {a:.3f}, distinct {d:.2f}, relative diversity {r:.2f}")
-            print(f"  recommended lambda for this model: {acc['recommended_lambda']} ({acc['rule']})")
+        extra["generation"] = gen
+        extra["generation_choice"] = {
+            "qa_beta": gen["qa"]["beta"],
+            "lambda": gen["cqa"]["lambda"],
+            "directions": np.asarray(dirs).tolist(),
+            "failed": gen["cqa"]["failed"],
+        }
         if held_out is not None and len(held_out):
             extra["ood"] = ood_auroc(tr, tr.data.x_test, held_out)
             if not quiet:
@@ -170,9 +169,14 @@ def write_outputs(
                     f"-ELBO {extra['ood']['auroc_neg_elbo']:.3f}"
                 )
     else:
-        g = torch.Generator().manual_seed(tr.seed)
-        imgs = tr.model.sample_images(64, g).cpu().numpy().transpose(0, 2, 3, 1)
+        gen = G.evaluate_gaussian(tr.model, tr.data, judge, seed=tr.seed)
+        imgs = G.gaussian_images(tr.model, 64, seed=tr.seed).transpose(0, 2, 3, 1)
         save_image_grid(os.path.join(out, "samples.png"), imgs, title="samples from N(0, I)")
+        extra["generation"] = gen
+        extra["generation_choice"] = {"tau": gen["qa"]["tau"]}
+    if not quiet:
+        for line in G.summary_lines(extra["generation"]):
+            print("  " + line)
     return extra
 
 
@@ -211,6 +215,12 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
     extra = write_outputs(
         tr, args.out, lambdas=LAMBDAS, held_out=held, quiet=args.quiet, anneal_sweeps=args.anneal_sweeps
     )
+    # the generation settings chosen on validation data travel with the model
+    from qbm.training.checkpoint import load_checkpoint, save_atomic
+
+    ckd = load_checkpoint(ck)
+    ckd["generation"] = extra.get("generation_choice")
+    save_atomic(ckd, ck)
     if not args.quiet:
         print(f"final evaluation: IW log-likelihood of the test set at K={args.iw_final} ...", flush=True)
     final = tr.evaluate(num_samples=args.iw_final)
@@ -227,47 +237,101 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
         print(f"log Z: {final['log_z_method']}" + (f"; {final['iw_note']}" if "iw_note" in final else ""))
     print(
         f"wrote {ck}, metrics.json, reconstructions.png, samples.png, curves.png"
-        + (", conditional.png" if tr.is_bm else "")
+        + (", prior.png, conditional.png" if tr.is_bm else "")
     )
     return 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    import torch
+    import json
 
-    from qbm.data import load_dataset
+    from qbm import generation as G
     from qbm.models.vae import BMVAE
     from qbm.training.checkpoint import load_checkpoint
-    from qbm.training.vae import anneal_latents, build_model, decode_spins, train_classifier
+    from qbm.training.vae import build_model
 
     ck = load_checkpoint(args.model)
     model = build_model(ck["kind"], ck["config"])
     model.load_state_dict(ck["model_state"])
+    model.eval()
+    choice = ck.get("generation") or {}
+    info: dict[str, Any] = {"mode": args.mode, "seed": args.seed, "model": args.model, "num": args.num}
     if not isinstance(model, BMVAE):
-        g = torch.Generator().manual_seed(args.seed)
-        imgs = model.sample_images(args.num, g).cpu().numpy()
-    else:
-        field = None
         if args.mode == "cqa":
-            dirs = np.asarray(ck["directions"])
-            if args.label is None or not 0 <= args.label < len(dirs):
-                raise ValueError(f"label: --mode cqa needs --label in [0, {len(dirs) - 1}]")
-            field = args.lam * dirs[args.label]
-        spins = anneal_latents(
-            model, args.num, extra_field=field, sampler=args.anneal, num_sweeps=args.sweeps, seed=args.seed
+            raise ValueError("mode: a Gaussian VAE has no c-QA mode (no energy to tilt); use prior or qa")
+        tau = 1.0 if args.mode == "prior" else (args.tau or choice.get("tau") or 1.0)
+        info["tau"] = tau
+        imgs = G.gaussian_images(model, args.num, tau=tau, seed=args.seed)
+        title = f"Gaussian VAE, z ~ N(0, {tau:.2f}^2 I), seed {args.seed}"
+    elif args.mode == "prior":
+        info["beta"] = 1.0
+        imgs = G.decode(model, G.prior_spins(model, args.num, num_sweeps=args.sweeps, seed=args.seed))
+        title = f"prior mode (Gibbs, beta = 1), seed {args.seed}"
+    elif args.mode == "qa":
+        beta = args.beta or choice.get("qa_beta") or 1.5
+        info.update(beta_final=beta, anneal=args.anneal, sweeps=args.sweeps)
+        imgs = G.decode(
+            model,
+            G.qa_spins(model, args.num, beta_final=beta, num_sweeps=args.sweeps, seed=args.seed, sampler=args.anneal),
         )
-        imgs = decode_spins(model, spins)
-    save_image_grid(
-        args.out,
-        imgs.transpose(0, 2, 3, 1),
-        title=f"{args.mode}" + (f", label {args.label}, lambda {args.lam}" if args.mode == "cqa" else ""),
-    )
-    msg = f"wrote {args.out} ({args.num} images)"
-    if args.mode == "cqa" and ck.get("trainer", {}).get("dataset") == "digits":
-        clf = train_classifier(load_dataset("digits"))
-        frac = float(np.mean(clf.predict(imgs.reshape(len(imgs), -1)) == args.label))
-        msg += f"; classifier assigns {frac:.0%} to class {args.label}"
-    print(msg)
+        title = f"QA mode ({args.anneal}, final beta {beta:g}), seed {args.seed}"
+    else:
+        dirs = np.asarray(choice.get("directions") or ck.get("directions") or [])
+        if args.label is None or not 0 <= args.label < len(dirs):
+            raise ValueError(f"label: --mode cqa needs --label in [0, {len(dirs) - 1}]")
+        lam = args.lam if args.lam is not None else choice.get("lambda", DEFAULT_LAMBDA)
+        info.update(label=args.label, **{"lambda": lam, "beta": 1.0})
+        imgs = G.decode(
+            model, G.cqa_spins(model, args.num, dirs[args.label], lam, num_sweeps=args.sweeps, seed=args.seed)
+        )
+        title = f"c-QA mode, label {args.label}, lambda {lam:g} (tilted prior at beta = 1), seed {args.seed}"
+    stem = os.path.splitext(args.out)[0]
+    save_image_grid(args.out, imgs.transpose(0, 2, 3, 1), title=title)
+    np.save(stem + ".npy", imgs.astype(np.float32))
+    # numbers that would catch collapse, judged by the data set's feature classifier
+    ds = ck.get("trainer", {}).get("dataset")
+    metrics: dict[str, Any] = {}
+    if ds == "digits" or args.data_dir:
+        from qbm.data import load_dataset
+
+        data = load_dataset(ds, args.data_dir)
+        judge = G.Judge(data)
+        pred = judge.predict(imgs)
+        metrics.update(G.class_coverage(pred, judge.num_classes))
+        metrics["diversity"] = G.mean_pairwise_distance(imgs)
+        if args.mode == "cqa":
+            acc = float(np.mean(pred == args.label))
+            real = judge.per_class_accuracy[args.label]
+            metrics.update(accuracy=acc, relative_accuracy=acc / real if real else float("nan"))
+            ref = G.decode(model, G.prior_spins(model, 400, num_sweeps=args.sweeps, seed=args.seed + 1))
+            ref = ref[judge.predict(ref) == args.label]
+            if len(ref) >= 2:
+                metrics["relative_diversity"] = metrics["diversity"] / G.mean_pairwise_distance(ref)
+        elif len(imgs) > 3:
+            real = np.asarray(data.x_test)[: len(imgs)]
+            metrics.update(judge.judge(imgs, real))
+    info["metrics"] = metrics
+    with open(stem + ".json", "w") as fh:
+        json.dump(info, fh, indent=1, default=float)
+    parts = [f"wrote {args.out}, {stem}.npy and {stem}.json ({args.num} images)"]
+    if metrics:
+        m = metrics
+        if args.mode == "cqa":
+            parts.append(
+                f"judge assigns {m['accuracy']:.0%} to label {args.label} ({m['relative_accuracy']:.2f}x its accuracy "
+                f"on real images), diversity {m.get('relative_diversity', float('nan')):.2f}x the prior's own samples "
+                f"of the label, class coverage {m['coverage']:.2f}"
+            )
+        else:
+            parts.append(
+                f"class coverage {m['coverage']:.2f} (smallest class {m['min_class_fraction']:.0%})"
+                + (
+                    f", FID {m['fid']:.2f}, precision {m['precision']:.2f}, recall {m['recall']:.2f}"
+                    if "fid" in m
+                    else ""
+                )
+            )
+    print("; ".join(parts))
     return 0
 
 
@@ -488,11 +552,18 @@ def add_parsers(sub: Any, train: Any, study: Any) -> None:
     p.add_argument("--out", default="runs/vae")
     p.set_defaults(func=cmd_train_vae)
 
-    p = sub.add_parser("generate", help="generate images from a trained BM-VAE (QA or c-QA mode)")
+    p = sub.add_parser("generate", help="generate images from a trained VAE (prior, QA or c-QA mode)")
     p.add_argument("--model", required=True)
-    p.add_argument("--mode", default="qa", choices=["qa", "cqa"])
+    p.add_argument("--mode", default="qa", choices=["prior", "qa", "cqa"])
     p.add_argument("--label", type=int, default=None)
-    p.add_argument("--lam", type=nonneg_float, default=DEFAULT_LAMBDA, help="bias strength lambda for c-QA")
+    p.add_argument(
+        "--lam", type=nonneg_float, default=None, help="c-QA bias strength lambda (default: the one chosen at training)"
+    )
+    p.add_argument(
+        "--beta", type=positive_float, default=None, help="QA final beta (default: the one chosen at training)"
+    )
+    p.add_argument("--tau", type=positive_float, default=None, help="Gaussian VAE QA-mode temperature")
+    p.add_argument("--data-dir", default=None, help="data for judging datasets other than digits")
     p.add_argument("--num", type=positive_int, default=64)
     p.add_argument("--anneal", default="sa", choices=list(ANNEALER_NAMES))
     p.add_argument("--sweeps", type=positive_int, default=1000)

@@ -1,0 +1,167 @@
+"""qbm.generation: each mode's sampler call against exact enumeration on a tiny prior;
+the judging metrics on synthetic cases with known answers; `qbm generate` outputs and
+errors."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from qbm import generation as G
+from qbm.models.prior import BoltzmannPrior
+
+
+def _tiny(seed: int = 0, n: int = 5) -> SimpleNamespace:
+    prior = BoltzmannPrior(n, "full", seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        prior.h.copy_(0.6 * torch.randn(prior.h.shape, generator=g, dtype=prior.h.dtype))
+        prior.J.copy_(0.5 * torch.randn(prior.J.shape, generator=g, dtype=prior.J.dtype))
+    return SimpleNamespace(prior=prior)
+
+
+def _exact(model: SimpleNamespace, beta: float = 1.0, field=None) -> tuple[np.ndarray, np.ndarray]:
+    n = model.prior.n
+    states = np.array(list(itertools.product([-1, 1], repeat=n)), dtype=np.float64)
+    with torch.no_grad():
+        e = model.prior.energy(torch.as_tensor(states, dtype=model.prior.h.dtype)).numpy().astype(np.float64)
+    if field is not None:
+        e = e - states @ np.asarray(field)
+    w = np.exp(-beta * (e - e.min()))
+    return states, w / w.sum()
+
+
+def _tv(spins: np.ndarray, states: np.ndarray, p: np.ndarray) -> float:
+    idx = {tuple(s): i for i, s in enumerate(states.astype(int))}
+    counts = np.zeros(len(states))
+    for s in spins.astype(int):
+        counts[idx[tuple(s)]] += 1
+    return 0.5 * float(np.abs(counts / len(spins) - p).sum())
+
+
+def test_prior_mode_samples_exp_minus_energy():
+    m = _tiny(0)
+    states, p = _exact(m)
+    spins = G.prior_spins(m, 20000, num_sweeps=30, seed=1)
+    assert _tv(spins, states, p) < 0.04  # sampling floor about sqrt(32 / 20000) / 2 ~ 0.02
+
+
+def test_cqa_mode_samples_the_tilted_prior():
+    m = _tiny(1)
+    b = np.array([1.0, -0.5, 0.0, 0.3, 0.8])
+    lam = 1.5
+    states, p = _exact(m, field=lam * b)
+    spins = G.cqa_spins(m, 20000, b, lam, num_sweeps=30, seed=2)
+    assert _tv(spins, states, p) < 0.04
+    # and not the untilted prior
+    _, p0 = _exact(m)
+    assert _tv(spins, states, p0) > 0.1
+
+
+def test_qa_mode_is_colder_than_the_prior():
+    """An anneal to final beta 3 is not an equilibrium sampler (it freezes on the way), but
+    its samples sit far nearer exp(-3E) than exp(-E), with a mean energy between the two
+    exact ones' and the ground state's."""
+    m = _tiny(2)
+    states, p3 = _exact(m, beta=3.0)
+    _, p1 = _exact(m, beta=1.0)
+    spins = G.qa_spins(m, 20000, beta_final=3.0, num_sweeps=300, seed=3)
+    assert _tv(spins, states, p3) < 0.15 < 0.3 < _tv(spins, states, p1)
+    with torch.no_grad():
+        e_all = m.prior.energy(torch.as_tensor(states, dtype=m.prior.h.dtype)).numpy()
+        e = m.prior.energy(torch.as_tensor(spins.astype(np.float64), dtype=m.prior.h.dtype)).numpy()
+    assert e_all.min() <= e.mean() < float(p1 @ e_all)
+    with pytest.raises(ValueError, match="beta_final"):
+        G.qa_spins(m, 10, beta_final=0.0)
+    with pytest.raises(ValueError, match="sampler"):
+        G.qa_spins(m, 10, beta_final=2.0, sampler="pt")
+
+
+def test_coverage_and_smallest_class():
+    even = G.class_coverage(np.repeat(np.arange(10), 7), 10)
+    assert even == {"coverage": pytest.approx(1.0), "min_class_fraction": 0.1}
+    c = G.class_coverage(np.full(50, 3), 10)
+    assert c["coverage"] == pytest.approx(0.0) and c["min_class_fraction"] == 0.0
+    two = G.class_coverage(np.array([0] * 50 + [1] * 50), 4)
+    assert two["coverage"] == pytest.approx(0.5)  # log 2 / log 4
+
+
+def test_precision_recall_known_answers():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(200, 5))
+    pr = G.precision_recall(real, real.copy())
+    assert pr == {"precision": 1.0, "recall": 1.0}
+    far = G.precision_recall(real, rng.normal(size=(200, 5)) + 100.0)
+    assert far == {"precision": 0.0, "recall": 0.0}
+    # collapse: every generated point on a few real points -> precise but no recall
+    collapsed = np.repeat(real[:2], 100, axis=0) + 1e-3 * rng.normal(size=(200, 5))
+    c = G.precision_recall(real, collapsed)
+    assert c["precision"] == 1.0 and c["recall"] < 0.2
+    with pytest.raises(ValueError, match="k"):
+        G.precision_recall(real[:3], real[:3])
+
+
+def test_mean_pairwise_distance_known_answer():
+    x = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]])
+    assert G.mean_pairwise_distance(x) == pytest.approx((5 + 0 + 5) / 3)
+    assert G.mean_pairwise_distance(np.ones((5, 3))) == 0.0
+
+
+def test_qa_rule_picks_the_coldest_beta_that_keeps_coverage_and_recall():
+    class FakeJudge:
+        table = {1.0: (0.97, 0.5), 1.5: (0.95, 0.45), 2.0: (0.92, 0.35), 3.0: (0.5, 0.1)}
+
+        def judge(self, images, real):
+            cov, rec = self.table[float(images[0])]
+            return {"fid": 1.0, "coverage": cov, "recall": rec, "precision": 1.0, "min_class_fraction": 0.05}
+
+    beta, table = G.choose_beta(
+        lambda b, n, s: np.full(n, b), FakeJudge(), np.zeros(10), betas=(1.0, 1.5, 2.0, 3.0)
+    )
+    assert beta == 1.5  # 2.0 keeps coverage but recall 0.35 < 0.8 x 0.5
+    assert [r["chosen"] for r in table] == [False, True, False, False]
+
+
+def test_wilson_lower_bound():
+    assert G.wilson_lower(0.1, 320) < 0.1 < G.wilson_lower(0.5, 320)
+    assert G.wilson_lower(1.0, 10) < 1.0
+
+
+@pytest.mark.slow
+def test_generate_writes_array_and_json_and_refuses_bad_input(tmp_path, capsys, monkeypatch):
+    from qbm.cli import main as cli
+
+    monkeypatch.setenv("QBM_CACHE_DIR", str(tmp_path / "cache"))
+    out = str(tmp_path / "run")
+    args = ["train", "vae", "--epochs", "2", "--latent", "8", "--chains", "16", "--anneal-sweeps", "100",
+            "--quiet", "--out", out]  # fmt: skip
+    assert cli(args) == 0
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    gen = m["generation"]
+    for mode in ("prior", "qa"):
+        for k in ("fid", "coverage", "min_class_fraction", "precision", "recall"):
+            assert np.isfinite(gen[mode][k]), (mode, k)
+    assert gen["qa"]["beta"] >= 1.0 and len(gen["cqa"]["per_label"]) == 10
+    assert gen["fid_floor"] < gen["prior"]["fid"]
+    model = os.path.join(out, "model.pt")
+    for mode, extra in (("prior", []), ("qa", []), ("cqa", ["--label", "3"])):
+        png = str(tmp_path / f"{mode}.png")
+        rc = cli(["generate", "--model", model, "--mode", mode, "--num", "16", "--sweeps", "50", "--out", png, *extra])
+        assert rc == 0
+        arr = np.load(str(tmp_path / f"{mode}.npy"))
+        assert arr.shape == (16, 1, 8, 8) and arr.min() >= 0 and arr.max() <= 1
+        info = json.load(open(str(tmp_path / f"{mode}.json")))
+        assert info["mode"] == mode and info["seed"] == 0 and "coverage" in info["metrics"]
+    printed = capsys.readouterr().out
+    assert "relative" not in printed or "x its accuracy" in printed
+    assert cli(["generate", "--model", model, "--mode", "cqa", "--label", "12", "--out", png]) == 2
+    assert "label" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli(["generate", "--model", model, "--mode", "dream", "--out", png])
+    assert e.value.code == 2 and "--mode" in capsys.readouterr().err
