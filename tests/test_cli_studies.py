@@ -164,3 +164,10 @@ def test_compare_vae_tiny(tmp_path, capsys):
     assert [r["rank"] for r in rows] == ["1", "2"] and all(r["seeds"] == "2" for r in rows)
     iw = [float(r["iw_loglik_mean"]) for r in rows]
     assert iw == sorted(iw, reverse=True) and all(float(r["iw_loglik_ci_lo"]) <= v for r, v in zip(rows, iw))
+    # generation is judged beside the likelihood, with intervals, for both models
+    assert "Generation (judge" in text and "c-QA" in text
+    for r in rows:
+        for k in ("prior_fid", "qa_coverage", "qa_recall", "prior_precision"):
+            assert float(r[f"{k}_ci_lo"]) <= float(r[f"{k}_mean"]) <= float(r[f"{k}_ci_hi"]), k
+    bm = next(r for r in rows if r["model"] == "bm/gibbs")
+    assert float(bm["cqa_relative_diversity_mean"]) > 0

@@ -362,7 +362,17 @@ def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     t.train(config["epochs"], progress=False)
     final = t.evaluate(num_samples=config["iw_final"])
     keys = ("test_iw_loglik", "test_elbo", "test_recon_sampled", "test_recon_at_mode", "test_kl", "active_units")
+    from qbm import generation as G
+
+    judge = G.Judge(data)  # one cached judge per data set, shared by every run
+    if kind == "gaussian":
+        gen = G.evaluate_gaussian(t.model, data, judge, seed=seed)
+    else:
+        gen = G.evaluate_bm(t.model, data, judge, seed=seed)
+        gen.pop("_images")
+        gen.pop("_directions")
     return {
+        "generation": gen,
         "final": final,
         "history": [{k: h.get(k) for k in (*keys, "epoch", "epoch_seconds")} for h in t.history],
         "seconds_per_epoch": t.wall / max(1, t.epoch),
@@ -412,6 +422,12 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
     bounds = {"iw_loglik": (None, 0.0), "elbo": (None, 0.0), "recon_sampled": (0.0, None),
               "recon_at_mode": (0.0, None), "rate_kl": (0.0, None), "active_units": (0.0, float(args.latent)),
               "seconds_per_epoch": (0.0, None), "epochs_to_target_elbo": (1.0, float(args.epochs))}  # fmt: skip
+    for mode in ("prior", "qa"):
+        bounds.update({f"{mode}_fid": (0.0, None), f"{mode}_coverage": (0.0, 1.0), f"{mode}_precision": (0.0, 1.0),
+                       f"{mode}_recall": (0.0, 1.0), f"{mode}_min_class_fraction": (0.0, 1.0)})  # fmt: skip
+    bounds.update({"fid_floor": (0.0, None), "qa_beta": (1.0, None), "cqa_relative_diversity": (0.0, None),
+                   "cqa_min_relative_diversity": (0.0, None), "cqa_relative_accuracy": (0.0, None),
+                   "cqa_min_relative_accuracy": (0.0, None), "cqa_lambda": (0.0, None)})  # fmt: skip
     rows = []
     for m in models:
         rs = by_model[m]
@@ -427,6 +443,15 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
             "active_units": [r["final"]["active_units"] for r in rs],
             "seconds_per_epoch": [r["seconds_per_epoch"] for r in rs],
         }
+        for mode in ("prior", "qa"):
+            for k in ("fid", "coverage", "min_class_fraction", "precision", "recall"):
+                metrics[f"{mode}_{k}"] = [r["generation"][mode][k] for r in rs if "generation" in r]
+        metrics["qa_beta"] = [r["generation"]["qa"]["beta"] for r in rs if "generation" in r]
+        if m != "gaussian":
+            for k in ("relative_accuracy", "min_relative_accuracy", "relative_diversity", "min_relative_diversity"):
+                metrics[f"cqa_{k}"] = [r["generation"]["cqa"][k] for r in rs if "generation" in r]
+            metrics["cqa_lambda"] = [r["generation"]["cqa"]["lambda"] for r in rs if "generation" in r]
+        metrics["fid_floor"] = [r["generation"]["fid_floor"] for r in rs if "generation" in r]
         e2t = [epochs_to_reach(r["history"], target, key="test_elbo") if target is not None else None for r in rs]
         metrics["epochs_to_target_elbo"] = [float(e) if e is not None else float("nan") for e in e2t]
         row["reached_target"] = sum(e is not None for e in e2t)
@@ -481,7 +506,34 @@ def _markdown_table(rows: list[dict[str, Any]], args: argparse.Namespace, target
         + (" (the Gaussian VAE's mean final ELBO)" if args.target_elbo is None else "")
         + f". BM log Z: {next((r['log_z_method'] for r in rows if r['model'] != 'gaussian'), '-')}. {NOTE}.\n"
     )
-    return head + "\n".join(lines) + "\n" + foot
+    gen_head = (
+        "\nGeneration (judge: the data set's cached feature classifier; test images, equal counts; FID floor "
+        "real vs real {floor}):\n\n| model | mode | FID | coverage | smallest class | precision | recall | "
+        "c-QA accuracy / judge's on real | c-QA diversity / prior's own |\n|---|---|---|---|---|---|---|---|---|\n"
+    )
+    floor = next((_fmt_ci(r, "fid_floor") for r in rows if "fid_floor_mean" in r), "-")
+    glines = []
+    for r in rows:
+        if "prior_fid_mean" not in r:
+            continue
+        bm = r["model"] != "gaussian"
+        for mode in ("prior", "qa"):
+            label = ("prior (beta 1)" if bm else "tau 1") if mode == "prior" else f"QA (beta {_fmt_ci(r, 'qa_beta')})"
+            if not bm and mode == "qa":
+                label = f"cold (tau = beta^-1/2, beta {_fmt_ci(r, 'qa_beta')})"
+            glines.append(
+                f"| {r['model']} | {label} | {_fmt_ci(r, mode + '_fid')} | {_fmt_ci(r, mode + '_coverage')} | "
+                f"{_fmt_ci(r, mode + '_min_class_fraction')} | {_fmt_ci(r, mode + '_precision')} | "
+                f"{_fmt_ci(r, mode + '_recall')} | - | - |"
+            )
+        if bm:
+            glines.append(
+                f"| {r['model']} | c-QA (lambda {_fmt_ci(r, 'cqa_lambda')}) | - | - | - | - | - | "
+                f"{_fmt_ci(r, 'cqa_relative_accuracy')} (worst label {_fmt_ci(r, 'cqa_min_relative_accuracy')}) | "
+                f"{_fmt_ci(r, 'cqa_relative_diversity')} (worst {_fmt_ci(r, 'cqa_min_relative_diversity')}) |"
+            )
+    gen = gen_head.format(floor=floor) + "\n".join(glines) + "\n" if glines else ""
+    return head + "\n".join(lines) + "\n" + foot + gen
 
 
 def _band_plot(path: str, by_model: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> None:
