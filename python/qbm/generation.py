@@ -256,6 +256,15 @@ class Judge:
         ]
 
     def _train(self, data: Any) -> None:
+        # one thread: the same weights in every process, whatever its torch thread count
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self._fit(data)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, data: Any) -> None:
         torch.manual_seed(self.SEED)
         g = torch.Generator().manual_seed(self.SEED)
         x = torch.as_tensor(np.asarray(data.x_train, dtype=np.float32))

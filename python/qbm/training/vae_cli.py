@@ -379,6 +379,16 @@ def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     }
 
 
+def _prepare_judge(args: argparse.Namespace) -> None:
+    """Check the data, then build (or load) the data set's judge once in the driver, so
+    every run reads the same cached network instead of racing to train it."""
+    from qbm import generation as G
+    from qbm.data import check_dataset, load_dataset
+
+    check_dataset(args.dataset, args.data_dir)
+    G.Judge(load_dataset(args.dataset, args.data_dir))
+
+
 def cmd_compare_vae(args: argparse.Namespace) -> int:
     import json
 
@@ -402,11 +412,10 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
         "iw_final": args.iw_final,
         "device": args.device,
     }
-    from qbm.data import check_dataset
 
     study = Study("compare-vae", "qbm.training.vae_cli:compare_run", grid([{**base, "model": m} for m in models],
                                                                           args.seeds),
-                  preflight=lambda: check_dataset(args.dataset, args.data_dir))  # fmt: skip
+                  preflight=lambda: _prepare_judge(args))  # fmt: skip
     print(
         f"compare vae on {args.dataset}: {', '.join(models)}; latent {args.latent}, {args.epochs} epochs, "
         f"seeds {args.seeds} ({len(study.runs)} runs, engine {args.engine}) -> {args.out}"
