@@ -63,6 +63,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if args.label is None or not 0 <= args.label < len(dirs):
             raise ValueError(f"label: --mode cqa needs --label in [0, {len(dirs) - 1}]")
         lam = args.lam if args.lam is not None else choice.get("lambda", 1.0)
+        if isinstance(lam, list):  # chosen per label at training
+            lam = lam[args.label]
         field = lam * dirs[args.label]
     ising = model.prior.to_ising(extra_field=field)
     res = s.sample_model(ising, num_reads=args.num_reads, seed=args.seed)

@@ -151,8 +151,8 @@ def write_outputs(
             os.path.join(out, "conditional.png"),
             grid,
             rows=len(imgs["cqa"]),
-            title=f"c-QA mode, lambda={gen['cqa']['lambda']:g} (tilted prior at beta = 1)",
-            row_labels=[f"{r['label']}: acc {r['accuracy']:.2f}" for r in per],
+            title="c-QA mode: tilted prior at beta = 1 (lambda per label, chosen on validation data)",
+            row_labels=[f"{r['label']}: lam {r['lambda']:g}, acc {r['accuracy']:.2f}" for r in per],
         )
         extra["generation"] = gen
         extra["generation_choice"] = {
@@ -280,6 +280,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if args.label is None or not 0 <= args.label < len(dirs):
             raise ValueError(f"label: --mode cqa needs --label in [0, {len(dirs) - 1}]")
         lam = args.lam if args.lam is not None else choice.get("lambda", DEFAULT_LAMBDA)
+        if isinstance(lam, list):  # chosen per label at training
+            lam = lam[args.label]
         info.update(label=args.label, **{"lambda": lam, "beta": 1.0})
         imgs = G.decode(
             model, G.cqa_spins(model, args.num, dirs[args.label], lam, num_sweeps=args.sweeps, seed=args.seed)
@@ -459,7 +461,7 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
         if m != "gaussian":
             for k in ("relative_accuracy", "min_relative_accuracy", "relative_diversity", "min_relative_diversity"):
                 metrics[f"cqa_{k}"] = [r["generation"]["cqa"][k] for r in rs if "generation" in r]
-            metrics["cqa_lambda"] = [r["generation"]["cqa"]["lambda"] for r in rs if "generation" in r]
+            metrics["cqa_lambda"] = [float(np.mean(r["generation"]["cqa"]["lambda"])) for r in rs if "generation" in r]
         metrics["fid_floor"] = [r["generation"]["fid_floor"] for r in rs if "generation" in r]
         e2t = [epochs_to_reach(r["history"], target, key="test_elbo") if target is not None else None for r in rs]
         metrics["epochs_to_target_elbo"] = [float(e) if e is not None else float("nan") for e in e2t]
@@ -537,7 +539,7 @@ def _markdown_table(rows: list[dict[str, Any]], args: argparse.Namespace, target
             )
         if bm:
             glines.append(
-                f"| {r['model']} | c-QA (lambda {_fmt_ci(r, 'cqa_lambda')}) | - | - | - | - | - | "
+                f"| {r['model']} | c-QA (mean lambda {_fmt_ci(r, 'cqa_lambda')}) | - | - | - | - | - | "
                 f"{_fmt_ci(r, 'cqa_relative_accuracy')} (worst label {_fmt_ci(r, 'cqa_min_relative_accuracy')}) | "
                 f"{_fmt_ci(r, 'cqa_relative_diversity')} (worst {_fmt_ci(r, 'cqa_min_relative_diversity')}) |"
             )
