@@ -119,7 +119,7 @@ def test_qa_rule_picks_the_coldest_beta_that_keeps_coverage_and_recall():
 
         def judge(self, images, real):
             cov, rec = self.table[float(images[0])]
-            return {"fid": 1.0, "coverage": cov, "recall": rec, "precision": 1.0, "min_class_fraction": 0.05}
+            return {"fid": 10.0, "coverage": cov, "recall": rec, "precision": 1.0, "min_class_fraction": 0.05}
 
     beta, table = G.choose_beta(
         lambda b, n, s: np.full(n, b), FakeJudge(), np.zeros(10), betas=(1.0, 1.5, 2.0, 3.0)

@@ -42,14 +42,17 @@ import torch
 import torch.nn.functional as F
 
 MODES = ("prior", "qa", "cqa")
-QA_BETAS = (1.0, 1.25, 1.5, 2.0, 3.0, 4.0)
+QA_BETAS = (1.0, 1.1, 1.2, 1.3, 1.5, 2.0, 3.0)
 LAMBDAS = (0.5, 1.0, 2.0, 4.0, 8.0)
 MIN_COVERAGE = 0.9
 MIN_RECALL_RATIO = 0.8
+MIN_CLASS_FRACTION = 0.03
+MAX_FID_RATIO = 1.2
 MIN_RELATIVE_ACCURACY = 0.95
 QA_RULE = (
-    f"the coldest final beta in {list(QA_BETAS)} whose samples keep class coverage >= {MIN_COVERAGE} and recall "
-    f">= {MIN_RECALL_RATIO}x that of the beta = 1 samples, on a validation split of the training set"
+    f"the coldest final beta in {list(QA_BETAS)} whose samples keep class coverage >= {MIN_COVERAGE}, every class "
+    f">= {MIN_CLASS_FRACTION:.0%} of samples, recall >= {MIN_RECALL_RATIO}x and FID <= {MAX_FID_RATIO}x those of "
+    "the beta = 1 samples, on a validation split of the training set (beta = 1 when no colder one does)"
 )
 LAMBDA_RULE = (
     f"per label, the smallest lambda in {list(LAMBDAS)} whose c-QA images the picker (logistic regression on "
@@ -308,8 +311,15 @@ def choose_beta(
     for beta in betas:
         m = judge.judge(sample(beta, len(real_val), seed), real_val)
         table.append({"beta": float(beta), **m})
-    base = table[0]["recall"]
-    ok = [r for r in table if r["coverage"] >= MIN_COVERAGE and r["recall"] >= MIN_RECALL_RATIO * base]
+    base = table[0]
+    ok = [
+        r
+        for r in table
+        if r["coverage"] >= MIN_COVERAGE
+        and r["min_class_fraction"] >= MIN_CLASS_FRACTION
+        and r["recall"] >= MIN_RECALL_RATIO * base["recall"]
+        and r["fid"] <= MAX_FID_RATIO * base["fid"]
+    ]
     beta = max((r["beta"] for r in ok), default=float(betas[0]))
     for r in table:
         r["chosen"] = r["beta"] == beta
