@@ -159,7 +159,7 @@ def class_coverage(pred: Any, num_classes: int) -> dict[str, float]:
     0 = one class) and the smallest class fraction."""
     p = np.bincount(np.asarray(pred, dtype=np.int64), minlength=num_classes)[:num_classes] / max(1, len(pred))
     nz = p[p > 0]
-    ent = float(-(nz * np.log(nz)).sum() / math.log(num_classes)) if num_classes > 1 else 1.0
+    ent = max(0.0, float(-(nz * np.log(nz)).sum() / math.log(num_classes))) if num_classes > 1 else 1.0
     return {"coverage": ent, "min_class_fraction": float(p.min())}
 
 

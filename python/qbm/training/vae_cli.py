@@ -322,7 +322,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             parts.append(
                 f"judge assigns {m['accuracy']:.0%} to label {args.label} ({m['relative_accuracy']:.2f}x its accuracy "
                 f"on real images), diversity {m.get('relative_diversity', float('nan')):.2f}x the prior's own samples "
-                f"of the label, class coverage {m['coverage']:.2f}"
+                "of the label"
             )
         else:
             parts.append(
