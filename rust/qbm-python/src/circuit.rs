@@ -43,6 +43,24 @@ pub struct CircuitProgram {
     inner: Program,
 }
 
+impl CircuitProgram {
+    /// The angle array (rows, slots) as a flat vector, its rows and slots; a wrong
+    /// number of slots is an error naming `angles`.
+    fn angle_rows(&self, angles: &PyReadonlyArray2<'_, f64>) -> PyResult<(Vec<f64>, usize, usize)> {
+        let (rows, s) = angles.as_array().dim();
+        if s != self.inner.num_slots() {
+            return Err(value_error(
+                "angles",
+                format!(
+                    "expected (rows, {}), got ({rows}, {s})",
+                    self.inner.num_slots()
+                ),
+            ));
+        }
+        Ok((angles.as_array().iter().copied().collect(), rows, s))
+    }
+}
+
 #[pymethods]
 impl CircuitProgram {
     #[new]
@@ -106,17 +124,7 @@ impl CircuitProgram {
         initial: Option<PyReadonlyArray3<'py, f64>>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyArray3<f64>>> {
-        let (rows, s) = angles.as_array().dim();
-        if s != self.inner.num_slots() {
-            return Err(value_error(
-                "angles",
-                format!(
-                    "expected (rows, {}), got ({rows}, {s})",
-                    self.inner.num_slots()
-                ),
-            ));
-        }
-        let av: Vec<f64> = angles.as_array().iter().copied().collect();
+        let (av, rows, _) = self.angle_rows(&angles)?;
         let init = match initial {
             Some(a) => Some(flat3(&a, "initial")?.0),
             None => None,
@@ -143,17 +151,7 @@ impl CircuitProgram {
         lam: PyReadonlyArray3<'py, f64>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-        let (rows, s) = angles.as_array().dim();
-        if s != self.inner.num_slots() {
-            return Err(value_error(
-                "angles",
-                format!(
-                    "expected (rows, {}), got ({rows}, {s})",
-                    self.inner.num_slots()
-                ),
-            ));
-        }
-        let av: Vec<f64> = angles.as_array().iter().copied().collect();
+        let (av, rows, s) = self.angle_rows(&angles)?;
         let (pv, pr, _, _) = flat3(&psi, "psi")?;
         let (lv, lr, _, _) = flat3(&lam, "lam")?;
         if pr != rows || lr != rows {
