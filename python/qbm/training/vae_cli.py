@@ -290,51 +290,78 @@ def cmd_generate(args: argparse.Namespace) -> int:
     stem = os.path.splitext(args.out)[0]
     save_image_grid(args.out, imgs.transpose(0, 2, 3, 1), title=title)
     np.save(stem + ".npy", imgs.astype(np.float32))
-    # numbers that would catch collapse, judged by the data set's feature classifier
-    ds = ck.get("trainer", {}).get("dataset")
-    metrics: dict[str, Any] = {}
-    if ds == "digits" or args.data_dir:
-        from qbm.data import load_dataset
-
-        data = load_dataset(ds, args.data_dir)
-        judge = G.Judge(data)
-        pred = judge.predict(imgs)
-        metrics.update(G.class_coverage(pred, judge.num_classes))
-        metrics["diversity"] = G.mean_pairwise_distance(imgs)
-        if args.mode == "cqa":
-            acc = float(np.mean(pred == args.label))
-            real = judge.per_class_accuracy[args.label]
-            metrics.update(accuracy=acc, relative_accuracy=acc / real if real else float("nan"))
-            ref = G.decode(model, G.prior_spins(model, 400, num_sweeps=args.sweeps, seed=args.seed + 1))
-            ref = ref[judge.predict(ref) == args.label]
-            if len(ref) >= 2:
-                metrics["relative_diversity"] = metrics["diversity"] / G.mean_pairwise_distance(ref)
-        elif len(imgs) > 3:
-            real = np.asarray(data.x_test)[: len(imgs)]
-            metrics.update(judge.judge(imgs, real))
+    metrics = judge_generated(ck, model, imgs, args.mode, args.label, data_dir=args.data_dir, sweeps=args.sweeps,
+                              seed=args.seed)  # fmt: skip
     info["metrics"] = metrics
     with open(stem + ".json", "w") as fh:
         json.dump(info, fh, indent=1, default=float)
-    parts = [f"wrote {args.out}, {stem}.npy and {stem}.json ({args.num} images)"]
-    if metrics:
-        m = metrics
-        if args.mode == "cqa":
-            parts.append(
-                f"judge assigns {m['accuracy']:.0%} to label {args.label} ({m['relative_accuracy']:.2f}x its accuracy "
-                f"on real images), diversity {m.get('relative_diversity', float('nan')):.2f}x the prior's own samples "
-                "of the label"
-            )
-        else:
-            parts.append(
-                f"class coverage {m['coverage']:.2f} (smallest class {m['min_class_fraction']:.0%})"
-                + (
-                    f", FID {m['fid']:.2f}, precision {m['precision']:.2f}, recall {m['recall']:.2f}"
-                    if "fid" in m
-                    else ""
-                )
-            )
-    print("; ".join(parts))
+    print(
+        f"wrote {args.out}, {stem}.npy and {stem}.json ({args.num} images)"
+        + describe_metrics(metrics, args.mode, args.label)
+    )
     return 0
+
+
+def judge_generated(
+    ck: dict[str, Any],
+    model: Any,
+    imgs: np.ndarray,
+    mode: str,
+    label: int | None,
+    *,
+    data_dir: str | None = None,
+    sweeps: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Numbers that would catch collapse, by the data set's judge (digits, or a data set
+    found at ``data_dir``): class coverage and diversity; FID / precision / recall against
+    as many real test images (prior, QA); accuracy and diversity relative to the judge on
+    real images and to the prior's own samples of the label (c-QA). Empty when the data
+    set cannot be loaded."""
+    from qbm import generation as G
+    from qbm.models.vae import BMVAE
+
+    ds = ck.get("trainer", {}).get("dataset")
+    metrics: dict[str, Any] = {}
+    if not (ds == "digits" or data_dir):
+        return metrics
+    from qbm.data import load_dataset
+
+    data = load_dataset(ds, data_dir)
+    judge = G.Judge(data)
+    pred = judge.predict(imgs)
+    metrics.update(G.class_coverage(pred, judge.num_classes))
+    metrics["diversity"] = G.mean_pairwise_distance(imgs)
+    if mode == "cqa" and label is not None:
+        acc = float(np.mean(pred == label))
+        real = judge.per_class_accuracy[label]
+        metrics.update(accuracy=acc, relative_accuracy=acc / real if real else float("nan"))
+        if isinstance(model, BMVAE):
+            ref = G.decode(model, G.prior_spins(model, 400, num_sweeps=sweeps, seed=seed + 1))
+            ref = ref[judge.predict(ref) == label]
+            if len(ref) >= 2:
+                metrics["relative_diversity"] = metrics["diversity"] / G.mean_pairwise_distance(ref)
+    elif len(imgs) > 3:
+        metrics.update(judge.judge(imgs, np.asarray(data.x_test)[: len(imgs)]))
+    return metrics
+
+
+def describe_metrics(m: dict[str, Any], mode: str, label: int | None) -> str:
+    """'; ...' with the judged numbers (accuracy never alone), or '' without any."""
+    if not m:
+        return ""
+    if mode == "cqa" and "accuracy" in m:
+        return (
+            f"; judge assigns {m['accuracy']:.0%} to label {label} ({m['relative_accuracy']:.2f}x its accuracy "
+            f"on real images), diversity {m.get('relative_diversity', float('nan')):.2f}x the prior's own samples "
+            "of the label"
+        )
+    return f"; class coverage {m['coverage']:.2f} (smallest class {m['min_class_fraction']:.0%})" + (
+        f", FID {m['fid']:.2f} ({m['count']} vs as many real test images), precision {m['precision']:.2f}, "
+        f"recall {m['recall']:.2f}"
+        if "fid" in m
+        else ""
+    )
 
 
 def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
