@@ -1,5 +1,6 @@
 """Smoke test of an installed qbm wheel, run from outside the source tree with no Rust
-toolchain on PATH: the extension loads, samplers run through dimod, the CLI starts."""
+toolchain on PATH: the extension loads, samplers run through dimod, the circuit engine
+runs and differentiates, the CLI starts."""
 
 import os
 import shutil
@@ -22,6 +23,19 @@ ss = GibbsSampler().sample(bqm, num_reads=20, num_sweeps=50, seed=1)
 dimod.testing.assert_sampleset_energies(ss, bqm)
 r = SQASampler().sample_model(qbm.IsingModel.from_bqm(bqm), num_reads=8, num_sweeps=20, seed=0)
 assert r.spins.shape == (8, 2) and np.all(np.abs(r.spins) == 1)
+# the circuit engine: a Bell pair's probabilities and an adjoint gradient
+import torch  # noqa: E402
+
+from qbm.quantum import Circuit  # noqa: E402
+
+c = Circuit(2)
+k = c.ry(0)
+c.cx(0, 1)
+theta = torch.tensor([np.pi / 2], dtype=torch.float64, requires_grad=True)
+q = c.run(theta)
+assert np.allclose(q.detach().numpy(), [0.5, 0, 0, 0.5]), q
+(q[0] - q[3]).backward()
+assert abs(float(theta.grad[k]) + 1.0) < 1e-12, theta.grad  # d/dt (cos^2 - sin^2)(t/2) = -sin t
 out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "qbm"), "--help"], capture_output=True, text=True)
 assert out.returncode == 0 and "usage: qbm" in out.stdout, out
 print("wheel smoke test OK")
