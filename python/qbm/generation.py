@@ -507,6 +507,18 @@ def summary_lines(gen: dict[str, Any]) -> list[str]:
             f"{mode:>5} ({t}): FID {m['fid']:.2f}, coverage {m['coverage']:.2f} (smallest class "
             f"{m['min_class_fraction']:.0%}), precision {m['precision']:.2f}, recall {m['recall']:.2f}"
         )
+    if gen.get("qa_table"):
+        key = "beta"
+        lines.append(
+            "  QA choice on validation data ("
+            + key
+            + ": FID / coverage / recall): "
+            + ", ".join(
+                f"{r[key]:g}: {r['fid']:.1f} / {r['coverage']:.2f} / {r['recall']:.2f}"
+                + ("*" if r.get("chosen") else "")
+                for r in gen["qa_table"]
+            )
+        )
     if "cqa" in gen:
         c = gen["cqa"]
         lams = (
