@@ -133,3 +133,36 @@ def test_active_units_counts_varying_posterior_means():
     assert np.isfinite(float(iw_loglik(m, x, 5).mean()))
 
 
+
+
+def test_sparse_prior_energy_in_the_core_matches_torch():
+    """Large sparse priors take the core's edge loop (qbm._core.pair_energies): energies
+    and gradients for z, h and J equal the torch gather formula, on 1 or 2 threads."""
+    import numpy as np
+    import torch
+
+    from qbm import _core
+    from qbm.models.prior import BoltzmannPrior
+
+    edges = [(k, (k + 1) % 300) for k in range(300)] + [(k, (k + 7) % 300) for k in range(0, 300, 3)]
+    p = BoltzmannPrior(300, edges, seed=1, init_scale=0.3)
+    assert p.n * p.n > 128 * p.num_edges  # the sparse path
+    z = torch.where(torch.rand(257, 300, generator=torch.Generator().manual_seed(0)) < 0.4, 1.0, -1.0)
+    z = z.double().requires_grad_(True)
+    e = p.energy(z)
+    i, j = p.edges[:, 0], p.edges[:, 1]
+    z2 = z.detach().clone().requires_grad_(True)
+    ref = -(z2 @ p.h) - (z2[:, i] * z2[:, j] * p.J).sum(-1)
+    np.testing.assert_allclose(e.detach().numpy(), ref.detach().numpy(), atol=1e-10)
+    w = torch.linspace(-1, 1, 257, dtype=torch.float64)
+    g = torch.autograd.grad((e * w).sum(), [z, p.h, p.J])
+    r = torch.autograd.grad((ref * w).sum(), [z2, p.h, p.J])
+    for a, b in zip(g, r):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-10)
+    args = (z.detach().numpy(), p.h.detach().numpy(), p.edges.numpy(), p.J.detach().numpy(), w.numpy(), True)
+    one = _core.pair_energy_grad(*args, num_threads=1)
+    two = _core.pair_energy_grad(*args, num_threads=2)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="edges"):
+        _core.pair_energies(z.detach().numpy(), p.h.detach().numpy(), np.array([[0, 0]]), np.ones(1))

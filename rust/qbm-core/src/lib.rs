@@ -12,6 +12,7 @@
 
 pub mod circuit;
 pub mod drivers;
+pub mod energy;
 pub mod error;
 pub mod memory;
 pub mod mmd;

@@ -3,6 +3,7 @@
 
 mod circuit;
 mod detach;
+mod energy;
 mod error;
 mod ising;
 mod mmd;
@@ -51,5 +52,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     samplers::register(m)?;
     mmd::register(m)?;
     circuit::register(m)?;
+    energy::register(m)?;
     Ok(())
 }
