@@ -133,8 +133,6 @@ def test_active_units_counts_varying_posterior_means():
     assert np.isfinite(float(iw_loglik(m, x, 5).mean()))
 
 
-
-
 def test_sparse_prior_energy_in_the_core_matches_torch():
     """Large sparse priors take the core's edge loop (qbm._core.pair_energies): energies
     and gradients for z, h and J equal the torch gather formula, on 1 or 2 threads."""
