@@ -16,7 +16,7 @@ import numpy as np
 
 
 # classes of each named data set (labels must lie in 0..K-1)
-KNOWN_CLASSES = {"digits": 10, "mnist": 10, "fashion-mnist": 10, "sat4": 4}
+KNOWN_CLASSES = {"digits": 10, "mnist": 10, "fashion-mnist": 10, "sat4": 4, "celeba": 2}
 
 
 @dataclass
@@ -189,7 +189,7 @@ def load_mnist(directory: str, name: str = "mnist", max_train: int | None = None
     return ImageData(name, xtr, ytr, xte, yte, source=f"{name} in {directory!r}")
 
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "sat4")
+DATASETS = ("digits", "mnist", "fashion-mnist", "sat4", "celeba")
 
 
 def check_dataset(name: str, data_dir: str | None = None) -> None:
@@ -204,7 +204,11 @@ def check_dataset(name: str, data_dir: str | None = None) -> None:
         raise ValueError(f"--data-dir: {name} is read from local files; give --data-dir (qbm never downloads)")
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(f"--data-dir: data directory {data_dir!r} does not exist")
-    if name in ("mnist", "fashion-mnist"):
+    if name == "celeba":
+        from qbm.data.celeba import find_files
+
+        find_files(data_dir)
+    elif name in ("mnist", "fashion-mnist"):
         for v in _MNIST_FILES.values():
             _find(data_dir, v)
     elif name == "sat4":
@@ -223,6 +227,10 @@ def load_dataset(name: str, data_dir: str | None = None) -> ImageData:
         return load_digits()
     if name in ("mnist", "fashion-mnist"):
         return load_mnist(data_dir, name)
+    if name == "celeba":
+        from qbm.data.celeba import load_celeba
+
+        return load_celeba(data_dir)
     from qbm.data.sat4 import load_sat4
 
     return load_sat4(data_dir)

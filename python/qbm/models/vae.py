@@ -44,27 +44,30 @@ def mlp_decoder(latent: int, shape: tuple[int, ...], hidden: tuple[int, ...] = (
     return nn.Sequential(*layers)
 
 
-def conv_encoder(channels: int, out_dim: int) -> nn.Module:
-    """For 28 x 28 images."""
+def conv_encoder(channels: int, out_dim: int, side: int = 28) -> nn.Module:
+    """For square images whose side is a multiple of 4 (28 x 28 MNIST, 32 x 32 or 64 x 64
+    CelebA): two stride-2 convolutions, then a 256-unit layer."""
+    s = side // 4
     return nn.Sequential(
         nn.Conv2d(channels, 32, 4, 2, 1),
         nn.ReLU(),
         nn.Conv2d(32, 64, 4, 2, 1),
         nn.ReLU(),
         nn.Flatten(),
-        nn.Linear(64 * 7 * 7, 256),
+        nn.Linear(64 * s * s, 256),
         nn.ReLU(),
         nn.Linear(256, out_dim),
     )
 
 
-def conv_decoder(latent: int, channels: int) -> nn.Module:
+def conv_decoder(latent: int, channels: int, side: int = 28) -> nn.Module:
+    s = side // 4
     return nn.Sequential(
         nn.Linear(latent, 256),
         nn.ReLU(),
-        nn.Linear(256, 64 * 7 * 7),
+        nn.Linear(256, 64 * s * s),
         nn.ReLU(),
-        nn.Unflatten(1, (64, 7, 7)),
+        nn.Unflatten(1, (64, s, s)),
         nn.ConvTranspose2d(64, 32, 4, 2, 1),
         nn.ReLU(),
         nn.ConvTranspose2d(32, channels, 4, 2, 1),
@@ -72,12 +75,15 @@ def conv_decoder(latent: int, channels: int) -> nn.Module:
 
 
 def build_nets(shape: tuple[int, ...], enc_out: int, latent: int, arch: str) -> tuple[nn.Module, nn.Module]:
+    square4 = shape[-1] == shape[-2] and shape[-1] % 4 == 0 and shape[-1] >= 16
     if arch == "auto":
-        arch = "conv" if shape[-1] == 28 else "mlp"
+        arch = "conv" if square4 else "mlp"
     if arch == "conv":
-        if shape[-2:] != (28, 28):
-            raise ValueError(f"arch: the conv net expects 28 x 28 images, got {shape}")
-        return conv_encoder(shape[0], enc_out), conv_decoder(latent, shape[0])
+        if not square4:
+            raise ValueError(
+                f"arch: the conv net expects square images with a side divisible by 4 (>= 16), got {shape}"
+            )
+        return conv_encoder(shape[0], enc_out, shape[-1]), conv_decoder(latent, shape[0], shape[-1])
     if arch == "mlp":
         return mlp_encoder(int(math.prod(shape)), enc_out), mlp_decoder(latent, shape)
     raise ValueError(f"arch: unknown value {arch!r}; choose mlp, conv or auto")
