@@ -190,3 +190,39 @@ def test_short_training_improves_fid(tmp_path):
     assert m["final_fid"] < m["initial_fid"]
     for f in ("samples.png", "curves.png"):
         assert os.path.exists(os.path.join(out, f))
+
+
+def test_shared_pieces_are_cached_by_content_and_reused_without_images(tmp_path, monkeypatch):
+    """The capacity study's shared pieces: built once, read back without the data (same
+    latents, features and floor), rebuilt when the data change; the FID features come
+    from the data set's judge, so two latent sizes share one feature space."""
+    from qbm.data import load_digits
+    from qbm.data.images import ImageData
+    from qbm.training import qgan as Q
+
+    monkeypatch.setenv("QBM_CACHE_DIR", str(tmp_path / "judges"))
+    d = load_digits()
+    path = str(tmp_path / "shared.pt")
+    a = Q.Shared(d, 4, ae_epochs=2, eval_samples=100, cache=path)
+    calls = []
+    monkeypatch.setattr(Q.Shared, "_train_ae", lambda self, *a_, **k: calls.append(1) or {"test_mse": 0.0})
+    b = Q.Shared(d, 4, ae_epochs=2, eval_samples=100, cache=path)  # same content: no training
+    assert not calls and b.key == a.key
+    c = Q.Shared.from_cache(path, latent=4, dataset="digits")
+    assert c is not None and not hasattr(c, "data")
+    np.testing.assert_array_equal(c.z_train.numpy(), a.z_train.numpy())
+    np.testing.assert_array_equal(c.real_feats, a.real_feats)
+    assert c.fid_floor == a.fid_floor
+    z = torch.zeros(10, 4)
+    assert c.fid_of_latents(z) == pytest.approx(a.fid_of_latents(z))
+    assert Q.Shared.from_cache(path, latent=8) is None and Q.Shared.from_cache(str(tmp_path / "none.pt")) is None
+    # other data (one image changed): a different key, rebuilt
+    x = d.x_train.copy()
+    x[0, 0, 0, 0] = 1.0 - x[0, 0, 0, 0]
+    d2 = ImageData("digits", x, d.y_train, d.x_test, d.y_test)
+    e = Q.Shared(d2, 4, ae_epochs=2, eval_samples=100, cache=path)
+    assert calls and e.key != a.key
+    # the feature network is the judge: identical for another latent size
+    f = Q.Shared(d, 6, ae_epochs=1, eval_samples=100)
+    for p, q in zip(a.clf.state_dict().values(), f.clf.state_dict().values()):
+        assert torch.equal(p, q)

@@ -60,7 +60,15 @@ class QGANConfig:
 
 # ------------------------------------------------------------------ shared pieces
 class Shared:
-    """Frozen autoencoder, FID classifier, encoded training latents and real features."""
+    """Frozen autoencoder, FID features, encoded training latents and real features.
+
+    The FID feature network is the data set's judge (:class:`qbm.generation.Judge`: one
+    per data set, fixed seed, cached by content), so every latent size and every run of a
+    study measures FID in the same feature space. With ``cache`` the whole object (the
+    autoencoder, the judge's weights, the encoded training latents, the real test
+    features and the FID floor) is stored under a content key of the data and the
+    preparation config; :meth:`from_cache` rebuilds it without the images, so a study's
+    runs never reload or re-encode the data. A cache whose key differs is rebuilt."""
 
     def __init__(
         self,
@@ -69,45 +77,25 @@ class Shared:
         *,
         seed: int = 0,
         ae_epochs: int = 80,
-        clf_epochs: int = 30,
+        clf_epochs: int = 30,  # kept for the config's sake: the judge trains its own fixed schedule
         eval_samples: int = 500,
         cache: str | None = None,
         progress: bool = False,
     ) -> None:
-        self.data, self.latent = data, latent
+        from qbm.generation import Judge, content_key
+
+        self.latent = latent
+        cfg = {"latent": latent, "seed": seed, "ae_epochs": ae_epochs, "eval_samples": eval_samples}
+        self.key = content_key(data.x_train, data.y_train, data.x_test, config=cfg)
+        if cache and os.path.exists(cache) and self._load(cache, expect_key=self.key):
+            return
         torch.manual_seed(seed)
         self.ae = LatentAutoencoder(data.shape, latent)
-        self.clf = FeatureClassifier(data.shape, data.num_classes)
-        loaded = False
-        if cache and os.path.exists(cache):
-            try:
-                ck = load_file(cache)
-            except ValueError:  # a stale or corrupt cache is rebuilt
-                ck = {}
-            if ck.get("latent") == latent and ck.get("dataset") == data.name:
-                self.ae.load_state_dict(ck["ae"])
-                self.clf.load_state_dict(ck["clf"])
-                self.ae_report, self.clf_accuracy = ck["ae_report"], ck["clf_accuracy"]
-                loaded = True
-        if not loaded:
-            self.ae_report = self._train_ae(ae_epochs, seed, progress)
-            self.clf_accuracy = self._train_clf(clf_epochs, seed, progress)
-            if cache:
-                save_atomic(
-                    {
-                        "latent": latent,
-                        "dataset": data.name,
-                        "ae": self.ae.state_dict(),
-                        "clf": self.clf.state_dict(),
-                        "ae_report": self.ae_report,
-                        "clf_accuracy": self.clf_accuracy,
-                    },
-                    cache,
-                )
-        self.ae.eval()
-        self.clf.eval()
-        for p in list(self.ae.parameters()) + list(self.clf.parameters()):
-            p.requires_grad_(False)
+        self.data = data
+        self.ae_report = self._train_ae(ae_epochs, seed, progress)
+        judge = Judge(data)
+        self.clf, self.clf_accuracy = judge.net, judge.accuracy
+        self._freeze()
         with torch.no_grad():
             self.z_train = self.ae.encode(torch.as_tensor(data.x_train))
             self.real_feats = self.features(torch.as_tensor(data.x_test))
@@ -116,6 +104,66 @@ class Shared:
             self.fid_floor = fid_from_features(self.features(torch.as_tensor(data.x_train[idx])), self.real_feats)
             recon = self.ae(torch.as_tensor(data.x_test))
             self.ae_report["fid_reconstructions"] = fid_from_features(self.features(recon), self.real_feats)
+        self.shape = tuple(data.shape)
+        self.num_classes = int(data.num_classes)
+        self.dataset = data.name
+        if cache:
+            save_atomic(
+                {
+                    "key": self.key,
+                    "latent": latent,
+                    "dataset": data.name,
+                    "shape": list(self.shape),
+                    "num_classes": self.num_classes,
+                    "ae": self.ae.state_dict(),
+                    "clf": self.clf.state_dict(),
+                    "ae_report": self.ae_report,
+                    "clf_accuracy": self.clf_accuracy,
+                    "z_train": self.z_train.numpy(),
+                    "real_feats": self.real_feats,
+                    "fid_floor": self.fid_floor,
+                },
+                cache,
+            )
+
+    def _freeze(self) -> None:
+        self.ae.eval()
+        self.clf.eval()
+        for p in list(self.ae.parameters()) + list(self.clf.parameters()):
+            p.requires_grad_(False)
+
+    def _load(self, path: str, expect_key: str | None = None) -> bool:
+        try:
+            ck = load_file(path)
+        except ValueError:  # a corrupt cache is rebuilt
+            return False
+        if not isinstance(ck, dict) or "z_train" not in ck or (expect_key and ck.get("key") != expect_key):
+            return False
+        self.key, self.latent, self.dataset = ck["key"], int(ck["latent"]), ck["dataset"]
+        self.shape, self.num_classes = tuple(ck["shape"]), int(ck["num_classes"])
+        self.ae = LatentAutoencoder(self.shape, self.latent)
+        self.clf = FeatureClassifier(self.shape, self.num_classes)
+        self.ae.load_state_dict(ck["ae"])
+        self.clf.load_state_dict(ck["clf"])
+        self._freeze()
+        self.ae_report, self.clf_accuracy = ck["ae_report"], ck["clf_accuracy"]
+        self.z_train = torch.as_tensor(np.asarray(ck["z_train"]))
+        self.real_feats = np.asarray(ck["real_feats"])
+        self.fid_floor = float(ck["fid_floor"])
+        return True
+
+    @classmethod
+    def from_cache(cls, path: str, *, latent: int | None = None, dataset: str | None = None) -> Shared | None:
+        """The prepared pieces from ``path`` without the images (None when the file is
+        missing, corrupt or for another latent size / data set)."""
+        if not path or not os.path.exists(path):
+            return None
+        obj = cls.__new__(cls)
+        if not obj._load(path):
+            return None
+        if (latent is not None and obj.latent != latent) or (dataset is not None and obj.dataset != dataset):
+            return None
+        return obj
 
     def _train_ae(self, epochs: int, seed: int, progress: bool) -> dict[str, float]:
         g = torch.Generator().manual_seed(seed)
@@ -133,22 +181,6 @@ class Shared:
             xt = torch.as_tensor(self.data.x_test)
             mse = float(F.mse_loss(self.ae(xt), xt))
         return {"test_mse": mse, "epochs": epochs}
-
-    def _train_clf(self, epochs: int, seed: int, progress: bool) -> float:
-        g = torch.Generator().manual_seed(seed + 1)
-        x, y = torch.as_tensor(self.data.x_train), torch.as_tensor(self.data.y_train)
-        opt = torch.optim.Adam(self.clf.parameters(), lr=2e-3)
-        for _ in tqdm(range(epochs), desc="FID classifier", disable=not progress):
-            perm = torch.randperm(len(x), generator=g)
-            for s in range(0, len(x), 64):
-                b = perm[s : s + 64]
-                loss = F.cross_entropy(self.clf(x[b]), y[b])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        with torch.no_grad():
-            pred = self.clf(torch.as_tensor(self.data.x_test)).argmax(1).numpy()
-        return float(np.mean(pred == self.data.y_test))
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> np.ndarray:
@@ -355,18 +387,20 @@ def capacity_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     and loss traces; the optimality verdict is made later, across runs."""
     cfg_d = {k: v for k, v in config.items() if k not in ("cache",)}
     cfg = QGANConfig(**{**cfg_d, "seed": seed})
-    from qbm.data import load_dataset
+    # the driver prepared the shared pieces: runs need only latents, never images
+    shared = Shared.from_cache(config.get("cache") or "", latent=cfg.latent, dataset=cfg.dataset)
+    if shared is None:
+        from qbm.data import load_dataset
 
-    data = load_dataset(cfg.dataset, cfg.data_dir)
-    shared = Shared(
-        data,
-        cfg.latent,
-        seed=0,
-        ae_epochs=cfg.ae_epochs,
-        clf_epochs=cfg.clf_epochs,
-        eval_samples=cfg.eval_samples,
-        cache=config.get("cache"),
-    )
+        shared = Shared(
+            load_dataset(cfg.dataset, cfg.data_dir),
+            cfg.latent,
+            seed=0,
+            ae_epochs=cfg.ae_epochs,
+            clf_epochs=cfg.clf_epochs,
+            eval_samples=cfg.eval_samples,
+            cache=config.get("cache"),
+        )
     r = train_qgan(cfg, shared, progress=False)
     return {
         "generator_params": r["generator_params"],
