@@ -105,3 +105,28 @@ def test_sat4_csv_valid_and_crafted(tmp_path):
     (empty / "X_train_sat4.csv").write_text("")
     with pytest.raises(ValueError, match="X_train_sat4.csv.*(no rows|malformed)"):
         load_sat4(str(empty))
+
+
+@pytest.mark.parametrize("fmt,labels", [("mat", "4xN"), ("mat", "Nx4"), ("csv", "4xN")])
+def test_sat4_written_files_load_eagerly_and_memory_mapped_alike(tmp_path, monkeypatch, fmt, labels):
+    """write_sat4 files at a given size; the first load decodes them into uint8 caches, the
+    second memory-maps the caches and returns the same arrays; labels as (4, N) or (N, 4)."""
+    from qbm.data.sat4 import load_sat4_uint8, write_sat4
+
+    monkeypatch.setenv("QBM_CACHE_DIR", str(tmp_path / "cache"))
+    d = str(tmp_path / f"sat4-{fmt}-{labels}")
+    write_sat4(d, 37, 11, fmt=fmt, labels=labels, seed=3)
+    eager = load_sat4_uint8(d, cache=False)
+    first = load_sat4_uint8(d)
+    second = load_sat4_uint8(d)
+    assert isinstance(second[0], np.memmap) and second[0].dtype == np.uint8
+    assert eager[0].shape == (37, 4, 28, 28) and eager[2].shape == (11, 4, 28, 28)
+    for a, b, c in zip(eager, first, second):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    assert set(np.unique(eager[1])) <= {0, 1, 2, 3}
+    data = load_sat4(d)
+    np.testing.assert_array_equal(data.x_train, eager[0].astype(np.float32) / 255)
+    # a changed file is a new cache key
+    write_sat4(d, 20, 5, fmt=fmt, labels=labels, seed=4)
+    assert load_sat4_uint8(d)[0].shape == (20, 4, 28, 28)

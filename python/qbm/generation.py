@@ -219,6 +219,7 @@ class Judge:
     """The data set's feature classifier (FID features, coverage and c-QA accuracy)."""
 
     EPOCHS = 30
+    PATIENCE = 5
     SEED = 1234
 
     def __init__(self, data: Any, *, cache: str | None = None, progress: bool = False) -> None:
@@ -226,7 +227,7 @@ class Judge:
 
         self.num_classes = int(data.num_classes)
         self.net = FeatureClassifier(tuple(data.shape), self.num_classes)
-        cfg = {"arch": "FeatureClassifier", "epochs": self.EPOCHS, "seed": self.SEED}
+        cfg = {"arch": "FeatureClassifier", "epochs": self.EPOCHS, "patience": self.PATIENCE, "seed": self.SEED}
         self.key = content_key(data.x_train, data.y_train, config=cfg)
         path = os.path.join(cache if cache is not None else cache_dir(), f"judge-{data.name}-{self.key}.pt")
         loaded = False
@@ -236,6 +237,7 @@ class Judge:
             try:
                 ck = load_file(path)
                 self.net.load_state_dict(ck["state"])
+                self.report = ck.get("report", {})
                 loaded = True
             except (ValueError, KeyError, RuntimeError):  # stale or corrupt: retrain
                 loaded = False
@@ -245,7 +247,7 @@ class Judge:
                 from qbm.training.checkpoint import save_atomic
 
                 os.makedirs(os.path.dirname(path), exist_ok=True)
-                save_atomic({"state": self.net.state_dict(), "config": cfg}, path)
+                save_atomic({"state": self.net.state_dict(), "config": cfg, "report": self.report}, path)
             except OSError:  # a read-only home: keep the judge in memory
                 pass
         self.path = path
@@ -268,12 +270,19 @@ class Judge:
             torch.set_num_threads(threads)
 
     def _fit(self, data: Any) -> None:
+        """At most :data:`EPOCHS` epochs, stopped when the accuracy on a validation split of
+        the training images (10%) has not improved for :data:`PATIENCE` epochs; the best
+        epoch's weights are kept (``self.report``)."""
         torch.manual_seed(self.SEED)
         g = torch.Generator().manual_seed(self.SEED)
-        x = torch.as_tensor(np.asarray(data.x_train, dtype=np.float32))
-        y = torch.as_tensor(np.asarray(data.y_train, dtype=np.int64))
+        fit, val = validation_split(len(data.x_train), 0.1, self.SEED)
+        x = torch.as_tensor(np.asarray(data.x_train, dtype=np.float32)[fit])
+        y = torch.as_tensor(np.asarray(data.y_train, dtype=np.int64)[fit])
+        xv = torch.as_tensor(np.asarray(data.x_train, dtype=np.float32)[val])
+        yv = np.asarray(data.y_train)[val]
         opt = torch.optim.Adam(self.net.parameters(), lr=2e-3)
-        for _ in range(self.EPOCHS):
+        best, best_state, best_epoch, ran = -1.0, None, 0, 0
+        for ep in range(self.EPOCHS):
             perm = torch.randperm(len(x), generator=g)
             for s in range(0, len(x), 64):
                 b = perm[s : s + 64]
@@ -281,6 +290,17 @@ class Judge:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+            ran = ep + 1
+            with torch.no_grad():
+                acc = float(np.mean(self.net(xv).argmax(1).numpy() == yv))
+            if acc > best:
+                best, best_epoch = acc, ran
+                best_state = {k: t.detach().clone() for k, t in self.net.state_dict().items()}
+            elif ran - best_epoch >= self.PATIENCE:
+                break
+        if best_state is not None:
+            self.net.load_state_dict(best_state)
+        self.report = {"epochs": ran, "best_epoch": best_epoch, "val_accuracy": best}
 
     @torch.no_grad()
     def features(self, images: Any) -> np.ndarray:
@@ -418,7 +438,8 @@ def evaluate_bm(
     prior_img = decode(model, prior_sp)
     qa_img = qa(beta, n_test, seed + 12)
     out: dict[str, Any] = {
-        "judge": {"accuracy": judge.accuracy, "per_class_accuracy": judge.per_class_accuracy, "key": judge.key},
+        "judge": {"accuracy": judge.accuracy, "per_class_accuracy": judge.per_class_accuracy, "key": judge.key,
+                  "training": getattr(judge, "report", {})},  # fmt: skip
         "fid_floor": real_floor(judge, data, seed),
         "prior": {"beta": 1.0, **judge.judge(prior_img, real_test)},
         "qa": {"beta": beta, **judge.judge(qa_img, real_test)},
@@ -487,7 +508,8 @@ def evaluate_gaussian(model: Any, data: Any, judge: Judge, *, seed: int = 0) -> 
 
     beta, table = choose_beta(sample, judge, x_tr[val], seed=seed + 1)
     return {
-        "judge": {"accuracy": judge.accuracy, "per_class_accuracy": judge.per_class_accuracy, "key": judge.key},
+        "judge": {"accuracy": judge.accuracy, "per_class_accuracy": judge.per_class_accuracy, "key": judge.key,
+                  "training": getattr(judge, "report", {})},  # fmt: skip
         "fid_floor": real_floor(judge, data, seed),
         "prior": {"tau": 1.0, **judge.judge(sample(1.0, len(real_test), seed + 11), real_test)},
         "qa": {"tau": beta**-0.5, "beta": beta, **judge.judge(sample(beta, len(real_test), seed + 12), real_test)},

@@ -2,11 +2,20 @@
 grassland, other), from a local directory holding either the public ``sat-4-full.mat``
 (keys train_x (28, 28, 4, N), train_y (4, N), test_x, test_y) or its CSV files
 (``X_train_sat4.csv`` with 3136 values per row in (28, 28, 4) order, ``y_train_sat4.csv``
-one-hot with 4 columns, and the ``test`` pair)."""
+one-hot with 4 columns, and the ``test`` pair). Label arrays are accepted as (4, N) or
+(N, 4) (published descriptions differ).
+
+The decoded images are kept as uint8 and cached once as ``.npy`` files under qbm's cache
+directory (keyed by the files' paths, sizes and times and ``max_per_split``); later loads
+memory-map them instead of decompressing the .mat (MATLAB v5 variables are zlib-compressed
+and cannot be mapped) or parsing CSV again; CSV is read in chunks straight into uint8.
+:func:`write_sat4` writes SAT-4-format files of any size for tests and benches."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import warnings
 
 import numpy as np
 
@@ -15,7 +24,7 @@ from qbm.data.images import ImageData
 CLASSES = ("barren land", "trees", "grassland", "other")
 
 
-def _from_mat(path: str, max_per_split: int | None) -> ImageData:
+def _from_mat(path: str, max_per_split: int | None) -> tuple[np.ndarray, ...]:
     import scipy.io
 
     try:
@@ -32,14 +41,26 @@ def _from_mat(path: str, max_per_split: int | None) -> ImageData:
         n = x.shape[3] if max_per_split is None else min(max_per_split, x.shape[3])
         if n == 0:
             raise ValueError(f"path: {path!r} holds no images")
-        if not np.all(np.isfinite(x[..., :n])):
-            raise ValueError(f"path: {path!r}: pixels contain NaN or inf")
-        imgs = np.transpose(x[..., :n], (3, 2, 0, 1)).astype(np.float32) / 255.0
+        xs = x[..., :n]
+        if xs.dtype != np.uint8:
+            if not np.all(np.isfinite(xs)) or xs.min() < 0 or xs.max() > 255:
+                raise ValueError(f"path: {path!r}: pixels must be finite values in 0..255")
+            xs = xs.astype(np.uint8)
+        imgs = np.ascontiguousarray(np.transpose(xs, (3, 2, 0, 1)))
         return imgs, _labels_from_one_hot(y[:, :n].T, path)
 
-    xtr, ytr = split(m["train_x"], m["train_y"])
-    xte, yte = split(m["test_x"], m["test_y"])
-    return ImageData("sat4", xtr, ytr, xte, yte, source=f"sat4 file {path!r}")
+    ytr, yte = (_as_4xn(m[k], m[k.replace("_y", "_x")].shape[3], path) for k in ("train_y", "test_y"))
+    xtr, ltr = split(m["train_x"], ytr)
+    xte, lte = split(m["test_x"], yte)
+    return xtr, ltr, xte, lte
+
+
+def _as_4xn(y: np.ndarray, n: int, path: str) -> np.ndarray:
+    """Labels as (4, N) whether stored (4, N) or (N, 4)."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape == (n, 4) and n != 4:
+        return y.T
+    return y
 
 
 def _labels_from_one_hot(y: np.ndarray, path: str) -> np.ndarray:
@@ -53,40 +74,143 @@ def _labels_from_one_hot(y: np.ndarray, path: str) -> np.ndarray:
     return np.argmax(y, axis=1).astype(np.int64)
 
 
-def _read_csv(path: str, cols: int, max_rows: int | None) -> np.ndarray:
-    try:
-        a = np.loadtxt(path, delimiter=",", max_rows=max_rows, ndmin=2)
-    except ValueError as e:
-        raise ValueError(f"path: {path!r} is malformed ({e})") from None
-    if a.shape[0] == 0:
+def _read_csv(path: str, cols: int, max_rows: int | None, chunk: int = 20000) -> np.ndarray:
+    """Rows of a CSV file read ``chunk`` at a time (float64 only per chunk)."""
+    parts = []
+    got = 0
+    with open(path) as fh:
+        while max_rows is None or got < max_rows:
+            want = chunk if max_rows is None else min(chunk, max_rows - got)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # an empty tail chunk is not worth a warning
+                    a = np.loadtxt(fh, delimiter=",", max_rows=want, ndmin=2)
+            except ValueError as e:
+                raise ValueError(f"path: {path!r} is malformed ({e})") from None
+            if a.shape[0] == 0:
+                break
+            if a.shape[1] != cols:
+                raise ValueError(f"path: {path!r} has {a.shape[1]} columns per row, expected {cols}")
+            if not np.all(np.isfinite(a)):
+                what = "pixels" if cols > 4 else "labels"
+                raise ValueError(f"path: {path!r}: {what} contain NaN or inf")
+            parts.append(a.astype(np.uint8) if cols > 4 and a.min() >= 0 and a.max() <= 255 else a)
+            got += a.shape[0]
+            if a.shape[0] < want:
+                break
+    if not parts:
         raise ValueError(f"path: {path!r} has no rows")
-    if a.shape[1] != cols:
-        raise ValueError(f"path: {path!r} has {a.shape[1]} columns per row, expected {cols}")
-    return a
+    if cols > 4 and any(p.dtype != np.uint8 for p in parts):
+        raise ValueError(f"path: {path!r}: pixels must be finite values in 0..255")
+    return np.concatenate(parts)
 
 
-def load_sat4(directory: str, max_per_split: int | None = None) -> ImageData:
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"path: SAT-4 directory {directory!r} does not exist")
-    mat = os.path.join(directory, "sat-4-full.mat")
-    if os.path.exists(mat):
-        return _from_mat(mat, max_per_split)
-    names = {k: os.path.join(directory, f"{k}_sat4.csv") for k in ("X_train", "y_train", "X_test", "y_test")}
-    missing = [p for p in names.values() if not os.path.exists(p)]
-    if missing:
-        raise FileNotFoundError(
-            f"path: SAT-4 files not found in {directory!r}: need sat-4-full.mat or "
-            f"X_train_sat4.csv, y_train_sat4.csv, X_test_sat4.csv, y_test_sat4.csv (missing "
-            f"{', '.join(os.path.basename(p) for p in missing)})"
-        )
+def _from_csv(names: dict[str, str], max_per_split: int | None) -> tuple[np.ndarray, ...]:
     out = []
     for split in ("train", "test"):
         x = _read_csv(names[f"X_{split}"], 28 * 28 * 4, max_per_split)
         y = _read_csv(names[f"y_{split}"], 4, max_per_split)
         if len(x) != len(y):
             raise ValueError(f"path: {split} images ({len(x)}) and labels ({len(y)}) differ in count")
-        if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 255:
-            raise ValueError(f"path: {names[f'X_{split}']!r}: pixels must be finite values in 0..255")
-        imgs = x.reshape(-1, 28, 28, 4).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        imgs = np.ascontiguousarray(x.reshape(-1, 28, 28, 4).transpose(0, 3, 1, 2))
         out += [imgs, _labels_from_one_hot(y, names[f"y_{split}"])]
-    return ImageData("sat4", *out, source=f"sat4 CSV files in {directory!r}")
+    return tuple(out)
+
+
+def _cache_base(files: list[str], max_per_split: int | None) -> str:
+    from qbm.generation import cache_dir
+
+    h = hashlib.sha256()
+    for p in files:
+        st = os.stat(p)
+        h.update(f"{os.path.abspath(p)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    h.update(repr(max_per_split).encode())
+    return os.path.join(cache_dir(), "data", f"sat4-{h.hexdigest()[:20]}")
+
+
+KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def load_sat4_uint8(directory: str, max_per_split: int | None = None, cache: bool = True) -> tuple[np.ndarray, ...]:
+    """(x_train, y_train, x_test, y_test): images (N, 4, 28, 28) uint8 (memory-mapped from
+    the cache when it exists) and int64 labels."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"path: SAT-4 directory {directory!r} does not exist")
+    mat = os.path.join(directory, "sat-4-full.mat")
+    names = {k: os.path.join(directory, f"{k}_sat4.csv") for k in ("X_train", "y_train", "X_test", "y_test")}
+    if os.path.exists(mat):
+        files = [mat]
+    else:
+        missing = [p for p in names.values() if not os.path.exists(p)]
+        if missing:
+            raise FileNotFoundError(
+                f"path: SAT-4 files not found in {directory!r}: need sat-4-full.mat or "
+                f"X_train_sat4.csv, y_train_sat4.csv, X_test_sat4.csv, y_test_sat4.csv (missing "
+                f"{', '.join(os.path.basename(p) for p in missing)})"
+            )
+        files = list(names.values())
+    base = _cache_base(files, max_per_split) if cache else None
+    if base and all(os.path.exists(f"{base}-{k}.npy") for k in KEYS):
+        try:
+            return tuple(np.load(f"{base}-{k}.npy", mmap_mode="r" if k[0] == "x" else None) for k in KEYS)
+        except ValueError:  # a damaged cache file: decode again
+            pass
+    arrays = _from_mat(mat, max_per_split) if files == [mat] else _from_csv(names, max_per_split)
+    if base:
+        os.makedirs(os.path.dirname(base), exist_ok=True)
+        for k, a in zip(KEYS, arrays):
+            tmp = f"{base}-{k}.{os.getpid()}.tmp.npy"
+            np.save(tmp, a)
+            os.replace(tmp, f"{base}-{k}.npy")
+    return arrays
+
+
+def load_sat4(directory: str, max_per_split: int | None = None, cache: bool = True) -> ImageData:
+    """SAT-4 as :class:`ImageData` (float32 in [0, 1], converted from the uint8 arrays)."""
+    xtr, ytr, xte, yte = load_sat4_uint8(directory, max_per_split, cache)
+    return ImageData(
+        "sat4",
+        np.asarray(xtr, dtype=np.float32) / 255.0,
+        np.asarray(ytr),
+        np.asarray(xte, dtype=np.float32) / 255.0,
+        np.asarray(yte),
+        source=f"sat4 files in {directory!r}",
+    )
+
+
+def write_sat4(
+    directory: str, n_train: int, n_test: int, *, fmt: str = "mat", seed: int = 0, labels: str = "4xN"
+) -> None:
+    """SAT-4-format files of any size (``fmt`` "mat" or "csv"; label arrays "4xN" or
+    "Nx4" in the .mat): patches whose class sets the mean of each band, so a classifier
+    can tell them apart; written in chunks for the CSV form."""
+    if fmt not in ("mat", "csv"):
+        raise ValueError(f"fmt: choose 'mat' or 'csv', got {fmt!r}")
+    os.makedirs(directory, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    means = np.array([[150, 120, 100, 90], [40, 90, 50, 200], [90, 150, 70, 160], [120, 120, 130, 110]])
+
+    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 4, n)
+        x = means[y][:, None, None, :] + rng.normal(0, 25, (n, 28, 28, 4))
+        return np.clip(x, 0, 255).astype(np.uint8), np.eye(4, dtype=np.uint8)[y]
+
+    if fmt == "mat":
+        import scipy.io
+
+        out = {}
+        for split, n in (("train", n_train), ("test", n_test)):
+            x, y = make(n)
+            out[f"{split}_x"] = np.transpose(x, (1, 2, 3, 0))  # (28, 28, 4, N)
+            out[f"{split}_y"] = y.T if labels == "4xN" else y
+        scipy.io.savemat(os.path.join(directory, "sat-4-full.mat"), out, do_compression=True)
+        return
+    for split, n in (("train", n_train), ("test", n_test)):
+        with (
+            open(os.path.join(directory, f"X_{split}_sat4.csv"), "w") as fx,
+            open(os.path.join(directory, f"y_{split}_sat4.csv"), "w") as fy,
+        ):
+            for s in range(0, n, 10000):
+                x, y = make(min(10000, n - s))
+                np.savetxt(fx, x.reshape(len(x), -1), fmt="%d", delimiter=",")
+                np.savetxt(fy, y, fmt="%d", delimiter=",")

@@ -59,6 +59,9 @@ class QGANConfig:
 
 
 # ------------------------------------------------------------------ shared pieces
+PATIENCE = 5  # epochs without a better validation loss before the autoencoder stops
+
+
 class Shared:
     """Frozen autoencoder, FID features, encoded training latents and real features.
 
@@ -166,10 +169,19 @@ class Shared:
         return obj
 
     def _train_ae(self, epochs: int, seed: int, progress: bool) -> dict[str, float]:
+        """At most ``epochs`` epochs, stopped early when the loss on a validation split of
+        the training images (10%) has not improved for :data:`PATIENCE` epochs; the best
+        epoch's weights are kept and the report says what was reached."""
+        from qbm.generation import validation_split
+
         g = torch.Generator().manual_seed(seed)
-        x = torch.as_tensor(self.data.x_train)
+        fit, val = validation_split(len(self.data.x_train), 0.1, seed)
+        x = torch.as_tensor(self.data.x_train[fit])
+        xv = torch.as_tensor(self.data.x_train[val])
         opt = torch.optim.Adam(self.ae.parameters(), lr=2e-3)
-        for _ in tqdm(range(epochs), desc="autoencoder", disable=not progress):
+        best, best_state, best_epoch, ran = math.inf, None, 0, 0
+        bar = tqdm(range(epochs), desc="autoencoder", disable=not progress)
+        for ep in bar:
             perm = torch.randperm(len(x), generator=g)
             for s in range(0, len(x), 64):
                 xb = x[perm[s : s + 64]]
@@ -177,10 +189,21 @@ class Shared:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+            ran = ep + 1
+            with torch.no_grad():
+                v = float(F.mse_loss(self.ae(xv), xv))
+            bar.set_postfix(val_mse=f"{v:.4f}")
+            if v < best - 1e-6:
+                best, best_epoch = v, ran
+                best_state = {k: t.detach().clone() for k, t in self.ae.state_dict().items()}
+            elif ran - best_epoch >= PATIENCE:
+                break
+        if best_state is not None:
+            self.ae.load_state_dict(best_state)
         with torch.no_grad():
             xt = torch.as_tensor(self.data.x_test)
             mse = float(F.mse_loss(self.ae(xt), xt))
-        return {"test_mse": mse, "epochs": epochs}
+        return {"test_mse": mse, "val_mse": best, "epochs": ran, "best_epoch": best_epoch, "max_epochs": epochs}
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> np.ndarray:
