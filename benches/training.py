@@ -2,9 +2,13 @@
 negative phase (qbm gibbs, rbm, pt, sqa, and dwave-pytorch-plugin's BlockSampler), in the
 same run, on the embedded digits (latent 32, 128 chains, 10 sweeps, batch 32), with qbm's
 thread policy (torch 1 thread). Also times the README's main job end to end, idle and
-while another process keeps one core busy.
+while another process keeps one core busy. Part 2 (``--zephyr``): BM-VAEs with priors on
+full Zephyr graphs Z(m, 4) at 576, 1248 and 2176 latent spins (Gibbs negative phase, 128
+chains x 10 sweeps): seconds per digits epoch, negative-phase seconds per call, IW
+evaluation per test image at K = 1000 (log Z given: its AIS is timed separately), and the
+process's peak memory, each size in its own subprocess.
 
-    python benches/training.py [--epochs 3] [--repeats 3] [--skip-main-job]
+    python benches/training.py [--epochs 3] [--repeats 3] [--skip-main-job] [--zephyr]
 """
 
 from __future__ import annotations
@@ -34,6 +38,42 @@ def epoch_seconds(kind: str, sampler: str, epochs: int, seed: int) -> list[float
     return [tr.train_epoch(progress=False)["epoch_seconds"] for _ in range(epochs)]
 
 
+def zephyr_worker(n: int, epochs: int) -> dict:
+    import resource
+
+    import torch
+
+    from qbm.data import load_dataset
+    from qbm.models.evaluation import iw_loglik
+    from qbm.models.vae import BMVAE
+    from qbm.training.vae import VAETrainer
+
+    data = load_dataset("digits")
+    tr = VAETrainer(BMVAE(data.shape, n, graph="zephyr", seed=0), data, sampler="gibbs", seed=0)
+    secs = [tr.train_epoch(progress=False)["epoch_seconds"] for _ in range(epochs + 1)][1:]
+    neg = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        tr.negative.sample(tr.model.prior)
+        neg.append(time.perf_counter() - t0)
+    x = torch.as_tensor(data.x_test[:8])
+    t0 = time.perf_counter()
+    iw_loglik(tr.model, x, 1000, log_z=0.0)
+    iw = (time.perf_counter() - t0) / 8
+    t0 = time.perf_counter()
+    tr.model.prior.ais_log_z(num_chains=64, num_betas=1000)
+    ais = time.perf_counter() - t0
+    return {
+        "spins": n,
+        "couplers": tr.model.prior.num_edges,
+        "s/epoch": statistics.median(secs),
+        "negative phase s/call": statistics.median(neg),
+        "IW s/image (K=1000)": iw,
+        "AIS log Z s (64 x 1000)": ais,
+        "peak MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
 def _busy():
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
@@ -54,7 +94,17 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=1, help="repeats of the main job timing")
     ap.add_argument("--skip-main-job", action="store_true")
+    ap.add_argument("--zephyr", action="store_true", help="also part 2: Zephyr priors at 576, 1248, 2176 spins")
+    ap.add_argument("--zephyr-worker", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.zephyr_worker:
+        import json
+
+        from qbm.threads import apply_policy
+
+        apply_policy(None)
+        print(json.dumps(zephyr_worker(a.zephyr_worker, a.epochs)))
+        return
     from qbm.threads import apply_policy
 
     print("thread policy:", apply_policy(None))
@@ -92,6 +142,23 @@ def main() -> None:
             f"{statistics.median(idle):.1f} s idle, {statistics.median(busy):.1f} s with one core busy "
             f"(median of {a.repeats})"
         )
+    if a.zephyr:
+        import json
+
+        zrows = []
+        for n in (576, 1248, 2176):
+            r = subprocess.run(
+                [sys.executable, __file__, "--zephyr-worker", str(n), "--epochs", str(a.epochs)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            zrows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        print(
+            "\nBM-VAE with Zephyr Z(m, 4) priors on digits (gibbs, 128 chains x 10 sweeps; "
+            f"median of {a.epochs} epochs)"
+        )
+        print_table(zrows, list(zrows[0]))
 
 
 if __name__ == "__main__":
