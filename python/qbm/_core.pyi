@@ -25,6 +25,8 @@ __all__ = [
     "rbf_kernel_sums",
     "CircuitProgram",
     "sample_counts",
+    "pair_energies",
+    "pair_energy_grad",
 ]
 
 __version__: str
@@ -199,3 +201,22 @@ def sample_counts(
     *,
     num_threads: int | None = None,
 ) -> npt.NDArray[np.int64]: ...
+
+def pair_energies(
+    z: npt.NDArray[np.float64],
+    h: npt.NDArray[np.float64],
+    edges: npt.NDArray[np.int64],
+    j: npt.NDArray[np.float64],
+    *,
+    num_threads: int | None = None,
+) -> npt.NDArray[np.float64]: ...
+def pair_energy_grad(
+    z: npt.NDArray[np.float64],
+    h: npt.NDArray[np.float64],
+    edges: npt.NDArray[np.int64],
+    j: npt.NDArray[np.float64],
+    g: npt.NDArray[np.float64],
+    want_z: bool = False,
+    *,
+    num_threads: int | None = None,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64] | None]: ...
