@@ -11,7 +11,8 @@ import torch
 
 from qbm.metrics import fid_from_features
 from qbm.models.qgan import ClassicalGenerator, Discriminator, StyleQuantumGenerator, count_params
-from qbm.training.qgan import fit_scaling, stability_verdict
+from qbm.studies.capacity import fit_scaling
+from qbm.training.qgan import stability_verdict
 
 I2 = np.eye(2)
 
@@ -228,3 +229,45 @@ def test_shared_pieces_are_cached_by_content_and_reused_without_images(tmp_path,
     f = Q.Shared(d, 6, ae_epochs=1, eval_samples=100)
     for p, q in zip(a.clf.state_dict().values(), f.clf.state_dict().values()):
         assert torch.equal(p, q)
+
+
+def _synthetic_rows(threshold_of, widths, params_of_width, seeds=5, flip=0.0, seed=0):
+    """Runs whose optimality is True from each generator's threshold width upwards (with a
+    fraction ``flip`` of seeds flipped at random)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g, (gp, t) in threshold_of.items():
+        for w in widths:
+            for s in range(seeds):
+                ok = t is not None and w >= t
+                if rng.random() < flip:
+                    ok = not ok
+                rows.append({"generator": "quantum", "key": g, "generator_params": gp, "disc_width": w,
+                             "discriminator_params": params_of_width[w], "optimal": ok, "seed": s})  # fmt: skip
+    return rows
+
+
+def test_capacity_decision_rule_thresholds_censoring_and_verdicts():
+    from qbm.studies.capacity import decide, thresholds
+
+    # rule 3: the smallest width from which every larger one is optimal; a lucky width below
+    # a failure does not count; a generator whose largest width fails is censored
+    assert thresholds({"a": {2: False, 4: True, 8: True}, "b": {2: True, 4: False, 8: True},
+                       "c": {2: True, 4: True, 8: False}}) == {"a": 4, "b": 8, "c": None}  # fmt: skip
+    widths = [2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256]
+    dparams = {w: 3 * w * w + 20 * w for w in widths}  # a 2-layer MLP's parameter count grows like w^2
+    gens = [24, 48, 72, 96, 120, 144, 168]
+    # exponential: disc params double every 24 generator parameters -> widths grow like 2^(g / 48)
+    expo = {f"g{g}": (g, min(widths, key=lambda w: abs(dparams[w] - 40 * 2 ** (g / 24)))) for g in gens}
+    d = decide(_synthetic_rows(expo, widths, dparams), kind="quantum", bootstrap=50)
+    assert d["verdict"].startswith("supported"), d["verdict"]
+    # power law: disc params ~ g^1
+    power = {f"g{g}": (g, min(widths, key=lambda w: abs(dparams[w] - 30 * g))) for g in gens}
+    d = decide(_synthetic_rows(power, widths, dparams), kind="quantum", bootstrap=50)
+    assert d["verdict"].startswith("refuted"), d["verdict"]
+    # too many censored generators: undecided, whatever the fits say
+    cens = dict(expo)
+    for k in list(cens)[-3:]:
+        cens[k] = (cens[k][0], None)
+    d = decide(_synthetic_rows(cens, widths, dparams), kind="quantum", bootstrap=50)
+    assert d["verdict"].startswith("undecided") and d["censored"] == 3

@@ -85,8 +85,11 @@ def cmd_train_qgan(args: argparse.Namespace) -> int:
 
 CAPACITY_BUDGETS = {
     # a day on a workstation: 5 quantum capacities, 4 classical widths, 7 disc widths, 5 seeds
-    "paper": {"quantum": ["2x1", "3x1", "4x1", "4x2", "5x2"], "classical": [2, 4, 8, 16],
-              "disc_widths": [2, 4, 8, 16, 32, 64, 128], "epochs": 30, "iters": 50, "seeds": 5},
+    # the paper's per-run budget (30 epochs x 50 iterations, 5 seeds); 8 quantum capacities
+    # (24-192 generator parameters) so that 5 uncensored thresholds can decide the fits, and
+    # sqrt(2)-spaced discriminator widths
+    "paper": {"quantum": ["2x1", "3x1", "4x1", "3x2", "4x2", "5x2", "6x2", "6x3"], "classical": [2, 4, 8],
+              "disc_widths": [2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64], "epochs": 30, "iters": 50, "seeds": 5},
     "smoke": {"quantum": ["2x1"], "classical": [2], "disc_widths": [4, 8], "epochs": 3, "iters": 3, "seeds": 2,
               "ae_epochs": 3, "clf_epochs": 2, "eval_samples": 100},
 }  # fmt: skip
@@ -96,7 +99,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from qbm.studies.cli_common import runner_kwargs
-    from qbm.training.qgan import capacity_study
+    from qbm.studies.capacity import capacity_study
 
     from qbm.data import check_dataset
     from qbm.studies.runner import check_seeds, check_threads
@@ -147,7 +150,8 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     for b_ in res["best"]:
         cap = f"{b_['qubits']}q x {b_['layers']}L" if b_["generator"] == "quantum" else f"width {b_['gen_width']}"
         print(
-            f"{b_['generator']:<10} {cap:<12} {b_['generator_params']:>10} {str(b_['optimal_disc_width']):>19} "
+            f"{b_['generator']:<10} {cap:<12} {b_['generator_params']:>10} "
+            f"{str(b_['optimal_disc_width']) if not b_.get('censored') else 'above grid':>19} "
             f"{str(b_['optimal_disc_params']):>11}"
         )
     for kind, f in res["fits"].items():
@@ -157,6 +161,8 @@ def cmd_capacity(args: argparse.Namespace) -> int:
                 f"{kind}: exponential b={e['b']:.4g} CI {e.get('b_ci')} R^2 {e['r2']:.3f} AICc {e['aicc']:.2f}; "
                 f"power b={p['b']:.3f} CI {p.get('b_ci')} R^2 {p['r2']:.3f} AICc {p['aicc']:.2f} ({e['points']} points)"
             )
+    for kind, d in res.get("decisions", {}).items():
+        print(f"{kind}: {d['verdict']}")
     print(f"wrote {args.out}/runs.csv, points.csv, capacity.csv, capacity.png, fits.json")
     return 0
 
