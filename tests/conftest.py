@@ -11,3 +11,11 @@ def pytest_configure(config):
 
     if "QBM_CACHE_DIR" not in os.environ:
         os.environ["QBM_CACHE_DIR"] = tempfile.mkdtemp(prefix="qbm-test-cache-")
+    # A shell that starts the suite in the background (`cmd &` without job control) sets
+    # SIGINT to "ignore", and then the Ctrl-C tests would wait for their long calls to end.
+    # Restore Python's KeyboardInterrupt handler (children started from here inherit a
+    # default disposition instead of "ignore").
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
