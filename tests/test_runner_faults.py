@@ -72,16 +72,20 @@ def _wait_for_records(out: str, k: int, p: subprocess.Popen, timeout: float = 12
     runs = os.path.join(out, RUNS_DIR)
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if os.path.isdir(runs) and len([f for f in os.listdir(runs) if f.endswith(".json")]) >= k:
+        if os.path.isdir(runs) and len([f for f in os.listdir(runs) if _is_record(f)]) >= k:
             return
         assert p.poll() is None, "the study ended early"
         time.sleep(0.05)
     raise AssertionError("no records appeared")
 
 
+def _is_record(name: str) -> bool:
+    return name.endswith(".json") and not name.startswith(".tmp-")  # not a record being written
+
+
 def _records(out: str) -> list[dict]:
     runs = os.path.join(out, RUNS_DIR)
-    return [json.load(open(os.path.join(runs, f))) for f in os.listdir(runs) if f.endswith(".json")]
+    return [json.load(open(os.path.join(runs, f))) for f in os.listdir(runs) if _is_record(f)]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -226,9 +230,7 @@ def test_intervals_respect_the_range_and_few_seeds_warn():
     kl = summarise([0.01, 0.5], (0.0, None))
     assert kl["ci_lo"] == 0.0 and kl["ci_hi"] > 0.5
     assert "2 seeds" in few_seeds_warning(2) and few_seeds_warning(3) is None
-    recs = [
-        {"config": {"x": 1}, "seed": s, "status": "ok", "result": {"tvd": v}} for s, v in enumerate([0.066, 0.9])
-    ]
+    recs = [{"config": {"x": 1}, "seed": s, "status": "ok", "result": {"tvd": v}} for s, v in enumerate([0.066, 0.9])]
     row = aggregate(recs, ["x"], ["tvd"], bounds={"tvd": (0.0, 1.0)})[0]
     assert row["tvd_ci_lo"] >= 0 and row["tvd_ci_hi"] <= 1 and row["seeds"] == 2
 
@@ -285,3 +287,20 @@ def test_ray_task_workers_die_when_the_driver_is_killed(tmp_path):
         for c, _ in procs:  # Ray's own helper processes can linger after a SIGKILL: clean up
             if _alive(c):
                 os.kill(c, signal.SIGKILL)
+
+
+def test_a_record_being_written_is_finished_before_ctrl_c_acts(tmp_path):
+    """Ctrl-C (or SIGTERM) during a record's write is held until the write is done, then
+    raised: a finished run's record is never lost to the interrupt."""
+    from qbm.studies import runner
+
+    path = str(tmp_path / "r.json")
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with runner._deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            reached.append(True)
+            runner.write_bytes_atomic(path, b'{"status": "ok"}', suffix=".json")
+    assert reached and json.load(open(path)) == {"status": "ok"}
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

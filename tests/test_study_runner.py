@@ -51,7 +51,7 @@ def test_killed_study_resumes_to_the_same_results(tmp_path):
         time.sleep(0.05)
     p.send_signal(signal.SIGKILL)
     p.wait()
-    finished = len([f for f in os.listdir(runs) if f.endswith(".json")])
+    finished = len([f for f in os.listdir(runs) if f.endswith(".json") and not f.startswith(".tmp-")])
     assert 2 <= finished < 6, finished
     before = {f: os.path.getmtime(os.path.join(runs, f)) for f in os.listdir(runs)}
     resumed = run_study(

@@ -172,7 +172,27 @@ def execute(fn: str, config: dict[str, Any], seed: int, threads: int) -> dict[st
 
 
 def _write_atomic(path: str, obj: Any) -> None:
-    write_bytes_atomic(path, json.dumps(obj, indent=1, default=_json_default).encode(), suffix=".json")
+    data = json.dumps(obj, indent=1, default=_json_default).encode()
+    with _deferred_interrupts():  # a finished run's record is written whole, even on Ctrl-C
+        write_bytes_atomic(path, data, suffix=".json")
+
+
+class _deferred_interrupts:
+    """In the main thread, hold Ctrl-C and SIGTERM until the block ends, then raise
+    KeyboardInterrupt (elsewhere a no-op)."""
+
+    def __enter__(self) -> None:
+        self.got: list[int] = []
+        self.old: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, lambda signum, frame: self.got.append(signum))
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, h in self.old.items():
+            signal.signal(sig, h)
+        if self.got and exc[0] is None:
+            raise KeyboardInterrupt(f"signal {self.got[0]}")
 
 
 def _json_default(o: Any) -> Any:
@@ -481,7 +501,7 @@ def check_ray_address(address: str | None, timeout: float = 3.0) -> None:
         raise ValueError(f"--address: expected 'auto', 'HOST:PORT' or 'ray://HOST:PORT', got {address!r}")
     addr = _resolve_ray_address(address.strip())
     if addr.startswith("ray://"):
-        hostport, default_port = addr[len("ray://"):], 10001
+        hostport, default_port = addr[len("ray://") :], 10001
     elif "://" in addr:
         raise ValueError(f"--address: unknown scheme in {addr!r}; expected 'auto', 'HOST:PORT' or 'ray://HOST:PORT'")
     else:
