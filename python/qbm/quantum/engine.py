@@ -188,8 +188,9 @@ def run(
 
     Returns float64 probabilities (B, 2^n), <Z_i> (B, n) or [<Z_i>, <X_i>] (B, 2n)
     ((...) without the batch axis for a (P,) input), differentiable with respect to
-    ``params`` by the adjoint method. ``initial``: a state (2^n amplitudes, or
-    (1 or B, 2, ..., 2)), default |0...0>."""
+    ``params`` by the adjoint method (not with respect to ``initial``, which is taken as a
+    constant). ``initial``: a state (2^n amplitudes, or (1 or B, 2, ..., 2)), default
+    |0...0>."""
     if readout not in READOUTS:
         raise ValueError(f"readout: unknown value {readout!r}; choose one of {READOUTS}")
     single = params.ndim == 1
