@@ -41,6 +41,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from qbm.data.cache import cache_dir
+
 MODES = ("prior", "qa", "cqa")
 QA_BETAS = (1.0, 1.1, 1.2, 1.3, 1.5, 2.0, 3.0)
 LAMBDAS = (0.5, 1.0, 2.0, 4.0, 8.0)
@@ -197,8 +199,6 @@ def mean_pairwise_distance(x: Any) -> float:
 
 
 # ------------------------------------------------------------------ the judge
-def cache_dir() -> str:
-    return os.environ.get("QBM_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "qbm")
 
 
 def content_key(*arrays: Any, config: Any = None) -> str:
@@ -301,6 +301,15 @@ class Judge:
         if best_state is not None:
             self.net.load_state_dict(best_state)
         self.report = {"epochs": ran, "best_epoch": best_epoch, "val_accuracy": best}
+
+    def summary(self) -> dict[str, Any]:
+        """What metrics.json records about the judge."""
+        return {
+            "accuracy": self.accuracy,
+            "per_class_accuracy": self.per_class_accuracy,
+            "key": self.key,
+            "training": getattr(self, "report", {}),
+        }
 
     @torch.no_grad()
     def features(self, images: Any) -> np.ndarray:
@@ -438,8 +447,7 @@ def evaluate_bm(
     prior_img = decode(model, prior_sp)
     qa_img = qa(beta, n_test, seed + 12)
     out: dict[str, Any] = {
-        "judge": {"accuracy": judge.accuracy, "per_class_accuracy": judge.per_class_accuracy, "key": judge.key,
-                  "training": getattr(judge, "report", {})},  # fmt: skip
+        "judge": judge.summary(),
         "fid_floor": real_floor(judge, data, seed),
         "prior": {"beta": 1.0, **judge.judge(prior_img, real_test)},
         "qa": {"beta": beta, **judge.judge(qa_img, real_test)},
@@ -508,8 +516,7 @@ def evaluate_gaussian(model: Any, data: Any, judge: Judge, *, seed: int = 0) -> 
 
     beta, table = choose_beta(sample, judge, x_tr[val], seed=seed + 1)
     return {
-        "judge": {"accuracy": judge.accuracy, "per_class_accuracy": judge.per_class_accuracy, "key": judge.key,
-                  "training": getattr(judge, "report", {})},  # fmt: skip
+        "judge": judge.summary(),
         "fid_floor": real_floor(judge, data, seed),
         "prior": {"tau": 1.0, **judge.judge(sample(1.0, len(real_test), seed + 11), real_test)},
         "qa": {"tau": beta**-0.5, "beta": beta, **judge.judge(sample(beta, len(real_test), seed + 12), real_test)},

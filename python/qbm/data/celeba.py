@@ -20,12 +20,11 @@ the training images where it needs one).
 
 from __future__ import annotations
 
-import hashlib
 import os
-from typing import Any
 
 import numpy as np
 
+from qbm.data.cache import file_cache_base, save_npy_atomic
 from qbm.data.images import ImageData
 
 ATTR_FILES = ("list_attr_celeba.txt", "list_attr_celeba.csv")
@@ -110,17 +109,6 @@ def _decode(paths: list[str], size: int, crop: int) -> np.ndarray:
     return out
 
 
-def _cache_path(data_dir: str, attr: str, part: str, opts: Any) -> str:
-    from qbm.generation import cache_dir
-
-    h = hashlib.sha256()
-    for p in (attr, part):
-        st = os.stat(p)
-        h.update(f"{os.path.abspath(p)}:{st.st_size}:{st.st_mtime_ns}".encode())
-    h.update(repr(opts).encode())
-    return os.path.join(cache_dir(), "data", f"celeba-{h.hexdigest()[:20]}")
-
-
 def load_celeba(
     data_dir: str,
     *,
@@ -147,7 +135,7 @@ def load_celeba(
     idx_tr = np.flatnonzero(split != 2)[:max_images]
     idx_te = np.flatnonzero(split == 2)[:max_images]
     opts = (size, crop, max_images)
-    base = _cache_path(data_dir, attr, part, opts) if cache else None
+    base = file_cache_base("celeba", [attr, part], opts) if cache else None
     arrays = {}
     for name, idx in (("train", idx_tr), ("test", idx_te)):
         path = f"{base}-{name}.npy" if base else None
@@ -162,10 +150,7 @@ def load_celeba(
                 raise FileNotFoundError(f"--data-dir: CelebA image {p!r} listed in {attr} does not exist")
         arr = _decode(paths, size, crop)
         if path:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = path + f".{os.getpid()}.tmp.npy"
-            np.save(tmp, arr)
-            os.replace(tmp, path)
+            save_npy_atomic(path, arr)
         arrays[name] = arr
     a = names.index(attribute)
     data = ImageData(

@@ -13,12 +13,12 @@ and cannot be mapped) or parsing CSV again; CSV is read in chunks straight into 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 
 import numpy as np
 
+from qbm.data.cache import file_cache_base, save_npy_atomic
 from qbm.data.images import ImageData
 
 CLASSES = ("barren land", "trees", "grassland", "other")
@@ -117,17 +117,6 @@ def _from_csv(names: dict[str, str], max_per_split: int | None) -> tuple[np.ndar
     return tuple(out)
 
 
-def _cache_base(files: list[str], max_per_split: int | None) -> str:
-    from qbm.generation import cache_dir
-
-    h = hashlib.sha256()
-    for p in files:
-        st = os.stat(p)
-        h.update(f"{os.path.abspath(p)}:{st.st_size}:{st.st_mtime_ns}".encode())
-    h.update(repr(max_per_split).encode())
-    return os.path.join(cache_dir(), "data", f"sat4-{h.hexdigest()[:20]}")
-
-
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -149,7 +138,7 @@ def load_sat4_uint8(directory: str, max_per_split: int | None = None, cache: boo
                 f"{', '.join(os.path.basename(p) for p in missing)})"
             )
         files = list(names.values())
-    base = _cache_base(files, max_per_split) if cache else None
+    base = file_cache_base("sat4", files, max_per_split) if cache else None
     if base and all(os.path.exists(f"{base}-{k}.npy") for k in KEYS):
         try:
             return tuple(np.load(f"{base}-{k}.npy", mmap_mode="r" if k[0] == "x" else None) for k in KEYS)
@@ -157,11 +146,8 @@ def load_sat4_uint8(directory: str, max_per_split: int | None = None, cache: boo
             pass
     arrays = _from_mat(mat, max_per_split) if files == [mat] else _from_csv(names, max_per_split)
     if base:
-        os.makedirs(os.path.dirname(base), exist_ok=True)
         for k, a in zip(KEYS, arrays):
-            tmp = f"{base}-{k}.{os.getpid()}.tmp.npy"
-            np.save(tmp, a)
-            os.replace(tmp, f"{base}-{k}.npy")
+            save_npy_atomic(f"{base}-{k}.npy", a)
     return arrays
 
 
