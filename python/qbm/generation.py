@@ -280,8 +280,11 @@ class Judge:
         y = torch.as_tensor(np.asarray(data.y_train, dtype=np.int64)[fit])
         xv = torch.as_tensor(np.asarray(data.x_train, dtype=np.float32)[val])
         yv = np.asarray(data.y_train)[val]
+        from qbm.training.checkpoint import BestWeights
+
         opt = torch.optim.Adam(self.net.parameters(), lr=2e-3)
-        best, best_state, best_epoch, ran = -1.0, None, 0, 0
+        stop = BestWeights(self.PATIENCE, lambda acc, best: acc > best, -1.0)
+        ran = 0
         for ep in range(self.EPOCHS):
             perm = torch.randperm(len(x), generator=g)
             for s in range(0, len(x), 64):
@@ -293,13 +296,10 @@ class Judge:
             ran = ep + 1
             with torch.no_grad():
                 acc = float(np.mean(self.net(xv).argmax(1).numpy() == yv))
-            if acc > best:
-                best, best_epoch = acc, ran
-                best_state = {k: t.detach().clone() for k, t in self.net.state_dict().items()}
-            elif ran - best_epoch >= self.PATIENCE:
+            if stop.update(ran, acc, self.net):
                 break
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
+        stop.restore(self.net)
+        best, best_epoch = stop.best, stop.best_epoch
         self.report = {"epochs": ran, "best_epoch": best_epoch, "val_accuracy": best}
 
     def summary(self) -> dict[str, Any]:

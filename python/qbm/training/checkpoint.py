@@ -92,3 +92,25 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     if not isinstance(ck, dict) or "kind" not in ck or "model_state" not in ck:
         raise ValueError(f"model: {path!r} is not a qbm checkpoint (missing keys)")
     return ck
+
+
+class BestWeights:
+    """Early stopping on a validation score: remembers the best epoch's weights of a module
+    and says when ``patience`` epochs have passed without a better score. ``better(new,
+    best)`` decides what "better" means (higher accuracy, lower loss by a margin, ...)."""
+
+    def __init__(self, patience: int, better: Any, start: float) -> None:
+        self.patience, self.better = patience, better
+        self.best, self.best_epoch, self.state = start, 0, None
+
+    def update(self, epoch: int, score: float, module: Any) -> bool:
+        """Record epoch ``epoch``'s (1-based) score; True when training should stop."""
+        if self.better(score, self.best):
+            self.best, self.best_epoch = score, epoch
+            self.state = {k: t.detach().clone() for k, t in module.state_dict().items()}
+            return False
+        return epoch - self.best_epoch >= self.patience
+
+    def restore(self, module: Any) -> None:
+        if self.state is not None:
+            module.load_state_dict(self.state)

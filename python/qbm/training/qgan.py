@@ -25,7 +25,7 @@ from qbm.models.qgan import (
     StyleQuantumGenerator,
     count_params,
 )
-from qbm.training.checkpoint import load_checkpoint, load_file, save_atomic
+from qbm.training.checkpoint import BestWeights, load_checkpoint, load_file, save_atomic
 
 
 @dataclass
@@ -179,7 +179,8 @@ class Shared:
         x = torch.as_tensor(self.data.x_train[fit])
         xv = torch.as_tensor(self.data.x_train[val])
         opt = torch.optim.Adam(self.ae.parameters(), lr=2e-3)
-        best, best_state, best_epoch, ran = math.inf, None, 0, 0
+        stop = BestWeights(PATIENCE, lambda v, best: v < best - 1e-6, math.inf)
+        ran = 0
         bar = tqdm(range(epochs), desc="autoencoder", disable=not progress)
         for ep in bar:
             perm = torch.randperm(len(x), generator=g)
@@ -193,13 +194,10 @@ class Shared:
             with torch.no_grad():
                 v = float(F.mse_loss(self.ae(xv), xv))
             bar.set_postfix(val_mse=f"{v:.4f}")
-            if v < best - 1e-6:
-                best, best_epoch = v, ran
-                best_state = {k: t.detach().clone() for k, t in self.ae.state_dict().items()}
-            elif ran - best_epoch >= PATIENCE:
+            if stop.update(ran, v, self.ae):
                 break
-        if best_state is not None:
-            self.ae.load_state_dict(best_state)
+        stop.restore(self.ae)
+        best, best_epoch = stop.best, stop.best_epoch
         with torch.no_grad():
             xt = torch.as_tensor(self.data.x_test)
             mse = float(F.mse_loss(self.ae(xt), xt))
