@@ -121,9 +121,7 @@ def test_qa_rule_picks_the_coldest_beta_that_keeps_coverage_and_recall():
             cov, rec = self.table[float(images[0])]
             return {"fid": 10.0, "coverage": cov, "recall": rec, "precision": 1.0, "min_class_fraction": 0.05}
 
-    beta, table = G.choose_beta(
-        lambda b, n, s: np.full(n, b), FakeJudge(), np.zeros(10), betas=(1.0, 1.5, 2.0, 3.0)
-    )
+    beta, table = G.choose_beta(lambda b, n, s: np.full(n, b), FakeJudge(), np.zeros(10), betas=(1.0, 1.5, 2.0, 3.0))
     assert beta == 1.5  # 2.0 keeps coverage but recall 0.35 < 0.8 x 0.5
     assert [r["chosen"] for r in table] == [False, True, False, False]
 
@@ -165,3 +163,22 @@ def test_generate_writes_array_and_json_and_refuses_bad_input(tmp_path, capsys, 
     with pytest.raises(SystemExit) as e:
         cli(["generate", "--model", model, "--mode", "dream", "--out", png])
     assert e.value.code == 2 and "--mode" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_judge_is_the_same_network_whatever_ran_before(tmp_path, monkeypatch):
+    """The judge's weights come from its fixed seed alone (initialisation included), and
+    building it leaves the caller's random stream where it was."""
+    from qbm.data import load_digits
+
+    d = load_digits()
+    nets = []
+    for k in (1, 2):
+        monkeypatch.setenv("QBM_CACHE_DIR", str(tmp_path / f"c{k}"))
+        torch.manual_seed(k)
+        torch.rand(13 * k)
+        before = torch.random.get_rng_state()
+        nets.append(G.Judge(d).net.state_dict())
+        assert torch.equal(torch.random.get_rng_state(), before)
+    for a, b in zip(nets[0].values(), nets[1].values()):
+        assert torch.equal(a, b)

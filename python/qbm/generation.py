@@ -226,7 +226,9 @@ class Judge:
         from qbm.models.qgan import FeatureClassifier
 
         self.num_classes = int(data.num_classes)
-        self.net = FeatureClassifier(tuple(data.shape), self.num_classes)
+        with torch.random.fork_rng(devices=[]):  # the initial weights too come from the fixed seed
+            torch.manual_seed(self.SEED)
+            self.net = FeatureClassifier(tuple(data.shape), self.num_classes)
         cfg = {"arch": "FeatureClassifier", "epochs": self.EPOCHS, "patience": self.PATIENCE, "seed": self.SEED}
         self.key = content_key(data.x_train, data.y_train, config=cfg)
         path = os.path.join(cache if cache is not None else cache_dir(), f"judge-{data.name}-{self.key}.pt")
@@ -265,7 +267,8 @@ class Judge:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            self._fit(data)
+            with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as it was
+                self._fit(data)
         finally:
             torch.set_num_threads(threads)
 
