@@ -229,7 +229,9 @@ class Judge:
         with torch.random.fork_rng(devices=[]):  # the initial weights too come from the fixed seed
             torch.manual_seed(self.SEED)
             self.net = FeatureClassifier(tuple(data.shape), self.num_classes)
-        cfg = {"arch": "FeatureClassifier", "epochs": self.EPOCHS, "patience": self.PATIENCE, "seed": self.SEED}
+        # "init": seeded initial weights (caches of judges built before that are not reused)
+        cfg = {"arch": "FeatureClassifier", "epochs": self.EPOCHS, "patience": self.PATIENCE, "seed": self.SEED,
+               "init": "seeded"}  # fmt: skip
         self.key = content_key(data.x_train, data.y_train, config=cfg)
         path = os.path.join(cache if cache is not None else cache_dir(), f"judge-{data.name}-{self.key}.pt")
         loaded = False
