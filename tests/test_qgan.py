@@ -271,3 +271,29 @@ def test_capacity_decision_rule_thresholds_censoring_and_verdicts():
         cens[k] = (cens[k][0], None)
     d = decide(_synthetic_rows(cens, widths, dparams), kind="quantum", bootstrap=50)
     assert d["verdict"].startswith("undecided") and d["censored"] == 3
+
+
+def test_capacity_quality_flags_compare_within_a_latent_space():
+    """The secondary analysis: a run is good against the best point of its own latent
+    size (median over seeds), so a 2-latent generator is not judged by a 6-latent FID."""
+    from qbm.studies.capacity import decide, quality_flags
+
+    rows = []
+    for key, latent, fids in ((("quantum", 2, 1, None), 2, {8: [30.0, 31, 90], 16: [12.0, 11, 13]}),
+                              (("quantum", 6, 2, None), 6, {8: [9.0, 8, 10], 16: [3.0, 3.5, 2.5]})):  # fmt: skip
+        for w, v in fids.items():
+            for s, f in enumerate(v):
+                rows.append({"generator": "quantum", "key": key, "latent": latent, "disc_width": w, "seed": s,
+                             "tail_mean_fid": f, "generator_params": 10 * latent,
+                             "discriminator_params": w * 3})  # fmt: skip
+    flags = quality_flags(rows, factor=2.0)
+    got = {(r["latent"], r["disc_width"], r["seed"]): g for r, g in zip(rows, flags)}
+    # latent 2: best point median 12 -> good up to 24; latent 6: best 3.0 -> up to 6
+    assert got[(2, 16, 0)] and got[(2, 16, 1)] and not got[(2, 8, 0)]
+    assert got[(6, 16, 2)] and not got[(6, 8, 1)] and not got[(6, 8, 0)]
+    for r, g in zip(rows, flags):
+        r["good"] = g
+        r["optimal"] = False
+    d = decide(rows, kind="quantum", flag="good", bootstrap=0)
+    assert d["censored"] == 0 and sorted(d["points"]) == [(20.0, 48.0), (60.0, 48.0)]
+    assert decide(rows, kind="quantum", bootstrap=0)["censored"] == 2

@@ -146,13 +146,22 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         f"the best ({c['best_tail_fid']:.3g}), relative spread <= {c['max_rel_spread']}, no divergence; a point is "
         "optimal when most seeds are"
     )
-    print(f"{'generator':<10} {'capacity':<12} {'gen params':>10} {'optimal disc width':>19} {'disc params':>11}")
+    print(
+        f"secondary (quality only): tail mean FID <= {c['quality_factor_vs_latent_best_point']}x the best point "
+        "median with the same latent size, stability not required"
+    )
+    print(
+        f"{'generator':<10} {'capacity':<12} {'gen params':>10} {'optimal disc width':>19} {'disc params':>11} "
+        f"{'quality width':>14} {'disc params':>11}"
+    )
     for b_ in res["best"]:
         cap = f"{b_['qubits']}q x {b_['layers']}L" if b_["generator"] == "quantum" else f"width {b_['gen_width']}"
         print(
             f"{b_['generator']:<10} {cap:<12} {b_['generator_params']:>10} "
             f"{str(b_['optimal_disc_width']) if not b_.get('censored') else 'above grid':>19} "
-            f"{str(b_['optimal_disc_params']):>11}"
+            f"{str(b_['optimal_disc_params']):>11} "
+            f"{str(b_['quality_disc_width']) if not b_.get('quality_censored') else 'above grid':>14} "
+            f"{str(b_['quality_disc_params']):>11}"
         )
     for kind, f in res["fits"].items():
         if f:
@@ -162,7 +171,9 @@ def cmd_capacity(args: argparse.Namespace) -> int:
                 f"power b={p['b']:.3f} CI {p.get('b_ci')} R^2 {p['r2']:.3f} AICc {p['aicc']:.2f} ({e['points']} points)"
             )
     for kind, d in res.get("decisions", {}).items():
-        print(f"{kind}: {d['verdict']}")
+        print(f"{kind}, stated rule: {d['verdict']}")
+    for kind, d in res.get("quality_decisions", {}).items():
+        print(f"{kind}, quality only (secondary): {d['verdict']}")
     print(f"wrote {args.out}/runs.csv, points.csv, capacity.csv, capacity.png, fits.json")
     return 0
 
