@@ -119,6 +119,51 @@ def timing_info(t0: float, updates: float) -> dict[str, float]:
     return {"sampling_s": dt, "updates_per_s": updates / dt if dt > 0 else 0.0}
 
 
+def _with_certificate(fn: Any) -> Any:
+    """Adds ``certify=False`` to a ``sample_model``: with True, the result's
+    ``info["certificate"]`` is :func:`qbm.diagnostics.certify` of its samples (with the
+    energy trace recorded for it where the sampler can record one; the trace stays in
+    ``info`` only when ``record_energies`` was asked for)."""
+    import functools
+
+    sig = inspect.signature(fn)
+    if "certify" in sig.parameters:
+        return fn
+    has_trace = "record_energies" in sig.parameters
+
+    @functools.wraps(fn)
+    def sample_model(self: Any, model: Any, *args: Any, certify: bool = False, **kw: Any) -> Any:
+        if not isinstance(certify, bool):
+            raise ValueError(f"certify: expected True or False, got {certify!r}")
+        if not certify:
+            return fn(self, model, *args, **kw)
+        if not isinstance(model, IsingModel):
+            raise ValueError(f"certify: certificates are for Ising models, got {type(model).__name__}")
+        asked = bool(kw.get("record_energies", False))
+        if has_trace:
+            kw["record_energies"] = True
+        res = fn(self, model, *args, **kw)
+        from qbm.diagnostics import certify as _certify
+
+        target = res.info.get("beta") if self.samples_boltzmann else None
+        if self.samples_boltzmann and target is None and "betas" in res.info:
+            target = float(np.max(res.info["betas"]))
+        t0 = time.perf_counter()
+        cert = _certify(res, model, beta=target)
+        cert["seconds"] = time.perf_counter() - t0
+        res.info["certificate"] = cert
+        if has_trace and not asked:
+            res.info.pop("energy_trace", None)
+        return res
+
+    params = list(sig.parameters.values())
+    cut = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD), len(params))
+    params.insert(cut, inspect.Parameter("certify", inspect.Parameter.KEYWORD_ONLY, default=False))
+    sample_model.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    sample_model._certifies = True  # type: ignore[attr-defined]
+    return sample_model
+
+
 class IsingSampler(dimod.Sampler, dimod.Initialized):
     """Base of qbm's classical samplers: a ``dimod.Sampler`` whose ``sample`` delegates to
     the array API ``sample_model(model, **params)``.
@@ -134,6 +179,15 @@ class IsingSampler(dimod.Sampler, dimod.Initialized):
 
     def __init__(self, *, num_threads: int | None = None) -> None:
         self.num_threads = check_threads(num_threads)
+
+    #: whether the sampler's output is meant to be Boltzmann at ``info["beta"]`` (then a
+    #: certificate checks beta_eff and the exact TV against that beta)
+    samples_boltzmann = False
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "sample_model" in cls.__dict__ and not getattr(cls.__dict__["sample_model"], "_certifies", False):
+            cls.sample_model = _with_certificate(cls.__dict__["sample_model"])  # type: ignore[method-assign]
 
     @classmethod
     def parameter_names(cls) -> tuple[str, ...]:

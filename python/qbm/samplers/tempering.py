@@ -43,6 +43,8 @@ class ParallelTemperingSampler(IsingSampler):
     Work is parallel over reads and, inside a read, over replicas.
     """
 
+    samples_boltzmann = True
+
     def sample_model(
         self,
         model: IsingModel,

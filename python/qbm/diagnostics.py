@@ -1,0 +1,337 @@
+"""Sampler certificates: are these samples from the Boltzmann distribution asked for?
+
+:func:`certify` takes the output of any qbm sampler (a :class:`~qbm.samplers.SampleResult`),
+a ``dimod.SampleSet`` or a plain (N, n) array of +-1 spins, with the Ising model they were
+drawn for (E(s) = offset + sum_i h_i s_i + sum_{i<j} J_ij s_i s_j, weight exp(-beta E)), and
+returns a :class:`Certificate`:
+
+- ``beta_eff``: the inverse temperature by maximum pseudo-likelihood (Besag): the
+  conditionals P(s_i | s_rest) = exp(-beta s_i f_i) / 2 cosh(beta f_i), f_i = h_i +
+  sum_j J_ij s_j, multiplied over spins and samples; the log is concave in beta, solved by
+  safeguarded Newton. ``beta_eff_ci``: a percentile bootstrap over samples (rows resampled
+  with replacement). It is consistent for Boltzmann samples at any size (no partition
+  function is needed), which is why the QPU literature uses it (dwave.system.temperatures
+  fits the same estimator, one sample set at a time, without an interval).
+- ``tau_int`` and ``ess``: the integrated autocorrelation time (Sokal's window) and the
+  multi-chain effective sample size (Stan's, between-chain variance included) of the
+  energy, and of the magnetisation, along persistent chains, where the result carries a
+  trace (``info["energy_trace"]``, from ``record_energies=True``, or rows labelled by
+  ``read`` and ``sweep`` vectors). Fails when the ESS is under ``min_ess`` or the trace is
+  shorter than 50 tau_int (too short to have equilibrated, or to estimate tau).
+- ``tv`` and ``tv_floor``: for n <= ``max_exact`` (20), the total variation distance
+  between the samples' histogram and the exact Boltzmann distribution at the target beta
+  (or at beta_eff when no target is given), beside the expected TV of that many
+  independent exact samples (de Moivre's mean absolute deviation of a binomial, summed
+  over states). TV passes below ``tv_floor + sqrt(ln(1/alpha) / (2 N))`` (McDiarmid's
+  bound: one sample moves the TV by at most 1/N), with N the effective sample size where
+  a trace gives one.
+- ``ok`` and ``verdict``: every check that applies passes; the verdict names each one that
+  fails.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from qbm.ising import IsingModel
+from qbm.metrics import effective_sample_size, integrated_autocorrelation_time
+
+MAX_EXACT = 20
+MIN_TAUS = 50  # a trace shorter than this many autocorrelation times is not equilibrated
+BETA_CAP = 1e3  # beta_eff reported as inf beyond this (samples all at local minima)
+
+
+class Certificate(dict):
+    """A mapping with ``beta_eff``, ``beta_eff_ci``, ``tau_int``, ``ess``, ``tv``,
+    ``tv_floor``, ``ok`` and ``verdict`` (None where a check does not apply), and the
+    details behind them. ``str()`` gives the one-line report."""
+
+    def __str__(self) -> str:
+        return format_certificate(self)
+
+
+def _sym(model: IsingModel) -> sp.csr_array:
+    J = model.J
+    return (J + J.T).tocsr() if _upper_only(J) else J
+
+
+def _upper_only(J: sp.csr_array) -> bool:
+    coo = J.tocoo()
+    return bool(coo.nnz) and bool(np.all(coo.row < coo.col))
+
+
+def local_fields(spins: np.ndarray, model: IsingModel) -> np.ndarray:
+    """f_i = h_i + sum_j J_ij s_j for each row of ``spins`` (N, n)."""
+    s = np.asarray(spins, dtype=np.float64)
+    return (_sym(model) @ s.T).T + model.h[None, :]
+
+
+def pseudo_likelihood_beta(spins: Any, model: IsingModel, *, weights: Any = None) -> float:
+    """Maximum pseudo-likelihood inverse temperature of ``spins`` under ``model``.
+
+    d/dbeta of the log pseudo-likelihood is g(beta) = -sum f_i (s_i + tanh(beta f_i)), which
+    decreases in beta; its root is found by Newton steps safeguarded by bisection. Returns
+    ``inf`` when g stays positive (every spin aligned with its field: local minima only)
+    and 0 when g(0) <= 0 (anti-aligned on average)."""
+    s = np.asarray(spins, dtype=np.float64)
+    f = local_fields(s, model)
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)[:, None]
+    return _pl_root(s, f, w)
+
+
+def _pl_root(s: np.ndarray, f: np.ndarray, w: np.ndarray | None) -> float:
+    sf = s * f
+    if w is not None:
+        sf, f2w = sf * w, w
+    else:
+        f2w = 1.0
+    a = -float(sf.sum())  # g(0) = -sum s f
+
+    def g(b: float) -> tuple[float, float]:
+        t = np.tanh(b * f)
+        return a - float((f * t * f2w).sum()), float((f * f * (1 - t * t) * f2w).sum())
+
+    if a <= 0:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while g(hi)[0] > 0:
+        lo, hi = hi, 2 * hi
+        if hi > BETA_CAP:
+            return math.inf
+    b = 0.5 * (lo + hi)
+    for _ in range(100):
+        v, d = g(b)
+        if v > 0:
+            lo = b
+        else:
+            hi = b
+        nb = b + v / d if d > 0 else 0.5 * (lo + hi)
+        if not (lo < nb < hi):
+            nb = 0.5 * (lo + hi)
+        if abs(nb - b) <= 1e-12 * max(1.0, b):
+            return nb
+        b = nb
+    return b
+
+
+def fit_beta(
+    spins: Any, model: IsingModel, *, bootstrap: int = 200, level: float = 0.95, seed: int = 0
+) -> tuple[float, tuple[float, float]]:
+    """beta_eff by maximum pseudo-likelihood and a percentile bootstrap interval over rows."""
+    s = np.asarray(spins, dtype=np.float64)
+    f = local_fields(s, model)
+    beta = _pl_root(s, f, None)
+    if bootstrap <= 0 or len(s) < 2:
+        return beta, (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    reps = []
+    for _ in range(bootstrap):  # resampling rows = integer weights, no copies of s
+        w = np.bincount(rng.integers(0, len(s), len(s)), minlength=len(s)).astype(np.float64)[:, None]
+        reps.append(_pl_root(s, f, w))
+    q = (1 - level) / 2
+    r = np.sort(np.asarray(reps))  # order statistics: replicates at inf (no flips) stay inf
+    k_lo = int(math.floor(q * (len(r) - 1)))
+    k_hi = int(math.ceil((1 - q) * (len(r) - 1)))
+    return beta, (float(r[k_lo]), float(r[k_hi]))
+
+
+def state_index(spins: Any) -> np.ndarray:
+    """+-1 rows -> integer state index (spin 0 the most significant bit, +1 -> 1)."""
+    s = np.asarray(spins)
+    n = s.shape[1]
+    bits = (s > 0).astype(np.int64)
+    return bits @ (1 << np.arange(n - 1, -1, -1, dtype=np.int64))
+
+
+def all_states(n: int) -> np.ndarray:
+    """All 2^n spin rows in :func:`state_index` order."""
+    idx = np.arange(1 << n, dtype=np.int64)[:, None]
+    return (2 * ((idx >> np.arange(n - 1, -1, -1)) & 1) - 1).astype(np.int8)
+
+
+def exact_distribution(model: IsingModel, beta: float) -> np.ndarray:
+    """Boltzmann probabilities of all 2^n states (n <= 24) in :func:`state_index` order."""
+    n = model.num_variables
+    if n > 24:
+        raise ValueError(f"model: exact enumeration needs n <= 24, got {n}")
+    if not (math.isfinite(beta) and beta > 0):
+        raise ValueError(f"beta: must be finite and > 0, got {beta}")
+    e = np.concatenate([model.energy(all_states(n)[k : k + (1 << 16)]) for k in range(0, 1 << n, 1 << 16)])
+    w = -beta * (e - e.min())
+    p = np.exp(w)
+    return p / p.sum()
+
+
+def tv_floor(p: Any, num_samples: int) -> float:
+    """Expected TV between the histogram of ``num_samples`` independent draws from ``p``
+    and ``p`` itself: (1 / 2N) sum_x E|X_x - N p_x|, X_x ~ Binomial(N, p_x), with de
+    Moivre's exact mean absolute deviation 2 v C(N, v) p^v (1 - p)^(N - v + 1), v =
+    floor(N p) + 1."""
+    p = np.asarray(p, dtype=np.float64)
+    N = int(num_samples)
+    p = p[(p > 0) & (p < 1)]
+    if N <= 0 or p.size == 0:
+        return 0.0
+    from scipy.special import gammaln
+
+    v = np.floor(N * p) + 1
+    log_mad = (
+        math.log(2) + np.log(v) + gammaln(N + 1) - gammaln(v + 1) - gammaln(N - v + 1)
+        + v * np.log(p) + (N - v + 1) * np.log1p(-p)
+    )  # fmt: skip
+    mad = np.where(v <= N, np.exp(log_mad), 0.0)
+    return float(0.5 * mad.sum() / N)
+
+
+def _traces(result: Any, spins: np.ndarray, energies: np.ndarray) -> tuple[Any, Any, bool]:
+    """(chains, T) energy and magnetisation traces where the result records them, and
+    whether the result's rows are those traces (rather than the chains' final states)."""
+    info = getattr(result, "info", None) or {}
+    et = info.get("energy_trace")
+    if et is not None:
+        et = np.asarray(et, dtype=np.float64)
+        mt = info.get("magnetisation_trace")
+        return (et if et.ndim == 2 else et[None, :]), (None if mt is None else np.atleast_2d(mt)), False
+    vec = getattr(result, "vectors", None)
+    if vec is None and hasattr(result, "record"):  # a SampleSet's extra columns
+        names = result.record.dtype.names
+        vec = {k: result.record[k] for k in ("read", "sweep", "chain", "step") if k in names}
+    vec = vec or {}
+    chain = vec.get("read", vec.get("chain"))
+    step = vec.get("sweep", vec.get("step"))
+    if chain is None or step is None:
+        return None, None, False
+    chain, step = np.asarray(chain), np.asarray(step)
+    ids = np.unique(chain)
+    rows = [np.flatnonzero(chain == c) for c in ids]
+    T = min(len(r) for r in rows)
+    order = [r[np.argsort(step[r], kind="stable")][-T:] for r in rows]
+    e = np.stack([energies[o] for o in order])
+    m = np.stack([spins[o].mean(axis=1) for o in order])
+    return e, m, True
+
+
+def _as_arrays(result: Any, model: IsingModel | None) -> tuple[np.ndarray, IsingModel]:
+    try:
+        import dimod
+    except ImportError:  # pragma: no cover - dimod is a dependency
+        dimod = None
+    if dimod is not None and isinstance(model, dimod.BinaryQuadraticModel):
+        model = IsingModel.from_bqm(model.spin if model.vartype is dimod.BINARY else model)
+    if model is None or not isinstance(model, IsingModel):
+        raise TypeError(f"model: expected a qbm IsingModel or a dimod BQM, got {type(model).__name__}")
+    if dimod is not None and isinstance(result, dimod.SampleSet):
+        ss = result.change_vartype(dimod.SPIN, inplace=False) if result.vartype is dimod.BINARY else result
+        pos = {v: k for k, v in enumerate(ss.variables)}
+        missing = [v for v in model.labels if v not in pos]
+        if missing:
+            raise ValueError(f"result: the SampleSet lacks the model's variables {missing[:5]}")
+        cols = [pos[v] for v in model.labels]
+        spins = np.asarray(ss.record.sample)[:, cols].astype(np.int8)
+        occ = np.asarray(ss.record.num_occurrences)
+        if np.any(occ != 1):
+            spins = np.repeat(spins, occ, axis=0)
+        return spins, model
+    s = getattr(result, "spins", result)
+    spins = np.asarray(s)
+    if spins.ndim != 2 or spins.shape[1] != model.num_variables:
+        raise ValueError(f"result: expected spins of shape (N, {model.num_variables}), got {spins.shape}")
+    if not np.all(np.abs(spins) == 1):
+        raise ValueError("result: spins must be -1 or +1")
+    return spins.astype(np.int8), model
+
+
+def certify(
+    result: Any,
+    model: Any,
+    *,
+    beta: float | None = None,
+    bootstrap: int = 200,
+    level: float = 0.95,
+    alpha: float = 1e-3,
+    max_exact: int = MAX_EXACT,
+    min_ess: float = 100.0,
+    seed: int = 0,
+) -> Certificate:
+    """Certificate for samples of ``model`` (see the module docs). ``beta``: the target
+    inverse temperature, checked against beta_eff's interval and used for the exact TV
+    (default: none, and the TV is taken at beta_eff)."""
+    spins, model = _as_arrays(result, model)
+    if beta is not None and not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
+        raise ValueError(f"beta: must be finite and > 0, got {beta!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level: must lie in (0, 1), got {level}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha: must lie in (0, 1), got {alpha}")
+    N, n = spins.shape
+    if N < 2:
+        raise ValueError(f"result: need at least 2 samples, got {N}")
+    energies = model.energy(spins)
+    fails: list[str] = []
+    cert = Certificate(
+        num_samples=N, num_variables=n, target_beta=beta, beta_eff=None, beta_eff_ci=None, tau_int=None,
+        ess=None, tau_int_magnetisation=None, ess_magnetisation=None, tv=None, tv_floor=None, tv_threshold=None,
+        mean_energy=float(energies.mean()), ok=True, verdict="",
+    )  # fmt: skip
+    b, ci = fit_beta(spins, model, bootstrap=bootstrap, level=level, seed=seed)
+    cert["beta_eff"], cert["beta_eff_ci"] = b, ci
+    if beta is not None and math.isfinite(ci[0]) and not (ci[0] <= beta <= ci[1]):
+        fails.append(f"beta_eff {b:.4g} [{ci[0]:.4g}, {ci[1]:.4g}] excludes the target beta {beta:.4g}")
+    et, mt, rows_are_trace = _traces(result, spins, energies)
+    n_eff = float(N)
+    if et is not None and et.shape[1] >= 4:
+        T = et.shape[1]
+        cert["trace_shape"] = tuple(et.shape)
+        cert["tau_int"] = float(np.mean([integrated_autocorrelation_time(row) for row in et]))
+        cert["ess"] = effective_sample_size(et)
+        if rows_are_trace:  # the samples are the trace itself: they count as ESS samples
+            n_eff = min(n_eff, cert["ess"])
+        if mt is not None and mt.shape[1] >= 4:
+            cert["tau_int_magnetisation"] = float(np.mean([integrated_autocorrelation_time(r) for r in mt]))
+            cert["ess_magnetisation"] = effective_sample_size(mt)
+        if cert["ess"] < min_ess:
+            fails.append(f"energy ESS {cert['ess']:.0f} < {min_ess:.0f} (tau_int {cert['tau_int']:.3g} sweeps)")
+        if T < MIN_TAUS * cert["tau_int"]:
+            fails.append(f"the chains ran {T} sweeps, fewer than {MIN_TAUS} x tau_int ({cert['tau_int']:.3g})")
+    if n <= max_exact:
+        tb = beta if beta is not None else b
+        if tb is not None and math.isfinite(tb) and tb > 0:
+            p = exact_distribution(model, tb)
+            q = np.bincount(state_index(spins), minlength=1 << n) / N
+            cert["tv"] = 0.5 * float(np.abs(p - q).sum())
+            m = max(2, int(round(n_eff)))
+            cert["tv_floor"] = tv_floor(p, m)
+            cert["tv_threshold"] = cert["tv_floor"] + math.sqrt(math.log(1 / alpha) / (2 * m))
+            cert["tv_at"] = "target beta" if beta is not None else "beta_eff"
+            if cert["tv"] > cert["tv_threshold"]:
+                fails.append(
+                    f"TV {cert['tv']:.3g} to the exact distribution at {cert['tv_at']} {tb:.4g} exceeds its floor "
+                    f"{cert['tv_floor']:.3g} (threshold {cert['tv_threshold']:.3g} for {m} samples)"
+                )
+    cert["ok"] = not fails
+    cert["verdict"] = "ok: " + _summary(cert) if not fails else "FAIL: " + "; ".join(fails)
+    return cert
+
+
+def _summary(c: dict[str, Any]) -> str:
+    parts = []
+    if c.get("beta_eff") is not None:
+        lo, hi = c["beta_eff_ci"]
+        parts.append(f"beta_eff {c['beta_eff']:.4g} [{lo:.4g}, {hi:.4g}]")
+    if c.get("tau_int") is not None:
+        ch, t = c["trace_shape"]
+        parts.append(f"tau_int {c['tau_int']:.3g} sweeps, trace ESS {c['ess']:.0f} ({ch} chains x {t})")
+    if c.get("tv") is not None:
+        parts.append(f"TV {c['tv']:.3g} (floor {c['tv_floor']:.3g})")
+    return ", ".join(parts)
+
+
+def format_certificate(c: dict[str, Any]) -> str:
+    """One line: what was measured and, when something fails, what."""
+    if c.get("ok"):
+        return str(c.get("verdict", ""))
+    return f"{c.get('verdict', '')} [{_summary(c)}]"
