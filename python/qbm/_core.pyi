@@ -104,6 +104,7 @@ def sample_sqa(
     order: str = "colour",
     seed: int = 0,
     num_threads: int | None = None,
+    fields: npt.NDArray[np.float64] | None = None,
 ) -> dict[str, Any]: ...
 def sample_sqa_ct(
     model: IsingCsr,
@@ -151,6 +152,7 @@ def rbf_kernel_sums(
     *,
     num_threads: int | None = None,
 ) -> npt.NDArray[np.float64]: ...
+
 @final
 class CircuitProgram:
     def __new__(
@@ -201,7 +203,6 @@ def sample_counts(
     *,
     num_threads: int | None = None,
 ) -> npt.NDArray[np.int64]: ...
-
 def pair_energies(
     z: npt.NDArray[np.float64],
     h: npt.NDArray[np.float64],

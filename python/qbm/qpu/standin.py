@@ -18,10 +18,14 @@ from qbm.ising import IsingModel
 class SQAStandIn(dimod.Sampler):
     """A dimod sampler that accepts QPU solver parameters and runs qbm's SQA.
 
-    ``annealing_time`` (microseconds) becomes ``sweeps_per_us * annealing_time`` sweeps
-    (at least ``min_sweeps``); ``fast_anneal`` runs the same linear schedule. The
-    programmed energies are in the solver's units (|J| <= 1); ``beta`` plays the role of
-    the physical inverse temperature in those units."""
+    By default it anneals on a device schedule (``schedule="advantage2"``: H(s) =
+    -A(s)/2 sum X_i + B(s)/2 H_p, A and B in GHz, at ``temperature_mk``; see
+    :mod:`qbm.samplers.schedule` for the shipped table and how to load a device's own),
+    with the programmed h, J in the solver's units (|J| <= 1). ``annealing_time``
+    (microseconds) becomes ``round(sweeps_per_us * annealing_time)`` sweeps, clipped to
+    [``min_sweeps``, ``max_sweeps``], along s rising linearly from 0 to 1; ``fast_anneal``
+    runs the same schedule. ``schedule="linear"`` keeps the older (gamma, s) form, H(s) =
+    s H_p - (1 - s) gamma sum X_i at inverse temperature ``beta``."""
 
     parameters: dict[str, Any] = {}
     properties: dict[str, Any] = {}
@@ -29,6 +33,8 @@ class SQAStandIn(dimod.Sampler):
     def __init__(
         self,
         *,
+        schedule: Any = "advantage2",
+        temperature_mk: float | None = None,
         beta: float = 4.0,
         gamma: float = 2.0,
         num_trotter_slices: int = 8,
@@ -36,6 +42,14 @@ class SQAStandIn(dimod.Sampler):
         min_sweeps: int = 20,
         max_sweeps: int = 20000,
     ) -> None:
+        from qbm.samplers.schedule import AnnealSchedule, advantage2_schedule
+
+        if isinstance(schedule, str) and schedule not in ("advantage2", "linear"):
+            raise ValueError(f"schedule: expected 'advantage2', 'linear' or an AnnealSchedule, got {schedule!r}")
+        if not isinstance(schedule, (str, AnnealSchedule)):
+            raise ValueError(f"schedule: expected 'advantage2', 'linear' or an AnnealSchedule, got {schedule!r}")
+        self.schedule = advantage2_schedule() if schedule == "advantage2" else schedule
+        self.temperature_mk = temperature_mk
         self.beta, self.gamma, self.slices = beta, gamma, num_trotter_slices
         self.sweeps_per_us, self.min_sweeps, self.max_sweeps = sweeps_per_us, min_sweeps, max_sweeps
         self.base_seed = 0
@@ -67,18 +81,19 @@ class SQAStandIn(dimod.Sampler):
                 if isinstance(v, (int, np.integer)) and v < len(fb) and fb[v]:
                     spin.add_linear(v, float(fluxbias_to_h(fb[v])))
         model = IsingModel.from_bqm(spin)
+        if self.schedule == "linear":
+            kw: dict[str, Any] = {"beta": self.beta, "gamma": self.gamma, "s_min": 0.01}
+        else:
+            kw = {"schedule": self.schedule, "temperature_mk": self.temperature_mk}
         res = SQASampler().sample_model(
-            model,
-            beta=self.beta,
-            gamma=self.gamma,
-            num_trotter_slices=self.slices,
-            num_sweeps=sweeps,
-            s_min=0.01,
-            num_reads=num_reads,
-            seed=seed,
+            model, num_trotter_slices=self.slices, num_sweeps=sweeps, num_reads=num_reads, seed=seed, **kw
         )
         samples = res.spins if bqm.vartype is dimod.SPIN else (res.spins + 1) // 2
-        return dimod.SampleSet.from_samples_bqm((samples, model.labels), bqm, info={"num_sweeps": sweeps})
+        info = {"num_sweeps": sweeps, "annealing_time_us": t}
+        for k in ("schedule", "temperature_mk", "beta_final"):
+            if k in res.info:
+                info[k] = res.info[k]
+        return dimod.SampleSet.from_samples_bqm((samples, model.labels), bqm, info=info)
 
 
 def mock_advantage2(m: int = 4, t: int = 4, *, standin: Any = None, **kwargs: Any) -> Any:

@@ -34,6 +34,14 @@ class SQASampler(IsingSampler):
     ``"local"``: single spin-slice Metropolis (or heat bath, ``update=``) in every slice,
     plus worldline moves flipping a spin in all slices at once (``worldline=True``).
 
+    Device schedules (``schedule=``, :mod:`qbm.samplers.schedule`): H(s) = -A(s)/2 sum X_i
+    + B(s)/2 H_p with A, B in GHz (energy / h) at the device temperature ``temperature_mk``
+    (beta = h 1e9 / (k_B T) per GHz), e.g. ``schedule="advantage2"``; the anneal then runs
+    ``anneal_sweeps(anneal_time_us, sweeps_per_us)`` sweeps along s rising linearly from 0
+    to 1 (or along ``s_schedule`` / a constant ``s``). ``beta`` and ``gamma`` belong to the
+    (gamma, s) form and are refused with a schedule. The two forms run the same kernel: with
+    A(s) = 2 gamma (1 - s), B(s) = 2 s and beta_GHz = beta they are the same chain.
+
     Returns, per read, one slice chosen uniformly at random (unbiased: not the
     lowest-energy slice), with its classical energy; ``return_slices=True`` returns all
     P slices per read (rows read-major).
@@ -43,10 +51,14 @@ class SQASampler(IsingSampler):
         self,
         model: IsingModel,
         *,
-        beta: float = 5.0,
-        gamma: float = 1.0,
+        beta: float | None = None,
+        gamma: float | None = None,
         num_trotter_slices: int = 8,
         num_sweeps: int = 1000,
+        schedule: Any = None,
+        temperature_mk: float | None = None,
+        anneal_time_us: float | None = None,
+        sweeps_per_us: float | None = None,
         s_schedule: Any = None,
         s: float | None = None,
         s_min: float = 0.01,
@@ -62,9 +74,34 @@ class SQASampler(IsingSampler):
         num_threads: int | None = None,
     ) -> SampleResult:
         check_model(model)
+        dev = None
+        if schedule is not None:
+            from qbm.samplers import schedule as sch
+
+            for name, v in (("beta", beta), ("gamma", gamma)):
+                if v is not None:
+                    raise ValueError(
+                        f"{name}: a device schedule sets the fields from A(s), B(s) and temperature_mk; "
+                        f"{name} belongs to the (gamma, s) form"
+                    )
+            if continuous_time:
+                raise ValueError("continuous_time: device schedules run the discrete-slice path")
+            if isinstance(schedule, str):
+                if schedule != "advantage2":
+                    raise ValueError(f"schedule: expected 'advantage2' or an AnnealSchedule, got {schedule!r}")
+                schedule = sch.advantage2_schedule()
+            if not isinstance(schedule, sch.AnnealSchedule):
+                raise ValueError(f"schedule: expected 'advantage2' or an AnnealSchedule, got {type(schedule).__name__}")
+            if anneal_time_us is not None:
+                num_sweeps = sch.anneal_sweeps(
+                    anneal_time_us, sweeps_per_us=sch.DEFAULT_SWEEPS_PER_US if sweeps_per_us is None else sweeps_per_us
+                )
+            dev = schedule
+        elif temperature_mk is not None or anneal_time_us is not None or sweeps_per_us is not None:
+            raise ValueError("schedule: temperature_mk, anneal_time_us and sweeps_per_us need a device schedule")
         # ranges of beta, gamma, P and s are checked once, in the core
-        beta = check_number(beta, "beta")
-        gamma_f = check_number(gamma, "gamma")
+        beta = check_number(5.0 if beta is None else beta, "beta")
+        gamma_f = check_number(1.0 if gamma is None else gamma, "gamma")
         p = check_positive_int(num_trotter_slices, "num_trotter_slices")
         num_reads = check_positive_int(num_reads, "num_reads")
         if s_schedule is not None and s is not None:
@@ -73,8 +110,15 @@ class SQASampler(IsingSampler):
             sched = finite_array(s_schedule, "s_schedule", 1)
         elif s is not None:
             sched = np.full(check_positive_int(num_sweeps, "num_sweeps"), check_number(s, "s"))
+        elif dev is not None:
+            from qbm.samplers.schedule import forward_path
+
+            sched = forward_path(check_positive_int(num_sweeps, "num_sweeps"))
         else:
             sched = np.linspace(check_number(s_min, "s_min"), 1.0, check_positive_int(num_sweeps, "num_sweeps"))
+        fields = None
+        if dev is not None:
+            fields = dev.fields(sched, temperature_mk=temperature_mk)
         moves = check_choice(moves, "moves", ("cluster", "local"))
         if continuous_time and moves != "cluster":
             raise ValueError(
@@ -99,6 +143,7 @@ class SQASampler(IsingSampler):
             order=order,
             seed=seed,
             num_threads=threads,
+            fields=fields,
         )
         n = model.num_variables
         timing = timing_info(t0, n * p * sched.size * num_reads)
@@ -119,6 +164,20 @@ class SQASampler(IsingSampler):
             "flip_fraction": float(np.mean(out["flip_fraction"])),
             "timing": timing,
         }
+        if dev is not None:
+            from qbm.samplers.schedule import DEFAULT_SWEEPS_PER_US, beta_per_ghz
+
+            t_mk = temperature_mk if temperature_mk is not None else dev.temperature_mk or 16.0
+            for k in ("beta", "gamma"):
+                info.pop(k)
+            info.update(
+                schedule={"name": dev.name, "version": dev.version, "source": dev.source},
+                temperature_mk=float(t_mk),
+                beta_per_ghz=beta_per_ghz(t_mk),
+                beta_final=float(fields[-1, 0]),
+                anneal_time_us=anneal_time_us,
+                sweeps_per_us=(sweeps_per_us or DEFAULT_SWEEPS_PER_US) if anneal_time_us is not None else None,
+            )
         if return_slices:
             vec = {"slice": np.tile(np.arange(p), num_reads), "read": np.repeat(np.arange(num_reads), p)}
             return SampleResult(spins.reshape(num_reads * p, n), energies.reshape(-1), info, vec)

@@ -209,8 +209,8 @@ fn sample_tempering<'py>(
 /// index per read, worldline_acceptance}.
 #[pyfunction]
 #[pyo3(
-    signature = (model, s_schedule, num_reads, *, beta, gamma, num_trotter_slices, initial_states=None, update=Wrap(UpdateRule::Metropolis), worldline=true, moves=Wrap(Moves::Cluster), order=Wrap(Order::Colour), seed=0, num_threads=None),
-    text_signature = "(model, s_schedule, num_reads, *, beta, gamma, num_trotter_slices, initial_states=None, update='metropolis', worldline=True, moves='cluster', order='colour', seed=0, num_threads=None)"
+    signature = (model, s_schedule, num_reads, *, beta, gamma, num_trotter_slices, initial_states=None, update=Wrap(UpdateRule::Metropolis), worldline=true, moves=Wrap(Moves::Cluster), order=Wrap(Order::Colour), seed=0, num_threads=None, fields=None),
+    text_signature = "(model, s_schedule, num_reads, *, beta, gamma, num_trotter_slices, initial_states=None, update='metropolis', worldline=True, moves='cluster', order='colour', seed=0, num_threads=None, fields=None)"
 )]
 #[allow(clippy::too_many_arguments)]
 fn sample_sqa<'py>(
@@ -228,6 +228,7 @@ fn sample_sqa<'py>(
     order: Wrap<Order>,
     seed: u64,
     num_threads: Option<usize>,
+    fields: Option<PyReadonlyArray2<'py, f64>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let m = &*model.inner;
     let n = m.num_variables();
@@ -235,13 +236,28 @@ fn sample_sqa<'py>(
     let sched = s_schedule
         .as_slice()
         .map_err(|_| value_error("s_schedule", "must be contiguous"))?;
-    let w = work(&[num_reads, num_trotter_slices, m.nnz() / 2 + n, sched.len()]);
+    let pairs: Option<Vec<(f64, f64)>> = match &fields {
+        None => None,
+        Some(f) => {
+            let a = f.as_array();
+            if a.ncols() != 2 {
+                return Err(value_error(
+                    "fields",
+                    format!("expected shape (num_sweeps, 2), got {:?}", a.shape()),
+                ));
+            }
+            Some(a.rows().into_iter().map(|r| (r[0], r[1])).collect())
+        }
+    };
+    let sweeps = pairs.as_ref().map_or(sched.len(), |v| v.len());
+    let w = work(&[num_reads, num_trotter_slices, m.nnz() / 2 + n, sweeps]);
     let out = run_detached(py, w, |cancel| {
         let run = SqaRun {
             beta,
             gamma,
             num_slices: num_trotter_slices,
             s_schedule: sched,
+            fields: pairs.as_deref(),
             chains: Chains {
                 num_reads,
                 initial: init.as_deref(),

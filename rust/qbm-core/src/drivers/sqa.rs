@@ -35,10 +35,16 @@ use std::sync::atomic::AtomicBool;
 /// Inter-slice coupling K for given beta, Gamma, s and P (K = 0 for P = 1; capped at
 /// 30, where a broken worldline bond costs e^-120, once Gamma (1 - s) reaches 0).
 pub fn trotter_coupling(beta: f64, gamma: f64, s: f64, p: usize) -> f64 {
+    trotter_coupling_of(beta * gamma * (1.0 - s), p)
+}
+
+/// K = -(1/2) ln tanh(beta_x / P) for a transverse weight beta_x = beta Gamma_eff (the
+/// general form behind [`trotter_coupling`]; same caps).
+pub fn trotter_coupling_of(beta_x: f64, p: usize) -> f64 {
     if p <= 1 {
         return 0.0;
     }
-    let x = beta * gamma * (1.0 - s) / p as f64;
+    let x = beta_x / p as f64;
     if x <= 1e-26 {
         return 30.0;
     }
@@ -61,8 +67,15 @@ pub struct SqaRun<'a> {
     pub beta: f64,
     pub gamma: f64,
     pub num_slices: usize,
-    /// One s in [0, 1] per sweep.
+    /// One s in [0, 1] per sweep (not read when `fields` is given).
     pub s_schedule: &'a [f64],
+    /// Per sweep, (beta_p, beta_x): the weights of the problem and of the transverse field
+    /// in exp(-beta H), H = B_p H_p - Gamma_x sum_i X_i, i.e. beta_p = beta B_p and
+    /// beta_x = beta Gamma_x; slice coupling beta_p / P, K = -(1/2) ln tanh(beta_x / P).
+    /// The (gamma, s) form is beta_p = beta s, beta_x = beta gamma (1 - s); a device
+    /// schedule is beta_p = beta B(s) / 2, beta_x = beta A(s) / 2. When given, `beta`,
+    /// `gamma` and `s_schedule` are not used.
+    pub fields: Option<&'a [(f64, f64)]>,
     /// Chain options; `initial` rows (num_reads x n) are copied into every slice.
     pub chains: Chains<'a>,
     pub rule: UpdateRule,
@@ -465,26 +478,57 @@ pub fn sample_sqa(model: &IsingModel, run: &SqaRun<'_>, cancel: &AtomicBool) -> 
     let chains = &run.chains;
     let reads = chains.num_reads;
     chains.validate(n)?;
-    ensure(run.beta.is_finite() && run.beta > 0.0, "beta", || {
-        format!("must be finite and > 0, got {}", run.beta)
-    })?;
-    ensure(run.gamma.is_finite() && run.gamma >= 0.0, "gamma", || {
-        format!("must be finite and >= 0, got {}", run.gamma)
-    })?;
     ensure(run.num_slices >= 1, "num_trotter_slices", || {
         "must be at least 1".into()
     })?;
-    ensure(!run.s_schedule.is_empty(), "s_schedule", || {
-        "must have at least one sweep".into()
-    })?;
-    for &s in run.s_schedule {
-        ensure(
-            s.is_finite() && (0.0..=1.0).contains(&s),
-            "s_schedule",
-            || format!("values must lie in [0, 1], got {s}"),
-        )?;
-    }
     let p = run.num_slices;
+    let coeffs: Vec<(f32, f32)> = match run.fields {
+        Some(fields) => {
+            ensure(!fields.is_empty(), "fields", || {
+                "must have at least one sweep".into()
+            })?;
+            for &(bp, bx) in fields {
+                ensure(
+                    bp.is_finite() && bp >= 0.0 && bx.is_finite() && bx >= 0.0,
+                    "fields",
+                    || format!("weights must be finite and >= 0, got ({bp}, {bx})"),
+                )?;
+            }
+            fields
+                .iter()
+                .map(|&(bp, bx)| ((bp / p as f64) as f32, trotter_coupling_of(bx, p) as f32))
+                .collect()
+        }
+        None => {
+            ensure(run.beta.is_finite() && run.beta > 0.0, "beta", || {
+                format!("must be finite and > 0, got {}", run.beta)
+            })?;
+            ensure(run.gamma.is_finite() && run.gamma >= 0.0, "gamma", || {
+                format!("must be finite and >= 0, got {}", run.gamma)
+            })?;
+            ensure(!run.s_schedule.is_empty(), "s_schedule", || {
+                "must have at least one sweep".into()
+            })?;
+            for &s in run.s_schedule {
+                ensure(
+                    s.is_finite() && (0.0..=1.0).contains(&s),
+                    "s_schedule",
+                    || format!("values must lie in [0, 1], got {s}"),
+                )?;
+            }
+            // the same operations as the fields form with beta_p = beta s and
+            // beta_x = beta gamma (1 - s), so the two agree bit for bit where they coincide
+            run.s_schedule
+                .iter()
+                .map(|&s| {
+                    (
+                        (run.beta * s / p as f64) as f32,
+                        trotter_coupling(run.beta, run.gamma, s, p) as f32,
+                    )
+                })
+                .collect()
+        }
+    };
     let slice_rows = bytes(&[p, n], "num_trotter_slices")?;
     // a block holds P x n lanes; the output P x n bytes and P energies per read
     let block_bytes = slice_rows * 4 * LANES as u128;
@@ -495,16 +539,6 @@ pub fn sample_sqa(model: &IsingModel, run: &SqaRun<'_>, cancel: &AtomicBool) -> 
         "num_reads"
     };
     chains.check_memory(row_bytes, block_bytes, name)?;
-    let coeffs: Vec<(f32, f32)> = run
-        .s_schedule
-        .iter()
-        .map(|&s| {
-            (
-                (run.beta * s / p as f64) as f32,
-                trotter_coupling(run.beta, run.gamma, s, p) as f32,
-            )
-        })
-        .collect();
     let csr = Csr32::of(model);
     let base = base_order(model, chains.order);
     let work = (n as u64 + model.indices().len() as u64 / 2)
@@ -560,7 +594,7 @@ pub fn sample_sqa(model: &IsingModel, run: &SqaRun<'_>, cancel: &AtomicBool) -> 
         flip_fraction: try_vec(reads, 0.0, "num_reads")?,
     };
     let (mut wa, mut wt) = (0u64, 0u64);
-    let updates = (p * n * run.s_schedule.len()) as f64;
+    let updates = (p * n * coeffs.len()) as f64;
     for (b, (spins, (a, t, f))) in blocks.into_iter().enumerate() {
         wa += a;
         wt += t;
@@ -594,6 +628,7 @@ mod tests {
             gamma: 1.0,
             num_slices: 1,
             s_schedule: &sched,
+            fields: None,
             chains: Chains {
                 num_reads: 20000,
                 initial: None,
