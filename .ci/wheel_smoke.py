@@ -36,6 +36,11 @@ q = c.run(theta)
 assert np.allclose(q.detach().numpy(), [0.5, 0, 0, 0.5]), q
 (q[0] - q[3]).backward()
 assert abs(float(theta.grad[k]) + 1.0) < 1e-12, theta.grad  # d/dt (cos^2 - sin^2)(t/2) = -sin t
+# package data travels in the wheel: the shipped annealing schedule loads
+from qbm.samplers.schedule import advantage2_schedule  # noqa: E402
+
+sched = advantage2_schedule()
+assert sched.version and sched.s[-1] == 1.0, sched
 out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "qbm"), "--help"], capture_output=True, text=True)
 assert out.returncode == 0 and "usage: qbm" in out.stdout, out
 print("wheel smoke test OK")

@@ -171,3 +171,26 @@ def test_compare_vae_tiny(tmp_path, capsys):
             assert float(r[f"{k}_ci_lo"]) <= float(r[f"{k}_mean"]) <= float(r[f"{k}_ci_hi"]), k
     bm = next(r for r in rows if r["model"] == "bm/gibbs")
     assert float(bm["cqa_relative_diversity_mean"]) > 0
+
+
+@pytest.mark.slow
+def test_dqa_study_tiny(tmp_path, capsys):
+    """Fast anneals are hot, slower ones colder (beta_eff rises with anneal time); the
+    enumerable model gets TV and KL at beta_eff; the CSV and PNG are written."""
+    import csv
+
+    from qbm.cli import main
+
+    out = tmp_path / "dqa"
+    rc = main(["study", "dqa", "--out", str(out), "--models", "zephyr:1,1", "--anneal-times", "0.01", "0.1",
+               "--reads", "200", "--seeds", "0", "1", "--workers", "1", "--quiet", "--gibbs-sweeps", "200"])  # fmt: skip
+    assert rc == 0
+    rows = list(csv.DictReader(open(out / "dqa.csv")))
+    assert [float(r["anneal_time_us"]) for r in rows] == [0.01, 0.1]
+    assert float(rows[1]["beta_eff_mean"]) > 3 * float(rows[0]["beta_eff_mean"])
+    for r in rows:
+        assert 0 <= float(r["tv_mean"]) <= 1 and float(r["kl_mean"]) >= 0 and r["gibbs_tv_mean"]
+    assert (out / "dqa.png").stat().st_size > 10_000
+    capsys.readouterr()
+    assert main(["study", "dqa", "--out", str(tmp_path / "x"), "--models", "chimera:2", "--quiet"]) == 2
+    assert "models" in capsys.readouterr().err

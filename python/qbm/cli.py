@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     qpu_cli.add_parsers(sub)
     qgan_cli.add_parsers(train, study)
+    from qbm.studies import dqa
+
+    dqa.add_parser(study)
     from qbm import cli_help
 
     cli_help.apply(p)
