@@ -182,8 +182,9 @@ def test_dqa_study_tiny(tmp_path, capsys):
     from qbm.cli import main
 
     out = tmp_path / "dqa"
-    rc = main(["study", "dqa", "--out", str(out), "--models", "zephyr:1,1", "--anneal-times", "0.01", "0.1",
-               "--reads", "200", "--seeds", "0", "1", "--workers", "1", "--quiet", "--gibbs-sweeps", "200"])  # fmt: skip
+    argv = ["study", "dqa", "--out", str(out), "--models", "zephyr:1,1", "--anneal-times", "0.01", "0.1",
+            "--reads", "200", "--seeds", "0", "1", "--workers", "1", "--quiet", "--gibbs-sweeps", "200"]  # fmt: skip
+    rc = main(argv)
     assert rc == 0
     rows = list(csv.DictReader(open(out / "dqa.csv")))
     assert [float(r["anneal_time_us"]) for r in rows] == [0.01, 0.1]
