@@ -295,3 +295,23 @@ def test_device_option(tmp_path):
     with pytest.raises(ValueError, match="device"):
         VAETrainer(BMVAE(d.shape, 8, seed=0), d, device="no-such-device")
     assert main(["train", "vae", "--device", "nonsense", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_negative_phase_certificates_do_not_touch_training():
+    """Certificates every epoch are computed outside the step: same weights as without;
+    they certify the last negative-phase samples against the prior at beta = 1 (12 latent
+    spins: the exact TV too)."""
+    d = small_digits()
+    kw = dict(seed=4, num_chains=64, sweeps=3, iw_samples=5)
+    a = VAETrainer(BMVAE(d.shape, 12, seed=4), d, certify_every=1, **kw)
+    a.train(2, progress=False)
+    b = VAETrainer(BMVAE(d.shape, 12, seed=4), d, certify_every=0, **kw)
+    b.train(2, progress=False)
+    for (k, va), (_, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(va, vb), k
+    c = a.history[-1]["negative_certificate"]
+    assert c["num_samples"] == 64 and c["tv"] is not None and c["tv_floor"] > 0
+    assert isinstance(c["ok"], bool) and c["verdict"]
+    assert "negative_certificate" not in b.history[-1]
+    with pytest.raises(ValueError, match="certify_every"):
+        VAETrainer(BMVAE(d.shape, 12, seed=4), d, certify_every=-1)

@@ -17,7 +17,7 @@ returns a :class:`Certificate`:
   energy, and of the magnetisation, along persistent chains, where the result carries a
   trace (``info["energy_trace"]``, from ``record_energies=True``, or rows labelled by
   ``read`` and ``sweep`` vectors). Fails when the ESS is under ``min_ess`` or the trace is
-  shorter than 50 tau_int (too short to have equilibrated, or to estimate tau).
+  shorter than 20 tau_int (too short to have equilibrated, or to estimate tau).
 - ``tv`` and ``tv_floor``: for n <= ``max_exact`` (20), the total variation distance
   between the samples' histogram and the exact Boltzmann distribution at the target beta
   (or at beta_eff when no target is given), beside the expected TV of that many
@@ -41,7 +41,7 @@ from qbm.ising import IsingModel
 from qbm.metrics import effective_sample_size, integrated_autocorrelation_time
 
 MAX_EXACT = 20
-MIN_TAUS = 50  # a trace shorter than this many autocorrelation times is not equilibrated
+MIN_TAUS = 20  # a trace shorter than this many autocorrelation times is not equilibrated
 BETA_CAP = 1e3  # beta_eff reported as inf beyond this (samples all at local minima)
 
 

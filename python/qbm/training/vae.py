@@ -41,6 +41,7 @@ class VAETrainer:
         iw_samples: int = 50,
         device: str | torch.device = "cpu",
         holdout: Any = (),
+        certify_every: int = 5,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
@@ -55,6 +56,9 @@ class VAETrainer:
         self.is_bm = isinstance(model, BMVAE)
         self.batch_size, self.lr, self.seed, self.kl_warmup = batch_size, lr, seed, kl_warmup
         self.iw_samples = iw_samples
+        if isinstance(certify_every, bool) or not isinstance(certify_every, int) or certify_every < 0:
+            raise ValueError(f"certify_every: expected an integer >= 0 (0: never), got {certify_every!r}")
+        self.certify_every = certify_every
         # classes already removed from ``data`` (ImageData.without_classes): recorded in the
         # checkpoint so that a resumed run trains on the same images
         self.holdout = sorted(int(c) for c in holdout)
@@ -93,9 +97,11 @@ class VAETrainer:
         batches = range(0, len(perm), self.batch_size)
         bar = tqdm(batches, desc=f"epoch {self.epoch + 1}", leave=False, disable=not progress)
         nb = max(1, len(batches))
+        z_last = None
         for b, start in enumerate(bar):
             xb = self.x_train[perm[start : start + self.batch_size]]
             z_model = self.negative.sample(self.model.prior).to(self.device) if self.negative is not None else None
+            z_last = z_model
             w = min(1.0, (self.epoch + (b + 1) / nb) / self.kl_warmup) if self.kl_warmup > 0 else 1.0
             out = self.model.forward_losses(xb, z_model, self.gen, 0.0, kl_weight=w)
             self.opt.zero_grad()
@@ -131,8 +137,22 @@ class VAETrainer:
         }
         if self.negative is not None and "beta_eff" in self.negative.last_info:
             rec["beta_eff"] = self.negative.last_info["beta_eff"]
+        if z_last is not None and self.certify_every and self.epoch % self.certify_every == 0:
+            rec["negative_certificate"] = self.certify_negative(z_last)
         self.history.append(rec)
         return rec
+
+    def certify_negative(self, z: torch.Tensor) -> dict[str, Any]:
+        """Certificate (:func:`qbm.diagnostics.certify`) of the last negative-phase samples
+        against the prior they were drawn for, at beta = 1 (the gradient assumes samples of
+        p(z)); outside the timed training step."""
+        from qbm.diagnostics import certify
+
+        t0 = time.perf_counter()
+        spins = np.where(z.detach().cpu().numpy() > 0, 1, -1).astype(np.int8)
+        c = certify(spins, self.model.prior.to_ising(), beta=1.0, bootstrap=100, seed=self.epoch)
+        keep = ("beta_eff", "beta_eff_ci", "tv", "tv_floor", "ok", "verdict", "num_samples")
+        return {**{k: c[k] for k in keep}, "seconds": time.perf_counter() - t0}
 
     @property
     def log_z(self) -> float:
@@ -164,6 +184,9 @@ class VAETrainer:
         for _ in bar:
             rec = self.train_epoch(progress=False)
             bar.set_postfix(test_recon=f"{rec['test_recon']:.3f}", elbo=f"{rec['test_elbo']:.2f}")
+            c = rec.get("negative_certificate")
+            if c is not None and progress:
+                tqdm.write(f"epoch {rec['epoch']}: negative phase ({c['num_samples']} chains) {c['verdict']}")
             if checkpoint:
                 self.save(checkpoint)
             if metrics_path:
