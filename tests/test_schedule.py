@@ -136,3 +136,13 @@ def test_standin_anneals_on_the_device_schedule():
     assert isinstance(ss, dimod.SampleSet)
     with pytest.raises(ValueError, match="schedule"):
         SQAStandIn(schedule="nope")
+
+
+def test_mock_advantage2_takes_the_schedule_from_the_environment(tmp_path, monkeypatch):
+    from qbm.qpu import mock_advantage2
+
+    f = tmp_path / "device.csv"
+    f.write_text("# version: test-7\ns,A(s) (GHz),B(s) (GHz)\n0,6.0,0.1\n1,0.0,9.0\n")
+    monkeypatch.setenv("QBM_ANNEAL_SCHEDULE", str(f))
+    qpu = mock_advantage2(1, 1)
+    assert qpu.substitute_sampler.schedule.version == "test-7"

@@ -96,14 +96,20 @@ class SQAStandIn(dimod.Sampler):
         return dimod.SampleSet.from_samples_bqm((samples, model.labels), bqm, info=info)
 
 
-def mock_advantage2(m: int = 4, t: int = 4, *, standin: Any = None, **kwargs: Any) -> Any:
-    """``MockDWaveSampler`` with Zephyr Z(m, t) topology and the SQA stand-in."""
+def mock_advantage2(
+    m: int = 4, t: int = 4, *, standin: Any = None, schedule: Any = "advantage2", **kwargs: Any
+) -> Any:
+    """``MockDWaveSampler`` with Zephyr Z(m, t) topology and the SQA stand-in annealing on
+    ``schedule`` (default: :func:`qbm.samplers.schedule.advantage2_schedule`, i.e. the
+    table in ``$QBM_ANNEAL_SCHEDULE`` when set, else the packaged generic one; or an
+    :class:`~qbm.samplers.schedule.AnnealSchedule`, e.g. from a real solver's properties
+    via ``AnnealSchedule.from_properties``)."""
     from dwave.system.testing import MockDWaveSampler
 
     return MockDWaveSampler(
         topology_type="zephyr",
         topology_shape=[m, t],
-        substitute_sampler=standin or SQAStandIn(),
+        substitute_sampler=standin or SQAStandIn(schedule=schedule),
         substitute_kwargs={},
         exact_solver_cutoff=0,
         parameter_warnings=False,
