@@ -298,7 +298,7 @@ def add_parser(study: Any) -> None:
     p.add_argument("--schedule", default=None, help="A(s), B(s) table (CSV, D-Wave's headers); default: packaged")
     p.add_argument("--temperature-mk", type=positive_float, default=None, help="default: the schedule's (16 mK)")
     p.add_argument("--slices", type=positive_int, default=16, help="Trotter slices P")
-    p.add_argument("--reads", type=positive_int, default=1000)
+    p.add_argument("--reads", type=positive_int, default=1000, help="anneals per (model, time, seed)")
     p.add_argument("--gibbs-sweeps", type=positive_int, default=1000, help="sweeps of the Gibbs baseline")
     p.add_argument("--out", default="runs/dqa")
     add_runner_options(p, seeds=5)
