@@ -96,9 +96,7 @@ class SQAStandIn(dimod.Sampler):
         return dimod.SampleSet.from_samples_bqm((samples, model.labels), bqm, info=info)
 
 
-def mock_advantage2(
-    m: int = 4, t: int = 4, *, standin: Any = None, schedule: Any = "advantage2", **kwargs: Any
-) -> Any:
+def mock_advantage2(m: int = 4, t: int = 4, *, standin: Any = None, schedule: Any = "advantage2", **kwargs: Any) -> Any:
     """``MockDWaveSampler`` with Zephyr Z(m, t) topology and the SQA stand-in annealing on
     ``schedule`` (default: :func:`qbm.samplers.schedule.advantage2_schedule`, i.e. the
     table in ``$QBM_ANNEAL_SCHEDULE`` when set, else the packaged generic one; or an
