@@ -173,7 +173,7 @@ def write_sat4(
 
     def make(n: int) -> tuple[np.ndarray, np.ndarray]:
         y = rng.integers(0, 4, n)
-        x = means[y][:, None, None, :] + rng.normal(0, 25, (n, 28, 28, 4))
+        x = means[y][:, None, None, :] + rng.normal(0, 25, (n, 28, 28, 4)).astype(np.float32)
         return np.clip(x, 0, 255).astype(np.uint8), np.eye(4, dtype=np.uint8)[y]
 
     if fmt == "mat":
@@ -181,9 +181,14 @@ def write_sat4(
 
         out = {}
         for split, n in (("train", n_train), ("test", n_test)):
-            x, y = make(n)
-            out[f"{split}_x"] = np.transpose(x, (1, 2, 3, 0))  # (28, 28, 4, N)
-            out[f"{split}_y"] = y.T if labels == "4xN" else y
+            xs = np.empty((28, 28, 4, n), dtype=np.uint8)  # the file's layout, filled in chunks
+            ys = np.empty((n, 4), dtype=np.uint8)
+            for s in range(0, n, 10000):
+                x, y = make(min(10000, n - s))
+                xs[..., s : s + len(x)] = np.transpose(x, (1, 2, 3, 0))
+                ys[s : s + len(y)] = y
+            out[f"{split}_x"] = xs  # (28, 28, 4, N)
+            out[f"{split}_y"] = ys.T if labels == "4xN" else ys
         scipy.io.savemat(os.path.join(directory, "sat-4-full.mat"), out, do_compression=True)
         return
     for split, n in (("train", n_train), ("test", n_test)):
