@@ -125,8 +125,32 @@ def test_sat4_written_files_load_eagerly_and_memory_mapped_alike(tmp_path, monke
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
     assert set(np.unique(eager[1])) <= {0, 1, 2, 3}
-    data = load_sat4(d)
-    np.testing.assert_array_equal(data.x_train, eager[0].astype(np.float32) / 255)
+    data = load_sat4(d)  # uint8 and memory-mapped; float only per batch
+    assert isinstance(data.x_train, np.memmap) and data.x_train.dtype == np.uint8
+    np.testing.assert_array_equal(data.rows("train"), eager[0].astype(np.float32) / 255)
+    idx = np.array([5, 1, 30])
+    np.testing.assert_array_equal(data.rows("train", idx), eager[0][idx].astype(np.float32) / 255)
     # a changed file is a new cache key
     write_sat4(d, 20, 5, fmt=fmt, labels=labels, seed=4)
     assert load_sat4_uint8(d)[0].shape == (20, 4, 28, 28)
+
+
+def test_uint8_image_data_converts_per_batch():
+    """ImageData keeps uint8 pixels (value / 255); rows() converts only what is asked for;
+    float pixels outside [0, 1] and other dtypes are refused, naming the field."""
+    from qbm.data import ImageData, iter_float_chunks, to_float01
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (10, 1, 4, 4), dtype=np.uint8)
+    d = ImageData("toy", x, np.arange(10) % 2, x[:4], np.arange(4) % 2)
+    assert d.rows("train").dtype == np.float32 and d.rows("train").max() <= 1.0
+    np.testing.assert_array_equal(d.rows("test", [3, 0]), x[[3, 0]] / np.float32(255))
+    chunks = list(iter_float_chunks(x, 3))
+    assert [len(c) for c in chunks] == [3, 3, 3, 1]
+    np.testing.assert_array_equal(np.concatenate(chunks), to_float01(x))
+    f = to_float01(x)
+    assert to_float01(f) is f  # float32 is not copied
+    with pytest.raises(ValueError, match="x_train"):
+        ImageData("toy", x.astype(np.int16), np.arange(10) % 2, x[:4], np.arange(4) % 2)
+    with pytest.raises(ValueError, match="split"):
+        d.rows("val")

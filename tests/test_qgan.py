@@ -141,7 +141,7 @@ def test_sat4_loaders(tmp_path):
     scipy.io.savemat(mat_dir / "sat-4-full.mat", {"train_x": x_tr, "train_y": y_tr, "test_x": x_te, "test_y": y_te})
     d = load_sat4(str(mat_dir))
     assert d.x_train.shape == (ntr, 4, 28, 28) and d.x_test.shape == (nte, 4, 28, 28)
-    np.testing.assert_allclose(d.x_train[3, 2], x_tr[:, :, 2, 3] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(d.rows("train")[3, 2], x_tr[:, :, 2, 3] / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(d.y_train, np.argmax(y_tr, axis=0))
     csv_dir = tmp_path / "csv"
     csv_dir.mkdir()

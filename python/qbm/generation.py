@@ -256,8 +256,7 @@ class Judge:
                 pass
         self.path = path
         self.net.eval()
-        x_test = torch.as_tensor(np.asarray(data.x_test, dtype=np.float32))
-        pred = self.predict(x_test)
+        pred = self.predict(data.x_test)
         y = np.asarray(data.y_test)
         self.accuracy = float(np.mean(pred == y))
         self.per_class_accuracy = [
@@ -280,10 +279,12 @@ class Judge:
         epoch's weights are kept (``self.report``)."""
         torch.manual_seed(self.SEED)
         g = torch.Generator().manual_seed(self.SEED)
+        from qbm.data.images import to_float01
+
         fit, val = validation_split(len(data.x_train), 0.1, self.SEED)
-        x = torch.as_tensor(np.asarray(data.x_train, dtype=np.float32)[fit])
+        x_all = data.x_train  # uint8 sets stay uint8 (often memory-mapped): rows converted per batch
         y = torch.as_tensor(np.asarray(data.y_train, dtype=np.int64)[fit])
-        xv = torch.as_tensor(np.asarray(data.x_train, dtype=np.float32)[val])
+        xv = x_all[val]
         yv = np.asarray(data.y_train)[val]
         from qbm.training.checkpoint import BestWeights
 
@@ -291,16 +292,16 @@ class Judge:
         stop = BestWeights(self.PATIENCE, lambda acc, best: acc > best, -1.0)
         ran = 0
         for ep in range(self.EPOCHS):
-            perm = torch.randperm(len(x), generator=g)
-            for s in range(0, len(x), 64):
+            perm = torch.randperm(len(fit), generator=g)
+            for s in range(0, len(fit), 64):
                 b = perm[s : s + 64]
-                loss = F.cross_entropy(self.net(x[b]), y[b])
+                xb = torch.as_tensor(to_float01(x_all[fit[b.numpy()]]))
+                loss = F.cross_entropy(self.net(xb), y[b])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
             ran = ep + 1
-            with torch.no_grad():
-                acc = float(np.mean(self.net(xv).argmax(1).numpy() == yv))
+            acc = float(np.mean(self.predict(xv) == yv))
             if stop.update(ran, acc, self.net):
                 break
         stop.restore(self.net)
@@ -316,13 +317,23 @@ class Judge:
             "training": getattr(self, "report", {}),
         }
 
+    CHUNK = 4096  # images per forward pass (bounded memory on big sets)
+
     @torch.no_grad()
     def features(self, images: Any) -> np.ndarray:
-        return self.net.features(torch.as_tensor(np.asarray(images, dtype=np.float32))).numpy().astype(np.float64)
+        """Feature vectors (float64) of float [0, 1] or uint8 images, in chunks."""
+        from qbm.data.images import iter_float_chunks
+
+        parts = [self.net.features(torch.as_tensor(c)).numpy() for c in iter_float_chunks(images, self.CHUNK)]
+        return np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, 0))
 
     @torch.no_grad()
     def predict(self, images: Any) -> np.ndarray:
-        return self.net(torch.as_tensor(np.asarray(images, dtype=np.float32))).argmax(1).numpy()
+        """Predicted classes of float [0, 1] or uint8 images, in chunks."""
+        from qbm.data.images import iter_float_chunks
+
+        parts = [self.net(torch.as_tensor(c)).argmax(1).numpy() for c in iter_float_chunks(images, self.CHUNK)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def judge(self, images: Any, real: Any) -> dict[str, float]:
         """FID (equal counts: the first min(N, M) of each), coverage, precision, recall."""
@@ -384,7 +395,7 @@ def choose_lambda(
     from sklearn.linear_model import LogisticRegression
 
     fit, val = validation_split(len(data.x_train), seed=seed)
-    x, y = np.asarray(data.x_train), np.asarray(data.y_train)
+    x, y = data.rows("train"), np.asarray(data.y_train)
     k = int(data.num_classes)
     dirs = directions(model, x[fit], y[fit], k)
     picker = LogisticRegression(max_iter=2000, random_state=seed).fit(x[fit].reshape(len(fit), -1), y[fit])
@@ -432,10 +443,10 @@ def evaluate_bm(
 ) -> dict[str, Any]:
     """Every mode of a BM-VAE chosen on validation data and judged on the test set."""
     say = progress or (lambda s: None)
-    x_tr = np.asarray(data.x_train)
+    x_tr = data.rows("train")
     _, val = validation_split(len(x_tr), seed=seed)
     real_val = x_tr[val]
-    real_test = np.asarray(data.x_test)
+    real_test = data.rows("test")
     n_test = len(real_test)
     say("choosing the QA final beta on validation data")
 
@@ -503,18 +514,18 @@ def real_floor(judge: Judge, data: Any, seed: int = 0) -> float:
     """FID of real training images against the real test images (equal counts)."""
     from qbm.metrics import fid_from_features
 
-    x_tr = np.asarray(data.x_train)
+    x_tr = data.x_train
     n = min(len(x_tr), len(data.x_test))
     idx = np.random.default_rng(seed).choice(len(x_tr), n, replace=False)
-    return fid_from_features(judge.features(x_tr[idx]), judge.features(np.asarray(data.x_test)[:n]))
+    return fid_from_features(judge.features(x_tr[idx]), judge.features(data.x_test[:n]))
 
 
 def evaluate_gaussian(model: Any, data: Any, judge: Judge, *, seed: int = 0) -> dict[str, Any]:
     """The Gaussian VAE at tau = 1 and at the coldest tau = beta^(-1/2) chosen by the QA
     rule (the fair match for QA)."""
-    x_tr = np.asarray(data.x_train)
+    x_tr = data.rows("train")
     _, val = validation_split(len(x_tr), seed=seed)
-    real_test = np.asarray(data.x_test)
+    real_test = data.rows("test")
 
     def sample(beta: float, num: int, s: int) -> np.ndarray:
         return gaussian_images(model, num, tau=beta**-0.5, seed=s)

@@ -1,8 +1,9 @@
 """Image data sets: scikit-learn's digits (embedded default), MNIST / Fashion-MNIST from
 local IDX files.
 
-Every loader returns an :class:`ImageData` with float32 images in [0, 1] of shape
-(N, C, H, W) and int64 labels, already split into train and test.
+Every loader returns an :class:`ImageData` of shape (N, C, H, W) with int64 labels,
+already split into train and test: float32 pixels in [0, 1] for the small sets, uint8
+(memory-mapped from qbm's cache) for SAT-4, converted to float per batch.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import gzip
 import os
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +23,10 @@ KNOWN_CLASSES = {"digits": 10, "mnist": 10, "fashion-mnist": 10, "sat4": 4, "cel
 
 @dataclass
 class ImageData:
-    """Images (N, C, H, W) float32 in [0, 1] and int64 labels, split into train and test.
-    Checked when built: a ValueError names the data set (or ``source``) and the field."""
+    """Images (N, C, H, W) and int64 labels, split into train and test. Pixels are float
+    in [0, 1], or uint8 meaning value / 255 (large sets stay uint8, often memory-mapped,
+    and are converted per batch: :func:`to_float01`, :meth:`rows`). Checked when built:
+    a ValueError names the data set (or ``source``) and the field."""
 
     name: str
     x_train: np.ndarray
@@ -41,11 +45,16 @@ class ImageData:
                 raise ValueError(f"{where}: x_{split} holds no images")
             if y.ndim != 1 or len(y) != len(x):
                 raise ValueError(f"{where}: y_{split} has shape {y.shape} for {len(x)} images")
-            if not np.all(np.isfinite(x)):
+            if x.dtype == np.uint8:  # value / 255: in range by construction
+                pass
+            elif x.dtype.kind != "f":
+                raise ValueError(f"{where}: x_{split} must be float in [0, 1] or uint8, got dtype {x.dtype}")
+            elif not np.all(np.isfinite(x)):
                 raise ValueError(f"{where}: x_{split} contains NaN or infinite pixels")
-            lo, hi = float(x.min()), float(x.max())
-            if lo < 0.0 or hi > 1.0:
-                raise ValueError(f"{where}: x_{split} pixels must lie in [0, 1], found [{lo:.3g}, {hi:.3g}]")
+            else:
+                lo, hi = float(x.min()), float(x.max())
+                if lo < 0.0 or hi > 1.0:
+                    raise ValueError(f"{where}: x_{split} pixels must lie in [0, 1], found [{lo:.3g}, {hi:.3g}]")
             if y.dtype.kind not in "iu":
                 raise ValueError(f"{where}: y_{split} labels must be integers, got dtype {y.dtype}")
             k = KNOWN_CLASSES.get(self.name)
@@ -60,6 +69,14 @@ class ImageData:
                 f"{self.x_test.shape[1:]} differ in shape"
             )
 
+    def rows(self, split: str, index: Any = None) -> np.ndarray:
+        """float32 pixels in [0, 1] of ``split`` ("train" or "test") rows ``index`` (all
+        when None), converted from uint8 here, so only these rows are ever float."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+        x = getattr(self, f"x_{split}")
+        return to_float01(x if index is None else x[index])
+
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
@@ -72,12 +89,26 @@ class ImageData:
         """Training data without ``classes`` and the held-out test images of them."""
         keep_tr = ~np.isin(self.y_train, classes)
         keep_te = ~np.isin(self.y_test, classes)
-        held = self.x_test[~keep_te]
+        held = to_float01(self.x_test[~keep_te])
         if not keep_tr.any() or not keep_te.any():
             raise ValueError(f"holdout: holding out {sorted(classes)} leaves no training or test images")
         return ImageData(
             self.name, self.x_train[keep_tr], self.y_train[keep_tr], self.x_test[keep_te], self.y_test[keep_te]
         ), held
+
+
+def to_float01(x: Any) -> np.ndarray:
+    """float32 pixels in [0, 1]: uint8 / 255, floats as float32 (no copy when already)."""
+    a = np.asarray(x)
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / np.float32(255.0)
+    return a.astype(np.float32, copy=False)
+
+
+def iter_float_chunks(x: Any, chunk: int = 4096):
+    """float32 [0, 1] chunks of ``x`` along its first axis (bounded memory for big sets)."""
+    for s in range(0, len(x), chunk):
+        yield to_float01(x[s : s + chunk])
 
 
 def load_digits(test_fraction: float = 0.2, seed: int = 0) -> ImageData:

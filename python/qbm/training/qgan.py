@@ -99,14 +99,17 @@ class Shared:
         judge = Judge(data)
         self.clf, self.clf_accuracy = judge.net, judge.accuracy
         self._freeze()
-        with torch.no_grad():
-            self.z_train = self.ae.encode(torch.as_tensor(data.x_train))
-            self.real_feats = self.features(torch.as_tensor(data.x_test))
+        from qbm.data.images import iter_float_chunks
+
+        with torch.no_grad():  # in chunks: a uint8 (memory-mapped) set is never float as a whole
+            self.z_train = torch.cat([self.ae.encode(torch.as_tensor(c)) for c in iter_float_chunks(data.x_train)])
+            chunks = iter_float_chunks(data.x_test)
+            self.real_feats = np.concatenate([self.features(torch.as_tensor(c)) for c in chunks])
             n = min(eval_samples, len(data.x_train))
             idx = np.random.default_rng(seed).choice(len(data.x_train), n, replace=False)
-            self.fid_floor = fid_from_features(self.features(torch.as_tensor(data.x_train[idx])), self.real_feats)
-            recon = self.ae(torch.as_tensor(data.x_test))
-            self.ae_report["fid_reconstructions"] = fid_from_features(self.features(recon), self.real_feats)
+            self.fid_floor = fid_from_features(self.features(torch.as_tensor(data.rows("train", idx))), self.real_feats)
+            rf = np.concatenate([self.features(self.ae(torch.as_tensor(c))) for c in iter_float_chunks(data.x_test)])
+            self.ae_report["fid_reconstructions"] = fid_from_features(rf, self.real_feats)
         self.shape = tuple(data.shape)
         self.num_classes = int(data.num_classes)
         self.dataset = data.name
@@ -174,34 +177,45 @@ class Shared:
         epoch's weights are kept and the report says what was reached."""
         from qbm.generation import validation_split
 
+        from qbm.data.images import to_float01
+
         g = torch.Generator().manual_seed(seed)
-        fit, val = validation_split(len(self.data.x_train), 0.1, seed)
-        x = torch.as_tensor(self.data.x_train[fit])
-        xv = torch.as_tensor(self.data.x_train[val])
+        x_all = self.data.x_train  # uint8 sets stay uint8: rows are converted per batch
+        fit, val = validation_split(len(x_all), 0.1, seed)
         opt = torch.optim.Adam(self.ae.parameters(), lr=2e-3)
         stop = BestWeights(PATIENCE, lambda v, best: v < best - 1e-6, math.inf)
         ran = 0
         bar = tqdm(range(epochs), desc="autoencoder", disable=not progress)
         for ep in bar:
-            perm = torch.randperm(len(x), generator=g)
-            for s in range(0, len(x), 64):
-                xb = x[perm[s : s + 64]]
+            perm = torch.randperm(len(fit), generator=g)
+            for s in range(0, len(fit), 64):
+                xb = torch.as_tensor(to_float01(x_all[fit[perm[s : s + 64].numpy()]]))
                 loss = self.ae.loss(xb)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
             ran = ep + 1
-            with torch.no_grad():
-                v = float(F.mse_loss(self.ae(xv), xv))
+            v = self._mse(x_all[val])
             bar.set_postfix(val_mse=f"{v:.4f}")
             if stop.update(ran, v, self.ae):
                 break
         stop.restore(self.ae)
         best, best_epoch = stop.best, stop.best_epoch
-        with torch.no_grad():
-            xt = torch.as_tensor(self.data.x_test)
-            mse = float(F.mse_loss(self.ae(xt), xt))
+        mse = self._mse(self.data.x_test)
         return {"test_mse": mse, "val_mse": best, "epochs": ran, "best_epoch": best_epoch, "max_epochs": epochs}
+
+    @torch.no_grad()
+    def _mse(self, x: Any, chunk: int = 4096) -> float:
+        """Reconstruction MSE of float or uint8 images, in chunks (one chunk: exactly
+        ``F.mse_loss`` over the set)."""
+        from qbm.data.images import iter_float_chunks
+
+        tot, count = 0.0, 0
+        for c in iter_float_chunks(x, chunk):
+            t = torch.as_tensor(c)
+            tot += float(F.mse_loss(self.ae(t), t)) * t.numel()
+            count += t.numel()
+        return tot / count
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> np.ndarray:

@@ -73,8 +73,8 @@ class VAETrainer:
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self.wall = 0.0
-        self.x_train = torch.as_tensor(data.x_train).to(self.device)
-        self.x_test = torch.as_tensor(data.x_test).to(self.device)
+        self.x_train = torch.as_tensor(data.rows("train")).to(self.device)
+        self.x_test = torch.as_tensor(data.rows("test")).to(self.device)
         self.log_z_info: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ training

@@ -105,9 +105,9 @@ def write_outputs(
     from qbm.training.vae import ood_auroc
 
     extra: dict[str, Any] = {}
-    x = torch.as_tensor(tr.data.x_test[:16]).to(tr.device)
+    x = torch.as_tensor(tr.data.rows("test", slice(0, 16))).to(tr.device)
     rec = tr.model.reconstruct(x).cpu().numpy()
-    pairs = np.concatenate([tr.data.x_test[:16], rec]).transpose(0, 2, 3, 1)
+    pairs = np.concatenate([tr.data.rows("test", slice(0, 16)), rec]).transpose(0, 2, 3, 1)
     save_image_grid(os.path.join(out, "reconstructions.png"), pairs, rows=2, title="test images (top), reconstructions")
     hist = tr.history
     save_curves(
@@ -162,7 +162,7 @@ def write_outputs(
             "failed": gen["cqa"]["failed"],
         }
         if held_out is not None and len(held_out):
-            extra["ood"] = ood_auroc(tr, tr.data.x_test, held_out)
+            extra["ood"] = ood_auroc(tr, tr.data.rows("test"), held_out)
             if not quiet:
                 print(
                     f"OOD AUROC (held-out classes): prior energy {extra['ood']['auroc_prior_energy']:.3f}, "
@@ -342,7 +342,7 @@ def judge_generated(
             if len(ref) >= 2:
                 metrics["relative_diversity"] = metrics["diversity"] / G.mean_pairwise_distance(ref)
     elif len(imgs) > 3:
-        metrics.update(judge.judge(imgs, np.asarray(data.x_test)[: len(imgs)]))
+        metrics.update(judge.judge(imgs, data.rows("test", slice(0, len(imgs)))))
     return metrics
 
 
