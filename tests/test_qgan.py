@@ -297,3 +297,19 @@ def test_capacity_quality_flags_compare_within_a_latent_space():
     d = decide(rows, kind="quantum", flag="good", bootstrap=0)
     assert d["censored"] == 0 and sorted(d["points"]) == [(20.0, 48.0), (60.0, 48.0)]
     assert decide(rows, kind="quantum", bootstrap=0)["censored"] == 2
+
+
+def test_capacity_thresholds_use_each_generators_own_discriminator_size():
+    """The discriminator reads the generator's latent: the same width has more parameters
+    after a wider latent, and the fit must use the generator's own count."""
+    from qbm.studies.capacity import decide
+
+    rows = []
+    for key, latent, t in ((("quantum", 2, 1, None), 2, 8), (("quantum", 6, 2, None), 6, 16)):
+        for w in (4, 8, 16):
+            for s in range(3):
+                rows.append({"generator": "quantum", "key": key, "latent": latent, "disc_width": w, "seed": s,
+                             "generator_params": 10 * latent, "discriminator_params": w * (latent + 1) + w + 1,
+                             "optimal": w >= t})  # fmt: skip
+    d = decide(rows, kind="quantum", bootstrap=0)
+    assert sorted(d["points"]) == [(20.0, 8 * 3 + 9), (60.0, 16 * 7 + 17)]

@@ -211,14 +211,16 @@ def decide(
     for r in sel:
         cells.setdefault((r["key"], r["disc_width"]), []).append(bool(r[flag]))
         gparams[r["key"]] = r["generator_params"]
-        dparams[r["disc_width"]] = r["discriminator_params"]
+        # per generator: the discriminator's input is the generator's latent, so the same
+        # width has a different parameter count for different latent sizes
+        dparams[(r["key"], r["disc_width"])] = r["discriminator_params"]
 
     def analyse(c: dict[tuple[Any, int], list[bool]]) -> tuple[dict[str, Any], list[tuple[float, float]], int]:
         opt: dict[Any, dict[int, bool]] = {}
         for (key, w), v in c.items():
             opt.setdefault(key, {})[w] = sum(v) > len(v) / 2
         th = thresholds(opt)
-        pts = sorted((float(gparams[k]), float(dparams[w])) for k, w in th.items() if w is not None)
+        pts = sorted((float(gparams[k]), float(dparams[(k, w)])) for k, w in th.items() if w is not None)
         censored = sum(w is None for w in th.values())
         if len(pts) < 2:
             return {}, pts, censored
@@ -436,12 +438,12 @@ def _capacity_figure(path: str, points: list[dict[str, Any]], best: list[dict[st
         if p["optimal"]:
             ax0.text(j, i, "x", ha="center", va="center", color="red", fontsize=9)
         elif p["good"]:
-            ax0.text(j, i, ".", ha="center", va="center", color="white", fontsize=12)
+            ax0.plot(j, i, "o", mfc="none", mec="white", ms=6)
     lab = [f"Q {k[1]}q x {k[2]}L" if k[0] == "quantum" else f"C width {k[3]}" for k in keys]
     ax0.set_yticks(range(len(keys)), lab, fontsize=7)
     ax0.set_xticks(range(len(widths)), [str(w) for w in widths], fontsize=7)
     ax0.set_xlabel("discriminator width")
-    ax0.set_title("median tail FID (log10); x optimal (rule), . good (quality only)", fontsize=8)
+    ax0.set_title("median tail FID (log10); x optimal (stated rule), o good (quality only)", fontsize=8)
     fig.colorbar(im, ax=ax0, fraction=0.04)
     for kind, colour in (("quantum", "C0"), ("classical", "C1")):
         for col, mark, dec, name in (("optimal_disc_params", "o", decisions, "rule"),
@@ -453,7 +455,7 @@ def _capacity_figure(path: str, points: list[dict[str, Any]], best: list[dict[st
             ax1.scatter(x, y, color=colour, marker=mark, facecolors="none" if mark == "s" else colour,
                         label=f"{kind}, {name}: {dec.get(kind, {}).get('verdict', '')[:40]}")  # fmt: skip
             f = dec.get(kind, {}).get("fit") or {}
-            if f and len(pts) > 1:
+            if f and len(pts) >= 3:  # a line through two points is not a fit
                 xs = np.linspace(x.min(), x.max(), 50)
                 e, pl = f["exponential"], f["polynomial"]
                 ax1.plot(xs, np.exp(e["a"] + e["b"] * xs), "--", color=colour, lw=0.8)
