@@ -146,3 +146,18 @@ def test_mock_advantage2_takes_the_schedule_from_the_environment(tmp_path, monke
     monkeypatch.setenv("QBM_ANNEAL_SCHEDULE", str(f))
     qpu = mock_advantage2(1, 1)
     assert qpu.substitute_sampler.schedule.version == "test-7"
+
+
+def test_qpu_sampler_certifies_its_samples():
+    """Advantage2Sampler(sample_model, certify=True) on the stand-in: the certificate's
+    beta_eff (qbm's pseudo-likelihood root) equals dwave.system.temperatures' maximum
+    pseudo-likelihood estimate on the same samples."""
+    from qbm.problems import zephyr_spin_glass
+    from qbm.qpu import Advantage2Sampler, mock_advantage2
+
+    model = zephyr_spin_glass(1, 1, seed=2)
+    qpu = Advantage2Sampler(child=mock_advantage2(1, 1), seed=3)
+    r = qpu.sample_model(model, num_reads=200, annealing_time=0.5, certify=True)
+    c = r.info["certificate"]
+    assert c["target_beta"] is None and c["tv"] is not None
+    assert np.isfinite(c["beta_eff"]) and c["beta_eff"] == pytest.approx(r.info["beta_eff"], rel=1e-6)

@@ -476,10 +476,15 @@ class Advantage2Sampler(dimod.Sampler):
         seed: int | None = None,
         extra_field: Any = None,
         energy_scale: float | None = None,
+        certify: bool = False,
         **params: Any,
     ) -> SampleResult:
         """Array API (BM-VAE negative phase / generation): spins (num_reads, n) in the model's
-        variable order, its energies, and info (with beta_eff and its bootstrap interval)."""
+        variable order, its energies, and info (with beta_eff and its bootstrap interval;
+        ``certify=True`` adds ``info["certificate"]``, :func:`qbm.diagnostics.certify` of the
+        samples against ``model``, with no target beta: a QPU's is what it measures)."""
+        if not isinstance(certify, bool):
+            raise ValueError(f"certify: expected True or False, got {certify!r}")
         extra = None
         if extra_field is not None:
             extra = {lab: float(v) for lab, v in zip(model.labels, np.asarray(extra_field, dtype=float))}
@@ -496,6 +501,10 @@ class Advantage2Sampler(dimod.Sampler):
                 info.update(estimate_beta_eff(model, spins, num_bootstrap=50, seed=self.seed))
             except Exception as e:  # noqa: BLE001 - estimation is advisory
                 info["beta_eff_error"] = str(e)
+        if certify and len(spins) > 1:  # before any refill: only the samples the device gave
+            from qbm.diagnostics import certify as _certify
+
+            info["certificate"] = _certify(spins, model, seed=self.seed or 0)
         if len(spins) < num_reads:  # discarded chains: refill by resampling rows
             rng = np.random.default_rng(self.seed if seed is None else [self.seed, seed])
             spins = spins[rng.integers(0, len(spins), num_reads)]
