@@ -138,8 +138,8 @@ def dqa_configs(models: list[str], times: list[float], **common: Any) -> list[di
     return [{"model": m, "anneal_time_us": float(t), **common} for m in models for t in times]
 
 
-METRICS = ["beta_eff", "beta_ratio", "tv", "tv_floor", "kl", "gibbs_tv", "energy_per_spin", "gibbs_energy_per_spin",
-           "num_sweeps", "seconds"]  # fmt: skip
+METRICS = ["beta_eff", "beta_ratio", "beta_final", "tv", "tv_floor", "kl", "gibbs_tv", "energy_per_spin",
+           "gibbs_energy_per_spin", "num_sweeps", "seconds"]  # fmt: skip
 
 
 def summarise_runs(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
