@@ -313,3 +313,19 @@ def test_capacity_thresholds_use_each_generators_own_discriminator_size():
                              "optimal": w >= t})  # fmt: skip
     d = decide(rows, kind="quantum", bootstrap=0)
     assert sorted(d["points"]) == [(20.0, 8 * 3 + 9), (60.0, 16 * 7 + 17)]
+
+
+def test_autoencoder_epochs_are_bounded_on_big_sets(monkeypatch):
+    """Above EPOCH_IMAGES training images an autoencoder epoch is that many images of a
+    running shuffle (validation every EPOCH_IMAGES images), and the cache key says so;
+    below it nothing changes."""
+    from qbm.data import load_digits
+    from qbm.training import qgan as Q
+
+    d = load_digits()
+    a = Q.Shared(d, 3, ae_epochs=2, eval_samples=100)
+    assert a.ae_report["images_per_epoch"] == len(d.x_train) - round(0.1 * len(d.x_train))
+    monkeypatch.setattr(Q, "EPOCH_IMAGES", 500)
+    b = Q.Shared(d, 3, ae_epochs=2, eval_samples=100)
+    assert b.ae_report["images_per_epoch"] == 500 and b.ae_report["epochs"] == 2
+    assert b.key != a.key
