@@ -51,6 +51,28 @@ pub fn trotter_coupling_of(beta_x: f64, p: usize) -> f64 {
     (-0.5 * x.tanh().ln()).min(30.0)
 }
 
+/// The (gamma, s) form's parameters: beta finite and > 0, gamma finite and >= 0, and a
+/// non-empty schedule of s in [0, 1] (shared with the continuous-time driver).
+pub(crate) fn check_gamma_s(beta: f64, gamma: f64, s_schedule: &[f64]) -> Result<()> {
+    ensure(beta.is_finite() && beta > 0.0, "beta", || {
+        format!("must be finite and > 0, got {beta}")
+    })?;
+    ensure(gamma.is_finite() && gamma >= 0.0, "gamma", || {
+        format!("must be finite and >= 0, got {gamma}")
+    })?;
+    ensure(!s_schedule.is_empty(), "s_schedule", || {
+        "must have at least one sweep".into()
+    })?;
+    for &s in s_schedule {
+        ensure(
+            s.is_finite() && (0.0..=1.0).contains(&s),
+            "s_schedule",
+            || format!("values must lie in [0, 1], got {s}"),
+        )?;
+    }
+    Ok(())
+}
+
 /// Which Monte Carlo moves an SQA sweep makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Moves {
@@ -500,22 +522,7 @@ pub fn sample_sqa(model: &IsingModel, run: &SqaRun<'_>, cancel: &AtomicBool) -> 
                 .collect()
         }
         None => {
-            ensure(run.beta.is_finite() && run.beta > 0.0, "beta", || {
-                format!("must be finite and > 0, got {}", run.beta)
-            })?;
-            ensure(run.gamma.is_finite() && run.gamma >= 0.0, "gamma", || {
-                format!("must be finite and >= 0, got {}", run.gamma)
-            })?;
-            ensure(!run.s_schedule.is_empty(), "s_schedule", || {
-                "must have at least one sweep".into()
-            })?;
-            for &s in run.s_schedule {
-                ensure(
-                    s.is_finite() && (0.0..=1.0).contains(&s),
-                    "s_schedule",
-                    || format!("values must lie in [0, 1], got {s}"),
-                )?;
-            }
+            check_gamma_s(run.beta, run.gamma, run.s_schedule)?;
             // the same operations as the fields form with beta_p = beta s and
             // beta_x = beta gamma (1 - s), so the two agree bit for bit where they coincide
             run.s_schedule

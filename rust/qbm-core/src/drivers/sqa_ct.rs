@@ -15,7 +15,7 @@
 //! draws from the stream (seed, c), so results do not depend on the thread count.
 
 use super::engine::{map_units, Chains};
-use crate::error::{ensure, Result};
+use crate::error::Result;
 use crate::memory::try_vec;
 use crate::model::IsingModel;
 use crate::parallel::check_cancel;
@@ -168,22 +168,7 @@ pub fn sample_sqa_ct(model: &IsingModel, run: &CtRun<'_>, cancel: &AtomicBool) -
     let chains = &run.chains;
     let reads = chains.num_reads;
     chains.validate(n)?;
-    ensure(run.beta.is_finite() && run.beta > 0.0, "beta", || {
-        format!("must be finite and > 0, got {}", run.beta)
-    })?;
-    ensure(run.gamma.is_finite() && run.gamma >= 0.0, "gamma", || {
-        format!("must be finite and >= 0, got {}", run.gamma)
-    })?;
-    ensure(!run.s_schedule.is_empty(), "s_schedule", || {
-        "must have at least one sweep".into()
-    })?;
-    for &s in run.s_schedule {
-        ensure(
-            s.is_finite() && (0.0..=1.0).contains(&s),
-            "s_schedule",
-            || format!("values must lie in [0, 1], got {s}"),
-        )?;
-    }
+    super::sqa::check_gamma_s(run.beta, run.gamma, run.s_schedule)?;
     // worldlines hold about beta Gamma kinks per spin: a few doubles each
     let kinks = (run.beta * run.gamma).ceil() as u128;
     let per_read = (n as u128) * (64 + 16 * (1 + kinks)) + n as u128 + 24;
