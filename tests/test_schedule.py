@@ -161,3 +161,21 @@ def test_qpu_sampler_certifies_its_samples():
     c = r.info["certificate"]
     assert c["target_beta"] is None and c["tv"] is not None
     assert np.isfinite(c["beta_eff"]) and c["beta_eff"] == pytest.approx(r.info["beta_eff"], rel=1e-6)
+
+
+def test_qpu_sampler_reports_the_schedule_it_anneals_on():
+    import dimod
+
+    from qbm.qpu import Advantage2Sampler, mock_advantage2
+
+    assert Advantage2Sampler(child=mock_advantage2(1, 1)).anneal_schedule.version == advantage2_schedule().version
+
+    class Solver(dimod.Structured, dimod.Sampler):  # a structured solver whose properties carry a table
+        nodelist, edgelist, parameters = [0, 1], [(0, 1)], {}
+        properties = {"anneal_schedule_table": [[0, 7.0, 0.2], [0.5, 1.0, 4.0], [1, 0.0, 9.5]]}
+
+        def sample(self, bqm, **kw):  # pragma: no cover - not sampled here
+            raise NotImplementedError
+
+    s = Advantage2Sampler(child=Solver()).anneal_schedule
+    assert s.source == "solver properties" and s(0.5)[1] == pytest.approx(4.0)

@@ -144,6 +144,19 @@ class Advantage2Sampler(dimod.Sampler):
         return {"child_properties": self.child.properties, "mode": self.mode}
 
     @property
+    def anneal_schedule(self) -> Any:
+        """The solver's A(s), B(s): from its properties when they carry a table
+        (``anneal_schedule_table``), else the stand-in's (:func:`qbm.samplers.schedule.
+        advantage2_schedule`: ``$QBM_ANNEAL_SCHEDULE`` or the packaged generic table, whose
+        ``source`` says which). What an offline emulation of this solver should anneal on."""
+        from qbm.samplers.schedule import AnnealSchedule, advantage2_schedule
+
+        sub = getattr(self.child, "substitute_sampler", None)
+        if sub is not None and getattr(sub, "schedule", None) is not None and not isinstance(sub.schedule, str):
+            return sub.schedule
+        return AnnealSchedule.from_properties(dict(self.child.properties)) or advantage2_schedule()
+
+    @property
     def parameters(self) -> dict[str, list[str]]:
         p = {k: [] for k in self.child.parameters}
         p.update({"num_reads": [], "seed": [], "extra_fields": [], "mode": [], "chain_strength": []})
