@@ -291,3 +291,23 @@ def test_nan_bias_fields_and_exclusive_anneal_parameters_are_refused(mock):
     # a schedule alone replaces the preset's annealing time
     params = Advantage2Sampler(rec, mode="qa").solver_parameters(anneal_schedule=sched)
     assert params["anneal_schedule"] == sched and "annealing_time" not in params
+
+
+@pytest.mark.slow
+def test_calibrating_the_energy_scale_reaches_beta_one(mock):
+    """The stand-in samples a prior far colder than beta = 1 at the auto-scaled range;
+    steering the programmed scale brings beta_eff (relative to the prior) to 1, and a
+    fresh sample at that scale confirms it."""
+    from qbm.qpu import calibrate_energy_scale, steer_scale
+
+    assert steer_scale(2.0, 4.0) == 0.5 and steer_scale(2.0, 4.0, damped=True) == 1.0
+    model = BoltzmannPrior(24, "zephyr", init_scale=1.0, seed=2).to_ising()
+    qpu = Advantage2Sampler(child=mock, seed=5)
+    first = qpu.sample_model(model, num_reads=300, seed=0)
+    assert first.info["beta_low"] > 1.5  # colder than the prior at the auto-scaled range
+    cal = calibrate_energy_scale(qpu, model, num_reads=300, rounds=6, seed=1)
+    assert cal["converged"], cal["history"]
+    check = qpu.sample_model(model, num_reads=300, seed=99, energy_scale=cal["energy_scale"])
+    assert 0.75 < check.info["beta_eff"] < 1.33, check.info["beta_eff"]
+    with pytest.raises(ValueError, match="target_beta"):
+        calibrate_energy_scale(qpu, model, target_beta=0.0)

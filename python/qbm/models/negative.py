@@ -147,7 +147,9 @@ class QPUAnneals(FreshAnneals):
         b = res.info.get("beta_eff")
         used = res.info.get("scale")
         if b is not None and used and np.isfinite(b) and b > 0:
-            self.qpu_scale = float(used) / float(b) ** 0.5 if self.qpu_scale is not None else float(used) / float(b)
+            from qbm.qpu.sampler import steer_scale
+
+            self.qpu_scale = steer_scale(used, b, 1.0, damped=self.qpu_scale is not None)
             res.info["next_energy_scale"] = self.qpu_scale
         self.last_info = res.info
         return torch.as_tensor(res.spins, dtype=torch.float64)

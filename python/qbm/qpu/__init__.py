@@ -2,7 +2,14 @@
 the three annealing modes, submission with retries, and an offline stand-in."""
 
 from qbm.qpu.embedding import EmbeddingCache, chain_length_stats, find_embedding_for
-from qbm.qpu.sampler import MODES, Advantage2Sampler, estimate_beta_eff, scale_to_ranges
+from qbm.qpu.sampler import (
+    MODES,
+    Advantage2Sampler,
+    calibrate_energy_scale,
+    estimate_beta_eff,
+    scale_to_ranges,
+    steer_scale,
+)
 from qbm.qpu.standin import SQAStandIn, mock_advantage2, parse_mock
 
 __all__ = [
@@ -10,10 +17,12 @@ __all__ = [
     "Advantage2Sampler",
     "EmbeddingCache",
     "SQAStandIn",
+    "calibrate_energy_scale",
     "chain_length_stats",
     "estimate_beta_eff",
     "find_embedding_for",
     "mock_advantage2",
     "parse_mock",
     "scale_to_ranges",
+    "steer_scale",
 ]

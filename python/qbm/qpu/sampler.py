@@ -74,6 +74,40 @@ def estimate_beta_eff(
     return {"beta_eff": beta, "beta_low": interval[0], "beta_high": interval[1]}
 
 
+def steer_scale(used: float, beta_eff: float, target: float = 1.0, *, damped: bool = False) -> float:
+    """The next programmed energy scale: a QPU samples about exp(-b_phys * scale * E), so
+    beta_eff relative to the model moves with the scale; one full step scale * target /
+    beta_eff, then damped (square-root) steps, as the stand-in's dynamics are not linear."""
+    if damped:
+        return float(used) * float(target) ** 0.5 / float(beta_eff) ** 0.5
+    return float(used) * float(target) / float(beta_eff)
+
+
+def calibrate_energy_scale(
+    qpu: Any, model: IsingModel, *, target_beta: float = 1.0, num_reads: int = 100, rounds: int = 5,
+    seed: int = 0, **params: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """Steer ``energy_scale`` until the samples' beta_eff relative to ``model`` (maximum
+    pseudo-likelihood, 95% bootstrap interval) holds ``target_beta``, in at most ``rounds``
+    probe calls of ``num_reads`` each; returns the scale, whether it converged, and every
+    round's (scale, beta_eff, interval)."""
+    if not (np.isfinite(target_beta) and target_beta > 0):
+        raise ValueError(f"target_beta: must be finite and > 0, got {target_beta!r}")
+    scale: float | None = None
+    history = []
+    for k in range(int(rounds)):
+        r = qpu.sample_model(model, num_reads=num_reads, seed=seed + k, energy_scale=scale, **params)
+        b, lo, hi, used = (r.info.get(x) for x in ("beta_eff", "beta_low", "beta_high", "scale"))
+        history.append({"scale": used, "beta_eff": b, "beta_low": lo, "beta_high": hi})
+        if b is None or not np.isfinite(b) or b <= 0:
+            break
+        if lo <= target_beta <= hi:
+            return {"energy_scale": float(used), "converged": True, "history": history}
+        scale = steer_scale(used, b, target_beta, damped=k > 0)
+    last = history[-1]["scale"] if history else None
+    return {"energy_scale": scale if scale is not None else last, "converged": False, "history": history}
+
+
 class Advantage2Sampler(dimod.Sampler):
     """Samples Ising models on a Zephyr-topology D-Wave QPU (or an offline stand-in).
 
