@@ -189,6 +189,7 @@ def test_dqa_study_tiny(tmp_path, capsys):
     rows = list(csv.DictReader(open(out / "dqa.csv")))
     assert [float(r["anneal_time_us"]) for r in rows] == [0.01, 0.1]
     assert float(rows[1]["beta_eff_mean"]) > 3 * float(rows[0]["beta_eff_mean"])
+    assert float(rows[1]["pt_energy_per_spin_ci_hi"]) < 0  # energy intervals are not clipped at 0
     for r in rows:
         assert 0 <= float(r["tv_mean"]) <= 1 and float(r["kl_mean"]) >= 0 and r["gibbs_tv_mean"] and r["pt_tv_mean"]
     assert (out / "dqa.png").stat().st_size > 10_000

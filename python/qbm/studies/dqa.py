@@ -172,7 +172,7 @@ def summarise_runs(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if not all(math.isfinite(x) for x in v):
                 row[f"{k}_mean"] = math.inf
                 continue
-            s = summarise(v, (0.0, None) if k not in ("energy_per_spin", "gibbs_energy_per_spin") else None)
+            s = summarise(v, None if "energy" in k else (0.0, None))  # energies may be negative
             row[f"{k}_mean"], row[f"{k}_ci_lo"], row[f"{k}_ci_hi"] = s["mean"], s["ci_lo"], s["ci_hi"]
         row["gibbs_ok_fraction"] = float(np.mean([bool(s.get("gibbs_ok")) for s in sel]))
         row["pt_ok_fraction"] = float(np.mean([bool(s.get("pt_ok")) for s in sel]))
