@@ -153,3 +153,24 @@ def test_autocorrelation_time_of_an_ar1_series():
             x[t] = phi * x[t - 1] + e[t]
         tau = (1 + phi) / (1 - phi)
         assert abs(integrated_autocorrelation_time(x) - tau) < 0.08 * tau
+
+
+@pytest.mark.slow
+def test_reference_energy_catches_what_local_checks_cannot():
+    """An 80-spin Zephyr glass at beta = 3: short Gibbs chains pass the local checks
+    (pseudo-likelihood beta, no trace) but sit far above parallel tempering's mean energy;
+    independent PT samples at the same beta pass the reference check."""
+    from qbm.problems import zephyr_spin_glass
+
+    m = zephyr_spin_glass(2, 2, seed=0)
+    g = GibbsSampler().sample_model(m, beta=3.0, num_reads=500, num_sweeps=20, seed=1)
+    assert certify(g, m, beta=3.0)["ok"]  # the blind spot
+    c = certify(g, m, beta=3.0, reference="pt")
+    assert not c["ok"] and "parallel tempering" in c["verdict"] and c["reference_energy_gap"] > 0
+    pt = ParallelTemperingSampler().sample_model(
+        m, beta=3.0, beta_min=0.2, num_replicas=16, num_reads=500, num_sweeps=1000, seed=7
+    )
+    c2 = certify(pt, m, beta=3.0, reference="pt", seed=3)
+    assert c2["ok"], c2["verdict"]
+    with pytest.raises(ValueError, match="reference"):
+        certify(g, m, reference="exact")

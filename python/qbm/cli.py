@@ -96,7 +96,7 @@ def cmd_spin_glass(args: argparse.Namespace) -> int:
     # fewer chains for the autocorrelation time; annealing's beta_eff for comparison
     from qbm.diagnostics import certify
 
-    c = certify(r, model, beta=args.beta)
+    c = certify(r, model, beta=args.beta, reference="pt" if args.reference_pt else None)
     k = min(args.num_reads, 256)
     traced = gibbs.sample_model(
         model, beta=args.beta, num_reads=k, num_sweeps=args.num_sweeps, seed=args.seed + 1, certify=True
@@ -130,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--seed", type=seed_int, default=0)
     sg.add_argument("--threads", type=threads_int, default=None)
     sg.add_argument("--json", default=None, help="also write the report to this JSON file")
+    sg.add_argument(
+        "--reference-pt",
+        action="store_true",
+        help="also check the Gibbs samples' mean energy against parallel tempering's (a PT run)",
+    )
     sg.add_argument("--quiet", action="store_true", help="no progress bar")
     sg.set_defaults(func=cmd_spin_glass)
 
