@@ -35,7 +35,6 @@ import math
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from qbm.ising import IsingModel
 from qbm.metrics import effective_sample_size, integrated_autocorrelation_time
@@ -54,20 +53,10 @@ class Certificate(dict):
         return format_certificate(self)
 
 
-def _sym(model: IsingModel) -> sp.csr_array:
-    J = model.J
-    return (J + J.T).tocsr() if _upper_only(J) else J
-
-
-def _upper_only(J: sp.csr_array) -> bool:
-    coo = J.tocoo()
-    return bool(coo.nnz) and bool(np.all(coo.row < coo.col))
-
-
 def local_fields(spins: np.ndarray, model: IsingModel) -> np.ndarray:
     """f_i = h_i + sum_j J_ij s_j for each row of ``spins`` (N, n)."""
     s = np.asarray(spins, dtype=np.float64)
-    return (_sym(model) @ s.T).T + model.h[None, :]
+    return (model.J @ s.T).T + model.h[None, :]  # IsingModel holds J symmetric
 
 
 def pseudo_likelihood_beta(spins: Any, model: IsingModel, *, weights: Any = None) -> float:
@@ -141,10 +130,15 @@ def fit_beta(
 
 def state_index(spins: Any) -> np.ndarray:
     """+-1 rows -> integer state index (spin 0 the most significant bit, +1 -> 1)."""
+    from qbm.data.synthetic import states_to_index
+
+    return states_to_index(np.asarray(spins) > 0)
+
+
+def empirical_distribution(spins: Any) -> np.ndarray:
+    """Histogram of +-1 rows over all 2^n states, in :func:`state_index` order."""
     s = np.asarray(spins)
-    n = s.shape[1]
-    bits = (s > 0).astype(np.int64)
-    return bits @ (1 << np.arange(n - 1, -1, -1, dtype=np.int64))
+    return np.bincount(state_index(s), minlength=1 << s.shape[1]) / len(s)
 
 
 def all_states(n: int) -> np.ndarray:
@@ -311,7 +305,7 @@ def certify(
         tb = beta if beta is not None else b
         if tb is not None and math.isfinite(tb) and tb > 0:
             p = exact_distribution(model, tb)
-            q = np.bincount(state_index(spins), minlength=1 << n) / N
+            q = empirical_distribution(spins)
             cert["tv"] = 0.5 * float(np.abs(p - q).sum())
             m = max(2, int(round(n_eff)))
             cert["tv_floor"] = tv_floor(p, m)
@@ -333,17 +327,22 @@ def certify(
     return cert
 
 
+def reference_run(model: IsingModel, beta: float, *, num_reads: int, num_sweeps: int, seed: int) -> Any:
+    """Parallel tempering at ``beta`` (16 replicas on a geometric ladder from
+    min(0.2, beta / 2)), certified: the classical reference at a given temperature."""
+    from qbm.samplers import ParallelTemperingSampler
+
+    return ParallelTemperingSampler().sample_model(
+        model, beta=beta, beta_min=min(0.2, 0.5 * beta), num_replicas=16, num_reads=int(num_reads),
+        num_sweeps=int(num_sweeps), seed=seed, certify=True,
+    )  # fmt: skip
+
+
 def _reference_check(
     cert: dict[str, Any], energies: np.ndarray, model: IsingModel, beta: float, n_eff: float, sweeps: int, seed: int
 ) -> list[str]:
     """Mean energy against parallel tempering's at ``beta`` (see :func:`certify`)."""
-    from qbm.samplers import ParallelTemperingSampler
-
-    reads = int(min(len(energies), 512))
-    ref = ParallelTemperingSampler().sample_model(
-        model, beta=beta, beta_min=min(0.2, 0.5 * beta), num_replicas=16, num_reads=max(reads, 2),
-        num_sweeps=int(sweeps), seed=seed, certify=True,
-    )  # fmt: skip
+    ref = reference_run(model, beta, num_reads=max(int(min(len(energies), 512)), 2), num_sweeps=sweeps, seed=seed)
     e_ref = ref.energies
     se = math.sqrt(float(np.var(energies, ddof=1)) / max(n_eff, 2) + float(np.var(e_ref, ddof=1)) / len(e_ref))
     gap = float(energies.mean() - e_ref.mean())

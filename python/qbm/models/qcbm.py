@@ -123,7 +123,9 @@ def local_fidelity_loss(model: QCBM, target_probs: Any, params: torch.Tensor | N
 
 
 def _counts(bits: np.ndarray, n: int) -> torch.Tensor:
-    idx = (bits.astype(np.int64) << np.arange(n - 1, -1, -1)).sum(1)
+    from qbm.data.synthetic import states_to_index
+
+    idx = states_to_index(bits)
     return torch.as_tensor(np.bincount(idx, minlength=2**n) / len(bits), dtype=torch.float64)
 
 

@@ -42,13 +42,12 @@ class SQAStandIn(dimod.Sampler):
         min_sweeps: int = 20,
         max_sweeps: int = 20000,
     ) -> None:
-        from qbm.samplers.schedule import AnnealSchedule, advantage2_schedule
+        from qbm.samplers.schedule import AnnealSchedule, as_schedule
 
-        if isinstance(schedule, str) and schedule not in ("advantage2", "linear"):
+        named = isinstance(schedule, str) and schedule in ("advantage2", "linear")
+        if not (named or isinstance(schedule, AnnealSchedule)):
             raise ValueError(f"schedule: expected 'advantage2', 'linear' or an AnnealSchedule, got {schedule!r}")
-        if not isinstance(schedule, (str, AnnealSchedule)):
-            raise ValueError(f"schedule: expected 'advantage2', 'linear' or an AnnealSchedule, got {schedule!r}")
-        self.schedule = advantage2_schedule() if schedule == "advantage2" else schedule
+        self.schedule = "linear" if schedule == "linear" else as_schedule(schedule)
         self.temperature_mk = temperature_mk
         self.beta, self.gamma, self.slices = beta, gamma, num_trotter_slices
         self.sweeps_per_us, self.min_sweeps, self.max_sweeps = sweeps_per_us, min_sweeps, max_sweeps

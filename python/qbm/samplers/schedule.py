@@ -106,10 +106,16 @@ class AnnealSchedule:
             raise ValueError("s: values must lie in [0, 1]")
         return np.interp(x, self.s, self.A), np.interp(x, self.s, self.B)
 
+    def temperature(self, temperature_mk: float | None = None) -> float:
+        """The temperature an anneal runs at (mK): the one given, else the schedule's own,
+        else :data:`DEFAULT_TEMPERATURE_MK`."""
+        if temperature_mk is not None:
+            return float(temperature_mk)
+        return float(self.temperature_mk or DEFAULT_TEMPERATURE_MK)
+
     def fields(self, s_path: Any, *, temperature_mk: float | None = None) -> np.ndarray:
         """(num_sweeps, 2) weights (beta_p, beta_x) = beta_GHz (B(s)/2, A(s)/2) for SQA."""
-        t = temperature_mk if temperature_mk is not None else self.temperature_mk or DEFAULT_TEMPERATURE_MK
-        b = beta_per_ghz(t)
+        b = beta_per_ghz(self.temperature(temperature_mk))
         a, bb = self(s_path)
         return np.ascontiguousarray(np.stack([b * bb / 2, b * a / 2], axis=1))
 
@@ -183,6 +189,15 @@ def advantage2_schedule(path: str | None = None) -> AnnealSchedule:
     (see the module docs: not D-Wave's table)."""
     path = path or os.environ.get("QBM_ANNEAL_SCHEDULE") or None
     return AnnealSchedule.from_csv(path or _PACKAGED)
+
+
+def as_schedule(spec: Any) -> AnnealSchedule:
+    """``"advantage2"`` -> :func:`advantage2_schedule`; an :class:`AnnealSchedule` as it is."""
+    if isinstance(spec, AnnealSchedule):
+        return spec
+    if isinstance(spec, str) and spec == "advantage2":
+        return advantage2_schedule()
+    raise ValueError(f"schedule: expected 'advantage2' or an AnnealSchedule, got {spec!r}")
 
 
 def _generic_table(points: int = 1001) -> np.ndarray:

@@ -86,17 +86,11 @@ class SQASampler(IsingSampler):
                     )
             if continuous_time:
                 raise ValueError("continuous_time: device schedules run the discrete-slice path")
-            if isinstance(schedule, str):
-                if schedule != "advantage2":
-                    raise ValueError(f"schedule: expected 'advantage2' or an AnnealSchedule, got {schedule!r}")
-                schedule = sch.advantage2_schedule()
-            if not isinstance(schedule, sch.AnnealSchedule):
-                raise ValueError(f"schedule: expected 'advantage2' or an AnnealSchedule, got {type(schedule).__name__}")
+            dev = sch.as_schedule(schedule)
+            if sweeps_per_us is None:
+                sweeps_per_us = sch.DEFAULT_SWEEPS_PER_US
             if anneal_time_us is not None:
-                num_sweeps = sch.anneal_sweeps(
-                    anneal_time_us, sweeps_per_us=sch.DEFAULT_SWEEPS_PER_US if sweeps_per_us is None else sweeps_per_us
-                )
-            dev = schedule
+                num_sweeps = sch.anneal_sweeps(anneal_time_us, sweeps_per_us=sweeps_per_us)
         elif temperature_mk is not None or anneal_time_us is not None or sweeps_per_us is not None:
             raise ValueError("schedule: temperature_mk, anneal_time_us and sweeps_per_us need a device schedule")
         # ranges of beta, gamma, P and s are checked once, in the core
@@ -165,18 +159,18 @@ class SQASampler(IsingSampler):
             "timing": timing,
         }
         if dev is not None:
-            from qbm.samplers.schedule import DEFAULT_SWEEPS_PER_US, beta_per_ghz
+            from qbm.samplers.schedule import beta_per_ghz
 
-            t_mk = temperature_mk if temperature_mk is not None else dev.temperature_mk or 16.0
+            t_mk = dev.temperature(temperature_mk)
             for k in ("beta", "gamma"):
                 info.pop(k)
             info.update(
                 schedule={"name": dev.name, "version": dev.version, "source": dev.source},
-                temperature_mk=float(t_mk),
+                temperature_mk=t_mk,
                 beta_per_ghz=beta_per_ghz(t_mk),
                 beta_final=float(fields[-1, 0]),
                 anneal_time_us=anneal_time_us,
-                sweeps_per_us=(sweeps_per_us or DEFAULT_SWEEPS_PER_US) if anneal_time_us is not None else None,
+                sweeps_per_us=sweeps_per_us if anneal_time_us is not None else None,
             )
         if return_slices:
             vec = {"slice": np.tile(np.arange(p), num_reads), "read": np.repeat(np.arange(num_reads), p)}
