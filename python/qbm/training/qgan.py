@@ -109,13 +109,16 @@ class Shared:
 
         with torch.no_grad():  # in chunks: a uint8 (memory-mapped) set is never float as a whole
             self.z_train = torch.cat([self.ae.encode(torch.as_tensor(c)) for c in iter_float_chunks(data.x_train)])
-            chunks = iter_float_chunks(data.x_test)
-            self.real_feats = np.concatenate([self.features(torch.as_tensor(c)) for c in chunks])
+            real, rec = [], []  # one pass: the test images' features and their reconstructions'
+            for c in iter_float_chunks(data.x_test):
+                t = torch.as_tensor(c)
+                real.append(self.features(t))
+                rec.append(self.features(self.ae(t)))
+            self.real_feats = np.concatenate(real)
             n = min(eval_samples, len(data.x_train))
             idx = np.random.default_rng(seed).choice(len(data.x_train), n, replace=False)
             self.fid_floor = fid_from_features(self.features(torch.as_tensor(data.rows("train", idx))), self.real_feats)
-            rf = np.concatenate([self.features(self.ae(torch.as_tensor(c))) for c in iter_float_chunks(data.x_test)])
-            self.ae_report["fid_reconstructions"] = fid_from_features(rf, self.real_feats)
+            self.ae_report["fid_reconstructions"] = fid_from_features(np.concatenate(rec), self.real_feats)
         self.shape = tuple(data.shape)
         self.num_classes = int(data.num_classes)
         self.dataset = data.name
