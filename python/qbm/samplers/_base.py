@@ -160,7 +160,6 @@ def _with_certificate(fn: Any) -> Any:
     cut = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD), len(params))
     params.insert(cut, inspect.Parameter("certify", inspect.Parameter.KEYWORD_ONLY, default=False))
     sample_model.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-    sample_model._certifies = True  # type: ignore[attr-defined]
     return sample_model
 
 
@@ -186,7 +185,7 @@ class IsingSampler(dimod.Sampler, dimod.Initialized):
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
-        if "sample_model" in cls.__dict__ and not getattr(cls.__dict__["sample_model"], "_certifies", False):
+        if "sample_model" in cls.__dict__:  # a wrapped one already has `certify` and is returned as is
             cls.sample_model = _with_certificate(cls.__dict__["sample_model"])  # type: ignore[method-assign]
 
     @classmethod

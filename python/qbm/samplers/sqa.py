@@ -10,6 +10,7 @@ import numpy as np
 from qbm import _core
 from qbm.ising import IsingModel
 from qbm._validate import check_choice, check_number, check_positive_int, finite_array
+from qbm.samplers import schedule as sch
 from qbm.samplers._base import IsingSampler, SampleResult, check_model, prepare_run, timing_info
 
 
@@ -76,8 +77,6 @@ class SQASampler(IsingSampler):
         check_model(model)
         dev = None
         if schedule is not None:
-            from qbm.samplers import schedule as sch
-
             for name, v in (("beta", beta), ("gamma", gamma)):
                 if v is not None:
                     raise ValueError(
@@ -105,9 +104,7 @@ class SQASampler(IsingSampler):
         elif s is not None:
             sched = np.full(check_positive_int(num_sweeps, "num_sweeps"), check_number(s, "s"))
         elif dev is not None:
-            from qbm.samplers.schedule import forward_path
-
-            sched = forward_path(check_positive_int(num_sweeps, "num_sweeps"))
+            sched = sch.forward_path(check_positive_int(num_sweeps, "num_sweeps"))
         else:
             sched = np.linspace(check_number(s_min, "s_min"), 1.0, check_positive_int(num_sweeps, "num_sweeps"))
         fields = None
@@ -159,15 +156,13 @@ class SQASampler(IsingSampler):
             "timing": timing,
         }
         if dev is not None:
-            from qbm.samplers.schedule import beta_per_ghz
-
             t_mk = dev.temperature(temperature_mk)
             for k in ("beta", "gamma"):
                 info.pop(k)
             info.update(
                 schedule={"name": dev.name, "version": dev.version, "source": dev.source},
                 temperature_mk=t_mk,
-                beta_per_ghz=beta_per_ghz(t_mk),
+                beta_per_ghz=sch.beta_per_ghz(t_mk),
                 beta_final=float(fields[-1, 0]),
                 anneal_time_us=anneal_time_us,
                 sweeps_per_us=sweeps_per_us if anneal_time_us is not None else None,
