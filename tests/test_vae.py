@@ -11,7 +11,7 @@ import torch
 from qbm.cli import main as cli
 from qbm.data import load_digits, read_idx, write_idx
 from qbm.data.images import ImageData, load_mnist
-from qbm.models.negative import NegativePhase
+from qbm.registry import NegativePhase
 from qbm.models.prior import BoltzmannPrior
 from qbm.models.vae import BMVAE, GaussianVAE
 from qbm.training.vae import VAETrainer

@@ -6,6 +6,7 @@ Layers (see the design notes): ``qbm._core`` (Rust), :mod:`qbm.ising`,
 """
 
 from qbm import _core
+from qbm import diagnostics as _diagnostics  # noqa: F401  (registers the certifier behind certify=True)
 from qbm.ising import IsingModel
 
 __version__ = _core.__version__

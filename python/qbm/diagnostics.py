@@ -38,6 +38,7 @@ import numpy as np
 
 from qbm.ising import IsingModel
 from qbm.metrics import effective_sample_size, integrated_autocorrelation_time
+from qbm.samplers._base import sampler_named, set_certifier
 
 MAX_EXACT = 20
 MIN_TAUS = 20  # a trace shorter than this many autocorrelation times is not equilibrated
@@ -86,6 +87,8 @@ def _pl_root(s: np.ndarray, f: np.ndarray, w: np.ndarray | None) -> float:
 
     if a <= 0:
         return 0.0
+    if not (sf > 0).any():  # no spin against its field: g > 0 for every beta (frozen samples)
+        return math.inf
     lo, hi = 0.0, 1.0
     while g(hi)[0] > 0:
         lo, hi = hi, 2 * hi
@@ -250,20 +253,26 @@ def certify(
     max_exact: int = MAX_EXACT,
     min_ess: float = 100.0,
     seed: int = 0,
-    reference: str | None = None,
+    reference: Any = None,
     reference_sweeps: int = 1000,
 ) -> Certificate:
     """Certificate for samples of ``model`` (see the module docs). ``beta``: the target
     inverse temperature, checked against beta_eff's interval and used for the exact TV
     (default: none, and the TV is taken at beta_eff).
 
-    ``reference="pt"`` (models too large to enumerate): parallel tempering at the target
+    ``reference="pt"`` (or a parallel-tempering sampler instance; for models too large to
+    enumerate): parallel tempering at the target
     beta (else beta_eff; 16 replicas from min(0.2, beta / 2), ``reference_sweeps`` sweeps,
     as many reads as samples up to 512) gives a reference mean energy; the samples fail
     when their mean energy differs from it by more than 4 combined standard errors. It
     catches what local checks cannot: chains stuck in glassy states whose local
-    conditionals look like equilibrium. It costs a PT run; the reference's own
-    certificate is reported beside it."""
+    conditionals look like equilibrium. It costs a PT run; when the reference's own
+    certificate fails the samples are not certified either (``reference_ok`` False is
+    never ``ok``).
+
+    ``question`` says which question the certificate answered: with ``beta``, "are these
+    samples Boltzmann at the target beta?"; without, "at what beta are they Boltzmann,
+    and are they?". ``ok`` is True only when every check that applied passed."""
     spins, model = _as_arrays(result, model)
     if beta is not None and not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
         raise ValueError(f"beta: must be finite and > 0, got {beta!r}")
@@ -283,8 +292,13 @@ def certify(
     )  # fmt: skip
     b, ci = fit_beta(spins, model, bootstrap=bootstrap, level=level, seed=seed)
     cert["beta_eff"], cert["beta_eff_ci"] = b, ci
-    if beta is not None and math.isfinite(ci[0]) and not (ci[0] <= beta <= ci[1]):
+    if beta is not None and not (ci[0] <= beta <= ci[1]) and not math.isnan(ci[0]):
         fails.append(f"beta_eff {b:.4g} [{ci[0]:.4g}, {ci[1]:.4g}] excludes the target beta {beta:.4g}")
+    if b is not None and math.isinf(b):
+        fails.append(
+            "beta_eff is infinite: every spin agrees with its local field in every sample (frozen in local "
+            "minima), which no finite temperature produces"
+        )
     et, mt, rows_are_trace = _traces(result, spins, energies)
     n_eff = float(N)
     if et is not None and et.shape[1] >= 4:
@@ -317,32 +331,58 @@ def certify(
                     f"{cert['tv_floor']:.3g} (threshold {cert['tv_threshold']:.3g} for {m} samples)"
                 )
     if reference is not None:
-        if reference != "pt":
-            raise ValueError(f"reference: expected None or 'pt', got {reference!r}")
+        if isinstance(reference, str) and reference != "pt":
+            raise ValueError(f"reference: expected None, 'pt' or a parallel-tempering sampler, got {reference!r}")
         tb = beta if beta is not None else b
         if tb is not None and math.isfinite(tb) and tb > 0:
-            fails += _reference_check(cert, energies, model, tb, n_eff, reference_sweeps, seed)
+            fails += _reference_check(cert, energies, model, tb, n_eff, reference_sweeps, seed, reference)
+    ref_failed = cert.get("reference_ok") is False
+    if reference is not None and ref_failed and not any("parallel tempering" in f for f in fails):
+        fails.append(
+            "the parallel-tempering reference failed its own certificate, so the energy comparison cannot "
+            "vouch for these samples (raise reference_sweeps)"
+        )
+    cert["question"] = _question(beta)
     cert["ok"] = not fails
     cert["verdict"] = "ok: " + _summary(cert) if not fails else "FAIL: " + "; ".join(fails)
     return cert
 
 
-def reference_run(model: IsingModel, beta: float, *, num_reads: int, num_sweeps: int, seed: int) -> Any:
-    """Parallel tempering at ``beta`` (16 replicas on a geometric ladder from
-    min(0.2, beta / 2)), certified: the classical reference at a given temperature."""
-    from qbm.samplers import ParallelTemperingSampler
+def _question(beta: float | None) -> str:
+    """The question a certificate answers: Boltzmann at a given beta, or at some beta."""
+    if beta is not None:
+        return f"are these samples Boltzmann at the target beta {beta:.4g}?"
+    return "at what beta are these samples Boltzmann (beta_eff), and are they Boltzmann there?"
 
-    return ParallelTemperingSampler().sample_model(
+
+def reference_run(
+    model: IsingModel, beta: float, *, num_reads: int, num_sweeps: int, seed: int, sampler: Any = "pt"
+) -> Any:
+    """Parallel tempering at ``beta`` (16 replicas on a geometric ladder from
+    min(0.2, beta / 2)), certified: the classical reference at a given temperature.
+    ``sampler``: a parallel-tempering sampler instance, or the name it is registered
+    under in the samplers' registry (this module never imports a sampler)."""
+    pt = sampler_named(sampler) if isinstance(sampler, str) else sampler
+    return pt.sample_model(
         model, beta=beta, beta_min=min(0.2, 0.5 * beta), num_replicas=16, num_reads=int(num_reads),
         num_sweeps=int(num_sweeps), seed=seed, certify=True,
     )  # fmt: skip
 
 
 def _reference_check(
-    cert: dict[str, Any], energies: np.ndarray, model: IsingModel, beta: float, n_eff: float, sweeps: int, seed: int
+    cert: dict[str, Any],
+    energies: np.ndarray,
+    model: IsingModel,
+    beta: float,
+    n_eff: float,
+    sweeps: int,
+    seed: int,
+    sampler: Any = "pt",
 ) -> list[str]:
     """Mean energy against parallel tempering's at ``beta`` (see :func:`certify`)."""
-    ref = reference_run(model, beta, num_reads=max(int(min(len(energies), 512)), 2), num_sweeps=sweeps, seed=seed)
+    ref = reference_run(
+        model, beta, num_reads=max(int(min(len(energies), 512)), 2), num_sweeps=sweeps, seed=seed, sampler=sampler
+    )
     e_ref = ref.energies
     se = math.sqrt(float(np.var(energies, ddof=1)) / max(n_eff, 2) + float(np.var(e_ref, ddof=1)) / len(e_ref))
     gap = float(energies.mean() - e_ref.mean())
@@ -372,7 +412,12 @@ def _summary(c: dict[str, Any]) -> str:
 
 
 def format_certificate(c: dict[str, Any]) -> str:
-    """One line: what was measured and, when something fails, what."""
+    """One line: the question asked, what was measured and, when something fails, what."""
+    t = c.get("target_beta")
+    asked = f"(Boltzmann at target beta {t:.4g}?)" if t is not None else "(Boltzmann at some beta? beta_eff fitted)"
     if c.get("ok"):
-        return str(c.get("verdict", ""))
-    return f"{c.get('verdict', '')} [{_summary(c)}]"
+        return f"{asked} {c.get('verdict', '')}"
+    return f"{asked} {c.get('verdict', '')} [{_summary(c)}]"
+
+
+set_certifier(certify)  # ``sample_model(..., certify=True)`` calls it (see qbm.samplers._base)

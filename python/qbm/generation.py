@@ -265,6 +265,19 @@ class Judge:
             float(np.mean(pred[y == c] == c)) if np.any(y == c) else float("nan") for c in range(self.num_classes)
         ]
 
+    @classmethod
+    def from_weights(cls, shape: tuple[int, ...], num_classes: int, state: dict[str, Any]) -> Judge:
+        """A judge rebuilt from stored weights (no data: no accuracy is measured)."""
+        from qbm.models.qgan import FeatureClassifier
+
+        obj = cls.__new__(cls)
+        obj.num_classes = int(num_classes)
+        obj.net = FeatureClassifier(tuple(shape), obj.num_classes)
+        obj.net.load_state_dict(state)
+        obj.net.eval()
+        obj.key, obj.path, obj.report = "", "", {}
+        return obj
+
     def _train(self, data: Any) -> None:
         # one thread: the same weights in every process, whatever its torch thread count
         threads = torch.get_num_threads()
@@ -323,10 +336,16 @@ class Judge:
 
     @torch.no_grad()
     def features(self, images: Any) -> np.ndarray:
-        """Feature vectors (float64) of float [0, 1] or uint8 images, in chunks."""
+        """Feature vectors (float64) of float [0, 1] or uint8 images (numpy arrays or
+        float torch tensors), in chunks. The one image-features implementation: generation,
+        the QGAN's FID and the capacity study all measure through it."""
         from qbm.data.images import iter_float_chunks
 
-        parts = [self.net.features(torch.as_tensor(c)).numpy() for c in iter_float_chunks(images, self.CHUNK)]
+        if isinstance(images, torch.Tensor):
+            chunks: Any = (images[s : s + self.CHUNK].float() for s in range(0, len(images), self.CHUNK))
+        else:
+            chunks = (torch.as_tensor(c) for c in iter_float_chunks(images, self.CHUNK))
+        parts = [self.net.features(c).numpy() for c in chunks]
         return np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, 0))
 
     @torch.no_grad()

@@ -26,6 +26,7 @@ import numpy as np
 
 from qbm.data.cache import file_cache_base, save_npy_atomic
 from qbm.data.images import ImageData
+from qbm.data.registry import DataSet, register
 
 ATTR_FILES = ("list_attr_celeba.txt", "list_attr_celeba.csv")
 PARTITION_FILES = ("list_eval_partition.txt", "list_eval_partition.csv")
@@ -164,3 +165,10 @@ def load_celeba(
     data.attributes_train, data.attributes_test = vals[idx_tr], vals[idx_te]
     data.attribute_names = tuple(names)
     return data
+
+
+def _check_celeba(data_dir: str) -> None:
+    find_files(data_dir)
+
+
+register(DataSet("celeba", 2, lambda d: load_celeba(d), _check_celeba))

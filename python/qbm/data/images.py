@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from qbm.data.registry import DataSet, num_classes, register
 
-# classes of each named data set (labels must lie in 0..K-1)
-KNOWN_CLASSES = {"digits": 10, "mnist": 10, "fashion-mnist": 10, "sat4": 4, "celeba": 2}
+
 
 
 @dataclass
@@ -57,7 +57,7 @@ class ImageData:
                     raise ValueError(f"{where}: x_{split} pixels must lie in [0, 1], found [{lo:.3g}, {hi:.3g}]")
             if y.dtype.kind not in "iu":
                 raise ValueError(f"{where}: y_{split} labels must be integers, got dtype {y.dtype}")
-            k = KNOWN_CLASSES.get(self.name)
+            k = num_classes(self.name)  # labels of a registered data set lie in 0..K-1
             if y.min() < 0 or (k is not None and y.max() >= k):
                 raise ValueError(
                     f"{where}: y_{split} labels out of range [{int(y.min())}, {int(y.max())}]"
@@ -220,48 +220,11 @@ def load_mnist(directory: str, name: str = "mnist", max_train: int | None = None
     return ImageData(name, xtr, ytr, xte, yte, source=f"{name} in {directory!r}")
 
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "sat4", "celeba")
+def _check_mnist(data_dir: str) -> None:
+    for v in _MNIST_FILES.values():
+        _find(data_dir, v)
 
 
-def check_dataset(name: str, data_dir: str | None = None) -> None:
-    """Check, without loading anything, that :func:`load_dataset` can find ``name``:
-    a known name, and for data sets read from disk a ``data_dir`` holding its files.
-    Commands call it before they make directories or start runs."""
-    if name not in DATASETS:
-        raise ValueError(f"--dataset: unknown data set {name!r}; choose {', '.join(DATASETS)}")
-    if name == "digits":
-        return
-    if not data_dir:
-        raise ValueError(f"--data-dir: {name} is read from local files; give --data-dir (qbm never downloads)")
-    if not os.path.isdir(data_dir):
-        raise FileNotFoundError(f"--data-dir: data directory {data_dir!r} does not exist")
-    if name == "celeba":
-        from qbm.data.celeba import find_files
-
-        find_files(data_dir)
-    elif name in ("mnist", "fashion-mnist"):
-        for v in _MNIST_FILES.values():
-            _find(data_dir, v)
-    elif name == "sat4":
-        mat = os.path.join(data_dir, "sat-4-full.mat")
-        csvs = [os.path.join(data_dir, f"{k}_sat4.csv") for k in ("X_train", "y_train", "X_test", "y_test")]
-        if not os.path.exists(mat) and not all(os.path.exists(p) for p in csvs):
-            raise FileNotFoundError(
-                f"--data-dir: SAT-4 files not found in {data_dir!r}: need sat-4-full.mat or "
-                "X_train_sat4.csv, y_train_sat4.csv, X_test_sat4.csv, y_test_sat4.csv"
-            )
-
-
-def load_dataset(name: str, data_dir: str | None = None) -> ImageData:
-    check_dataset(name, data_dir)
-    if name == "digits":
-        return load_digits()
-    if name in ("mnist", "fashion-mnist"):
-        return load_mnist(data_dir, name)
-    if name == "celeba":
-        from qbm.data.celeba import load_celeba
-
-        return load_celeba(data_dir)
-    from qbm.data.sat4 import load_sat4
-
-    return load_sat4(data_dir)
+register(DataSet("digits", 10, lambda _dir: load_digits()))
+register(DataSet("mnist", 10, lambda d: load_mnist(d, "mnist"), _check_mnist))
+register(DataSet("fashion-mnist", 10, lambda d: load_mnist(d, "fashion-mnist"), _check_mnist))

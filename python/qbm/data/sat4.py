@@ -20,6 +20,7 @@ import numpy as np
 
 from qbm.data.cache import file_cache_base, save_npy_atomic
 from qbm.data.images import ImageData
+from qbm.data.registry import DataSet, register
 
 CLASSES = ("barren land", "trees", "grassland", "other")
 
@@ -200,3 +201,16 @@ def write_sat4(
                 x, y = make(min(10000, n - s))
                 np.savetxt(fx, x.reshape(len(x), -1), fmt="%d", delimiter=",")
                 np.savetxt(fy, y, fmt="%d", delimiter=",")
+
+
+def _check_sat4(data_dir: str) -> None:
+    mat = os.path.join(data_dir, "sat-4-full.mat")
+    csvs = [os.path.join(data_dir, f"{k}_sat4.csv") for k in ("X_train", "y_train", "X_test", "y_test")]
+    if not os.path.exists(mat) and not all(os.path.exists(p) for p in csvs):
+        raise FileNotFoundError(
+            f"--data-dir: SAT-4 files not found in {data_dir!r}: need sat-4-full.mat or "
+            "X_train_sat4.csv, y_train_sat4.csv, X_test_sat4.csv, y_test_sat4.csv"
+        )
+
+
+register(DataSet("sat4", 4, lambda d: load_sat4(d), _check_sat4))

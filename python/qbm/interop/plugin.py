@@ -191,10 +191,10 @@ def _plugin_block(num_chains: int, sweeps: int, seed: int, **_: Any) -> PluginBl
 
 
 def _register() -> None:
-    from qbm.models import negative
+    from qbm import registry
 
-    if "plugin-block" not in negative.REGISTRY:
-        negative.register("plugin-block", _plugin_block, "dwave-pytorch-plugin BlockSampler (torch), for comparison")
+    if "plugin-block" not in registry.REGISTRY:
+        registry.register("plugin-block", _plugin_block, "dwave-pytorch-plugin BlockSampler (torch), for comparison")
 
 
 _register()

@@ -9,9 +9,10 @@ Models never name samplers. A *prior sampler* is anything with
 
 Two implementations cover every qbm sampler: :class:`PersistentChains` (persistent
 chains, PCD: each call continues from the last call's states) and :class:`FreshAnneals`
-(every call an independent anneal, as a QPU gives). One :data:`REGISTRY` maps names to
+(every call an independent anneal, as a QPU gives). One registry (:mod:`qbm.registry`, above
+this module) maps names to
 factories; the negative phase, the generation modes and the CLI read their choices from
-it. Adding a sampler is one :func:`register` call::
+it. Adding a sampler is one :func:`qbm.registry.register` call::
 
     register("my-sampler", lambda num_chains, sweeps, seed, num_threads, **kw:
              PersistentChains(MySampler(num_threads=num_threads), num_chains, seed=seed, num_sweeps=sweeps))
@@ -162,21 +163,6 @@ class QPUAnneals(FreshAnneals):
         self.qpu_scale = d.get("qpu_scale")
 
 
-# The registry lives in the torch-free module qbm.registry (so that the CLI can list the
-# choices without importing torch); these names are re-exported for compatibility.
-from qbm.registry import REGISTRY, Entry, NegativePhase, make_prior_sampler, names, register  # noqa: E402
-
-NAMES = names()
-__all__ = [
-    "PriorSampler",
-    "PersistentChains",
-    "FreshAnneals",
-    "QPUAnneals",
-    "REGISTRY",
-    "Entry",
-    "NegativePhase",
-    "make_prior_sampler",
-    "names",
-    "register",
-    "NAMES",
-]
+# The registry of prior samplers by name is qbm.registry (torch-free, above this module:
+# it builds these adapters; nothing here imports it).
+__all__ = ["PriorSampler", "PersistentChains", "FreshAnneals", "QPUAnneals"]

@@ -1,5 +1,6 @@
 """A small batched torch state-vector simulator for parameterised circuits."""
 
+from qbm.quantum import engine as _engine  # noqa: F401  (binds itself to Circuit.run)
 from qbm.quantum.circuit import Circuit
 from qbm.quantum.statevector import (
     apply_controlled,

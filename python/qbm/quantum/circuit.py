@@ -20,6 +20,23 @@ import torch
 
 from qbm.quantum import statevector as sv
 
+# The engine sits above this description and binds itself here when imported
+# (qbm.quantum imports it): this module never imports the engine.
+_ENGINE: Any = None
+
+
+def bind_engine(engine: Any) -> None:
+    """Called by :mod:`qbm.quantum.engine`: the module whose ``compile_circuit`` and
+    ``run`` back :meth:`Circuit.compile` and :meth:`Circuit.run`."""
+    global _ENGINE
+    _ENGINE = engine
+
+
+def _engine() -> Any:
+    if _ENGINE is None:  # only reachable if qbm.quantum.circuit is loaded without its package
+        raise RuntimeError("Circuit.run: the engine is not bound; import qbm.quantum")
+    return _ENGINE
+
 ROTATIONS = {"rx": sv.rx, "ry": sv.ry, "rz": sv.rz}
 
 
@@ -118,9 +135,7 @@ class Circuit:
     # ---- running
     def compile(self, inverse: bool = False) -> Any:
         """The circuit (or its inverse) compiled for the engine (cached)."""
-        from qbm.quantum.engine import compile_circuit
-
-        return compile_circuit(self, inverse)
+        return _engine().compile_circuit(self, inverse)
 
     def run(
         self,
@@ -133,9 +148,7 @@ class Circuit:
     ) -> torch.Tensor:
         """Probabilities, <Z_i> or [<Z_i>, <X_i>] (float64) on the engine; differentiable
         by the adjoint method. See :func:`qbm.quantum.engine.run`."""
-        from qbm.quantum.engine import run
-
-        return run(self, params, initial=initial, inverse=inverse, readout=readout, num_threads=num_threads)
+        return _engine().run(self, params, initial=initial, inverse=inverse, readout=readout, num_threads=num_threads)
 
     def state(
         self,

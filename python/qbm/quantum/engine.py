@@ -16,6 +16,7 @@ of parameters. The engine computes in float64 on the CPU; the torch simulator in
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from qbm import _core
+from qbm.quantum.circuit import bind_engine
 
 if TYPE_CHECKING:
     from qbm.quantum.circuit import Circuit
@@ -218,3 +220,6 @@ def sample_counts(probs: Any, shots: int, seed: int, index0: int = 0) -> np.ndar
     row r from the engine stream (seed, index0 + r)."""
     p = np.ascontiguousarray(torch.as_tensor(probs).detach().to(torch.float64).reshape(-1, probs.shape[-1]).numpy())
     return _core.sample_counts(np.clip(p, 0.0, None), int(shots), int(seed), int(index0))
+
+
+bind_engine(sys.modules[__name__])  # Circuit.compile / Circuit.run call this module

@@ -119,6 +119,28 @@ def timing_info(t0: float, updates: float) -> dict[str, float]:
     return {"sampling_s": dt, "updates_per_s": updates / dt if dt > 0 else 0.0}
 
 
+# Set by qbm.diagnostics when it is imported (it sits above the samplers and registers
+# itself: the samplers never import it). ``import qbm`` imports it.
+_CERTIFIER: Any = None
+
+# Samplers by name (``IsingSampler.registry_name``), filled as their classes are defined:
+# a certificate that needs a reference sampler looks one up here instead of importing it.
+SAMPLERS: dict[str, type] = {}
+
+
+def set_certifier(fn: Any) -> None:
+    """Register the function behind ``sample_model(..., certify=True)``."""
+    global _CERTIFIER
+    _CERTIFIER = fn
+
+
+def sampler_named(name: str) -> Any:
+    """A new instance of the registered sampler ``name`` (e.g. ``"pt"``)."""
+    if name not in SAMPLERS:
+        raise ValueError(f"sampler: unknown name {name!r}; registered: {', '.join(sorted(SAMPLERS))}")
+    return SAMPLERS[name]()
+
+
 def _with_certificate(fn: Any) -> Any:
     """Adds ``certify=False`` to a ``sample_model``: with True, the result's
     ``info["certificate"]`` is :func:`qbm.diagnostics.certify` of its samples (with the
@@ -143,8 +165,9 @@ def _with_certificate(fn: Any) -> Any:
         if has_trace:
             kw["record_energies"] = True
         res = fn(self, model, *args, **kw)
-        from qbm.diagnostics import certify as _certify
-
+        if _CERTIFIER is None:  # qbm.diagnostics registers it when imported (``import qbm`` does)
+            raise RuntimeError("certify: no certifier registered; import qbm.diagnostics")
+        _certify = _CERTIFIER
         target = res.info.get("beta") if self.samples_boltzmann else None
         if self.samples_boltzmann and target is None and "betas" in res.info:
             target = float(np.max(res.info["betas"]))
@@ -183,8 +206,13 @@ class IsingSampler(dimod.Sampler, dimod.Initialized):
     #: certificate checks beta_eff and the exact TV against that beta)
     samples_boltzmann = False
 
+    #: the name under which the class registers in :data:`SAMPLERS` (None: not registered)
+    registry_name: str | None = None
+
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
+        if cls.__dict__.get("registry_name"):
+            SAMPLERS[cls.__dict__["registry_name"]] = cls
         if "sample_model" in cls.__dict__:  # a wrapped one already has `certify` and is returned as is
             cls.sample_model = _with_certificate(cls.__dict__["sample_model"])  # type: ignore[method-assign]
 

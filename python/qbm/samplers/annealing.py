@@ -56,6 +56,8 @@ class SimulatedAnnealingSampler(IsingSampler):
     default (``update="heat_bath"`` available).
     """
 
+    registry_name = "sa"
+
     def sample_model(
         self,
         model: IsingModel,

@@ -33,6 +33,8 @@ class GibbsSampler(IsingSampler):
     :class:`PersistentChains` that continue from where the last call stopped.
     """
 
+    registry_name = "gibbs"
+
     samples_boltzmann = True
 
     def sample_model(

@@ -29,6 +29,8 @@ class RBMSampler(IsingSampler):
     is taken as visible unless ``visible=`` lists the labels.
     """
 
+    registry_name = "rbm"
+
     def sample_model(
         self,
         model: RBM | IsingModel,

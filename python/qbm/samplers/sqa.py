@@ -48,6 +48,8 @@ class SQASampler(IsingSampler):
     P slices per read (rows read-major).
     """
 
+    registry_name = "sqa"
+
     def sample_model(
         self,
         model: IsingModel,

@@ -43,6 +43,8 @@ class ParallelTemperingSampler(IsingSampler):
     Work is parallel over reads and, inside a read, over replicas.
     """
 
+    registry_name = "pt"
+
     samples_boltzmann = True
 
     def sample_model(

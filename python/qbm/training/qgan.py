@@ -20,7 +20,6 @@ from qbm.metrics import fid_from_features
 from qbm.models.qgan import (
     ClassicalGenerator,
     Discriminator,
-    FeatureClassifier,
     LatentAutoencoder,
     StyleQuantumGenerator,
     count_params,
@@ -103,7 +102,7 @@ class Shared:
         self.data = data
         self.ae_report = self._train_ae(ae_epochs, seed, progress)
         judge = Judge(data)
-        self.clf, self.clf_accuracy = judge.net, judge.accuracy
+        self.judge, self.clf, self.clf_accuracy = judge, judge.net, judge.accuracy
         self._freeze()
         from qbm.data.images import iter_float_chunks
 
@@ -157,9 +156,11 @@ class Shared:
         self.key, self.latent, self.dataset = ck["key"], int(ck["latent"]), ck["dataset"]
         self.shape, self.num_classes = tuple(ck["shape"]), int(ck["num_classes"])
         self.ae = LatentAutoencoder(self.shape, self.latent)
-        self.clf = FeatureClassifier(self.shape, self.num_classes)
+        from qbm.generation import Judge
+
+        self.judge = Judge.from_weights(self.shape, self.num_classes, ck["clf"])
+        self.clf = self.judge.net
         self.ae.load_state_dict(ck["ae"])
-        self.clf.load_state_dict(ck["clf"])
         self._freeze()
         self.ae_report, self.clf_accuracy = ck["ae_report"], ck["clf_accuracy"]
         self.z_train = torch.as_tensor(np.asarray(ck["z_train"]))
@@ -235,7 +236,8 @@ class Shared:
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> np.ndarray:
-        return self.clf.features(images).numpy()
+        """The data set's judge's features (:meth:`qbm.generation.Judge.features`)."""
+        return self.judge.features(images)
 
     @torch.no_grad()
     def fid_of_latents(self, z: torch.Tensor) -> float:
@@ -416,11 +418,3 @@ def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: s
             title=f"{cfg.generator} GAN on {cfg.dataset}: optimal={verdict.get('optimal')}",
         )
     return result
-
-
-def capacity_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
-    """The capacity study's run (moved to :mod:`qbm.studies.capacity`; kept here so that
-    studies recorded with this function's old path still resume)."""
-    from qbm.studies.capacity import capacity_run as run
-
-    return run(config, seed)

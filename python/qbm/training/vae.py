@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from qbm.data.images import ImageData
-from qbm.models.negative import NegativePhase
+from qbm.registry import NegativePhase
 from qbm.models.vae import BMVAE, GaussianVAE
 from qbm.models.evaluation import NOTE
 from qbm.training.checkpoint import load_checkpoint, save_atomic
