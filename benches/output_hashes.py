@@ -132,7 +132,10 @@ def circuit_cases() -> dict[str, str]:
     z = g.sample_noise(32, torch.Generator().manual_seed(5))
     y = g(z)
     y.sum().backward()
-    out["circuit/qgan"] = _digest(y.detach().numpy(), g.w.grad.numpy(), g.b.grad.numpy())
+    # torch computes the readout contraction and the batch reduction of the gradient, whose
+    # last bits change between torch releases (the recorded hash broke on torch 2.15):
+    # this case is digested at 10 decimals; the core-only cases above stay bit-exact
+    out["circuit/qgan"] = _digest(*(np.round(v, 10) for v in (y.detach().numpy(), g.w.grad.numpy(), g.b.grad.numpy())))
     return out
 
 

@@ -71,7 +71,8 @@ SPECIFIC: dict[tuple[str, str], str] = {
     ("train qgan", "--loss"): "wgan-gp (Wasserstein with gradient penalty) or ns (non-saturating)",
     ("train qgan", "--generator"): "quantum (style-based circuit) or classical (MLP) generator",
     ("generate", "--model"): "DIR/model.pt written by qbm train vae",
-    ("generate", "--mode"): "qa (annealed prior) or cqa (annealed prior with class bias fields)",
+    ("generate", "--mode"): "prior (the learned prior sampled at beta = 1), qa (annealed to the final beta chosen "
+    "at training) or cqa (the tilted prior at beta = 1: the prior plus the label's bias fields)",
     ("generate", "--num"): "number of images",
     ("generate", "--anneal"): "annealer of the QA / c-QA modes",
     ("generate", "--sweeps"): "anneal length in sweeps",
@@ -91,10 +92,24 @@ def _walk(parser: argparse.ArgumentParser, path: str):
                 yield from _walk(sp, f"{path} {name}".strip())
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Shows a flag's default once: not where the help already names one, nor for flags
+    whose default is None (unset) or False (a switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        d = action.default
+        if "default" in text or d is None or d is False or d is argparse.SUPPRESS or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
 def apply(parser: argparse.ArgumentParser) -> None:
-    """Give every flag help text and every parser a formatter that shows defaults."""
+    """Give every flag help text and every parser a formatter that shows defaults once;
+    refuse abbreviated flags (``--epoch`` is not taken for ``--epochs``)."""
     for path, p in _walk(parser, ""):
-        p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+        p.formatter_class = DefaultsFormatter
+        p.allow_abbrev = False
         for a in p._actions:
             if not a.option_strings or a.help is not None:
                 continue

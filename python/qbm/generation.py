@@ -190,6 +190,20 @@ def precision_recall(real: Any, fake: Any, k: int = 3) -> dict[str, float]:
     return {"precision": precision, "recall": recall}
 
 
+def distinct_fraction(x: Any) -> float:
+    """Distinct images / images (1.0: no two identical; 1/N: all one image). Reported
+    beside the mean pairwise distance, which duplicates dilute without showing."""
+    a = np.ascontiguousarray(np.asarray(x).reshape(len(x), -1))
+    if len(a) == 0:
+        return float("nan")
+    return float(len(np.unique(a, axis=0)) / len(a))
+
+
+def ratio(a: float, b: float) -> float:
+    """a / b, or nan where b is 0 or nan (a relative number with no reference)."""
+    return float(a) / float(b) if (b == b and b != 0) else float("nan")
+
+
 def mean_pairwise_distance(x: Any) -> float:
     a = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     if len(a) < 2:
@@ -507,9 +521,10 @@ def evaluate_bm(
                 "label": c,
                 "lambda": lam["lambda"][c],
                 "accuracy": acc,
-                "relative_accuracy": acc / judge.per_class_accuracy[c] if judge.per_class_accuracy[c] else float("nan"),
+                "relative_accuracy": ratio(acc, judge.per_class_accuracy[c]),
                 "diversity": mean_pairwise_distance(imgs),
-                "relative_diversity": mean_pairwise_distance(imgs) / div_ref if div_ref == div_ref else float("nan"),
+                "distinct_fraction": distinct_fraction(imgs),
+                "relative_diversity": ratio(mean_pairwise_distance(imgs), div_ref),
                 "prior_samples_of_label": int(len(ref)),
                 "failed": wilson_lower(acc, cqa_num) <= 1.0 / judge.num_classes + 0.1,
             }
@@ -520,6 +535,7 @@ def evaluate_bm(
     cq["min_relative_accuracy"] = float(np.nanmin([r["relative_accuracy"] for r in per]))
     cq["relative_diversity"] = float(np.nanmean([r["relative_diversity"] for r in per]))
     cq["min_relative_diversity"] = float(np.nanmin([r["relative_diversity"] for r in per]))
+    cq["min_distinct_fraction"] = float(min(r["distinct_fraction"] for r in per))
     cq["accuracy_lower95"] = wilson_lower(cq["accuracy"], cqa_num * judge.num_classes)
     cq["failed"] = cq["accuracy_lower95"] <= 1.0 / judge.num_classes + 0.1
     cq["failed_labels"] = [r["label"] for r in per if r["failed"]]
@@ -596,7 +612,8 @@ def summary_lines(gen: dict[str, Any]) -> list[str]:
             f"  cqa (lambda {lams} by label): accuracy {c['accuracy']:.2f} = {c['relative_accuracy']:.2f}x the "
             f"judge's on real images (worst label {c['min_relative_accuracy']:.2f}x), within-class diversity "
             f"{c['relative_diversity']:.2f}x the prior's own samples of the label "
-            f"(worst {c['min_relative_diversity']:.2f}x)"
+            f"(worst {c['min_relative_diversity']:.2f}x), distinct images per label at least "
+            f"{c.get('min_distinct_fraction', float('nan')):.0%}"
             + ("; CONDITIONING FAILED (accuracy near chance)" if c["failed"] else "")
             + (
                 f"; conditioning failed for label(s) {c['failed_labels']} (accuracy near chance)"
@@ -605,3 +622,68 @@ def summary_lines(gen: dict[str, Any]) -> list[str]:
             )
         )
     return lines
+
+
+# ------------------------------------------------------------------ judging a command's samples
+def judge_generated(
+    ck: dict[str, Any],
+    model: Any,
+    imgs: np.ndarray,
+    mode: str,
+    label: int | None,
+    *,
+    data_dir: str | None = None,
+    sweeps: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Numbers that would catch collapse, by the data set's judge (digits, or a data set
+    found at ``data_dir``): class coverage and diversity; FID / precision / recall against
+    as many real test images (prior, QA); accuracy and diversity relative to the judge on
+    real images and to the prior's own samples of the label (c-QA). Empty when the data
+    set cannot be loaded."""
+    from qbm.models.vae import BMVAE
+
+    ds = ck.get("trainer", {}).get("dataset")
+    metrics: dict[str, Any] = {}
+    if not (ds == "digits" or data_dir):
+        return metrics
+    from qbm.data import load_dataset
+
+    data = load_dataset(ds, data_dir)
+    judge = Judge(data)
+    pred = judge.predict(imgs)
+    metrics.update(class_coverage(pred, judge.num_classes))
+    metrics["diversity"] = mean_pairwise_distance(imgs)
+    metrics["distinct_fraction"] = distinct_fraction(imgs)
+    if mode == "cqa" and label is not None:
+        acc = float(np.mean(pred == label))
+        metrics.update(accuracy=acc, relative_accuracy=ratio(acc, judge.per_class_accuracy[label]))
+        if isinstance(model, BMVAE):
+            ref = decode(model, prior_spins(model, 400, num_sweeps=sweeps, seed=seed + 1))
+            ref = ref[judge.predict(ref) == label]
+            if len(ref) >= 2:
+                metrics["relative_diversity"] = ratio(metrics["diversity"], mean_pairwise_distance(ref))
+    elif len(imgs) > 3:
+        metrics.update(judge.judge(imgs, data.rows("test", slice(0, len(imgs)))))
+    return metrics
+
+
+def describe_metrics(m: dict[str, Any], mode: str, label: int | None) -> str:
+    """'; ...' with the judged numbers (accuracy never alone), or '' without any."""
+    if not m:
+        return ""
+    if mode == "cqa" and "accuracy" in m:
+        return (
+            f"; judge assigns {m['accuracy']:.0%} to label {label} ({m['relative_accuracy']:.2f}x its accuracy "
+            f"on real images), diversity {m.get('relative_diversity', float('nan')):.2f}x the prior's own samples "
+            f"of the label, {m['distinct_fraction']:.0%} distinct images"
+        )
+    return (
+        f"; class coverage {m['coverage']:.2f} (smallest class {m['min_class_fraction']:.0%}), "
+        f"{m['distinct_fraction']:.0%} distinct images"
+    ) + (
+        f", FID {m['fid']:.2f} ({m['count']} vs as many real test images), precision {m['precision']:.2f}, "
+        f"recall {m['recall']:.2f}"
+        if "fid" in m
+        else ""
+    )

@@ -92,7 +92,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     print(f"certificate: {info['certificate']}")
     print(f"QPU access time {info['qpu_access_time_us'] / 1e3:.1f} ms over {info['submissions']} submission(s)")
     if args.out:
-        from qbm.training.vae_cli import describe_metrics, judge_generated
+        from qbm.generation import describe_metrics, judge_generated
 
         imgs = decode(model, res.spins[:64])
         save_image_grid(args.out, imgs.transpose(0, 2, 3, 1), title=f"QPU samples, mode {args.mode}")

@@ -18,6 +18,17 @@ from qbm.models.evaluation import NOTE
 from qbm.training.checkpoint import load_checkpoint, save_atomic
 
 
+def check_device(device: Any) -> torch.device:
+    """The torch device ``device``, or a ValueError naming ``--device`` when this machine
+    cannot use it (an unknown name, CUDA without a CUDA build or GPU)."""
+    try:
+        dev = torch.device(device)
+        torch.zeros(1, device=dev)
+    except (RuntimeError, TypeError, AssertionError) as e:
+        raise ValueError(f"--device: cannot use {device!r} on this machine ({e})") from None
+    return dev
+
+
 class VAETrainer:
     """Trains a :class:`BMVAE` (negative phase from a named qbm sampler) or a
     :class:`GaussianVAE` with Adam; every random draw comes from one torch generator and

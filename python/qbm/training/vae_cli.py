@@ -29,6 +29,19 @@ def _qpu_from_args(args: argparse.Namespace) -> Any:
 
 
 def make_trainer(args: argparse.Namespace, data: Any) -> Any:
+    from qbm.training.vae import check_device
+
+    check_device(args.device)  # before any directory is made
+    created = not os.path.exists(args.out)
+    try:
+        return _make_trainer(args, data)
+    except BaseException:  # a refused or failed set-up leaves no empty run directory behind
+        if created and os.path.isdir(args.out) and not os.listdir(args.out):
+            os.rmdir(args.out)
+        raise
+
+
+def _make_trainer(args: argparse.Namespace, data: Any) -> Any:
     from qbm.models.vae import BMVAE, GaussianVAE
     from qbm.training.vae import VAETrainer
 
@@ -300,68 +313,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
         + describe_metrics(metrics, args.mode, args.label)
     )
     return 0
-
-
-def judge_generated(
-    ck: dict[str, Any],
-    model: Any,
-    imgs: np.ndarray,
-    mode: str,
-    label: int | None,
-    *,
-    data_dir: str | None = None,
-    sweeps: int = 1000,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Numbers that would catch collapse, by the data set's judge (digits, or a data set
-    found at ``data_dir``): class coverage and diversity; FID / precision / recall against
-    as many real test images (prior, QA); accuracy and diversity relative to the judge on
-    real images and to the prior's own samples of the label (c-QA). Empty when the data
-    set cannot be loaded."""
-    from qbm import generation as G
-    from qbm.models.vae import BMVAE
-
-    ds = ck.get("trainer", {}).get("dataset")
-    metrics: dict[str, Any] = {}
-    if not (ds == "digits" or data_dir):
-        return metrics
-    from qbm.data import load_dataset
-
-    data = load_dataset(ds, data_dir)
-    judge = G.Judge(data)
-    pred = judge.predict(imgs)
-    metrics.update(G.class_coverage(pred, judge.num_classes))
-    metrics["diversity"] = G.mean_pairwise_distance(imgs)
-    if mode == "cqa" and label is not None:
-        acc = float(np.mean(pred == label))
-        real = judge.per_class_accuracy[label]
-        metrics.update(accuracy=acc, relative_accuracy=acc / real if real else float("nan"))
-        if isinstance(model, BMVAE):
-            ref = G.decode(model, G.prior_spins(model, 400, num_sweeps=sweeps, seed=seed + 1))
-            ref = ref[judge.predict(ref) == label]
-            if len(ref) >= 2:
-                metrics["relative_diversity"] = metrics["diversity"] / G.mean_pairwise_distance(ref)
-    elif len(imgs) > 3:
-        metrics.update(judge.judge(imgs, data.rows("test", slice(0, len(imgs)))))
-    return metrics
-
-
-def describe_metrics(m: dict[str, Any], mode: str, label: int | None) -> str:
-    """'; ...' with the judged numbers (accuracy never alone), or '' without any."""
-    if not m:
-        return ""
-    if mode == "cqa" and "accuracy" in m:
-        return (
-            f"; judge assigns {m['accuracy']:.0%} to label {label} ({m['relative_accuracy']:.2f}x its accuracy "
-            f"on real images), diversity {m.get('relative_diversity', float('nan')):.2f}x the prior's own samples "
-            "of the label"
-        )
-    return f"; class coverage {m['coverage']:.2f} (smallest class {m['min_class_fraction']:.0%})" + (
-        f", FID {m['fid']:.2f} ({m['count']} vs as many real test images), precision {m['precision']:.2f}, "
-        f"recall {m['recall']:.2f}"
-        if "fid" in m
-        else ""
-    )
 
 
 def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
