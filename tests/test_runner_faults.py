@@ -169,6 +169,18 @@ def test_unserialisable_result_fails_only_its_run(tmp_path, workers):
     assert len(os.listdir(os.path.join(out, RUNS_DIR))) == 4
 
 
+def test_a_dying_worker_fails_only_its_own_run(tmp_path):
+    # one run SIGKILLs its worker (as the OOM killer would): before, the broken pool failed
+    # every queued run with it; now the in-flight runs are rerun alone and only it fails
+    configs = [{"beta": 0.5 + 0.1 * i} for i in range(3)] + [{"beta": 2.0, "die": True}]
+    out = str(tmp_path / "s")
+    recs = run_study(Study("demo", FN, grid(configs, (0, 1))), out, workers=2, progress=False)
+    assert len(recs) == 8
+    bad = [r for r in recs if r["status"] != "ok"]
+    assert sorted((r["config"]["beta"], r["seed"]) for r in bad) == [(2.0, 0), (2.0, 1)]
+    assert all("died" in r["error"]["message"] for r in bad)
+
+
 def test_malformed_records_are_quarantined_and_recomputed(tmp_path, capsys):
     study = Study("demo", FN, grid([{"beta": 0.5}, {"beta": 1.0}], (0, 1)))
     out = str(tmp_path / "s")

@@ -88,3 +88,7 @@ def finite_array(x: Any, name: str, ndim: int) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name}: contains NaN or inf")
     return a
+
+
+# the core's cap on shots per circuit (qbm-core circuit::MAX_SHOTS; sampling costs O(shots))
+MAX_SHOTS = 1_000_000_000

@@ -7,6 +7,8 @@ import argparse
 import math
 from collections.abc import Callable
 
+from qbm._validate import MAX_SHOTS
+
 
 def int_range(lo: int, hi: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
@@ -43,3 +45,4 @@ seed_int = int_range(0, 2**63 - 1)
 positive_float = float_range(0.0)
 nonneg_float = float_range(0.0, open_lo=False)
 threads_int = int_range(1, 1024)
+shots_int = int_range(2, MAX_SHOTS)

@@ -415,9 +415,12 @@ def format_certificate(c: dict[str, Any]) -> str:
     """One line: the question asked, what was measured and, when something fails, what."""
     t = c.get("target_beta")
     asked = f"(Boltzmann at target beta {t:.4g}?)" if t is not None else "(Boltzmann at some beta? beta_eff fitted)"
+    verdict = str(c.get("verdict", ""))
     if c.get("ok"):
-        return f"{asked} {c.get('verdict', '')}"
-    return f"{asked} {c.get('verdict', '')} [{_summary(c)}]"
+        return f"{asked} {verdict}"
+    # what was measured, less what the failure text already states (one interval per quantity)
+    rest = [p for p in _summary(c).split(", ") if p and p.split(" ")[0] not in verdict]
+    return f"{asked} {verdict}" + (f" [{', '.join(rest)}]" if rest else "")
 
 
 set_certifier(certify)  # ``sample_model(..., certify=True)`` calls it (see qbm.samplers._base)

@@ -204,7 +204,16 @@ def ratio(a: float, b: float) -> float:
     return float(a) / float(b) if (b == b and b != 0) else float("nan")
 
 
+# mean pairwise distances of larger sets are taken over this many evenly spaced images
+# (the full N x N matrix of 50,000 images would need 20 GB)
+PAIRWISE_MAX = 2000
+
+
 def mean_pairwise_distance(x: Any) -> float:
+    """Mean Euclidean distance over pairs of images (of at most :data:`PAIRWISE_MAX`
+    evenly spaced ones)."""
+    if len(x) > PAIRWISE_MAX:
+        x = np.asarray(x)[np.linspace(0, len(x) - 1, PAIRWISE_MAX).astype(np.int64)]
     a = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     if len(a) < 2:
         return float("nan")
@@ -687,3 +696,18 @@ def describe_metrics(m: dict[str, Any], mode: str, label: int | None) -> str:
         if "fid" in m
         else ""
     )
+
+
+def cqa_directions(ck: dict[str, Any], path: str = "model") -> np.ndarray:
+    """The c-QA bias directions stored in a checkpoint (one row per label); a ValueError
+    when it holds none (a Gaussian VAE, or a run stopped before generation was chosen)."""
+    choice = ck.get("generation") or {}
+    d = choice.get("directions")
+    if d is None:
+        d = ck.get("directions")
+    if d is None or len(d) == 0:
+        raise ValueError(
+            f"model: {path!r} holds no c-QA directions (written before training finished choosing the generation "
+            "modes); finish the run with qbm train vae --resume, or use --mode prior or qa"
+        )
+    return np.asarray(d)

@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from qbm import mmd
+from qbm._validate import MAX_SHOTS
 from qbm.quantum import Circuit
 from qbm.quantum import engine
 from qbm.quantum import statevector as sv
@@ -295,8 +296,8 @@ def train_qcbm(
     Returns the history: loss and exact TVD per step, wall time."""
     if loss not in ("mmd", "kl", "fidelity"):
         raise ValueError(f"loss: unknown value {loss!r}; choose 'mmd', 'kl' or 'fidelity'")
-    if shots is not None and shots < 2:
-        raise ValueError(f"shots: must be >= 2 or None, got {shots}")
+    if shots is not None and not 2 <= shots <= MAX_SHOTS:
+        raise ValueError(f"shots: must lie in [2, {MAX_SHOTS}] or be None, got {shots}")
     p = np.asarray(target_probs, dtype=np.float64)
     if p.shape != (2**model.n,) or np.any(p < 0) or not np.isclose(p.sum(), 1.0):
         raise ValueError(f"target_probs: expected a probability vector of length 2^{model.n}")

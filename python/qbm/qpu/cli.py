@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from qbm.cli_types import nonneg_float, positive_int, seed_int
+from qbm.cli_types import nonneg_float, positive_float, positive_int, seed_int
 
 import argparse
 import os
 from typing import Any
 
-import numpy as np
 
 
 def _sampler(args: argparse.Namespace, mode: str) -> Any:
@@ -17,19 +16,19 @@ def _sampler(args: argparse.Namespace, mode: str) -> Any:
     child = parse_mock(args.mock) if args.mock else None
     if child is None and not args.solver:
         print("qbm qpu: no --mock given; connecting to D-Wave with your configured credentials")
-    return Advantage2Sampler(child, mode=mode, solver=args.solver, cache_dir=args.cache, verbose=True)
+    return Advantage2Sampler(
+        child, mode=mode, solver=args.solver, cache_dir=args.cache, verbose=True,
+        max_qpu_seconds=getattr(args, "max_qpu_seconds", 60.0),
+    )  # fmt: skip
 
 
 def _prior(path: str) -> Any:
     from qbm.models.vae import BMVAE
-    from qbm.training.checkpoint import load_checkpoint
-    from qbm.training.vae import build_model
+    from qbm.training.vae import load_vae
 
-    ck = load_checkpoint(path)
-    model = build_model(ck["kind"], ck["config"])
+    model, ck = load_vae(path)
     if not isinstance(model, BMVAE):
         raise ValueError(f"model: {path!r} holds a Gaussian VAE; the QPU samples Boltzmann priors")
-    model.load_state_dict(ck["model_state"])
     return model, ck
 
 
@@ -58,10 +57,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     s = _sampler(args, args.mode)
     field = None
     if args.mode == "cqa":
+        from qbm.generation import cqa_directions
+
         choice = ck.get("generation") or {}
-        dirs = np.asarray(choice.get("directions") or ck["directions"])
+        dirs = cqa_directions(ck, args.model)
         if args.label is None or not 0 <= args.label < len(dirs):
-            raise ValueError(f"label: --mode cqa needs --label in [0, {len(dirs) - 1}]")
+            raise ValueError(f"--label: --mode cqa needs --label in [0, {len(dirs) - 1}]")
         lam = args.lam if args.lam is not None else choice.get("lambda", 1.0)
         if isinstance(lam, list):  # chosen per label at training
             lam = lam[args.label]
@@ -78,18 +79,21 @@ def cmd_sample(args: argparse.Namespace) -> int:
             print(f"calibration {k + 1}: scale {h['scale']:.4g} -> beta_eff {h['beta_eff']:.3f} "
                   f"[{h['beta_low']:.3f}, {h['beta_high']:.3f}]")  # fmt: skip
         scale = cal["energy_scale"]
-        print(f"energy scale {scale:.4g} ({'beta = 1 reached' if cal['converged'] else 'not converged: last step'})")
-    res = s.sample_model(ising, num_reads=args.num_reads, seed=args.seed, energy_scale=scale, certify=True)
+        reached = "beta = 1 reached (its 95% interval holds 1)" if cal["converged"] else "not converged: last step"
+        print(f"energy scale {scale:.4g} ({reached})")
+    # the model was trained for beta = 1 (c-QA: the tilted prior at beta = 1), so that is the
+    # question the certificate answers
+    res = s.sample_model(
+        ising, num_reads=args.num_reads, seed=args.seed, energy_scale=scale, certify=True, target_beta=1.0
+    )
     info = res.info
     print(
         f"mode {args.mode}: {len(res)} samples, mean energy {res.energies.mean():.3f}, chain-break fraction "
         f"{info['chain_break_fraction']:.4f}, scale {info['scale']:.4g}, chain strength {info['chain_strength']:.3g}"
     )
-    if "beta_eff" in info:
-        print(
-            f"beta_eff {info['beta_eff']:.3f} (95% bootstrap interval {info['beta_low']:.3f} - {info['beta_high']:.3f})"
-        )
-    print(f"certificate: {info['certificate']}")
+    cert = info["certificate"]
+    print(f"certificate: {cert}")
+    print(beta_eff_meaning(cert, calibrated=bool(args.calibrate_beta)))
     print(f"QPU access time {info['qpu_access_time_us'] / 1e3:.1f} ms over {info['submissions']} submission(s)")
     if args.out:
         from qbm.generation import describe_metrics, judge_generated
@@ -99,6 +103,29 @@ def cmd_sample(args: argparse.Namespace) -> int:
         m = judge_generated(ck, model, decode(model, res.spins), args.mode, args.label, seed=args.seed)
         print(f"wrote {args.out}" + describe_metrics(m, args.mode, args.label))
     return 0
+
+
+def beta_eff_meaning(cert: dict[str, Any], *, calibrated: bool) -> str:
+    """One line: what the samples' beta_eff means for a model trained at beta = 1, and
+    what to do about it."""
+    b = cert.get("beta_eff")
+    if b is None:
+        return "beta_eff: not estimated"
+    lo, hi = cert["beta_eff_ci"]
+    if lo <= 1.0 <= hi:
+        return f"beta_eff {b:.3g}: the samples match your model's temperature (beta = 1) within the interval"
+    if b == float("inf"):
+        what = "frozen: every spin agrees with its field, colder than any temperature"
+    elif b > 1:
+        what = f"{b:.3g}x colder than your model (beta = 1): fewer, sharper modes than the model holds"
+    else:
+        what = f"{1 / b:.3g}x hotter than your model (beta = 1): more random than the model"
+    hint = (
+        "the calibration did not reach beta = 1: raise --num-reads for the probes"
+        if calibrated
+        else "rerun with --calibrate-beta to steer the energy scale until beta_eff holds 1"
+    )
+    return f"beta_eff {b:.3g}: {what}; {hint}"
 
 
 def add_parsers(sub: Any) -> None:
@@ -115,6 +142,12 @@ def add_parsers(sub: Any) -> None:
         if name == "sample":
             p.add_argument("--mode", default="qa", choices=["dqa", "qa", "cqa"])
             p.add_argument("--num-reads", type=positive_int, default=100)
+            p.add_argument(
+                "--max-qpu-seconds",
+                type=positive_float,
+                default=60.0,
+                help="refuse, before any submission, a call estimated to need more QPU access time (seconds)",
+            )
             p.add_argument(
                 "--calibrate-beta",
                 action="store_true",

@@ -101,7 +101,7 @@ def calibrate_energy_scale(
         history.append({"scale": used, "beta_eff": b, "beta_low": lo, "beta_high": hi})
         if b is None or not np.isfinite(b) or b <= 0:
             break
-        if lo <= target_beta <= hi:
+        if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi) and lo <= target_beta <= hi:
             return {"energy_scale": float(used), "converged": True, "history": history}
         scale = steer_scale(used, b, target_beta, damped=k > 0)
     last = history[-1]["scale"] if history else None
@@ -139,6 +139,7 @@ class Advantage2Sampler(dimod.Sampler):
         max_reads_per_call: int | None = None,
         estimate_beta: bool = True,
         verbose: bool = False,
+        max_qpu_seconds: float | None = 60.0,
         **overrides: Any,
     ) -> None:
         if mode not in MODES:
@@ -159,6 +160,11 @@ class Advantage2Sampler(dimod.Sampler):
         self.embedding_timeout, self.seed = embedding_timeout, seed
         self.max_retries, self.backoff = max_retries, backoff
         self.max_reads_per_call, self.estimate_beta, self.verbose = max_reads_per_call, estimate_beta, verbose
+        if max_qpu_seconds is not None and not (np.isfinite(max_qpu_seconds) and max_qpu_seconds > 0):
+            raise ValueError(f"max_qpu_seconds: must be a positive number or None, got {max_qpu_seconds!r}")
+        # a call whose estimated QPU access time exceeds this is refused before any submission
+        # (QPU time costs money; None: no limit)
+        self.max_qpu_seconds = max_qpu_seconds
         self.minorminer_calls = 0
         self.total_qpu_access_time_us = 0.0
         self.partial: dimod.SampleSet | None = None
@@ -440,8 +446,15 @@ class Advantage2Sampler(dimod.Sampler):
             max_reads = max(1, min(max_reads, int(dur[1] // per_read)))
         if self.max_reads_per_call:
             max_reads = min(max_reads, self.max_reads_per_call)
+        n_chunks = -(-num_reads // max_reads)
+        est = self.estimate_access_time_us(scaled.num_variables, num_reads, solver_params) * max(1, n_chunks)
+        if self.max_qpu_seconds is not None and est > self.max_qpu_seconds * 1e6:
+            raise ValueError(
+                f"num_reads: {num_reads} reads need about {est / 1e6:.3g} s of QPU access time in {n_chunks} "
+                f"submission(s), above the budget of {self.max_qpu_seconds:g} s (max_qpu_seconds; "
+                "--max-qpu-seconds on the command line): raise the budget to confirm, or ask for fewer reads"
+            )
         chunks = [min(max_reads, num_reads - k) for k in range(0, num_reads, max_reads)]
-        est = self.estimate_access_time_us(scaled.num_variables, num_reads, solver_params) * max(1, len(chunks))
         if self.verbose or est > 5e6:
             print(f"qbm qpu: {len(chunks)} submission(s), estimated QPU access time {est / 1e6:.2f} s")
         parts: list[dimod.SampleSet] = []
@@ -524,12 +537,15 @@ class Advantage2Sampler(dimod.Sampler):
         extra_field: Any = None,
         energy_scale: float | None = None,
         certify: bool = False,
+        target_beta: float | None = None,
         **params: Any,
     ) -> SampleResult:
         """Array API (BM-VAE negative phase / generation): spins (num_reads, n) in the model's
         variable order, its energies, and info (with beta_eff and its bootstrap interval;
         ``certify=True`` adds ``info["certificate"]``, :func:`qbm.diagnostics.certify` of the
-        samples against ``model``, with no target beta: a QPU's is what it measures)."""
+        samples against ``model``: with ``target_beta`` it asks "Boltzmann at that beta?"
+        (sampling a prior: 1), without it "at what beta, and are they?". The certificate's
+        beta_eff interval then replaces the estimator's in info, so one interval is reported)."""
         if not isinstance(certify, bool):
             raise ValueError(f"certify: expected True or False, got {certify!r}")
         extra = None
@@ -551,7 +567,11 @@ class Advantage2Sampler(dimod.Sampler):
         if certify and len(spins) > 1:  # before any refill: only the samples the device gave
             from qbm.diagnostics import certify as _certify
 
-            info["certificate"] = _certify(spins, model, seed=self.seed or 0)
+            cert = _certify(spins, model, beta=target_beta, seed=self.seed or 0)
+            info["certificate"] = cert
+            if cert.get("beta_eff") is not None:
+                info["beta_eff"] = cert["beta_eff"]
+                info["beta_low"], info["beta_high"] = cert["beta_eff_ci"]
         if len(spins) < num_reads:  # discarded chains: refill by resampling rows
             rng = np.random.default_rng(self.seed if seed is None else [self.seed, seed])
             spins = spins[rng.integers(0, len(spins), num_reads)]

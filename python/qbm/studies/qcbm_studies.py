@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qbm.cli_types import int_range, positive_int, seed_int
+from qbm.cli_types import int_range, positive_int, seed_int, shots_int
 
 import argparse
 import csv
@@ -284,7 +284,7 @@ def add_parsers(study: Any, train: Any) -> None:
     p = study.add_parser("kl-vs-mmd", help="train QCBMs with KL, MMD and local fidelity at finite shots")
     p.add_argument("--budget", default="paper", choices=list(BUDGETS), help="paper: the paper's grid; smoke: 1 min")
     p.add_argument("--n", type=int_range(1, 24), nargs="+", default=None, help="qubits (default: the budget's)")
-    p.add_argument("--shots", type=positive_int, nargs="+", default=None)
+    p.add_argument("--shots", type=shots_int, nargs="+", default=None)
     p.add_argument("--losses", nargs="+", default=["kl", "mmd", "fidelity"], choices=["kl", "mmd", "fidelity"])
     p.add_argument("--target", default="bas", help="bas | ghz | cardinality | sparse[:K] | calo:PATH")
     p.add_argument("--steps", type=positive_int, default=None)
@@ -299,7 +299,7 @@ def add_parsers(study: Any, train: Any) -> None:
     p.add_argument("--n", type=int_range(1, 24), default=4)
     p.add_argument("--target", default="bas")
     p.add_argument("--loss", default="mmd", choices=["mmd", "kl", "fidelity"])
-    p.add_argument("--shots", type=positive_int, default=None)
+    p.add_argument("--shots", type=shots_int, default=None)
     p.add_argument("--steps", type=positive_int, default=300)
     p.add_argument("--ansatz", default="line", choices=["product", "line", "all_to_all"])
     p.add_argument("--layers", type=positive_int, default=4)

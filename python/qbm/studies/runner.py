@@ -444,32 +444,88 @@ def _stop_pool(pool: Any) -> None:
 
 
 def _run_local(study: Study, todo: list[Run], record: Callable, workers: int, threads: int) -> None:
+    """A process pool of ``workers`` with at most ``workers`` runs in flight. A worker
+    that dies (killed by the OOM killer, an abort in native code) breaks the pool and
+    fails every run in flight with it, not only its own: those runs are then rerun one
+    at a time in a pool of their own, so the run that kills its worker is recorded
+    failed and the healthy ones finish; the queued runs go on in a fresh pool."""
     if workers <= 1:
         for r in todo:
             record(r, execute(study.fn, r.config, r.seed, threads))
         return
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    queue = list(todo)
+    suspects: list[Run] = []
+    while queue or suspects:
+        if suspects:
+            r = suspects.pop(0)
+            record(r, _run_isolated(study, r, threads))
+            continue
+        suspects = _pool_pass(study, queue, record, workers, threads)
 
-    ctx = mp.get_context("spawn")
-    pool = ProcessPoolExecutor(
-        max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+
+def _new_pool(workers: int) -> Any:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(os.getpid(),)
     )
+
+
+def _pool_pass(study: Study, queue: list[Run], record: Callable, workers: int, threads: int) -> list[Run]:
+    """Runs ``queue`` (consumed in place) until it is empty or the pool breaks; returns
+    the runs that were in flight when it broke."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = _new_pool(min(workers, len(queue)))
+    inflight: dict[Any, Run] = {}
     try:
-        futs = {pool.submit(execute, study.fn, r.config, r.seed, threads): r for r in todo}
-        pending = set(futs)
-        while pending:
-            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+        while queue or inflight:
+            while queue and len(inflight) < workers:
+                r = queue.pop(0)
+                inflight[pool.submit(execute, study.fn, r.config, r.seed, threads)] = r
+            finished, _ = wait(set(inflight), timeout=0.5, return_when=FIRST_COMPLETED)
+            broken: list[Run] = []
             for f in finished:
+                r = inflight.pop(f)
                 try:
                     rec = f.result()
-                except Exception as e:  # noqa: BLE001 - a dead worker fails its runs, not the study
-                    rec = _failed(futs[f], f"the worker process died ({type(e).__name__}: {e}); rerun to retry")
-                record(futs[f], rec)
+                except BrokenProcessPool:
+                    broken.append(r)
+                    continue
+                except Exception as e:  # noqa: BLE001 - a failed future fails its run, not the study
+                    rec = _failed(r, f"the worker failed ({type(e).__name__}: {e}); rerun to retry")
+                record(r, rec)
+            if broken:
+                broken += list(inflight.values())
+                _stop_pool(pool)
+                return broken
     except BaseException:
         _stop_pool(pool)
         raise
     pool.shutdown(wait=True)
+    return []
+
+
+def _run_isolated(study: Study, run: Run, threads: int) -> dict[str, Any]:
+    """``run`` alone in a one-worker pool: its record, or a failure when its worker dies."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = _new_pool(1)
+    try:
+        rec = pool.submit(execute, study.fn, run.config, run.seed, threads).result()
+    except BrokenProcessPool:
+        rec = _failed(
+            run,
+            "the worker process died while running this run alone (killed by a signal such as the OOM killer's, "
+            "or aborted in native code); the other runs were not affected",
+        )
+    except BaseException:
+        _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+    return rec
 
 
 # ------------------------------------------------------------------- the Ray engine
@@ -714,13 +770,16 @@ def demo_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     ``config["beta"]``; returns the mean energy and the torch thread count it ran with.
     ``config["fail_if_exists"]``: a path; the run raises while that file exists.
     ``config["sleep"]``: seconds to wait first; ``config["unserialisable"]``: return a
-    value JSON cannot hold (to test the runner's validation)."""
+    value JSON cannot hold (to test the runner's validation); ``config["die"]``: the
+    worker process kills itself with SIGKILL (as the OOM killer would)."""
     import numpy as np
     import torch
 
     from qbm import IsingModel
     from qbm.samplers import GibbsSampler
 
+    if config.get("die"):
+        os.kill(os.getpid(), signal.SIGKILL)
     flag = config.get("fail_if_exists")
     if flag and os.path.exists(flag):
         raise RuntimeError(f"failing on purpose while {flag} exists")

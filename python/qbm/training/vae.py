@@ -296,6 +296,30 @@ class VAETrainer:
         )
 
 
+def load_vae(path: str) -> tuple[BMVAE | GaussianVAE, dict[str, Any]]:
+    """The VAE stored at ``path`` by ``qbm train vae`` and its checkpoint; a ValueError
+    naming ``model`` for anything else (a QGAN checkpoint, a config that cannot build a
+    model, weights that do not fit the config)."""
+    from qbm.training.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(path)
+    if ck["kind"] not in ("bm", "gaussian"):
+        raise ValueError(
+            f"model: {path!r} is a {ck['kind']!r} checkpoint; this command needs a VAE written by qbm train vae"
+        )
+    try:
+        model = build_model(ck["kind"], ck["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"model: {path!r}: its config cannot build a {ck['kind']} VAE ({e})") from None
+    try:
+        model.load_state_dict(ck["model_state"])
+    except (RuntimeError, KeyError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"model: {path!r}: the weights do not fit the model its config describes ({first})") from None
+    model.eval()
+    return model, ck
+
+
 def build_model(kind: str, config: dict[str, Any]) -> BMVAE | GaussianVAE:
     cfg = dict(config)
     shape = tuple(cfg.pop("shape"))

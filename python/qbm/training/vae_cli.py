@@ -255,18 +255,46 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_generate_outputs(out: str) -> str:
+    """``qbm generate --out X.png`` writes X.png, X.npy and X.json: refuse (before any
+    work) when X.json or X.npy exists and X.json is not an earlier ``qbm generate``
+    record (``--out RUN/metrics.png`` would replace a run's metrics.json), or when the
+    directory cannot take them. Returns the stem X."""
+    import json
+
+    if not out.lower().endswith(".png"):
+        raise ValueError(f"--out: expected a .png path, got {out!r}")
+    stem = os.path.splitext(out)[0]
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"--out: directory {parent!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(f"--out: cannot write in {parent!r}")
+    ours = False
+    if os.path.exists(stem + ".json"):
+        try:
+            with open(stem + ".json") as fh:
+                rec = json.load(fh)
+            ours = isinstance(rec, dict) and {"mode", "num", "model"} <= set(rec)
+        except (OSError, ValueError):
+            ours = False
+    for path in (stem + ".json", stem + ".npy"):
+        if os.path.exists(path) and not ours:
+            raise ValueError(
+                f"--out: {out!r} would overwrite {path!r}, which qbm generate did not write; choose another --out"
+            )
+    return stem
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     import json
 
     from qbm import generation as G
     from qbm.models.vae import BMVAE
-    from qbm.training.checkpoint import load_checkpoint
-    from qbm.training.vae import build_model
+    from qbm.training.vae import load_vae
 
-    ck = load_checkpoint(args.model)
-    model = build_model(ck["kind"], ck["config"])
-    model.load_state_dict(ck["model_state"])
-    model.eval()
+    stem = check_generate_outputs(args.out)  # before any work: nothing of a run is overwritten
+    model, ck = load_vae(args.model)
     choice = ck.get("generation") or {}
     info: dict[str, Any] = {"mode": args.mode, "seed": args.seed, "model": args.model, "num": args.num}
     if not isinstance(model, BMVAE):
@@ -289,9 +317,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         )
         title = f"QA mode ({args.anneal}, final beta {beta:g}), seed {args.seed}"
     else:
-        dirs = np.asarray(choice.get("directions") or ck.get("directions") or [])
+        dirs = G.cqa_directions(ck, args.model)
         if args.label is None or not 0 <= args.label < len(dirs):
-            raise ValueError(f"label: --mode cqa needs --label in [0, {len(dirs) - 1}]")
+            raise ValueError(f"--label: --mode cqa needs --label in [0, {len(dirs) - 1}]")
         lam = args.lam if args.lam is not None else choice.get("lambda", DEFAULT_LAMBDA)
         if isinstance(lam, list):  # chosen per label at training
             lam = lam[args.label]
@@ -300,17 +328,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
             model, G.cqa_spins(model, args.num, dirs[args.label], lam, num_sweeps=args.sweeps, seed=args.seed)
         )
         title = f"c-QA mode, label {args.label}, lambda {lam:g} (tilted prior at beta = 1), seed {args.seed}"
-    stem = os.path.splitext(args.out)[0]
     save_image_grid(args.out, imgs.transpose(0, 2, 3, 1), title=title)
     np.save(stem + ".npy", imgs.astype(np.float32))
-    metrics = judge_generated(ck, model, imgs, args.mode, args.label, data_dir=args.data_dir, sweeps=args.sweeps,
+    metrics = G.judge_generated(ck, model, imgs, args.mode, args.label, data_dir=args.data_dir, sweeps=args.sweeps,
                               seed=args.seed)  # fmt: skip
     info["metrics"] = metrics
     with open(stem + ".json", "w") as fh:
         json.dump(info, fh, indent=1, default=float)
     print(
         f"wrote {args.out}, {stem}.npy and {stem}.json ({args.num} images)"
-        + describe_metrics(metrics, args.mode, args.label)
+        + G.describe_metrics(metrics, args.mode, args.label)
     )
     return 0
 

@@ -380,7 +380,9 @@ impl Program {
             "must be finite (got NaN or inf)".into()
         })?;
         if let Some(n) = shots {
-            ensure(n >= 1, "shots", || "must be >= 1".into())?;
+            ensure((1..=MAX_SHOTS).contains(&n), "shots", || {
+                format!("must lie in [1, {MAX_SHOTS}], got {n}")
+            })?;
         }
         if let Some(k) = self.ops.iter().position(|o| matches!(o, Op::CRot { .. })) {
             return Err(CoreError::param(
@@ -404,7 +406,8 @@ impl Program {
         }
         let chunks = self.fork_chunks(resolve_threads(num_threads)?);
         let threads = resolve_threads(num_threads)?.min(chunks.len()).max(1);
-        let per_thread = memory::bytes(&[6 * d + shots.unwrap_or(0) as usize + 1, 8], "shots")?;
+        let held = shots.unwrap_or(0).min(SHOT_CHUNK) as usize;
+        let per_thread = memory::bytes(&[6 * d + held + 1, 8], "shots")?;
         memory::ensure_fits(per_thread.saturating_mul(threads as u128), "shots")?;
         let parts: Vec<Vec<f64>> = with_exact_threads(threads, || {
             chunks
@@ -547,7 +550,7 @@ impl ForkWork {
             fork: vec![0.0; 2 * d],
             qp: if sampled { vec![0.0; d] } else { Vec::new() },
             qm: if sampled { vec![0.0; d] } else { Vec::new() },
-            spacing: Vec::with_capacity(shots.unwrap_or(0) as usize + 1),
+            spacing: Vec::with_capacity(shots.unwrap_or(0).min(SHOT_CHUNK) as usize + 1),
         }
     }
 }
@@ -611,8 +614,17 @@ fn sorted_uniforms(shots: u64, total: f64, rng: &mut Xoshiro256pp, buf: &mut Vec
     }
 }
 
+/// Shots drawn per merge pass: above it a row's draws are the sum of independent
+/// multinomials of at most this many shots each (the same distribution), so the sorted
+/// uniforms held per thread stay bounded (32 MiB) whatever `shots` is.
+pub const SHOT_CHUNK: u64 = 1 << 22;
+
+/// The most shots per row a call accepts (the cost is linear in shots: about 10 ns each).
+pub const MAX_SHOTS: u64 = 1_000_000_000;
+
 /// Walk the cumulative distribution of `probs` (summing to `total`) against `shots`
-/// sorted uniforms, calling `hit(x)` once per draw landing on basis state x.
+/// sorted uniforms, calling `hit(x)` once per draw landing on basis state x; in passes
+/// of at most [`SHOT_CHUNK`] shots (one pass, bit for bit as before, below it).
 fn merge_draws(
     probs: &[f64],
     total: f64,
@@ -620,6 +632,22 @@ fn merge_draws(
     rng: &mut Xoshiro256pp,
     buf: &mut Vec<f64>,
     mut hit: impl FnMut(usize),
+) {
+    let mut left = shots;
+    while left > 0 {
+        let n = left.min(SHOT_CHUNK);
+        merge_pass(probs, total, n, rng, buf, &mut hit);
+        left -= n;
+    }
+}
+
+fn merge_pass(
+    probs: &[f64],
+    total: f64,
+    shots: u64,
+    rng: &mut Xoshiro256pp,
+    buf: &mut Vec<f64>,
+    hit: &mut impl FnMut(usize),
 ) {
     sorted_uniforms(shots, total, rng, buf);
     let mut k = 0;
@@ -680,9 +708,15 @@ pub fn sample_counts(
         "probs",
         || "must be finite and non-negative".into(),
     )?;
-    ensure(shots >= 1, "shots", || "must be >= 1".into())?;
-    let mut out = vec![0u64; rows * d];
+    ensure(shots >= 1 && shots <= MAX_SHOTS, "shots", || {
+        format!("must lie in [1, {MAX_SHOTS}] per row, got {shots}")
+    })?;
     let t = resolve_threads(num_threads)?;
+    let held = shots.min(SHOT_CHUNK) as usize + 1;
+    let need = memory::bytes(&[rows, d, 8], "probs")?
+        + memory::bytes(&[t.max(1), held, 8], "shots")?;
+    memory::ensure_fits(need, if rows * d > held * t.max(1) { "probs" } else { "shots" })?;
+    let mut out = memory::try_vec(rows * d, 0u64, "probs")?;
     let threads =
         crate::parallel::useful_threads(t, rows, (rows as u64).saturating_mul(d as u64 + shots));
     with_exact_threads(threads, || {
@@ -699,7 +733,7 @@ pub fn sample_counts(
                     ));
                 }
                 let mut rng = Xoshiro256pp::stream(seed, tags::CIRCUIT, index0 + r as u64);
-                let mut buf = Vec::with_capacity(shots as usize + 1);
+                let mut buf = Vec::with_capacity(held);
                 merge_draws(p, total, shots, &mut rng, &mut buf, |x| c[x] += 1);
                 Ok::<(), CoreError>(())
             })
@@ -1378,6 +1412,22 @@ mod tests {
             assert!((f - p[i]).abs() <= 5.0 * se + 1e-12, "{i}: {f}");
         }
         assert!(sample_counts(&[0.0, 0.0], 1, 5, 0, 0, None, &no()).is_err());
+        assert!(sample_counts(&[0.5, 0.5], 1, MAX_SHOTS + 1, 0, 0, None, &no()).is_err());
+    }
+
+    #[test]
+    fn counts_above_one_pass_sum_chunks_and_follow_probabilities() {
+        // 2.5 passes of SHOT_CHUNK: the counts are the sum of the passes' multinomials
+        let p = [0.25, 0.5, 0.0, 0.25];
+        let shots = 2 * SHOT_CHUNK + SHOT_CHUNK / 2;
+        let c = sample_counts(&p, 1, shots, 9, 0, Some(1), &no()).unwrap();
+        assert_eq!(c.iter().sum::<u64>(), shots);
+        assert_eq!(c[2], 0);
+        for i in 0..4 {
+            let f = c[i] as f64 / shots as f64;
+            let se = (p[i] * (1.0 - p[i]) / shots as f64).sqrt();
+            assert!((f - p[i]).abs() <= 5.0 * se + 1e-12, "{i}: {f}");
+        }
     }
 
     #[test]
