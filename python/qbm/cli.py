@@ -224,7 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qbm: error: {e}", file=sys.stderr)
         return 1
     except MemoryError as e:
-        print(f"qbm: error: not enough memory: {e}", file=sys.stderr)
+        print(f"qbm: error: not enough memory: {e or 'an allocation failed'}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a read-only or full output or cache directory, and the like
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"qbm: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("qbm: interrupted", file=sys.stderr)

@@ -36,3 +36,25 @@ def save_npy_atomic(path: str, arr: np.ndarray) -> None:
     tmp = f"{path[:-4] if path.endswith('.npy') else path}.{os.getpid()}.tmp.npy"
     np.save(tmp, arr)
     os.replace(tmp, path)
+
+
+def load_npy_cache(path: str, *, mmap: bool = True, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
+    """A cached ``.npy`` array, or None when it is missing or damaged (truncated, empty,
+    a bad header, another shape than ``shape``): a damaged file is named on stderr and
+    removed, so the caller decodes the data again and rewrites it."""
+    import sys
+
+    if not os.path.exists(path):
+        return None
+    try:
+        arr = np.load(path, mmap_mode="r" if mmap else None)
+        if shape is not None and tuple(arr.shape) != tuple(shape):
+            raise ValueError(f"shape {tuple(arr.shape)}, expected {tuple(shape)}")
+        return arr
+    except (ValueError, EOFError, OSError) as e:
+        print(f"qbm: cache file {path} is damaged ({e}); decoding the data again", file=sys.stderr)
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        return None

@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from qbm.data.cache import file_cache_base, save_npy_atomic
+from qbm.data.cache import file_cache_base, load_npy_cache, save_npy_atomic
 from qbm.data.images import ImageData
 from qbm.data.registry import DataSet, register
 
@@ -140,10 +140,10 @@ def load_celeba(
     arrays = {}
     for name, idx in (("train", idx_tr), ("test", idx_te)):
         path = f"{base}-{name}.npy" if base else None
-        if path and os.path.exists(path):
-            arr = np.load(path, mmap_mode="r")
-            if arr.shape == (len(idx), 3, size, size):
-                arrays[name] = arr
+        if path:
+            cached = load_npy_cache(path, shape=(len(idx), 3, size, size))  # None: missing or damaged
+            if cached is not None:
+                arrays[name] = cached
                 continue
         paths = [os.path.join(img_dir, files[i]) for i in idx]
         for p in paths[:1] + paths[-1:]:

@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from qbm.data.cache import file_cache_base, save_npy_atomic
+from qbm.data.cache import file_cache_base, load_npy_cache, save_npy_atomic
 from qbm.data.images import ImageData
 from qbm.data.registry import DataSet, register
 
@@ -141,10 +141,10 @@ def load_sat4_uint8(directory: str, max_per_split: int | None = None, cache: boo
         files = list(names.values())
     base = file_cache_base("sat4", files, max_per_split) if cache else None
     if base and all(os.path.exists(f"{base}-{k}.npy") for k in KEYS):
-        try:
-            return tuple(np.load(f"{base}-{k}.npy", mmap_mode="r" if k[0] == "x" else None) for k in KEYS)
-        except ValueError:  # a damaged cache file: decode again
-            pass
+        got = [load_npy_cache(f"{base}-{k}.npy", mmap=k[0] == "x") for k in KEYS]
+        if all(a is not None for a in got) and len(got[0]) == len(got[1]) and len(got[2]) == len(got[3]):
+            return tuple(got)  # type: ignore[return-value]
+        # a damaged (truncated, empty) or inconsistent cache: decode again
     arrays = _from_mat(mat, max_per_split) if files == [mat] else _from_csv(names, max_per_split)
     if base:
         for k, a in zip(KEYS, arrays):

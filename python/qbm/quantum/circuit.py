@@ -102,18 +102,25 @@ class Circuit:
             raise ValueError("matrix: not unitary (U^dag U differs from I by more than 1e-10)")
         self.gates.append(Gate("mat", (self._q(q),), None, tuple(complex(v) for v in u.ravel())))
 
+    def _pair(self, a: int, b: int) -> tuple[int, int]:
+        qa, qb = self._q(a), self._q(b)
+        if qa == qb:
+            raise ValueError(f"t: a two-qubit gate needs two different qubits, got {a} and {b}")
+        return qa, qb
+
     def cx(self, c: int, t: int) -> None:
-        self.gates.append(Gate("cx", (self._q(c), self._q(t))))
+        self.gates.append(Gate("cx", self._pair(c, t)))
 
     def cz(self, a: int, b: int) -> None:
-        self.gates.append(Gate("cz", (self._q(a), self._q(b))))
+        self.gates.append(Gate("cz", self._pair(a, b)))
 
     def crot(self, name: str, c: int, t: int) -> int:
         """Controlled RX/RY/RZ (note: needs the four-term shift rule, not two)."""
         if name not in ROTATIONS:
             raise ValueError(f"name: unknown rotation {name!r}")
+        pair = self._pair(c, t)
         k = self._new_param()
-        self.gates.append(Gate("c" + name, (self._q(c), self._q(t)), k))
+        self.gates.append(Gate("c" + name, pair, k))
         return k
 
     def product_layer(self, kind: str = "euler") -> None:

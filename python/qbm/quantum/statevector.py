@@ -108,6 +108,8 @@ _Z = torch.tensor([[1, 0], [0, -1]], dtype=torch.complex128)
 
 
 def cnot(psi: Tensor, control: int, target: int) -> Tensor:
+    if control == target:  # flipping the control's own slice would silently act as the identity
+        raise ValueError("target: must differ from the control qubit")
     ca = control + 1
     p0, p1 = psi.select(ca, 0), psi.select(ca, 1)
     t = (target if target < control else target - 1) + 1

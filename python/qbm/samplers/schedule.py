@@ -95,6 +95,10 @@ class AnnealSchedule:
             raise ValueError(f"s: must increase strictly and cover [0, 1], got [{s[0]}, {s[-1]}]")
         if np.any(a < 0) or np.any(b < 0):
             raise ValueError("A: A(s) and B(s) must be >= 0 (GHz)")
+        if self.temperature_mk is not None:
+            t = self.temperature_mk
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and t > 0):
+                raise ValueError(f"temperature_mk: must be finite and > 0 (millikelvin), got {t!r}")
         object.__setattr__(self, "s", s)
         object.__setattr__(self, "A", a)
         object.__setattr__(self, "B", b)
@@ -111,7 +115,7 @@ class AnnealSchedule:
         else :data:`DEFAULT_TEMPERATURE_MK`."""
         if temperature_mk is not None:
             return float(temperature_mk)
-        return float(self.temperature_mk or DEFAULT_TEMPERATURE_MK)
+        return float(self.temperature_mk if self.temperature_mk is not None else DEFAULT_TEMPERATURE_MK)
 
     def fields(self, s_path: Any, *, temperature_mk: float | None = None) -> np.ndarray:
         """(num_sweeps, 2) weights (beta_p, beta_x) = beta_GHz (B(s)/2, A(s)/2) for SQA."""
@@ -163,7 +167,12 @@ class AnnealSchedule:
         kw.setdefault("source", meta.get("source", path))
         kw.setdefault("version", meta.get("version", ""))
         if "temperature_mk" in meta:
-            kw.setdefault("temperature_mk", float(meta["temperature_mk"]))
+            try:
+                kw.setdefault("temperature_mk", float(meta["temperature_mk"]))
+            except ValueError:
+                raise ValueError(
+                    f"temperature_mk: {path!r} gives {meta['temperature_mk']!r}, not a number of millikelvin"
+                ) from None
         return cls(t[:, 0], t[:, 1], t[:, 2], meta=meta, **kw)
 
     @classmethod

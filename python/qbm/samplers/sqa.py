@@ -101,6 +101,12 @@ class SQASampler(IsingSampler):
         num_reads = check_positive_int(num_reads, "num_reads")
         if s_schedule is not None and s is not None:
             raise ValueError("s_schedule: give either s_schedule or a constant s, not both")
+        if anneal_time_us is not None and (s_schedule is not None or s is not None):
+            given = "s_schedule" if s_schedule is not None else "s"
+            raise ValueError(
+                f"anneal_time_us: it sets the sweeps of a forward anneal from s = 0 to 1, but {given} already gives "
+                f"the path; give one or the other"
+            )
         if s_schedule is not None:
             sched = finite_array(s_schedule, "s_schedule", 1)
         elif s is not None:

@@ -414,7 +414,30 @@ def capacity_study(
         json.dump({"fits": fits, "decisions": decisions, "quality_decisions": quality, "criteria": criteria,
                    "rule": __doc__}, fh, indent=1)  # fmt: skip
     return {"rows": rows, "points": points, "best": best, "fits": fits, "criteria": criteria,
-            "decisions": decisions, "quality_decisions": quality, "failed": len(recs) - len(ok)}  # fmt: skip
+            "decisions": decisions, "quality_decisions": quality, "failed": len(recs) - len(ok),
+            "failed_generators": failed_generators(recs)}  # fmt: skip
+
+
+def _generator_name(c: dict[str, Any]) -> str:
+    if c["generator"] == "quantum":
+        return f"quantum {c['qubits']}x{c['layers']}"
+    return f"classical width {c['gen_width']}"
+
+
+def failed_generators(recs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Generators with failed runs: name -> {"failed", "runs", "error"} (the first error).
+    A generator none of whose runs finished has no row in capacity.csv; the CLI says so
+    and exits with status 1 instead of leaving the row silently out."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in recs:
+        name = _generator_name(r["config"])
+        e = out.setdefault(name, {"failed": 0, "runs": 0, "error": None})
+        e["runs"] += 1
+        if r["status"] != "ok":
+            e["failed"] += 1
+            if e["error"] is None and r.get("error"):
+                e["error"] = f"{r['error']['type']}: {r['error']['message']}"
+    return {k: v for k, v in out.items() if v["failed"]}
 
 
 def _capacity_figure(path: str, points: list[dict[str, Any]], best: list[dict[str, Any]],

@@ -164,12 +164,11 @@ def summarise_runs(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             v = [s.get(k) for s in sel]
             if any(x is None for x in v):
                 continue
-            v = [float(x) for x in v]
-            if not all(math.isfinite(x) for x in v):
-                row[f"{k}_mean"] = math.inf
-                continue
-            s = summarise(v, None if "energy" in k else (0.0, None))  # energies may be negative
+            # over the finite seeds; seeds at inf (beta_eff of frozen samples) are counted apart
+            # and seeds at nan (a TV at an infinite beta_eff) are left out, never poisoning the row
+            s = summarise([float(x) for x in v], None if "energy" in k else (0.0, None))  # energies may be < 0
             row[f"{k}_mean"], row[f"{k}_ci_lo"], row[f"{k}_ci_hi"] = s["mean"], s["ci_lo"], s["ci_hi"]
+            row[f"{k}_median"], row[f"{k}_n"], row[f"{k}_n_inf"] = s["median"], s["n"], s["n_inf"]
         row["gibbs_ok_fraction"] = float(np.mean([bool(s.get("gibbs_ok")) for s in sel]))
         row["pt_ok_fraction"] = float(np.mean([bool(s.get("pt_ok")) for s in sel]))
         rows.append(row)
@@ -199,7 +198,7 @@ def plot(path: str, rows: list[dict[str, Any]], title: str) -> None:
 
     def at_infinity(ax: Any, m: str, colour: str) -> None:
         """Cells whose beta_eff is infinite (every sample at a local minimum) as ^ on top."""
-        x = [r["anneal_time_us"] for r in rows if r["model"] == m and r.get("beta_eff_mean") == math.inf]
+        x = [r["anneal_time_us"] for r in rows if r["model"] == m and r.get("beta_eff_n_inf", 0) > 0]
         if x:
             top = ax.get_ylim()[1]
             ax.plot(x, [top] * len(x), "^", color=colour, ms=7, clip_on=False,
@@ -267,16 +266,18 @@ def cmd_dqa(args: Any) -> int:
         os.path.join(args.out, "dqa.png"),
         rows,
         f"SQA stand-in on {sched.name} {sched.version} at {t_mk:g} mK, P={args.slices}, {args.reads} reads, "
-        f"{args.sweeps_per_us:g} sweeps/us; mean and 95% t interval over {len(args.seeds)} seeds",
+        f"{args.sweeps_per_us:g} sweeps/us; mean and 95% t interval over the seeds with finite values "
+        f"({len(args.seeds)} seeds; ^: seeds at beta_eff = inf)",
     )
 
     def f(r: dict[str, Any], k: str, fmt: str = ".3g") -> str:
         if f"{k}_mean" not in r:
             return "-"
         m = r[f"{k}_mean"]
-        if not math.isfinite(m) or f"{k}_ci_lo" not in r:
-            return f"{m:{fmt}}"
-        return f"{m:{fmt}} [{r[f'{k}_ci_lo']:{fmt}}, {r[f'{k}_ci_hi']:{fmt}}]"
+        inf = f" +{r[f'{k}_n_inf']} inf" if r.get(f"{k}_n_inf") else ""  # seeds at inf, counted apart
+        if not math.isfinite(m) or f"{k}_ci_lo" not in r or not math.isfinite(r[f"{k}_ci_lo"]):
+            return f"{m:{fmt}}{inf}"
+        return f"{m:{fmt}} [{r[f'{k}_ci_lo']:{fmt}}, {r[f'{k}_ci_hi']:{fmt}}]{inf}"
 
     print(f"{'model':<14} {'t (us)':>7} {'sweeps':>6}  {'beta_eff':<24} {'TV at beta_eff':<24} {'Gibbs TV':<22} "
           f"{'PT TV':<22} {'E/n SQA':>8} {'E/n Gibbs':>9} {'E/n PT':>8}")  # fmt: skip

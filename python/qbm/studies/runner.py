@@ -632,20 +632,26 @@ def t_quantile(df: int, q: float = 0.975) -> float:
 
 
 def summarise(values: Sequence[float], bounds: tuple[float | None, float | None] | None = None) -> dict[str, float]:
-    """mean, standard error, 95% t interval and count of finite values.
+    """mean, median, standard error and 95% t interval over the finite values, their count
+    ``n`` and the count of infinite ones ``n_inf`` (a seed whose estimate is infinite, a
+    frozen beta_eff, is counted, not averaged into inf or nan).
 
     ``bounds`` = (low, high), either None: the range the quantity can take (a TVD lies in
     [0, 1], a KL divergence or a count of active units is >= 0). The interval is the t
     interval clipped to that range, so it never claims values the quantity cannot have;
     with few seeds it is still wide, which is the honest answer (no bootstrap: it
     under-covers below about 10 seeds)."""
-    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
+    vals = [float(x) for x in values if x is not None]
+    v = [x for x in vals if math.isfinite(x)]
+    n_inf = sum(1 for x in vals if math.isinf(x))
     n = len(v)
+    nan = float("nan")
     if n == 0:
-        return {"n": 0, "mean": float("nan"), "se": float("nan"), "ci_lo": float("nan"), "ci_hi": float("nan")}
+        return {"n": 0, "n_inf": n_inf, "mean": nan, "median": nan, "se": nan, "ci_lo": nan, "ci_hi": nan}
     mean = sum(v) / n
+    median = float(sorted(v)[n // 2]) if n % 2 else 0.5 * (sorted(v)[n // 2 - 1] + sorted(v)[n // 2])
     if n == 1:
-        return {"n": 1, "mean": mean, "se": float("nan"), "ci_lo": float("nan"), "ci_hi": float("nan")}
+        return {"n": 1, "n_inf": n_inf, "mean": mean, "median": median, "se": nan, "ci_lo": nan, "ci_hi": nan}
     sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1))
     se = sd / math.sqrt(n)
     h = t_quantile(n - 1) * se
@@ -655,7 +661,7 @@ def summarise(values: Sequence[float], bounds: tuple[float | None, float | None]
             lo, hi = max(lo, bounds[0]), max(hi, bounds[0])
         if bounds[1] is not None:
             lo, hi = min(lo, bounds[1]), min(hi, bounds[1])
-    return {"n": n, "mean": mean, "se": se, "ci_lo": lo, "ci_hi": hi}
+    return {"n": n, "n_inf": n_inf, "mean": mean, "median": median, "se": se, "ci_lo": lo, "ci_hi": hi}
 
 
 MIN_SEEDS = 3

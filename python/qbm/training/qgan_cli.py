@@ -6,7 +6,11 @@ from qbm.cli_types import positive_float, positive_int, seed_int
 
 import argparse
 import os
+import sys
 from typing import Any
+
+# the largest quantum generator the capacity study accepts (2^20 amplitudes per sample)
+MAX_GENERATOR_QUBITS = 20
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -127,6 +131,12 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         qgrid = [(int(a), int(c)) for a, c in (s.lower().split("x") for s in quantum)]
     except ValueError:
         raise ValueError(f"--quantum: expected QUBITSxLAYERS entries such as 4x2, got {quantum}") from None
+    for n, L in qgrid:  # before anything is made: a generator the engine cannot hold is refused here
+        if not 1 <= n <= MAX_GENERATOR_QUBITS or L < 1:
+            raise ValueError(
+                f"--quantum: {n}x{L}: qubits must lie in 1..{MAX_GENERATOR_QUBITS} (the generator's state vector "
+                f"holds 2^qubits amplitudes per sample) and layers must be >= 1"
+            )
     print(
         f"capacity study on {base.dataset}: quantum {quantum}, classical widths {classical}, discriminator widths "
         f"{widths}, {base.epochs} epochs x {base.iters_per_epoch} iterations, seeds {seeds} -> {args.out}"
@@ -175,6 +185,15 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     for kind, d in res.get("quality_decisions", {}).items():
         print(f"{kind}, quality only (secondary): {d['verdict']}")
     print(f"wrote {args.out}/runs.csv, points.csv, capacity.csv, capacity.png, fits.json")
+    lost = {k: v for k, v in res.get("failed_generators", {}).items() if v["failed"] == v["runs"]}
+    for name, v in res.get("failed_generators", {}).items():
+        print(f"{name}: {v['failed']} of {v['runs']} runs failed (first: {v['error']})", file=sys.stderr)
+    if lost:
+        from qbm.studies.cli_common import StudyFailed
+
+        raise StudyFailed(
+            f"every run of {', '.join(lost)} failed, so capacity.csv has no row for it; see {args.out}/runs"
+        )
     return 0
 
 
