@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
 import numpy as np
 import pytest
@@ -349,3 +348,21 @@ def test_a_seed_at_infinite_beta_does_not_turn_the_dqa_row_into_inf():
     assert r["beta_eff_mean"] == pytest.approx(2.5) and r["beta_eff_n_inf"] == 1 and r["beta_eff_n"] == 3
     assert math.isfinite(r["beta_eff_ci_lo"]) and r["beta_eff_median"] == 2.5
     assert r["tv_mean"] == pytest.approx(0.2) and r["tv_n"] == 3
+
+
+def test_tabulated_bootstrap_roots_equal_the_exact_ones():
+    """fit_beta's bootstrap solves every replicate on a tabulated grid (the Zephyr(12)
+    certificate took minutes); the roots must equal the exact Newton solves."""
+    from qbm import diagnostics as D
+    from qbm.samplers import GibbsSampler
+
+    m = random_frustrated(12, seed=5)
+    r = GibbsSampler().sample_model(m, beta=0.7, num_reads=150, num_sweeps=50, seed=0)
+    s = r.spins.astype(float)
+    f = D.local_fields(s, m)
+    b = D._pl_root(s, f, None)
+    rng = np.random.default_rng(1)
+    W = np.stack([np.bincount(rng.integers(0, len(s), len(s)), minlength=len(s)) for _ in range(30)]).astype(float)
+    fast = D._bootstrap_roots(s, f, W, b)
+    exact = np.array([D._pl_root(s, f, w[:, None]) for w in W])
+    assert np.abs(fast - exact).max() < 1e-3 * exact.std()

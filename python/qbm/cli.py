@@ -30,6 +30,9 @@ def _parse_graph(spec: str) -> tuple[int, int]:
     return m, t
 
 
+TRACE_SWEEPS = 2000  # sweeps of the spin-glass report's traced certificate run at least
+
+
 def cmd_spin_glass(args: argparse.Namespace) -> int:
     """Sample a Zephyr spin glass with simulated annealing and Gibbs; print a report."""
     from tqdm import tqdm
@@ -96,13 +99,17 @@ def cmd_spin_glass(args: argparse.Namespace) -> int:
     # fewer chains for the autocorrelation time; annealing's beta_eff for comparison
     from qbm.diagnostics import certify
 
+    print(f"certificates: beta_eff with a bootstrap interval, then a traced run of {min(args.num_reads, 256)} chains "
+          f"x {max(args.num_sweeps, TRACE_SWEEPS)} sweeps for the autocorrelation time ...", flush=True)  # fmt: skip
     c = certify(r, model, beta=args.beta, reference="pt" if args.reference_pt else None)
     k = min(args.num_reads, 256)
+    # the trace needs 20 autocorrelation times (about 55 sweeps on these glasses at beta 1)
+    trace_sweeps = max(args.num_sweeps, TRACE_SWEEPS)
     traced = gibbs.sample_model(
-        model, beta=args.beta, num_reads=k, num_sweeps=args.num_sweeps, seed=args.seed + 1, certify=True
+        model, beta=args.beta, num_reads=k, num_sweeps=trace_sweeps, seed=args.seed + 1, certify=True
     ).info["certificate"]
     print(f"  certificate: {c}")
-    print(f"  trace ({k} chains x {args.num_sweeps} sweeps): {traced}")
+    print(f"  trace ({k} chains x {trace_sweeps} sweeps): {traced}")
     sa_run = sa.sample_model(model, num_reads=k, num_sweeps=args.num_sweeps, seed=args.seed)
     csa = certify(sa_run, model)
     print(f"simulated annealing's samples: beta_eff {csa['beta_eff']:.4g} [{csa['beta_eff_ci'][0]:.4g}, "

@@ -110,6 +110,53 @@ def _pl_root(s: np.ndarray, f: np.ndarray, w: np.ndarray | None) -> float:
     return b
 
 
+GRID_POINTS = 97  # beta values at which every row's score is tabulated for the bootstrap
+GRID_HALF_WIDTH = 8.0  # in standard errors of beta_eff either side of the estimate
+
+
+def _bootstrap_roots(s: np.ndarray, f: np.ndarray, W: np.ndarray, beta: float) -> np.ndarray:
+    """The pseudo-likelihood root of each bootstrap replicate (row weights ``W``, (B, N)).
+
+    Each replicate's score is a weighted sum of per-row scores g_r(b) = -sum_i f_ri (s_ri +
+    tanh(b f_ri)). Tabulated once on a grid of :data:`GRID_POINTS` betas within
+    :data:`GRID_HALF_WIDTH` standard errors of the estimate, every replicate's root is a
+    (B, N) x (N, K) product and a linear interpolation between the two grid points that
+    bracket it, instead of a Newton solve over all N x n fields per replicate (50 s for 200
+    replicates of 256 samples of 4800 spins before, about a second now). The interpolation
+    error is of order (grid step)^2 times the score's curvature, orders below the interval's
+    width; replicates whose root leaves the grid, and estimates at 0 or inf, are solved
+    exactly as before."""
+    B = len(W)
+    sf = s * f
+    a_r = -sf.sum(axis=1)  # g_r(0)
+    against = (sf > 0).any(axis=1)  # rows with a spin against its field (a finite root needs one)
+    out = np.empty(B)
+    exact = np.ones(B, dtype=bool)
+    if math.isfinite(beta) and beta > 0:
+        t = np.tanh(beta * f)
+        g_r = a_r - (f * t).sum(axis=1)
+        curv = float((f * f * (1 - t * t)).sum())
+        se = math.sqrt(float((g_r**2).sum())) / curv if curv > 0 else math.nan
+        if math.isfinite(se) and se > 0:
+            grid = beta + np.linspace(-GRID_HALF_WIDTH, GRID_HALF_WIDTH, GRID_POINTS) * se
+            grid = grid[grid > 0]
+            T = np.empty((len(s), len(grid)))
+            for k, b in enumerate(grid):  # rows' sum_i f tanh(b f), one pass over the fields per grid point
+                T[:, k] = (f * np.tanh(b * f)).sum(axis=1)
+            G = (W @ a_r)[:, None] - W @ T  # (B, K), decreasing in beta
+            for j in range(B):
+                g = G[j]
+                if len(g) < 2 or g[0] <= 0 or g[-1] > 0 or not (W[j] * against).any():
+                    continue
+                k = int(np.argmax(g <= 0))  # first grid point at or past the root
+                x0, x1, y0, y1 = grid[k - 1], grid[k], g[k - 1], g[k]
+                out[j] = x0 + (x1 - x0) * y0 / (y0 - y1)
+                exact[j] = False
+    for j in np.flatnonzero(exact):
+        out[j] = _pl_root(s, f, W[j][:, None])
+    return out
+
+
 def fit_beta(
     spins: Any, model: IsingModel, *, bootstrap: int = 200, level: float = 0.95, seed: int = 0
 ) -> tuple[float, tuple[float, float]]:
@@ -120,10 +167,9 @@ def fit_beta(
     if bootstrap <= 0 or len(s) < 2:
         return beta, (math.nan, math.nan)
     rng = np.random.default_rng(seed)
-    reps = []
-    for _ in range(bootstrap):  # resampling rows = integer weights, no copies of s
-        w = np.bincount(rng.integers(0, len(s), len(s)), minlength=len(s)).astype(np.float64)[:, None]
-        reps.append(_pl_root(s, f, w))
+    # resampling rows = integer weights, no copies of s
+    W = np.stack([np.bincount(rng.integers(0, len(s), len(s)), minlength=len(s)) for _ in range(bootstrap)])
+    reps = _bootstrap_roots(s, f, W.astype(np.float64), beta)
     q = (1 - level) / 2
     r = np.sort(np.asarray(reps))  # order statistics: replicates at inf (no flips) stay inf
     k_lo = int(math.floor(q * (len(r) - 1)))
@@ -343,9 +389,33 @@ def certify(
             "vouch for these samples (raise reference_sweeps)"
         )
     cert["question"] = _question(beta)
+    cert["remedy"] = _remedy(fails, cert) if fails else ""
     cert["ok"] = not fails
     cert["verdict"] = "ok: " + _summary(cert) if not fails else "FAIL: " + "; ".join(fails)
     return cert
+
+
+def _remedy(fails: list[str], c: dict[str, Any]) -> str:
+    """One line: what a failure means for the user's result and what to do about it."""
+    text = " ".join(fails)
+    if "infinite" in text:
+        return (
+            "these are local minima (an annealer's or a quench's end states), not thermal samples: use them as "
+            "optimisation results, or sample at a finite beta (Gibbs, parallel tempering, a slower anneal)"
+        )
+    if "tau_int" in text or "ESS" in text:
+        need = int(math.ceil(MIN_TAUS * (c.get("tau_int") or 1)))
+        return (f"the chains are too short to have forgotten their start: averages over them are biased; run at "
+                f"least {need} sweeps (20 x tau_int) or more chains")  # fmt: skip
+    if "parallel tempering" in text or "reference" in text:
+        return ("the samples sit at a different mean energy than an equilibrated reference (stuck in glassy states): "
+                "more sweeps, or parallel tempering as the sampler")  # fmt: skip
+    if "excludes the target" in text:
+        return ("the samples are Boltzmann at another temperature than asked: a gradient or average computed from them "
+                "is that of the model at beta_eff; more sweeps for MCMC, or calibrate the energy scale of an "
+                "annealer (calibrate_energy_scale, --calibrate-beta)")  # fmt: skip
+    return ("the histogram differs from the Boltzmann distribution by more than sampling noise: more sweeps, or a "
+            "sampler that mixes better (parallel tempering)")  # fmt: skip
 
 
 def _question(beta: float | None) -> str:
@@ -420,7 +490,8 @@ def format_certificate(c: dict[str, Any]) -> str:
         return f"{asked} {verdict}"
     # what was measured, less what the failure text already states (one interval per quantity)
     rest = [p for p in _summary(c).split(", ") if p and p.split(" ")[0] not in verdict]
-    return f"{asked} {verdict}" + (f" [{', '.join(rest)}]" if rest else "")
+    remedy = f" -> {c['remedy']}" if c.get("remedy") else ""
+    return f"{asked} {verdict}" + (f" [{', '.join(rest)}]" if rest else "") + remedy
 
 
 set_certifier(certify)  # ``sample_model(..., certify=True)`` calls it (see qbm.samplers._base)
