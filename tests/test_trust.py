@@ -366,3 +366,28 @@ def test_tabulated_bootstrap_roots_equal_the_exact_ones():
     fast = D._bootstrap_roots(s, f, W, b)
     exact = np.array([D._pl_root(s, f, w[:, None]) for w in W])
     assert np.abs(fast - exact).max() < 1e-3 * exact.std()
+
+
+def test_curves_keep_negative_values_on_a_log_axis(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from qbm.plotting import save_curves
+
+    seen = {}
+    real_savefig = plt.Figure.savefig
+
+    def spy(fig, *a, **kw):
+        ax = fig.axes[0]
+        seen["scale"] = ax.get_yscale()
+        seen["ymin"] = ax.get_ylim()[0]
+        return real_savefig(fig, *a, **kw)
+
+    plt.Figure.savefig = spy
+    try:
+        save_curves(str(tmp_path / "c.png"), {"mmd": [0.3, 0.01, -0.002, 0.001]}, logy=True)
+    finally:
+        plt.Figure.savefig = real_savefig
+    assert seen["scale"] == "symlog" and seen["ymin"] < -0.001

@@ -309,7 +309,7 @@ def certify(
     ``reference="pt"`` (or a parallel-tempering sampler instance; for models too large to
     enumerate): parallel tempering at the target
     beta (else beta_eff; 16 replicas from min(0.2, beta / 2), ``reference_sweeps`` sweeps,
-    as many reads as samples up to 512) gives a reference mean energy; the samples fail
+    as many reads as samples, at least 64 and at most 512) gives a reference mean energy; the samples fail
     when their mean energy differs from it by more than 4 combined standard errors. It
     catches what local checks cannot: chains stuck in glassy states whose local
     conditionals look like equilibrium. It costs a PT run; when the reference's own
@@ -407,6 +407,9 @@ def _remedy(fails: list[str], c: dict[str, Any]) -> str:
         need = int(math.ceil(MIN_TAUS * (c.get("tau_int") or 1)))
         return (f"the chains are too short to have forgotten their start: averages over them are biased; run at "
                 f"least {need} sweeps (20 x tau_int) or more chains")  # fmt: skip
+    if "failed its own certificate" in text:
+        return ("the parallel-tempering reference did not equilibrate, so nothing was compared: raise "
+                "reference_sweeps (the reference's own certificate says why it failed)")  # fmt: skip
     if "parallel tempering" in text or "reference" in text:
         return ("the samples sit at a different mean energy than an equilibrated reference (stuck in glassy states): "
                 "more sweeps, or parallel tempering as the sampler")  # fmt: skip
@@ -451,7 +454,7 @@ def _reference_check(
 ) -> list[str]:
     """Mean energy against parallel tempering's at ``beta`` (see :func:`certify`)."""
     ref = reference_run(
-        model, beta, num_reads=max(int(min(len(energies), 512)), 2), num_sweeps=sweeps, seed=seed, sampler=sampler
+        model, beta, num_reads=int(min(max(len(energies), 64), 512)), num_sweeps=sweeps, seed=seed, sampler=sampler
     )
     e_ref = ref.energies
     se = math.sqrt(float(np.var(energies, ddof=1)) / max(n_eff, 2) + float(np.var(e_ref, ddof=1)) / len(e_ref))
@@ -478,6 +481,11 @@ def _summary(c: dict[str, Any]) -> str:
         parts.append(f"tau_int {c['tau_int']:.3g} sweeps, trace ESS {c['ess']:.0f} ({ch} chains x {t})")
     if c.get("tv") is not None:
         parts.append(f"TV {c['tv']:.3g} (floor {c['tv_floor']:.3g})")
+    if c.get("reference_energy") is not None:
+        parts.append(
+            f"mean energy {c['mean_energy']:.5g} vs parallel tempering's {c['reference_energy']:.5g} "
+            f"(reference {'ok' if c.get('reference_ok') else 'FAIL'})"
+        )
     return ", ".join(parts)
 
 

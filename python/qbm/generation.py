@@ -503,6 +503,7 @@ def evaluate_bm(
     say(f"QA final beta {beta}; choosing c-QA lambda per label on validation data")
     lam = choose_lambda(model, data, num=cqa_num, num_sweeps=num_sweeps // 2, seed=seed)
     # the test-side numbers, fresh seeds
+    say(f"judging the prior and QA modes on {n_test} test images")
     prior_sp = prior_spins(model, n_test, num_sweeps=num_sweeps, seed=seed + 11)
     prior_img = decode(model, prior_sp)
     qa_img = qa(beta, n_test, seed + 12)
@@ -514,7 +515,7 @@ def evaluate_bm(
         "qa_table": qa_table,
         "qa_rule": QA_RULE,
     }
-    say(f"c-QA at lambda {lam['lambda']} (per label)")
+    say(f"judging c-QA at lambda {lam['lambda']} (per label), {cqa_num} images per label")
     prior_pred = judge.predict(prior_img)
     cq: dict[str, Any] = {"lambda": lam["lambda"], "per_label": []}
     images = []

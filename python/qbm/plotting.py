@@ -20,16 +20,29 @@ def _plt() -> Any:
 def save_curves(
     path: str, series: dict[str, Any], *, xlabel: str = "step", ylabel: str = "", logy: bool = False, title: str = ""
 ) -> None:
+    """Curves of ``series`` (name -> values, or (x, y) pairs). ``logy``: a log axis; where a
+    series holds values <= 0 (an unbiased MMD estimate can be negative) the axis is
+    symmetric-log, linear within the smallest positive magnitude, so no point is dropped."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
+    ys_all = []
     for name, ys in series.items():
         ys = np.asarray(ys, dtype=float)
         if ys.ndim == 2:  # (x, y) pairs
             ax.plot(ys[:, 0], ys[:, 1], marker="o", label=name)
+            ys_all.append(ys[:, 1])
         else:
             ax.plot(np.arange(len(ys)), ys, label=name)
+            ys_all.append(ys)
     if logy:
-        ax.set_yscale("log")
+        y = np.concatenate(ys_all) if ys_all else np.zeros(0)
+        y = y[np.isfinite(y)]
+        if y.size and (y <= 0).any():
+            pos = np.abs(y[y != 0])
+            ax.set_yscale("symlog", linthresh=float(pos.min()) if pos.size else 1e-12)
+            ylabel = f"{ylabel} (symlog: values <= 0 shown)".strip()
+        else:
+            ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
