@@ -8,7 +8,7 @@ chains x 10 sweeps): seconds per digits epoch, negative-phase seconds per call, 
 evaluation per test image at K = 1000 (log Z given: its AIS is timed separately), and the
 process's peak memory, each size in its own subprocess.
 
-    python benches/training.py [--epochs 3] [--repeats 3] [--skip-main-job] [--zephyr]
+    python benches/training.py [--epochs 3] [--repeats 3] [--skip-main-job | --main-job-only] [--zephyr]
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=1, help="repeats of the main job timing")
     ap.add_argument("--skip-main-job", action="store_true")
+    ap.add_argument("--main-job-only", action="store_true", help="time only the README main job (idle and busy)")
     ap.add_argument("--zephyr", action="store_true", help="also part 2: Zephyr priors at 576, 1248, 2176 spins")
     ap.add_argument("--zephyr-worker", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -118,6 +119,8 @@ def main() -> None:
     runs = [("gaussian", "-")] + [("bm", s) for s in ("gibbs", "rbm", "pt", "sqa")]
     if have_plugin:
         runs.append(("bm", "plugin-block"))
+    if a.main_job_only:
+        runs = []
     rows = []
     base = None
     for kind, s in runs:
@@ -127,8 +130,9 @@ def main() -> None:
             base = med
         rows.append({"model": "gaussian-vae" if kind == "gaussian" else f"bm-vae/{s}", "s/epoch (median)": med,
                      "x gaussian": med / base})  # fmt: skip
-    print(f"\nseconds per training epoch (median of {a.epochs}, after one warm-up epoch; evaluation excluded)")
-    print_table(rows, ["model", "s/epoch (median)", "x gaussian"])
+    if rows:
+        print(f"\nseconds per training epoch (median of {a.epochs}, after one warm-up epoch; evaluation excluded)")
+        print_table(rows, ["model", "s/epoch (median)", "x gaussian"])
     if not a.skip_main_job:
         idle = [main_job_seconds() for _ in range(a.repeats)]
         p = _busy()

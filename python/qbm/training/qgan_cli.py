@@ -36,6 +36,15 @@ def _config(args: argparse.Namespace) -> Any:
     )
 
 
+def precheck_train_qgan(args: argparse.Namespace) -> None:
+    """Checks that need no torch, run before it is imported."""
+    from qbm.data import check_dataset
+    from qbm.training.rundir import precheck
+
+    precheck(args.out, "checkpoint.pt", resume=args.resume, force=args.force)
+    check_dataset(args.dataset, args.data_dir)
+
+
 def cmd_train_qgan(args: argparse.Namespace) -> int:
     from qbm.data import load_dataset
     from qbm.training.qgan import Shared, train_qgan
@@ -223,7 +232,7 @@ def add_parsers(train: Any, study: Any) -> None:
     p.add_argument("--out", default="runs/qgan")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT (also to a larger --epochs)")
     p.add_argument("--force", action="store_true", help="start over even if OUT holds a run")
-    p.set_defaults(func=cmd_train_qgan)
+    p.set_defaults(func=cmd_train_qgan, precheck=precheck_train_qgan)
 
     p = study.add_parser("capacity", help="smallest optimal discriminator vs generator capacity")
     common(p, study=True)

@@ -15,6 +15,19 @@ def check_out_dir(out: str) -> None:
         raise ValueError(f"--out: {out!r} is a file, not a directory")
 
 
+def precheck(out: str, checkpoint: str, *, resume: bool, force: bool) -> None:
+    """What :func:`prepare` would refuse, checked without touching anything (the command
+    line calls it before importing torch, so a refusal comes at once)."""
+    check_out_dir(out)
+    if resume and force:
+        raise ValueError("--force: give either --resume (continue) or --force (start over), not both")
+    if os.path.exists(os.path.join(out, checkpoint)) and not (resume or force):
+        raise ValueError(
+            f"--out: {out!r} already holds a run ({checkpoint}); pass --resume to continue it "
+            "(also to a larger --epochs) or --force to start over"
+        )
+
+
 def prepare(out: str, checkpoint: str, *, resume: bool, force: bool) -> bool:
     """Decide what to do with ``out``; returns True when an existing run is resumed."""
     check_out_dir(out)

@@ -193,6 +193,21 @@ def write_outputs(
     return extra
 
 
+def precheck_train_vae(args: argparse.Namespace) -> None:
+    """Checks that need no torch, run before it is imported: the run directory and the data."""
+    from qbm.data import check_dataset
+    from qbm.training.rundir import precheck
+
+    precheck(args.out, "model.pt", resume=args.resume, force=getattr(args, "force", False))
+    check_dataset(args.dataset, args.data_dir)
+
+
+def precheck_generate(args: argparse.Namespace) -> None:
+    if not os.path.isfile(args.model):
+        raise FileNotFoundError(f"--model: checkpoint {args.model!r} does not exist")
+    check_generate_outputs(args.out)
+
+
 def cmd_train_vae(args: argparse.Namespace) -> int:
     from qbm.data import load_dataset
 
@@ -618,7 +633,7 @@ def add_parsers(sub: Any, train: Any, study: Any) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in OUT (also to a larger --epochs)")
     p.add_argument("--force", action="store_true", help="start over even if OUT holds a run")
     p.add_argument("--out", default="runs/vae")
-    p.set_defaults(func=cmd_train_vae)
+    p.set_defaults(func=cmd_train_vae, precheck=precheck_train_vae)
 
     p = sub.add_parser("generate", help="generate images from a trained VAE (prior, QA or c-QA mode)")
     p.add_argument("--model", required=True)
@@ -637,7 +652,7 @@ def add_parsers(sub: Any, train: Any, study: Any) -> None:
     p.add_argument("--sweeps", type=positive_int, default=1000)
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--out", default="generated.png")
-    p.set_defaults(func=cmd_generate)
+    p.set_defaults(func=cmd_generate, precheck=precheck_generate)
 
     cmp_ = sub.add_parser("compare", help="compare models").add_subparsers(dest="what")
     p = cmp_.add_parser("vae", help="BM prior (each sampler) vs Gaussian prior over seeds, ranked by IW log-lik")
