@@ -94,7 +94,7 @@ def test_rerun_into_a_run_directory_needs_resume_or_force(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_resume_keeps_the_runs_held_out_classes(tmp_path, capsys):
-    from qbm.training.checkpoint import load_checkpoint
+    from qbm.checkpoint import load_checkpoint
 
     out = str(tmp_path / "run")
     assert main(["train", "vae", "--epochs", "1", *FAST_VAE, "--holdout", "3", "--out", out]) == 0

@@ -15,9 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / "python"
 LAYERS: list[tuple[str, int]] = [
     # the command line: imports everything, imported by nothing below it
     ("qbm.cli", 9),
-    ("qbm.training.vae_cli", 9),
-    ("qbm.training.qgan_cli", 9),
-    ("qbm.qpu.cli", 9),
+    ("qbm.commands", 9),
     # studies (the runner and the engines)
     ("qbm.studies", 8),
     # training loops, generation and its judges
@@ -41,6 +39,7 @@ LAYERS: list[tuple[str, int]] = [
     ("qbm.mmd", 1),
     ("qbm.rbm", 1),
     ("qbm.problems", 1),
+    ("qbm.checkpoint", 1),  # atomic, checksummed torch files (checkpoints, judges, caches)
     # leaves: the core, validation, small helpers that import nothing of qbm
     ("qbm.metrics", 0),
     ("qbm.plotting", 0),

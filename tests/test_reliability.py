@@ -234,7 +234,7 @@ def test_checkpoints_load_without_executing_pickled_code(tmp_path):
 
     import torch
 
-    from qbm.training.checkpoint import MAGIC, load_file, save_atomic
+    from qbm.checkpoint import MAGIC, load_file, save_atomic
 
     class Evil:
         def __reduce__(self):

@@ -163,7 +163,7 @@ def test_generate_never_overwrites_a_runs_files(trained, capsys):
 
 
 def test_checkpoints_that_are_not_vaes_are_qbm_errors(trained, tmp_path, capsys):
-    from qbm.training.checkpoint import load_checkpoint, save_atomic
+    from qbm.checkpoint import load_checkpoint, save_atomic
 
     ck = load_checkpoint(str(trained / "model.pt"))
     qgan = tmp_path / "qgan.pt"

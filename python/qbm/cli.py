@@ -152,12 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     train_p = sub.add_parser("train", help="train a model")
     train = train_p.add_subparsers(dest="model")
     from qbm.studies import qcbm_studies
-    from qbm.training import vae_cli
+    from qbm.commands import vae as vae_cli
 
     qcbm_studies.add_parsers(study, train)
     vae_cli.add_parsers(sub, train, study)
-    from qbm.qpu import cli as qpu_cli
-    from qbm.training import qgan_cli
+    from qbm.commands import qgan as qgan_cli
+    from qbm.commands import qpu as qpu_cli
 
     qpu_cli.add_parsers(sub)
     qgan_cli.add_parsers(train, study)

@@ -261,7 +261,7 @@ class Judge:
         path = os.path.join(cache if cache is not None else cache_dir(), f"judge-{data.name}-{self.key}.pt")
         loaded = False
         if os.path.exists(path):
-            from qbm.training.checkpoint import load_file
+            from qbm.checkpoint import load_file
 
             try:
                 ck = load_file(path)
@@ -273,7 +273,7 @@ class Judge:
         if not loaded:
             self._train(data)
             try:
-                from qbm.training.checkpoint import save_atomic
+                from qbm.checkpoint import save_atomic
 
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 save_atomic({"state": self.net.state_dict(), "config": cfg, "report": self.report}, path)
@@ -324,7 +324,7 @@ class Judge:
         y = torch.as_tensor(np.asarray(data.y_train, dtype=np.int64)[fit])
         xv = x_all[val]
         yv = np.asarray(data.y_train)[val]
-        from qbm.training.checkpoint import BestWeights
+        from qbm.checkpoint import BestWeights
 
         opt = torch.optim.Adam(self.net.parameters(), lr=2e-3)
         stop = BestWeights(self.PATIENCE, lambda acc, best: acc > best, -1.0)

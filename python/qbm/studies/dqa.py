@@ -50,7 +50,7 @@ def build_model(spec: str, instance: int = 0) -> Any:
         return zephyr_spin_glass(parts[0], parts[1] if len(parts) > 1 else 4, seed=instance)
     if kind == "prior":
         from qbm.models.vae import BMVAE
-        from qbm.training.checkpoint import load_checkpoint
+        from qbm.checkpoint import load_checkpoint
         from qbm.training.vae import build_model as build_vae
 
         ck = load_checkpoint(rest)

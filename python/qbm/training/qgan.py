@@ -24,7 +24,7 @@ from qbm.models.qgan import (
     StyleQuantumGenerator,
     count_params,
 )
-from qbm.training.checkpoint import BestWeights, load_checkpoint, load_file, save_atomic
+from qbm.checkpoint import BestWeights, load_checkpoint, load_file, save_atomic
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from typing import Any
@@ -15,7 +16,7 @@ from qbm.data.images import ImageData
 from qbm.registry import NegativePhase
 from qbm.models.vae import BMVAE, GaussianVAE
 from qbm.models.evaluation import NOTE
-from qbm.training.checkpoint import load_checkpoint, save_atomic
+from qbm.checkpoint import load_checkpoint, save_atomic
 
 
 def check_device(device: Any) -> torch.device:
@@ -198,11 +199,26 @@ class VAETrainer:
             c = rec.get("negative_certificate")
             if c is not None and progress:
                 tqdm.write(f"epoch {rec['epoch']}: negative phase ({c['num_samples']} chains) {c['verdict']}")
+                if not c.get("ok"):
+                    tqdm.write("  -> " + self.negative_phase_remedy(c))
             if checkpoint:
                 self.save(checkpoint)
             if metrics_path:
                 self.write_metrics(metrics_path)
         return self.history
+
+    def negative_phase_remedy(self, c: dict[str, Any]) -> str:
+        """One line: what a failed negative-phase certificate means for the training."""
+        sweeps = getattr(self.negative, "sweeps", None)
+        b = c.get("beta_eff")
+        if "excludes the target" in str(c.get("verdict", "")) and b is not None and math.isfinite(b):
+            side = "colder" if b > 1 else "hotter"
+            return (
+                f"the chains sample the prior at beta_eff {b:.3g}, not 1 ({side}: they lag behind the prior as it "
+                f"learns), so the prior's gradient is that of a {side} copy and the learned energy is off by about "
+                f"that factor; more sweeps per step (--sweeps, now {sweeps}) or more chains (--chains) close the gap"
+            )
+        return str(c.get("remedy") or "see the certificate's verdict")
 
     # ------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
@@ -311,7 +327,7 @@ def load_vae(path: str) -> tuple[BMVAE | GaussianVAE, dict[str, Any]]:
     """The VAE stored at ``path`` by ``qbm train vae`` and its checkpoint; a ValueError
     naming ``model`` for anything else (a QGAN checkpoint, a config that cannot build a
     model, weights that do not fit the config)."""
-    from qbm.training.checkpoint import load_checkpoint
+    from qbm.checkpoint import load_checkpoint
 
     ck = load_checkpoint(path)
     if ck["kind"] not in ("bm", "gaussian"):

@@ -46,7 +46,7 @@ def _make_trainer(args: argparse.Namespace, data: Any) -> Any:
     from qbm.training.vae import VAETrainer
 
     from qbm.training import rundir
-    from qbm.training.checkpoint import load_checkpoint
+    from qbm.checkpoint import load_checkpoint
 
     ck = os.path.join(args.out, "model.pt")
     if rundir.prepare(args.out, "model.pt", resume=args.resume, force=getattr(args, "force", False)):
@@ -219,7 +219,7 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
     data = load_dataset(args.dataset, args.data_dir)  # checks the data before any directory is made
     ck = os.path.join(args.out, "model.pt")
     if args.resume and "holdout" not in getattr(args, "explicit", set()) and os.path.exists(ck):
-        from qbm.training.checkpoint import load_checkpoint
+        from qbm.checkpoint import load_checkpoint
 
         # the held-out classes change the training data: a resume keeps the run's own
         args.holdout = load_checkpoint(ck)["trainer"].get("holdout") or None
@@ -244,7 +244,7 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
         tr, args.out, lambdas=LAMBDAS, held_out=held, quiet=args.quiet, anneal_sweeps=args.anneal_sweeps
     )
     # the generation settings chosen on validation data travel with the model
-    from qbm.training.checkpoint import load_checkpoint, save_atomic
+    from qbm.checkpoint import load_checkpoint, save_atomic
 
     ckd = load_checkpoint(ck)
     ckd["generation"] = extra.get("generation_choice")
@@ -357,50 +357,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
-    """One training of `qbm compare vae` (a run of the study runner): the prior
-    ``config["model"]`` ("gaussian" or "bm/<sampler>") at the shared budget; returns the
-    per-epoch history and the final test numbers at ``iw_final`` IW samples."""
-    from qbm.data import load_dataset
-    from qbm.models.vae import BMVAE, GaussianVAE
-    from qbm.training.vae import VAETrainer
-
-    data = load_dataset(config["dataset"], config.get("data_dir"))
-    kind = config["model"]
-    common = dict(
-        device=config.get("device", "cpu"),
-        seed=seed,
-        lr=config["lr"],
-        batch_size=config["batch_size"],
-        kl_warmup=config["kl_warmup"],
-        iw_samples=config["iw_samples"],
-    )
-    if kind == "gaussian":
-        t = VAETrainer(GaussianVAE(data.shape, config["latent"], seed=seed), data, **common)
-    else:
-        sampler = kind.split("/", 1)[1]
-        m = BMVAE(data.shape, config["latent"], graph=config["graph"], seed=seed)
-        t = VAETrainer(m, data, sampler=sampler, num_chains=config["chains"], sweeps=config["sweeps"], **common)
-    t.train(config["epochs"], progress=False)
-    final = t.evaluate(num_samples=config["iw_final"])
-    keys = ("test_iw_loglik", "test_elbo", "test_recon_sampled", "test_recon_at_mode", "test_kl", "active_units")
-    from qbm import generation as G
-
-    judge = G.Judge(data)  # one cached judge per data set, shared by every run
-    if kind == "gaussian":
-        gen = G.evaluate_gaussian(t.model, data, judge, seed=seed)
-    else:
-        gen = G.evaluate_bm(t.model, data, judge, seed=seed)
-        gen.pop("_images")
-        gen.pop("_directions")
-    return {
-        "generation": gen,
-        "final": final,
-        "history": [{k: h.get(k) for k in (*keys, "epoch", "epoch_seconds")} for h in t.history],
-        "seconds_per_epoch": t.wall / max(1, t.epoch),
-    }
-
-
 def _prepare_judge(args: argparse.Namespace) -> None:
     """Check the data, then build (or load) the data set's judge once in the driver, so
     every run reads the same cached network instead of racing to train it."""
@@ -435,7 +391,7 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
         "device": args.device,
     }
 
-    study = Study("compare-vae", "qbm.training.vae_cli:compare_run", grid([{**base, "model": m} for m in models],
+    study = Study("compare-vae", "qbm.studies.compare:compare_run", grid([{**base, "model": m} for m in models],
                                                                           args.seeds),
                   preflight=lambda: _prepare_judge(args))  # fmt: skip
     print(

@@ -52,7 +52,7 @@ def cmd_train_qgan(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from qbm.training import rundir
-    from qbm.training.checkpoint import load_checkpoint
+    from qbm.checkpoint import load_checkpoint
 
     from qbm.data import check_dataset
 

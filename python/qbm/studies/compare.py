@@ -1,0 +1,50 @@
+"""`qbm compare vae`'s run: one training of a prior at the shared budget (a plain function
+of its config and seed, so the study runner can run it locally or on Ray)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One training of `qbm compare vae` (a run of the study runner): the prior
+    ``config["model"]`` ("gaussian" or "bm/<sampler>") at the shared budget; returns the
+    per-epoch history and the final test numbers at ``iw_final`` IW samples."""
+    from qbm.data import load_dataset
+    from qbm.models.vae import BMVAE, GaussianVAE
+    from qbm.training.vae import VAETrainer
+
+    data = load_dataset(config["dataset"], config.get("data_dir"))
+    kind = config["model"]
+    common = dict(
+        device=config.get("device", "cpu"),
+        seed=seed,
+        lr=config["lr"],
+        batch_size=config["batch_size"],
+        kl_warmup=config["kl_warmup"],
+        iw_samples=config["iw_samples"],
+    )
+    if kind == "gaussian":
+        t = VAETrainer(GaussianVAE(data.shape, config["latent"], seed=seed), data, **common)
+    else:
+        sampler = kind.split("/", 1)[1]
+        m = BMVAE(data.shape, config["latent"], graph=config["graph"], seed=seed)
+        t = VAETrainer(m, data, sampler=sampler, num_chains=config["chains"], sweeps=config["sweeps"], **common)
+    t.train(config["epochs"], progress=False)
+    final = t.evaluate(num_samples=config["iw_final"])
+    keys = ("test_iw_loglik", "test_elbo", "test_recon_sampled", "test_recon_at_mode", "test_kl", "active_units")
+    from qbm import generation as G
+
+    judge = G.Judge(data)  # one cached judge per data set, shared by every run
+    if kind == "gaussian":
+        gen = G.evaluate_gaussian(t.model, data, judge, seed=seed)
+    else:
+        gen = G.evaluate_bm(t.model, data, judge, seed=seed)
+        gen.pop("_images")
+        gen.pop("_directions")
+    return {
+        "generation": gen,
+        "final": final,
+        "history": [{k: h.get(k) for k in (*keys, "epoch", "epoch_seconds")} for h in t.history],
+        "seconds_per_epoch": t.wall / max(1, t.epoch),
+    }
