@@ -301,6 +301,22 @@ def check_generate_outputs(out: str) -> str:
     return stem
 
 
+def check_generate_memory(num: int, config: dict[str, Any]) -> None:
+    """Refuse, before sampling, ``--num`` images whose arrays cannot fit: spins, decoder
+    logits and images in float64 plus the float32 copy written to disk (about 28 bytes per
+    pixel and latent) against the memory the machine still has."""
+    from qbm.data.cache import available_memory
+
+    pixels = int(np.prod(config["shape"]))
+    need = num * (28 * pixels + 16 * int(config["latent"]))
+    avail = available_memory()
+    if avail is not None and need > avail:
+        raise ValueError(
+            f"--num: {num} images need about {need / 2**30:.1f} GiB while generating, but this machine has "
+            f"{avail / 2**30:.1f} GiB available; ask for fewer images"
+        )
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     import json
 
@@ -310,6 +326,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     stem = check_generate_outputs(args.out)  # before any work: nothing of a run is overwritten
     model, ck = load_vae(args.model)
+    check_generate_memory(args.num, ck["config"])
     choice = ck.get("generation") or {}
     info: dict[str, Any] = {"mode": args.mode, "seed": args.seed, "model": args.model, "num": args.num}
     if not isinstance(model, BMVAE):

@@ -38,6 +38,31 @@ def save_npy_atomic(path: str, arr: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def try_cache(path: str, arr: np.ndarray) -> bool:
+    """:func:`save_npy_atomic`, but a cache directory that cannot be written (read-only,
+    full) only costs the cache: the data are used from memory and the reason is printed."""
+    import sys
+
+    try:
+        save_npy_atomic(path, arr)
+        return True
+    except OSError as e:
+        print(f"qbm: cannot write the cache file {path} ({e.strerror or e}); continuing without it", file=sys.stderr)
+        return False
+
+
+def available_memory() -> int | None:
+    """Bytes this machine can still give (MemAvailable), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def load_npy_cache(path: str, *, mmap: bool = True, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
     """A cached ``.npy`` array, or None when it is missing or damaged (truncated, empty,
     a bad header, another shape than ``shape``): a damaged file is named on stderr and

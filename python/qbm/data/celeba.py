@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from qbm.data.cache import file_cache_base, load_npy_cache, save_npy_atomic
+from qbm.data.cache import file_cache_base, load_npy_cache, try_cache
 from qbm.data.images import ImageData
 from qbm.data.registry import DataSet, register
 
@@ -151,7 +151,7 @@ def load_celeba(
                 raise FileNotFoundError(f"--data-dir: CelebA image {p!r} listed in {attr} does not exist")
         arr = _decode(paths, size, crop)
         if path:
-            save_npy_atomic(path, arr)
+            try_cache(path, arr)
         arrays[name] = arr
     a = names.index(attribute)
     data = ImageData(

@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from qbm.data.cache import file_cache_base, load_npy_cache, save_npy_atomic
+from qbm.data.cache import file_cache_base, load_npy_cache, try_cache
 from qbm.data.images import ImageData
 from qbm.data.registry import DataSet, register
 
@@ -148,7 +148,7 @@ def load_sat4_uint8(directory: str, max_per_split: int | None = None, cache: boo
     arrays = _from_mat(mat, max_per_split) if files == [mat] else _from_csv(names, max_per_split)
     if base:
         for k, a in zip(KEYS, arrays):
-            save_npy_atomic(f"{base}-{k}.npy", a)
+            try_cache(f"{base}-{k}.npy", a)
     return arrays
 
 

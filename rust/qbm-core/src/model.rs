@@ -93,8 +93,15 @@ impl IsingModel {
                 }
             }
         }
-        let h32 = h.iter().map(|&x| x as f32).collect();
-        let data32 = data.iter().map(|&x| x as f32).collect();
+        // fallible: a model near the memory limit is refused, never aborts the process
+        let mut h32 = crate::memory::try_vec(n, 0.0f32, "h")?;
+        for (d, &x) in h32.iter_mut().zip(&h) {
+            *d = x as f32;
+        }
+        let mut data32 = crate::memory::try_vec(data.len(), 0.0f32, "J")?;
+        for (d, &x) in data32.iter_mut().zip(&data) {
+            *d = x as f32;
+        }
         Ok(Self {
             n,
             h,

@@ -1,13 +1,14 @@
 //! State-vector engine entry points (`qbm_core::circuit`).
 
 use crate::detach::{run_detached, work};
-use crate::error::value_error;
+use crate::error::{to_py, value_error};
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyReadonlyArray3,
 };
 use pyo3::prelude::*;
 use qbm_core::circuit::{self, Program};
+use qbm_core::memory;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CircuitProgram>()?;
@@ -229,7 +230,16 @@ fn sample_counts<'py>(
     num_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray2<i64>>> {
     let (rows, d) = probs.as_array().dim();
-    let pv: Vec<f64> = probs.as_array().iter().copied().collect();
+    // the copy handed to the core and the counts it returns, checked before either exists
+    let n = rows
+        .checked_mul(d)
+        .ok_or_else(|| value_error("probs", "too many values"))?;
+    let need = memory::bytes(&[n, 16], "probs").map_err(to_py)?;
+    memory::ensure_fits(need, "probs").map_err(to_py)?;
+    let mut pv = memory::try_vec(n, 0.0f64, "probs").map_err(to_py)?;
+    for (dst, src) in pv.iter_mut().zip(probs.as_array().iter()) {
+        *dst = *src;
+    }
     let w = work(&[rows, d + shots as usize]);
     let c = run_detached(py, w, move |c| {
         circuit::sample_counts(&pv, rows, shots, seed, index0, num_threads, c)
