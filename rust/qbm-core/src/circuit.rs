@@ -708,14 +708,21 @@ pub fn sample_counts(
         "probs",
         || "must be finite and non-negative".into(),
     )?;
-    ensure(shots >= 1 && shots <= MAX_SHOTS, "shots", || {
+    ensure((1..=MAX_SHOTS).contains(&shots), "shots", || {
         format!("must lie in [1, {MAX_SHOTS}] per row, got {shots}")
     })?;
     let t = resolve_threads(num_threads)?;
     let held = shots.min(SHOT_CHUNK) as usize + 1;
-    let need = memory::bytes(&[rows, d, 8], "probs")?
-        + memory::bytes(&[t.max(1), held, 8], "shots")?;
-    memory::ensure_fits(need, if rows * d > held * t.max(1) { "probs" } else { "shots" })?;
+    let need =
+        memory::bytes(&[rows, d, 8], "probs")? + memory::bytes(&[t.max(1), held, 8], "shots")?;
+    memory::ensure_fits(
+        need,
+        if rows * d > held * t.max(1) {
+            "probs"
+        } else {
+            "shots"
+        },
+    )?;
     let mut out = memory::try_vec(rows * d, 0u64, "probs")?;
     let threads =
         crate::parallel::useful_threads(t, rows, (rows as u64).saturating_mul(d as u64 + shots));
