@@ -378,3 +378,16 @@ def test_style_qgan_generator_on_the_engine_matches_the_torch_backend(readout):
     gb = torch.autograd.grad((ob * wts).sum(), [b.w, b.b])
     for x, y in zip(ga, gb):
         np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-11)
+
+
+def test_z_readout_without_a_table_of_signs_equals_the_table():
+    import torch
+
+    from qbm.quantum.engine import _zsigns, z_expect, z_weights
+
+    g = torch.Generator().manual_seed(0)
+    for n in (1, 3, 7):
+        q = torch.rand(4, 2**n, generator=g, dtype=torch.float64)
+        torch.testing.assert_close(z_expect(q, n), q @ _zsigns(n), rtol=0, atol=1e-12)
+        w = torch.randn(4, n, generator=g, dtype=torch.float64)
+        torch.testing.assert_close(z_weights(w, n), w @ _zsigns(n).T, rtol=0, atol=1e-12)
