@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     from qbm.commands import qpu as qpu_cli
 
     qpu_cli.add_parsers(sub)
+    from qbm.commands import data as data_cli
+
+    data_cli.add_parsers(sub)
     qgan_cli.add_parsers(train, study)
     from qbm.studies import dqa
 

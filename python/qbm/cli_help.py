@@ -16,7 +16,7 @@ COMMON: dict[str, str] = {
     "--num-reads": "number of samples (reads)",
     "--num-sweeps": "Monte Carlo sweeps per read",
     "--dataset": "data set (digits is embedded; others are read from --data-dir)",
-    "--data-dir": "local directory holding the data set's files (qbm never downloads)",
+    "--data-dir": "local directory holding the data set's files (with --download: where to fetch them)",
     "--latent": "latent dimension (number of latent spins for a BM prior)",
     "--epochs": "training epochs",
     "--batch-size": "minibatch size",

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from qbm import registry as negative
+from qbm.commands.data import add_download_flag, resolve_download
 from qbm.plotting import save_curves, save_image_grid
 
 LAMBDAS = [0.0, 0.5, 1.0, 2.0, 4.0, 8.0]
@@ -199,6 +200,14 @@ def precheck_train_vae(args: argparse.Namespace) -> None:
     from qbm.training.rundir import precheck
 
     precheck(args.out, "model.pt", resume=args.resume, force=getattr(args, "force", False))
+    resolve_download(args)
+    check_dataset(args.dataset, args.data_dir)
+
+
+def precheck_compare_vae(args: argparse.Namespace) -> None:
+    from qbm.data import check_dataset
+
+    resolve_download(args)
     check_dataset(args.dataset, args.data_dir)
 
 
@@ -575,6 +584,7 @@ def _band_plot(path: str, by_model: dict[str, list[dict[str, Any]]], args: argpa
 def _common(p: argparse.ArgumentParser, study: bool = False) -> None:
     p.add_argument("--dataset", default="digits", choices=["digits", "mnist", "fashion-mnist"])
     p.add_argument("--data-dir", default=None, help="directory with the IDX files (mnist, fashion-mnist)")
+    add_download_flag(p)
     p.add_argument("--latent", type=positive_int, default=32)
     p.add_argument("--epochs", type=positive_int, default=30)
     p.add_argument("--batch-size", type=positive_int, default=32)
@@ -643,4 +653,4 @@ def add_parsers(sub: Any, train: Any, study: Any) -> None:
     from qbm.studies.cli_common import add_runner_options
 
     add_runner_options(p, seeds=5)
-    p.set_defaults(func=cmd_compare_vae)
+    p.set_defaults(func=cmd_compare_vae, precheck=precheck_compare_vae)

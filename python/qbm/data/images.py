@@ -196,7 +196,7 @@ def _find(directory: str, stem: str) -> str:
             return p
     raise FileNotFoundError(
         f"path: {stem}[.gz] not found in {directory!r}; download MNIST / Fashion-MNIST IDX files there "
-        "(qbm does not download data)"
+        "(or fetch them: qbm data get mnist|fashion-mnist)"
     )
 
 

@@ -45,7 +45,8 @@ def check_dataset(name: str, data_dir: str | None = None) -> None:
     if ds.check is None:
         return
     if not data_dir:
-        raise ValueError(f"--data-dir: {name} is read from local files; give --data-dir (qbm never downloads)")
+        hint = " or --download (qbm data get)" if name in ("mnist", "fashion-mnist") else " (qbm never downloads it)"
+        raise ValueError(f"--data-dir: {name} is read from local files; give --data-dir{hint}")
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(f"--data-dir: data directory {data_dir!r} does not exist")
     ds.check(data_dir)
