@@ -315,3 +315,21 @@ def test_negative_phase_certificates_do_not_touch_training():
     assert "negative_certificate" not in b.history[-1]
     with pytest.raises(ValueError, match="certify_every"):
         VAETrainer(BMVAE(d.shape, 12, seed=4), d, certify_every=-1)
+
+
+def test_the_per_epoch_monitor_uses_a_fixed_subset_of_a_large_test_set():
+    from qbm.data.images import ImageData
+    from qbm.models.vae import GaussianVAE
+    from qbm.training import vae as V
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((1300, 1, 8, 8)) < 0.3).astype(np.float32)
+    y = rng.integers(0, 10, 1300)
+    data = ImageData("digits", x[:100], y[:100], x[100:], y[100:])  # 1200 test images
+    t = V.VAETrainer(GaussianVAE(data.shape, 4, seed=0), data, seed=0, batch_size=50)
+    rec = t.train_epoch(progress=False)
+    assert rec["eval_images"] == V.MONITOR_IMAGES == len(t.x_monitor) < len(t.x_test)
+    t2 = V.VAETrainer(GaussianVAE(data.shape, 4, seed=0), data, seed=0, batch_size=50)
+    assert torch.equal(t2.x_monitor, t.x_monitor)  # the same subset every time
+    final = t.evaluate(num_samples=5)  # the final numbers: the whole test set
+    assert final["iw_samples"] == 5
