@@ -251,6 +251,7 @@ class Judge:
         from qbm.models.qgan import FeatureClassifier
 
         self.num_classes = int(data.num_classes)
+        self.progress = progress  # a bar over the judge's training epochs (minutes on MNIST)
         with torch.random.fork_rng(devices=[]):  # the initial weights too come from the fixed seed
             torch.manual_seed(self.SEED)
             self.net = FeatureClassifier(tuple(data.shape), self.num_classes)
@@ -329,7 +330,11 @@ class Judge:
         opt = torch.optim.Adam(self.net.parameters(), lr=2e-3)
         stop = BestWeights(self.PATIENCE, lambda acc, best: acc > best, -1.0)
         ran = 0
-        for ep in range(self.EPOCHS):
+        from tqdm import tqdm
+
+        bar = tqdm(range(self.EPOCHS), desc=f"judge for {getattr(data, 'name', 'data')} (trained once, cached)",
+                   disable=not getattr(self, "progress", False), leave=False)  # fmt: skip
+        for ep in bar:
             perm = torch.randperm(len(fit), generator=g)
             for s in range(0, len(fit), 64):
                 b = perm[s : s + 64]
@@ -340,6 +345,7 @@ class Judge:
                 opt.step()
             ran = ep + 1
             acc = float(np.mean(self.predict(xv) == yv))
+            bar.set_postfix(val_accuracy=f"{acc:.3f}")
             if stop.update(ran, acc, self.net):
                 break
         stop.restore(self.net)

@@ -144,7 +144,7 @@ def write_outputs(
 
     say = (lambda m: None) if quiet else (lambda m: print(f"generation: {m}", flush=True))
     say("judge classifier (cached per data set)")
-    judge = G.Judge(tr.data)
+    judge = G.Judge(tr.data, progress=not quiet)
     if isinstance(tr.model, BMVAE):
         gen = G.evaluate_bm(tr.model, tr.data, judge, seed=tr.seed, num_sweeps=anneal_sweeps, progress=say)
         imgs = gen.pop("_images")
