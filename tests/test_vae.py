@@ -333,3 +333,33 @@ def test_the_per_epoch_monitor_uses_a_fixed_subset_of_a_large_test_set():
     assert torch.equal(t2.x_monitor, t.x_monitor)  # the same subset every time
     final = t.evaluate(num_samples=5)  # the final numbers: the whole test set
     assert final["iw_samples"] == 5
+
+
+def test_dynamic_binarisation_is_fresh_per_batch_and_fixed_per_seed_on_the_test_set():
+    from qbm.models.vae import GaussianVAE
+    from qbm.training import vae as V
+
+    data = load_digits()
+    t1 = V.VAETrainer(GaussianVAE(data.shape, 4, seed=0), data, seed=3, binarize="dynamic")
+    t2 = V.VAETrainer(GaussianVAE(data.shape, 4, seed=0), data, seed=3, binarize="dynamic")
+    t3 = V.VAETrainer(GaussianVAE(data.shape, 4, seed=0), data, seed=4, binarize="dynamic")
+    assert set(torch.unique(t1.x_test).tolist()) == {0.0, 1.0}
+    assert torch.equal(t1.x_test, t2.x_test) and not torch.equal(t1.x_test, t3.x_test)
+    # each test pixel is 1 with its grey level's probability (mean over the set)
+    grey = torch.as_tensor(data.rows("test"))
+    assert abs(float(t1.x_test.mean() - grey.mean())) < 0.01
+    r1, r2 = t1.train_epoch(progress=False), t2.train_epoch(progress=False)
+    assert r1["test_iw_loglik"] == r2["test_iw_loglik"]  # same seed, same bits
+    with pytest.raises(ValueError, match="binarize"):
+        V.VAETrainer(GaussianVAE(data.shape, 4, seed=0), data, binarize="static")
+
+
+def test_dynamic_binarisation_resumes_exactly(tmp_path):
+    args = ["train", "vae", "--epochs", "2", "--latent", "8", "--chains", "16", "--anneal-sweeps", "20", "--quiet",
+            "--binarize", "dynamic", "--iw-final", "20"]  # fmt: skip
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert cli(args + ["--out", a]) == 0
+    assert cli(args[:3] + ["1"] + args[4:] + ["--out", b]) == 0
+    assert cli(args + ["--out", b, "--resume"]) == 0
+    ma, mb = (json.load(open(os.path.join(d, "metrics.json"))) for d in (a, b))
+    assert [e["test_iw_loglik"] for e in ma["epochs"]] == [e["test_iw_loglik"] for e in mb["epochs"]]

@@ -73,6 +73,7 @@ def _make_trainer(args: argparse.Namespace, data: Any) -> Any:
                 "dataset": t.get("dataset"),
                 "iw_samples": t.get("iw_samples", 50),
                 "holdout": t.get("holdout", []),
+                "binarize": t.get("binarize", "none"),
             },
         )
         qpu = _qpu_from_args(argparse.Namespace(**{**vars(args), "sampler": t["sampler"]}))
@@ -107,6 +108,7 @@ def _make_trainer(args: argparse.Namespace, data: Any) -> Any:
         iw_samples=getattr(args, "iw_samples", 50),
         device=args.device,
         holdout=args.holdout or (),
+        binarize=args.binarize,
     )
 
 
@@ -414,6 +416,7 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
         "sweeps": args.sweeps,
         "iw_samples": args.iw_samples,
         "iw_final": args.iw_final,
+        "binarize": args.binarize,
         "device": args.device,
     }
 
@@ -585,6 +588,13 @@ def _common(p: argparse.ArgumentParser, study: bool = False) -> None:
     p.add_argument("--dataset", default="digits", choices=["digits", "mnist", "fashion-mnist"])
     p.add_argument("--data-dir", default=None, help="directory with the IDX files (mnist, fashion-mnist)")
     add_download_flag(p)
+    p.add_argument(
+        "--binarize",
+        default="none",
+        choices=["none", "dynamic"],
+        help="dynamic: a fresh Bernoulli draw of every training batch and one fixed binarisation of the test set "
+        "per seed (dynamically binarised MNIST, as the VAE literature reports it); none: grey levels",
+    )
     p.add_argument("--latent", type=positive_int, default=32)
     p.add_argument("--epochs", type=positive_int, default=30)
     p.add_argument("--batch-size", type=positive_int, default=32)

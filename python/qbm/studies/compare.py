@@ -23,6 +23,7 @@ def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
         batch_size=config["batch_size"],
         kl_warmup=config["kl_warmup"],
         iw_samples=config["iw_samples"],
+        binarize=config.get("binarize", "none"),
     )
     if kind == "gaussian":
         t = VAETrainer(GaussianVAE(data.shape, config["latent"], seed=seed), data, **common)
