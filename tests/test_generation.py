@@ -182,3 +182,93 @@ def test_the_judge_is_the_same_network_whatever_ran_before(tmp_path, monkeypatch
         assert torch.equal(torch.random.get_rng_state(), before)
     for a, b in zip(nets[0].values(), nets[1].values()):
         assert torch.equal(a, b)
+
+
+def _five_spin_model(seed=0):
+    """A BM-VAE whose prior is a 5-spin fully connected Boltzmann machine with O(1) weights."""
+    from qbm.models.vae import BMVAE
+
+    m = BMVAE((1, 4, 4), 5, graph="full", seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        m.prior.h.copy_(torch.randn(m.prior.h.shape, generator=g, dtype=m.prior.h.dtype) * 0.5)
+        m.prior.J.copy_(torch.randn(m.prior.J.shape, generator=g, dtype=m.prior.J.dtype) * 0.6)
+    return m
+
+
+def _tilted_exact(model, h):
+    """Exact distribution over the 32 states of p(z) exp(h . z) and its mean spins."""
+    from qbm.diagnostics import all_states, exact_distribution
+
+    ising = model.prior.to_ising(extra_field=h)
+    p = exact_distribution(ising, 1.0)
+    z = all_states(5).astype(np.float64)
+    return p, p @ z
+
+
+def test_learned_bias_fields_match_exact_moment_matching_on_a_5_spin_prior():
+    from qbm.generation import learn_bias_fields
+
+    model = _five_spin_model()
+    targets = np.array([[0.6, -0.3, 0.1, 0.8, -0.7], [-0.5, 0.5, -0.2, 0.0, 0.4]])
+    # exact moment matching by enumeration: Newton on h . m - log Z(h)
+    from qbm.diagnostics import all_states
+
+    z = all_states(5).astype(np.float64)
+    exact = []
+    for t in targets:
+        h = np.zeros(5)
+        for _ in range(300):
+            p, m = _tilted_exact(model, h)
+            cov = (z * p[:, None]).T @ z - np.outer(m, m)
+            step = np.linalg.solve(cov + 1e-12 * np.eye(5), t - m)
+            h = h + step / max(1.0, np.abs(step).max())  # damped: at most 1 per step
+        assert np.allclose(_tilted_exact(model, h)[1], t, atol=1e-10)
+        exact.append(h)
+    r = learn_bias_fields(model, targets, num_chains=2000, seed=1)
+    assert all(r["converged"])
+    for k, t in enumerate(targets):
+        _, m = _tilted_exact(model, r["fields"][k])
+        se = np.sqrt((1 - t**2) / 2000)
+        assert np.all(np.abs(m - t) <= 4 * se + 1e-3), (m, t)  # the learned fields' exact means hit the target
+        assert np.allclose(r["fields"][k], exact[k], atol=0.25)
+
+
+def test_cqa_samples_from_learned_fields_follow_the_exact_tilted_distribution():
+    from helpers import empirical, tvd, tvd_bound
+
+    from qbm.generation import cqa_spins, learn_bias_fields
+
+    model = _five_spin_model(seed=2)
+    r = learn_bias_fields(model, np.array([[0.5, 0.2, -0.6, 0.3, 0.0]]), num_chains=1000, seed=3)
+    h = r["fields"][0]
+    p, _ = _tilted_exact(model, h)
+    spins = cqa_spins(model, 4000, h, 1.0, num_sweeps=200, seed=5)
+    assert tvd(empirical(spins), p) <= tvd_bound(p, 4000)
+
+
+def test_targets_at_plus_minus_one_are_clipped_not_infinite():
+    from qbm.generation import FIELD_CLIP, learn_bias_fields
+
+    model = _five_spin_model()
+    r = learn_bias_fields(model, np.array([[1.0, -1.0, 0.0, 0.5, -0.5]]), num_chains=500, max_iters=400, seed=0)
+    assert np.all(np.isfinite(r["fields"])) and r["targets"][0, 0] == 1 - FIELD_CLIP
+
+
+def test_cqa_field_follows_the_validation_choice_per_label():
+    from qbm.generation import cqa_field
+
+    dirs = np.arange(6.0).reshape(2, 3)
+    fields = -np.ones((2, 3))
+    ck = {"generation": {"directions": dirs.tolist(), "fields": fields.tolist(), "cqa_method": ["fields", "direction"],
+                         "lambda": [2.0, 4.0]}}  # fmt: skip
+    f0, how0 = cqa_field(ck, 0)
+    f1, how1 = cqa_field(ck, 1)
+    assert np.array_equal(f0, fields[0]) and "learned" in how0
+    assert np.array_equal(f1, 4.0 * dirs[1]) and "lambda 4" in how1
+    f0l, how0l = cqa_field(ck, 0, lam=1.5)  # an explicit lambda asks for the direction
+    assert np.array_equal(f0l, 1.5 * dirs[0]) and "lambda 1.5" in how0l
+    with pytest.raises(ValueError, match="--label"):
+        cqa_field(ck, 2)
+    old = {"generation": {"directions": dirs.tolist(), "lambda": 3.0}}  # a checkpoint from before the fields
+    assert np.array_equal(cqa_field(old, 1)[0], 3.0 * dirs[1])

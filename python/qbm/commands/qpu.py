@@ -57,16 +57,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     s = _sampler(args, args.mode)
     field = None
     if args.mode == "cqa":
-        from qbm.generation import cqa_directions
+        from qbm.generation import cqa_field
 
-        choice = ck.get("generation") or {}
-        dirs = cqa_directions(ck, args.model)
-        if args.label is None or not 0 <= args.label < len(dirs):
-            raise ValueError(f"--label: --mode cqa needs --label in [0, {len(dirs) - 1}]")
-        lam = args.lam if args.lam is not None else choice.get("lambda", 1.0)
-        if isinstance(lam, list):  # chosen per label at training
-            lam = lam[args.label]
-        field = lam * dirs[args.label]
+        if args.label is None:
+            raise ValueError("--label: --mode cqa needs --label")
+        field, how = cqa_field(ck, args.label, args.lam, args.model)
+        print(f"c-QA field of label {args.label}: {how}")
     ising = model.prior.to_ising(extra_field=field)
     scale = None
     if args.calibrate_beta:

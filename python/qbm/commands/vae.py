@@ -151,6 +151,7 @@ def write_outputs(
         gen = G.evaluate_bm(tr.model, tr.data, judge, seed=tr.seed, num_sweeps=anneal_sweeps, progress=say)
         imgs = gen.pop("_images")
         dirs = gen.pop("_directions")
+        fields = gen.pop("_fields")
         save_image_grid(
             os.path.join(out, "samples.png"),
             imgs["qa"][:64].transpose(0, 2, 3, 1),
@@ -167,14 +168,20 @@ def write_outputs(
             os.path.join(out, "conditional.png"),
             grid,
             rows=len(imgs["cqa"]),
-            title="c-QA mode: tilted prior at beta = 1 (lambda per label, chosen on validation data)",
-            row_labels=[f"{r['label']}: lam {r['lambda']:g}, acc {r['accuracy']:.2f}" for r in per],
+            title="c-QA mode: tilted prior at beta = 1 (learned fields or lambda x direction per label, by validation)",
+            row_labels=[
+                f"{r['label']}: " + ("fields" if r["method"] == "fields" else f"lam {r['lambda']:g}")
+                + f", acc {r['accuracy']:.2f}"
+                for r in per
+            ],
         )
         extra["generation"] = gen
         extra["generation_choice"] = {
             "qa_beta": gen["qa"]["beta"],
             "lambda": gen["cqa"]["lambda"],
             "directions": np.asarray(dirs).tolist(),
+            "fields": np.asarray(fields).tolist(),
+            "cqa_method": gen["cqa"]["method"],
             "failed": gen["cqa"]["failed"],
         }
         if held_out is not None and len(held_out):
@@ -360,17 +367,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
         )
         title = f"QA mode ({args.anneal}, final beta {beta:g}), seed {args.seed}"
     else:
-        dirs = G.cqa_directions(ck, args.model)
-        if args.label is None or not 0 <= args.label < len(dirs):
-            raise ValueError(f"--label: --mode cqa needs --label in [0, {len(dirs) - 1}]")
-        lam = args.lam if args.lam is not None else choice.get("lambda", DEFAULT_LAMBDA)
-        if isinstance(lam, list):  # chosen per label at training
-            lam = lam[args.label]
-        info.update(label=args.label, **{"lambda": lam, "beta": 1.0})
-        imgs = G.decode(
-            model, G.cqa_spins(model, args.num, dirs[args.label], lam, num_sweeps=args.sweeps, seed=args.seed)
-        )
-        title = f"c-QA mode, label {args.label}, lambda {lam:g} (tilted prior at beta = 1), seed {args.seed}"
+        if args.label is None:
+            raise ValueError("--label: --mode cqa needs --label")
+        if not choice.get("lambda") and args.lam is None:
+            choice = {**choice, "lambda": DEFAULT_LAMBDA}
+        field, how = G.cqa_field({**ck, "generation": choice}, args.label, args.lam, args.model)
+        info.update(label=args.label, field=how, beta=1.0)
+        if args.lam is not None or "lambda" in how:
+            info["lambda"] = float(args.lam if args.lam is not None else how.split()[1])
+        imgs = G.decode(model, G.prior_spins(model, args.num, extra_field=field, num_sweeps=args.sweeps,
+                                             seed=args.seed))  # fmt: skip
+        title = f"c-QA mode, label {args.label}, {how} (tilted prior at beta = 1), seed {args.seed}"
     save_image_grid(args.out, imgs.transpose(0, 2, 3, 1), title=title)
     np.save(stem + ".npy", imgs.astype(np.float32))
     metrics = G.judge_generated(ck, model, imgs, args.mode, args.label, data_dir=args.data_dir, sweeps=args.sweeps,

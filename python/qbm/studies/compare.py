@@ -43,6 +43,7 @@ def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
         gen = G.evaluate_bm(t.model, data, judge, seed=seed)
         gen.pop("_images")
         gen.pop("_directions")
+        gen.pop("_fields")
     return {
         "generation": gen,
         "final": final,
