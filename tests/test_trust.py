@@ -394,9 +394,9 @@ def test_curves_keep_negative_values_on_a_log_axis(tmp_path):
 
 
 def test_generate_refuses_more_images_than_memory_holds_before_sampling(trained, monkeypatch, capsys):
-    from qbm.data import cache
+    from qbm import _core
 
-    monkeypatch.setattr(cache, "available_memory", lambda: 10 * 2**20)  # 10 MiB left
+    monkeypatch.setattr(_core, "available_memory", lambda: 10 * 2**20)  # 10 MiB left
     rc = main(["generate", "--model", str(trained / "model.pt"), "--num", "50000",
                "--out", str(trained.parent / "big.png")])  # fmt: skip
     assert rc == 2 and "--num" in capsys.readouterr().err

@@ -323,11 +323,11 @@ def check_generate_memory(num: int, config: dict[str, Any]) -> None:
     """Refuse, before sampling, ``--num`` images whose arrays cannot fit: spins, decoder
     logits and images in float64 plus the float32 copy written to disk (about 28 bytes per
     pixel and latent) against the memory the machine still has."""
-    from qbm.data.cache import available_memory
+    from qbm import _core
 
     pixels = int(np.prod(config["shape"]))
     need = num * (28 * pixels + 16 * int(config["latent"]))
-    avail = available_memory()
+    avail = _core.available_memory()  # what the core's own checks use (MemAvailable, ulimit -v, cgroup)
     if avail is not None and need > avail:
         raise ValueError(
             f"--num: {num} images need about {need / 2**30:.1f} GiB while generating, but this machine has "

@@ -51,18 +51,6 @@ def try_cache(path: str, arr: np.ndarray) -> bool:
         return False
 
 
-def available_memory() -> int | None:
-    """Bytes this machine can still give (MemAvailable), or None where it cannot be read."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def load_npy_cache(path: str, *, mmap: bool = True, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
     """A cached ``.npy`` array, or None when it is missing or damaged (truncated, empty,
     a bad header, another shape than ``shape``): a damaged file is named on stderr and

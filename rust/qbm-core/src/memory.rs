@@ -132,6 +132,13 @@ pub fn check_model(n: usize, nnz: usize) -> Result<()> {
 
 /// Allocate `len` copies of `value`, reporting failure as [`CoreError::OutOfMemory`].
 pub fn try_vec<T: Clone>(len: usize, value: T, name: &str) -> Result<Vec<T>> {
+    try_collect(len, std::iter::repeat_n(value, len), name)
+}
+
+/// Collect `len` values of `iter` into a new vector, reporting an allocation failure as
+/// [`CoreError::OutOfMemory`] naming `name` (a fallible `collect`; the copies a call makes
+/// of its inputs go through it, so a request near the memory limit is refused, not an abort).
+pub fn try_collect<T>(len: usize, iter: impl IntoIterator<Item = T>, name: &str) -> Result<Vec<T>> {
     let mut v = Vec::new();
     v.try_reserve_exact(len).map_err(|_| {
         too_big(
@@ -139,7 +146,7 @@ pub fn try_vec<T: Clone>(len: usize, value: T, name: &str) -> Result<Vec<T>> {
             (len as u128).saturating_mul(std::mem::size_of::<T>() as u128),
         )
     })?;
-    v.resize(len, value);
+    v.extend(iter.into_iter().take(len));
     Ok(v)
 }
 
@@ -156,6 +163,12 @@ mod tests {
         let e = check_model(1 << 20, usize::MAX / 2).unwrap_err();
         assert!(e.to_string().starts_with("J: "), "{e}");
         assert!(check_model(10, 20).is_ok());
+        let e = try_collect(usize::MAX / 2, 0..1u64, "probs").unwrap_err();
+        assert!(e.to_string().starts_with("probs: "), "{e}");
+        assert_eq!(
+            try_collect(3, [1.0f32, 2.0, 3.0, 4.0], "h").unwrap(),
+            vec![1.0, 2.0, 3.0]
+        );
     }
 
     #[test]

@@ -94,14 +94,8 @@ impl IsingModel {
             }
         }
         // fallible: a model near the memory limit is refused, never aborts the process
-        let mut h32 = crate::memory::try_vec(n, 0.0f32, "h")?;
-        for (d, &x) in h32.iter_mut().zip(&h) {
-            *d = x as f32;
-        }
-        let mut data32 = crate::memory::try_vec(data.len(), 0.0f32, "J")?;
-        for (d, &x) in data32.iter_mut().zip(&data) {
-            *d = x as f32;
-        }
+        let h32 = crate::memory::try_collect(n, h.iter().map(|&x| x as f32), "h")?;
+        let data32 = crate::memory::try_collect(data.len(), data.iter().map(|&x| x as f32), "J")?;
         Ok(Self {
             n,
             h,

@@ -236,10 +236,7 @@ fn sample_counts<'py>(
         .ok_or_else(|| value_error("probs", "too many values"))?;
     let need = memory::bytes(&[n, 16], "probs").map_err(to_py)?;
     memory::ensure_fits(need, "probs").map_err(to_py)?;
-    let mut pv = memory::try_vec(n, 0.0f64, "probs").map_err(to_py)?;
-    for (dst, src) in pv.iter_mut().zip(probs.as_array().iter()) {
-        *dst = *src;
-    }
+    let pv = memory::try_collect(n, probs.as_array().iter().copied(), "probs").map_err(to_py)?;
     let w = work(&[rows, d + shots as usize]);
     let c = run_detached(py, w, move |c| {
         circuit::sample_counts(&pv, rows, shots, seed, index0, num_threads, c)

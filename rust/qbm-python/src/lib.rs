@@ -32,6 +32,14 @@ fn trotter_coupling(beta: f64, gamma: f64, s: f64, num_trotter_slices: usize) ->
     qbm_core::drivers::sqa::trotter_coupling(beta, gamma, s, num_trotter_slices)
 }
 
+/// Bytes this process may still allocate: the smallest of the system's available memory,
+/// the address-space limit (`ulimit -v`) less what is mapped, and the cgroup's limit less
+/// its usage (None where none can be read). The figure the core's memory checks use.
+#[pyfunction]
+fn available_memory() -> Option<u128> {
+    qbm_core::memory::available_bytes()
+}
+
 /// Number of qbm thread pools alive in this process (at most `MAX_POOLS`).
 #[pyfunction]
 fn live_pools() -> usize {
@@ -45,6 +53,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(default_threads, m)?)?;
     m.add_function(wrap_pyfunction!(live_pools, m)?)?;
+    m.add_function(wrap_pyfunction!(available_memory, m)?)?;
     m.add_function(wrap_pyfunction!(trotter_coupling, m)?)?;
     m.add("MAX_THREADS", qbm_core::parallel::MAX_THREADS)?;
     m.add("MAX_POOLS", qbm_core::parallel::MAX_POOLS)?;
