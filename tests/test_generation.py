@@ -262,12 +262,12 @@ def test_cqa_field_follows_the_validation_choice_per_label():
     fields = -np.ones((2, 3))
     ck = {"generation": {"directions": dirs.tolist(), "fields": fields.tolist(), "cqa_method": ["fields", "direction"],
                          "lambda": [2.0, 4.0]}}  # fmt: skip
-    f0, how0 = cqa_field(ck, 0)
-    f1, how1 = cqa_field(ck, 1)
-    assert np.array_equal(f0, fields[0]) and "learned" in how0
-    assert np.array_equal(f1, 4.0 * dirs[1]) and "lambda 4" in how1
-    f0l, how0l = cqa_field(ck, 0, lam=1.5)  # an explicit lambda asks for the direction
-    assert np.array_equal(f0l, 1.5 * dirs[0]) and "lambda 1.5" in how0l
+    f0, how0, lam0 = cqa_field(ck, 0)
+    f1, how1, lam1 = cqa_field(ck, 1)
+    assert np.array_equal(f0, fields[0]) and "learned" in how0 and lam0 is None
+    assert np.array_equal(f1, 4.0 * dirs[1]) and "lambda 4" in how1 and lam1 == 4.0
+    f0l, how0l, lam0l = cqa_field(ck, 0, lam=1.5)  # an explicit lambda asks for the direction
+    assert np.array_equal(f0l, 1.5 * dirs[0]) and "lambda 1.5" in how0l and lam0l == 1.5
     with pytest.raises(ValueError, match="--label"):
         cqa_field(ck, 2)
     old = {"generation": {"directions": dirs.tolist(), "lambda": 3.0}}  # a checkpoint from before the fields

@@ -378,7 +378,7 @@ class Judge:
         obj.net = FeatureClassifier(tuple(shape), obj.num_classes)
         obj.net.load_state_dict(state)
         obj.net.eval()
-        obj.key, obj.path, obj.report = "", "", {}
+        obj.key, obj.path, obj.report, obj.progress = "", "", {}, False
         return obj
 
     def _train(self, data: Any) -> None:
@@ -412,7 +412,7 @@ class Judge:
         from tqdm import tqdm
 
         bar = tqdm(range(self.EPOCHS), desc=f"judge for {getattr(data, 'name', 'data')} (trained once, cached)",
-                   disable=not getattr(self, "progress", False), leave=False)  # fmt: skip
+                   disable=not self.progress, leave=False)  # fmt: skip
         for ep in bar:
             perm = torch.randperm(len(fit), generator=g)
             for s in range(0, len(fit), 64):
@@ -557,8 +557,6 @@ def choose_lambda(
         "directions": dirs,
         "rule": LAMBDA_RULE,
         "_picker": picker,
-        "_fit": fit,
-        "_val": val,
     }
 
 
@@ -576,7 +574,7 @@ def evaluate_bm(
     """Every mode of a BM-VAE chosen on validation data and judged on the test set."""
     say = progress or (lambda s: None)
     x_tr = data.rows("train")
-    _, val = validation_split(len(x_tr), seed=seed)
+    fit_idx, val = validation_split(len(x_tr), seed=seed)  # the split choose_lambda uses too
     real_val = x_tr[val]
     real_test = data.rows("test")
     n_test = len(real_test)
@@ -607,8 +605,7 @@ def evaluate_bm(
     # paper's method, against the logistic direction at its chosen lambda: per label, the
     # one with the higher validation accuracy (the same picker), the fields on a tie
     k = judge.num_classes
-    picker, fit_idx = lam.pop("_picker"), lam.pop("_fit")
-    lam.pop("_val")
+    picker = lam.pop("_picker")
     say("learning c-QA bias fields per label (moment matching of the encoded spins)")
     learned = learn_bias_fields(model, class_means(model, x_tr[fit_idx], np.asarray(data.y_train)[fit_idx], k),
                                 seed=seed + 31)  # fmt: skip
@@ -817,23 +814,29 @@ def describe_metrics(m: dict[str, Any], mode: str, label: int | None) -> str:
     )
 
 
-def cqa_field(ck: dict[str, Any], label: int, lam: float | None = None, path: str = "model") -> tuple[np.ndarray, str]:
+def cqa_field(
+    ck: dict[str, Any], label: int, lam: float | None = None, path: str = "model"
+) -> tuple[np.ndarray, str, float | None]:
     """The c-QA field of ``label`` a checkpoint's generation choice holds: the learned bias
     fields where validation chose them for the label (unless ``lam`` is given, which asks
-    for the logistic direction at that lambda), else lambda x the logistic direction.
-    Returns (field, description)."""
+    for the logistic direction at that lambda), else lambda x the logistic direction, lambda
+    as chosen at training (else :data:`qbm.registry.DEFAULT_LAMBDA`). Returns (field, a
+    description, the lambda used or None for learned fields)."""
+    from qbm.registry import DEFAULT_LAMBDA
+
     choice = ck.get("generation") or {}
     dirs = cqa_directions(ck, path)
     if not 0 <= label < len(dirs):
         raise ValueError(f"--label: --mode cqa needs --label in [0, {len(dirs) - 1}]")
     methods, fields = choice.get("cqa_method"), choice.get("fields")
     if lam is None and methods and fields is not None and methods[label] == "fields":
-        return np.asarray(fields[label], dtype=np.float64), "learned bias fields"
+        return np.asarray(fields[label], dtype=np.float64), "learned bias fields", None
     if lam is None:
-        lam = choice.get("lambda", 1.0)
+        lam = choice.get("lambda", DEFAULT_LAMBDA)
         if isinstance(lam, list):  # chosen per label at training
             lam = lam[label]
-    return float(lam) * dirs[label], f"lambda {float(lam):g} x the logistic direction"
+    lam = float(lam)
+    return lam * dirs[label], f"lambda {lam:g} x the logistic direction", lam
 
 
 def cqa_directions(ck: dict[str, Any], path: str = "model") -> np.ndarray:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-DOWNLOADABLE = ("mnist", "fashion-mnist")
+from qbm.data.download import DIGESTS
+
+DOWNLOADABLE = tuple(DIGESTS)  # the data sets whose files qbm can fetch and verify
 
 
 def cmd_get(args: argparse.Namespace) -> int:

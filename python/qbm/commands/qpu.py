@@ -61,7 +61,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
         if args.label is None:
             raise ValueError("--label: --mode cqa needs --label")
-        field, how = cqa_field(ck, args.label, args.lam, args.model)
+        field, how, _ = cqa_field(ck, args.label, args.lam, args.model)
         print(f"c-QA field of label {args.label}: {how}")
     ising = model.prior.to_ising(extra_field=field)
     scale = None

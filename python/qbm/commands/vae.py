@@ -17,7 +17,7 @@ from qbm.plotting import save_curves, save_image_grid
 
 LAMBDAS = [0.0, 0.5, 1.0, 2.0, 4.0, 8.0]
 
-from qbm.registry import ANNEALER_NAMES, DEFAULT_LAMBDA  # noqa: E402  (generation anneals, c-QA default)
+from qbm.registry import ANNEALER_NAMES  # noqa: E402  (generation anneals)
 
 
 def _qpu_from_args(args: argparse.Namespace) -> Any:
@@ -369,12 +369,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         if args.label is None:
             raise ValueError("--label: --mode cqa needs --label")
-        if not choice.get("lambda") and args.lam is None:
-            choice = {**choice, "lambda": DEFAULT_LAMBDA}
-        field, how = G.cqa_field({**ck, "generation": choice}, args.label, args.lam, args.model)
+        field, how, lam = G.cqa_field(ck, args.label, args.lam, args.model)
         info.update(label=args.label, field=how, beta=1.0)
-        if args.lam is not None or "lambda" in how:
-            info["lambda"] = float(args.lam if args.lam is not None else how.split()[1])
+        if lam is not None:
+            info["lambda"] = lam
         imgs = G.decode(model, G.prior_spins(model, args.num, extra_field=field, num_sweeps=args.sweeps,
                                              seed=args.seed))  # fmt: skip
         title = f"c-QA mode, label {args.label}, {how} (tilted prior at beta = 1), seed {args.seed}"

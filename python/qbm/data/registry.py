@@ -16,7 +16,6 @@ class DataSet:
     num_classes: int
     load: Callable[[str | None], Any]
     check: Callable[[str], None] | None = None  # None: built in, no files
-    files: str = ""  # what --data-dir must hold, for messages
 
 
 _REGISTRY: dict[str, DataSet] = {}
@@ -45,7 +44,9 @@ def check_dataset(name: str, data_dir: str | None = None) -> None:
     if ds.check is None:
         return
     if not data_dir:
-        hint = " or --download (qbm data get)" if name in ("mnist", "fashion-mnist") else " (qbm never downloads it)"
+        from qbm.data.download import DIGESTS  # the data sets qbm can fetch
+
+        hint = " or --download (qbm data get)" if name in DIGESTS else " (qbm never downloads it)"
         raise ValueError(f"--data-dir: {name} is read from local files; give --data-dir{hint}")
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(f"--data-dir: data directory {data_dir!r} does not exist")

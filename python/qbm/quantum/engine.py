@@ -113,13 +113,6 @@ def planes(state: Any, n: int) -> np.ndarray:
     return np.ascontiguousarray(out.detach().cpu().numpy())
 
 
-def _zsigns(n: int) -> torch.Tensor:
-    """(2^n, n) float64: 1 - 2 bit_i(x), qubit 0 the most significant bit (the reference
-    the tests compare :func:`z_expect` and :func:`z_weights` with; n x 2^n values)."""
-    x = torch.arange(2**n)[:, None] >> torch.arange(n - 1, -1, -1)
-    return (1 - 2 * (x & 1)).to(torch.float64)
-
-
 def z_expect(q: torch.Tensor, n: int) -> torch.Tensor:
     """<Z_i> (B, n) from probabilities q (B, 2^n): for each qubit the probability mass
     with its bit 0 minus that with its bit 1, by a view of q (no n x 2^n table of signs:

@@ -41,9 +41,7 @@ def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
         gen = G.evaluate_gaussian(t.model, data, judge, seed=seed)
     else:
         gen = G.evaluate_bm(t.model, data, judge, seed=seed)
-        gen.pop("_images")
-        gen.pop("_directions")
-        gen.pop("_fields")
+        gen = {k: v for k, v in gen.items() if not k.startswith("_")}  # images and arrays stay out of records
     return {
         "generation": gen,
         "final": final,

@@ -38,6 +38,7 @@ import math
 import numbers
 import os
 import signal
+import statistics
 import socket
 import sys
 import threading
@@ -649,7 +650,7 @@ def summarise(values: Sequence[float], bounds: tuple[float | None, float | None]
     if n == 0:
         return {"n": 0, "n_inf": n_inf, "mean": nan, "median": nan, "se": nan, "ci_lo": nan, "ci_hi": nan}
     mean = sum(v) / n
-    median = float(sorted(v)[n // 2]) if n % 2 else 0.5 * (sorted(v)[n // 2 - 1] + sorted(v)[n // 2])
+    median = float(statistics.median(v))
     if n == 1:
         return {"n": 1, "n_inf": n_inf, "mean": mean, "median": median, "se": nan, "ci_lo": nan, "ci_hi": nan}
     sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1))

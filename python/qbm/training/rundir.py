@@ -30,20 +30,13 @@ def precheck(out: str, checkpoint: str, *, resume: bool, force: bool) -> None:
 
 def prepare(out: str, checkpoint: str, *, resume: bool, force: bool) -> bool:
     """Decide what to do with ``out``; returns True when an existing run is resumed."""
-    check_out_dir(out)
-    if resume and force:
-        raise ValueError("--force: give either --resume (continue) or --force (start over), not both")
+    precheck(out, checkpoint, resume=resume, force=force)
     ck = os.path.join(out, checkpoint)
-    if os.path.exists(ck):
+    if os.path.exists(ck):  # precheck let it through: --resume or --force was given
         if resume:
             return True
-        if force:
-            os.unlink(ck)
-            return False
-        raise ValueError(
-            f"--out: {out!r} already holds a run ({checkpoint}); pass --resume to continue it "
-            "(also to a larger --epochs) or --force to start over"
-        )
+        os.unlink(ck)
+        return False
     if resume:
         print(f"note: --resume: no checkpoint in {out}, starting a new run")
     os.makedirs(out, exist_ok=True)

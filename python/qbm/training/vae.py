@@ -284,9 +284,7 @@ class VAETrainer:
 
     @classmethod
     def from_checkpoint(cls, path: str, data: ImageData, **overrides: Any) -> VAETrainer:
-        ck = load_checkpoint(path)
-        model = build_model(ck["kind"], ck["config"])
-        model.load_state_dict(ck["model_state"])
+        model, ck = load_vae(path)
         t = ck["trainer"]
         tr = cls(
             model,
@@ -364,8 +362,6 @@ def load_vae(path: str) -> tuple[BMVAE | GaussianVAE, dict[str, Any]]:
     """The VAE stored at ``path`` by ``qbm train vae`` and its checkpoint; a ValueError
     naming ``model`` for anything else (a QGAN checkpoint, a config that cannot build a
     model, weights that do not fit the config)."""
-    from qbm.checkpoint import load_checkpoint
-
     ck = load_checkpoint(path)
     if ck["kind"] not in ("bm", "gaussian"):
         raise ValueError(
