@@ -28,6 +28,8 @@ __all__ = [
     "sample_counts",
     "pair_energies",
     "pair_energy_grad",
+    "TransverseIsing",
+    "draw_states",
 ]
 
 __version__: str
@@ -223,3 +225,29 @@ def pair_energy_grad(
     *,
     num_threads: int | None = None,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64] | None]: ...
+
+@final
+class TransverseIsing:
+    """H = -a/2 sum_q X_q + b/2 E(z) of a problem with diagonal E: Schrödinger steps and matvec."""
+
+    def __new__(
+        cls, model: IsingCsr | None = None, *, energies: npt.NDArray[np.float64] | None = None
+    ) -> TransverseIsing: ...
+    @property
+    def n(self) -> int: ...
+    def energies(self) -> npt.NDArray[np.float64]: ...
+    def evolve(
+        self,
+        state: npt.NDArray[np.float64],
+        phase: npt.NDArray[np.float64],
+        mix: npt.NDArray[np.float64],
+        *,
+        num_threads: int | None = None,
+    ) -> npt.NDArray[np.float64]: ...
+    def matvec(
+        self, a: float, b: float, x: npt.NDArray[np.float64], *, num_threads: int | None = None
+    ) -> npt.NDArray[np.float64]: ...
+
+def draw_states(
+    state: npt.NDArray[np.float64], num_reads: int, seed: int, index0: int = 0
+) -> npt.NDArray[np.int64]: ...

@@ -959,7 +959,7 @@ where
 
 /// `exp(-i a P / 2)` (or its inverse) on the pairs.
 #[inline(always)]
-fn rotation(re: &mut [f64], im: &mut [f64], axis: Axis, st: usize, ctrl: usize, a: f64) {
+pub(crate) fn rotation(re: &mut [f64], im: &mut [f64], axis: Axis, st: usize, ctrl: usize, a: f64) {
     let (s, c) = (0.5 * a).sin_cos();
     match axis {
         // [[c, -is], [-is, c]]

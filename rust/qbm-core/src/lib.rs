@@ -20,6 +20,7 @@ pub mod model;
 pub mod parallel;
 pub mod rbm;
 pub mod rng;
+pub mod schrodinger;
 pub mod simd;
 pub mod updaters;
 

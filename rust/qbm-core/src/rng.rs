@@ -36,6 +36,7 @@ pub mod tags {
     pub const WORLDLINE: u64 = 4;
     pub const REPLICA: u64 = 5;
     pub const CIRCUIT: u64 = 6;
+    pub const ANNEAL: u64 = 7;
 }
 
 /// xoshiro256++ (Blackman & Vigna), scalar.

@@ -9,6 +9,7 @@ mod ising;
 mod mmd;
 mod options;
 mod samplers;
+mod schrodinger;
 
 use pyo3::prelude::*;
 
@@ -62,5 +63,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     mmd::register(m)?;
     circuit::register(m)?;
     energy::register(m)?;
+    schrodinger::register(m)?;
     Ok(())
 }
