@@ -20,6 +20,7 @@ from qbm.samplers import (
     ParallelTemperingSampler,
     RBMSampler,
     SimulatedAnnealingSampler,
+    SchrodingerAnnealer,
     SQASampler,
 )
 
@@ -30,8 +31,12 @@ FAST = {
     ParallelTemperingSampler: {"num_sweeps": 5, "num_replicas": 3},
     SQASampler: {"num_sweeps": 5, "num_trotter_slices": 4},
     RBMSampler: {"num_sweeps": 5},
+    SchrodingerAnnealer: {"anneal_time_us": 0.001, "steps": 8},
 }
 ALL = list(FAST)
+# the Markov-chain samplers (sweeps, dimod.Initialized); the Schrödinger annealer's seeds,
+# threads and Ctrl-C are tested in test_schrodinger.py
+MC = [c for c in ALL if c is not SchrodingerAnnealer]
 
 
 class _Fast(dimod.Sampler):
@@ -104,7 +109,9 @@ def test_rbm_sampler_refuses_non_bipartite_with_the_cycle():
 @pytest.mark.parametrize("cls", ALL)
 def test_sampler_api(cls):
     dimod.testing.assert_sampler_api(cls())
-    assert "initial_states_generator" in cls().parameters
+    # Markov-chain samplers start from initial states (dimod.Initialized); the Schrödinger
+    # annealer starts from |+>^n or one basis state (initial_state), so it has no generator
+    assert ("initial_states_generator" in cls().parameters) == (cls is not SchrodingerAnnealer)
 
 
 @pytest.mark.parametrize("cls", ALL)
@@ -124,7 +131,7 @@ def _glass(n=12, seed=3):
     return IsingModel(rng.normal(size=n) * 0.3, j + j.T)
 
 
-@pytest.mark.parametrize("cls", ALL)
+@pytest.mark.parametrize("cls", MC)
 def test_seed_reproduces_on_any_thread_count(cls):
     m = _glass()
     kw = {**FAST[cls], "num_sweeps": 20, "num_reads": 37, "seed": 11}
@@ -137,7 +144,7 @@ def test_seed_reproduces_on_any_thread_count(cls):
     assert not np.array_equal(a.spins, d.spins)
 
 
-@pytest.mark.parametrize("cls", ALL)
+@pytest.mark.parametrize("cls", MC)
 def test_initial_states_dimod_semantics(cls):
     """Fewer initial states than num_reads: 'tile' repeats them, 'none' refuses, the
     default ('random') fills the rest; num_reads defaults to their count. With zero
@@ -210,7 +217,7 @@ def _long_kwargs(cls):
     return big
 
 
-@pytest.mark.parametrize("cls", ALL)
+@pytest.mark.parametrize("cls", MC)
 def test_ctrl_c_stops_every_sampler_within_a_second(cls):
     m = _glass(40)
     main = threading.get_ident()

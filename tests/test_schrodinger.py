@@ -69,9 +69,7 @@ def test_landau_zener():
 
 def test_adiabatic_and_sudden_limits():
     model = glass(8, seed=3)
-    e = model.energy(
-        np.array([[1 - 2 * ((x >> (7 - q)) & 1) for q in range(8)] for x in range(256)], dtype=np.int8)
-    )
+    e = model.energy(np.array([[1 - 2 * ((x >> (7 - q)) & 1) for q in range(8)] for x in range(256)], dtype=np.int8))
     slow = SchrodingerAnnealer().sample_model(model, anneal_time_us=2.0, num_reads=200, seed=1, return_state=True)
     assert slow.info["ground_state_probability"] > 0.99
     assert np.all(np.isclose(slow.energies, e.min()) | (slow.energies > e.min()))
@@ -200,3 +198,57 @@ def test_dimod_interface_and_certificate():
     assert np.allclose(ss.record.energy, bqm.energies(ss))
     r = SchrodingerAnnealer().sample_model(model, anneal_time_us=0.01, num_reads=300, seed=3, certify=True)
     assert "beta_eff" in r.info["certificate"]
+
+
+def test_exact_qpu_standin_through_the_backend():
+    from qbm.qpu import Advantage2Sampler, mock_advantage2, parse_mock
+
+    model = glass(4, seed=1)
+    q = Advantage2Sampler(mock_advantage2(1, 1, dynamics="exact"), mode="dqa", annealing_time=0.005)
+    r = q.sample_model(model, num_reads=100, seed=2)
+    assert r.spins.shape == (100, 4)
+    assert np.allclose(r.energies, model.energy(r.spins))
+    again = Advantage2Sampler(mock_advantage2(1, 1, dynamics="exact"), mode="dqa", annealing_time=0.005)
+    assert np.array_equal(again.sample_model(model, num_reads=100, seed=2).spins, r.spins)
+    assert type(parse_mock("zephyr:1,1:exact").substitute_sampler).__name__ == "SchrodingerStandIn"
+    with pytest.raises(ValueError, match="dynamics"):
+        mock_advantage2(1, 1, dynamics="lindblad")
+
+
+def test_exact_dqa_negative_phase_steers_beta_eff_towards_one():
+    import torch
+
+    from qbm.models.prior import BoltzmannPrior
+    from qbm.registry import make_prior_sampler
+
+    prior = BoltzmannPrior(6, graph="full", init_scale=0.5, seed=0)
+    neg = make_prior_sampler("schrodinger", 400, sweeps=1, seed=0)  # 1 ns anneals
+    scales, betas = [], []
+    for _ in range(6):
+        z = neg.sample(prior)
+        assert isinstance(z, torch.Tensor) and z.shape == (400, 6)
+        scales.append(neg.last_info["scale"])
+        betas.append(neg.last_info["beta_eff"])
+    assert abs(math.log(betas[-1])) < abs(math.log(betas[0])) or abs(math.log(betas[-1])) < 0.2
+    state_dict = neg.state_dict()
+    fresh = make_prior_sampler("schrodinger", 400, sweeps=1, seed=0)
+    fresh.load_state_dict(state_dict)
+    assert fresh.scale == neg.scale and fresh.steps == neg.steps
+
+
+def test_ctrl_c_stops_an_anneal_within_a_second():
+    import signal
+    import threading
+    import time
+
+    model = glass(18, seed=0)  # about 40 s of steps on one thread
+    main = threading.get_ident()
+    timer = threading.Timer(0.5, lambda: signal.pthread_kill(main, signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            SchrodingerAnnealer(num_threads=1).sample_model(model, anneal_time_us=1.0, progress=False)
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - t0 < 2.0

@@ -105,6 +105,14 @@ def _sqa(num_chains: int, sweeps: int, seed: int, num_threads: int | None, **_: 
     )
 
 
+def _schrodinger(num_chains: int, sweeps: int, seed: int, num_threads: int | None, **_: Any) -> PriorSampler:
+    from qbm.models.negative import ExactDQA
+    from qbm.samplers import SchrodingerAnnealer
+
+    # `sweeps` is the anneal time in ns for this sampler (recorded with the checkpoint)
+    return ExactDQA(SchrodingerAnnealer(num_threads=num_threads), num_chains, seed=seed, anneal_time_us=sweeps / 1e3)
+
+
 def _qpu(num_chains: int, seed: int, qpu: Any, **_: Any) -> PriorSampler:
     from qbm.models.negative import QPUAnneals
 
@@ -115,6 +123,12 @@ register("gibbs", _gibbs, "persistent single-spin heat-bath chains (PCD)")
 register("rbm", _rbm, "persistent block-Gibbs chains (RBM graph only)")
 register("pt", _pt, "parallel tempering (4 replicas, beta 0.2..1) restarted from the persistent states")
 register("sqa", _sqa, "fresh simulated quantum anneals ending at s = 1 (DQA stand-in)")
+register(
+    "schrodinger",
+    _schrodinger,
+    "exact DQA: fresh closed-system (Schrödinger) anneals of the prior lasting --sweeps ns, energy scale steered "
+    "to beta_eff = 1",
+)
 register("qpu", _qpu, "the Advantage2 backend (or its offline stand-in)", needs_qpu=True)
 
 # Generation (QA) anneals by name (implemented in qbm.generation) and the c-QA bias strength

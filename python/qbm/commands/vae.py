@@ -608,7 +608,8 @@ def _common(p: argparse.ArgumentParser, study: bool = False) -> None:
     p.add_argument("--graph", default="rbm", choices=["rbm", "zephyr", "full"])
     p.add_argument("--device", default="cpu", help="torch device of the models (cpu, cuda, cuda:1, ...)")
     p.add_argument("--chains", type=positive_int, default=128, help="negative-phase chains")
-    p.add_argument("--sweeps", type=positive_int, default=10, help="sweeps per negative-phase call")
+    p.add_argument("--sweeps", type=positive_int, default=10,
+                   help="sweeps per negative-phase call (--sampler schrodinger: the anneal time in ns)")
     if not study:  # a study takes --seeds, --threads-per-run and --quiet from the runner options
         p.add_argument("--seed", type=seed_int, default=0)
         p.add_argument("--threads", type=threads_int, default=None)

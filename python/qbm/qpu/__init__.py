@@ -10,13 +10,14 @@ from qbm.qpu.sampler import (
     scale_to_ranges,
     steer_scale,
 )
-from qbm.qpu.standin import SQAStandIn, mock_advantage2, parse_mock
+from qbm.qpu.standin import SchrodingerStandIn, SQAStandIn, mock_advantage2, parse_mock
 
 __all__ = [
     "MODES",
     "Advantage2Sampler",
     "EmbeddingCache",
     "SQAStandIn",
+    "SchrodingerStandIn",
     "calibrate_energy_scale",
     "chain_length_stats",
     "estimate_beta_eff",

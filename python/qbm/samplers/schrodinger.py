@@ -413,6 +413,7 @@ def lowest_eigenpairs(model: IsingModel, a: float, b: float, *, k: int = 2, ener
         h = np.stack([ham.matvec(a, b, col, num_threads=num_threads) for col in np.eye(d)], axis=1)
         w, v = np.linalg.eigh(h)
         return w[:k], v[:, :k]
+
     def mv(x: np.ndarray) -> np.ndarray:
         return ham.matvec(a, b, np.ascontiguousarray(x, dtype=np.float64).ravel(), num_threads=num_threads)
 

@@ -18,6 +18,26 @@ Energies per spin of all three are recorded.
 The prior's row also gives ``beta_ratio`` = beta_eff x scale: 1 when the device samples
 the prior at the temperature it was trained at (beta = 1), the quantity a QPU-trained
 BM-VAE needs.
+
+``--dynamics exact`` (or ``both``) runs the closed-system anneal itself
+(:class:`qbm.samplers.SchrodingerAnnealer`: the Schrödinger equation of H(t) = -A/2 sum X +
+B/2 H_p on 2^n amplitudes, no temperature, no Monte Carlo) on the same programmed model and
+schedule. One evolution per (model, anneal time); every seed draws its own ``reads`` from
+the final |psi|^2 and is certified as above, so the intervals over seeds are sampling
+intervals (the dynamics are deterministic). Beside the sampled TV, the noise-free numbers of
+the output distribution p = |psi|^2 itself: its TV and KL to the Boltzmann distribution at
+the seeds' mean beta_eff, the smallest TV to any Boltzmann distribution (and the beta that
+attains it), the ground-state probability and the mean energy; and the linear-quench
+prediction :func:`linear_quench_beta`.
+
+The linear-quench prediction (derived here; the same statement as Gyhm, Kim, Kwon, Baek,
+arXiv:2409.18126, that a fast quench gives a high-temperature Boltzmann distribution to
+lowest order): expanding U(T)|+>^n to second order (Dyson series), with a = A/2, b = B/2,
+|<z|U|+>|^2 = 2^-n [1 - 8 pi^2 Lambda (E_J(z) + E_h(z) / 2) + O(Lambda^2)],
+Lambda = int_0^T dt1 A(t1) int_0^t1 dt2 B(t2) (GHz^2 ns^2, h = 1), E_J and E_h the coupling
+and field parts of the programmed energy. So to first order p is Boltzmann in the
+couplings at beta_pred = 8 pi^2 Lambda (fields at half that weight). It is a statement
+about beta_pred << 1: the study reports where beta_eff leaves it.
 """
 
 from __future__ import annotations
@@ -35,8 +55,9 @@ DEFAULT_MODELS = ["zephyr:1,1", "zephyr:2,2"]
 
 
 def build_model(spec: str, instance: int = 0) -> Any:
-    """'zephyr:M,T' -> a spin glass on Z(M, T) (instance seed); 'prior:PATH' -> the prior
-    of a BM-VAE checkpoint at beta = 1."""
+    """'zephyr:M,T' -> a spin glass on Z(M, T) (instance seed); 'glass:N' -> a spin glass on
+    N connected Zephyr spins (:func:`qbm.models.prior.zephyr_edges`); 'prior:PATH' -> the
+    prior of a BM-VAE checkpoint at beta = 1."""
     kind, _, rest = spec.partition(":")
     if kind == "zephyr":
         from qbm.problems import zephyr_spin_glass
@@ -48,6 +69,22 @@ def build_model(spec: str, instance: int = 0) -> Any:
         if not 1 <= len(parts) <= 2 or min(parts) < 1:
             raise ValueError(f"models: expected 'zephyr:M,T' with M, T >= 1, got {spec!r}")
         return zephyr_spin_glass(parts[0], parts[1] if len(parts) > 1 else 4, seed=instance)
+    if kind == "glass":
+        import networkx as nx
+
+        from qbm.models.prior import zephyr_edges
+        from qbm.problems import spin_glass
+
+        try:
+            n = int(rest)
+        except ValueError:
+            raise ValueError(f"models: expected 'glass:N' (N Zephyr spins), got {spec!r}") from None
+        if n < 2:
+            raise ValueError(f"models: expected 'glass:N' with N >= 2, got {spec!r}")
+        g = nx.Graph()
+        g.add_nodes_from(range(n))
+        g.add_edges_from(zephyr_edges(n))
+        return spin_glass(g, seed=instance)
     if kind == "prior":
         from qbm.models.vae import BMVAE
         from qbm.checkpoint import load_checkpoint
@@ -59,7 +96,7 @@ def build_model(spec: str, instance: int = 0) -> Any:
             raise ValueError(f"models: {rest!r} is a {type(vae).__name__}, not a BM-VAE (it has no Ising prior)")
         vae.load_state_dict(ck["model_state"])
         return vae.prior.to_ising()
-    raise ValueError(f"models: expected 'zephyr:M,T' or 'prior:PATH', got {spec!r}")
+    raise ValueError(f"models: expected 'zephyr:M,T', 'glass:N' or 'prior:PATH', got {spec!r}")
 
 
 def programmed_scale(model: Any) -> float:
@@ -79,6 +116,8 @@ def dqa_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     from qbm.samplers import GibbsSampler, SQASampler
     from qbm.samplers.schedule import advantage2_schedule
 
+    if config.get("dynamics") == "exact":
+        return exact_run(config, seed)
     t0 = time.perf_counter()
     model = build_model(config["model"], config.get("instance", 0))
     scale = programmed_scale(model)
@@ -140,6 +179,148 @@ def dqa_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     return out
 
 
+def linear_quench_beta(table: Any, anneal_time_us: float, points: int = 20001) -> float:
+    """beta_pred = 8 pi^2 int_0^T A(t1) int_0^t1 B(t2) dt2 dt1 for a linear forward anneal of
+    ``anneal_time_us`` on ``table`` (A, B in GHz, t in ns): the inverse temperature, in the
+    programmed units, of the first-order (fast-quench) output distribution (module docs)."""
+    t_ns = float(anneal_time_us) * 1e3
+    t = np.linspace(0.0, t_ns, points)
+    a, b = table(t / t_ns)
+    cum_b = np.concatenate([[0.0], np.cumsum(0.5 * (b[1:] + b[:-1]) * np.diff(t))])
+    f = a * cum_b
+    return float(8 * np.pi**2 * np.sum(0.5 * (f[1:] + f[:-1]) * np.diff(t)))
+
+
+def exact_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One (model, anneal time) of the exact-dynamics arm: one Schrödinger anneal, then
+    ``config["reads"]`` reads per seed of ``config["read_seeds"]``, each certified."""
+    import time
+
+    from qbm import _core
+    from qbm.diagnostics import certify, exact_distribution
+    from qbm.ising import IsingModel
+    from qbm.samplers import SchrodingerAnnealer
+    from qbm.samplers._base import SampleResult
+    from qbm.samplers.schedule import advantage2_schedule
+
+    t0 = time.perf_counter()
+    model = build_model(config["model"], config.get("instance", 0))
+    scale = programmed_scale(model)
+    prog = IsingModel(model.h * scale, model.J * scale)
+    table = advantage2_schedule(config.get("schedule"))
+    t_us = config["anneal_time_us"]
+    res = SchrodingerAnnealer().sample_model(prog, anneal_time_us=t_us, schedule=table, num_reads=1, seed=seed,
+                                             return_state=True, progress=False, num_threads=1)  # fmt: skip
+    n = prog.num_variables
+    z = res.info["state"]
+    psi = np.ascontiguousarray(np.stack([z.real, z.imag]))
+    p = res.info["probabilities"][::-1]  # the core's index (bit 0 = +1) -> diagnostics' (bit 1 = +1)
+    shifts = (n - 1 - np.arange(n)).astype(np.int64)
+    per_seed = []
+    for k in config["read_seeds"]:
+        idx = _core.draw_states(psi, config["reads"], int(k))
+        spins = (1 - 2 * ((idx[:, None] >> shifts[None, :]) & 1)).astype(np.int8)
+        cert = certify(SampleResult(spins, prog.energy(spins), {}), prog, bootstrap=config.get("bootstrap", 200),
+                       seed=int(k))  # fmt: skip
+        per_seed.append(cert)
+    betas = np.array([c["beta_eff"] for c in per_seed])
+    finite = betas[np.isfinite(betas) & (betas > 0)]
+    out: dict[str, Any] = {
+        "num_variables": n,
+        "scale": scale,
+        "steps": res.info["steps"],
+        "tv_error_estimate": res.info["tv_error_estimate"],
+        "beta_pred": linear_quench_beta(table, t_us),
+        "ground_state_probability": res.info["ground_state_probability"],
+        "energy_per_spin": (res.info["mean_energy"]) / n,
+        "seeds_beta_eff": [float(b) for b in betas],
+        "seeds_beta_lo": [float(c["beta_eff_ci"][0]) for c in per_seed],
+        "seeds_beta_hi": [float(c["beta_eff_ci"][1]) for c in per_seed],
+        "seeds_tv": [float(c["tv"]) if c.get("tv") is not None else math.nan for c in per_seed],
+        "seeds_tv_floor": [float(c["tv_floor"]) if c.get("tv_floor") is not None else math.nan for c in per_seed],
+        "seeds_ok": [bool(c["ok"]) for c in per_seed],
+    }
+    if finite.size:
+        b = float(np.mean(finite))
+        q = exact_distribution(prog, b)
+        nz = p > 0
+        out.update(tv_exact=0.5 * float(np.abs(p - q).sum()),
+                   kl_exact=float(np.sum(p[nz] * np.log(p[nz] / np.maximum(q[nz], 1e-300)))))  # fmt: skip
+        grid = b * np.exp(np.linspace(-1.5, 1.5, 61))
+        tvs = [0.5 * float(np.abs(p - exact_distribution(prog, g)).sum()) for g in grid]
+        j = int(np.argmin(tvs))
+        out.update(tv_exact_best=tvs[j], beta_exact_best=float(grid[j]))
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def exact_rows(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (model, anneal time) of the exact arm: the seeds' mean beta_eff with a 95% t
+    interval, the sampled TV and its floor (means over seeds), how many seeds' certificates
+    passed, and the noise-free numbers of |psi|^2."""
+    from qbm.studies.runner import summarise
+
+    rows = []
+    for r in recs:
+        if r["status"] != "ok" or r["config"].get("dynamics") != "exact":
+            continue
+        x = r["result"]
+        sb = summarise([float(v) for v in x["seeds_beta_eff"]], (0.0, None))
+        row = {"dynamics": "exact", "model": r["config"]["model"], "anneal_time_us": r["config"]["anneal_time_us"],
+               "num_variables": x["num_variables"], "scale": x["scale"], "seeds": len(x["seeds_beta_eff"]),
+               "beta_eff_mean": sb["mean"], "beta_eff_ci_lo": sb["ci_lo"], "beta_eff_ci_hi": sb["ci_hi"],
+               "beta_eff_n_inf": sb["n_inf"],
+               "tv_mean": _nanmean(x["seeds_tv"]), "tv_floor_mean": _nanmean(x["seeds_tv_floor"]),
+               "ok_fraction": float(np.mean(x["seeds_ok"]))}  # fmt: skip
+        for k in ("beta_pred", "tv_exact", "kl_exact", "tv_exact_best", "beta_exact_best", "ground_state_probability",
+                  "energy_per_spin", "steps", "tv_error_estimate", "seconds"):  # fmt: skip
+            row[k] = x.get(k, math.nan)
+        row["beta_ratio_mean"] = row["beta_eff_mean"] * x["scale"]
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["num_variables"], r["model"], r["anneal_time_us"]))
+
+
+def _nanmean(v: list[float]) -> float:
+    a = np.asarray(v, dtype=float)
+    return float(np.mean(a[np.isfinite(a)])) if np.any(np.isfinite(a)) else math.nan
+
+
+def exact_verdicts(rows: list[dict[str, Any]]) -> list[str]:
+    """Per model: the anneal times at which every seed's samples are Boltzmann within the
+    floor (certificate ok), or the time with the lowest TV / floor when none is; and the
+    times at which the linear-quench beta_pred lies inside beta_eff's interval."""
+    out = []
+    for m in sorted({r["model"] for r in rows}, key=lambda m: min(r["num_variables"] for r in rows if r["model"] == m)):
+        sel = [r for r in rows if r["model"] == m]
+        name = "prior" if m.startswith("prior") else m
+        ok = [r["anneal_time_us"] for r in sel if r["ok_fraction"] == 1.0]
+        if ok:
+            v = f"{name}: Boltzmann within the floor (every seed) at t = {', '.join(f'{t:g}' for t in ok)} us"
+        else:
+            best = min(sel, key=lambda r: r["tv_mean"] / max(r["tv_floor_mean"], 1e-12))
+            v = (f"{name}: Boltzmann within the floor at no anneal time; lowest TV / floor "
+                 f"{best['tv_mean'] / best['tv_floor_mean']:.2f} at t = {best['anneal_time_us']:g} us")  # fmt: skip
+        follows = [r["anneal_time_us"] for r in sel
+                   if r["beta_eff_ci_lo"] <= r["beta_pred"] <= r["beta_eff_ci_hi"]]  # fmt: skip
+        v += ("; beta_eff agrees with the linear-quench beta_pred (inside its 95% interval) at t = "
+              + ", ".join(f"{t:g}" for t in follows) + " us" if follows
+              else "; beta_eff agrees with the linear-quench beta_pred at no anneal time")  # fmt: skip
+        out.append(v)
+    return out
+
+
+def exact_budget(configs: list[dict[str, Any]]) -> float:
+    """Rough seconds of the exact arm on one core: steps ~ 100 per ns per (n / 8) (measured
+    on the packaged schedule), a doubling ladder costing about twice the final step count,
+    0.4 ns per amplitude-qubit per step."""
+    total = 0.0
+    for c in configs:
+        n = build_model(c["model"], c.get("instance", 0)).num_variables
+        steps = max(1024.0, 100.0 * c["anneal_time_us"] * 1e3 * n / 8)
+        total += 2.0 * steps * (1 << n) * n * 0.4e-9
+    return total
+
+
 def dqa_configs(models: list[str], times: list[float], **common: Any) -> list[dict[str, Any]]:
     return [{"model": m, "anneal_time_us": float(t), **common} for m in models for t in times]
 
@@ -154,6 +335,7 @@ def summarise_runs(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from qbm.studies.runner import summarise
 
     ok = [r for r in recs if r["status"] == "ok"]
+    ok = [r for r in ok if r["config"].get("dynamics", "sqa") == "sqa"]
     keys = sorted({(r["config"]["model"], r["config"]["anneal_time_us"]) for r in ok})
     rows = []
     for m, t in keys:
@@ -230,18 +412,86 @@ def plot(path: str, rows: list[dict[str, Any]], title: str) -> None:
     plt.close(fig)
 
 
+def plot_exact(path: str, exact: list[dict[str, Any]], sqa: list[dict[str, Any]], title: str) -> None:
+    """Exact dynamics against anneal time, one colour per model: beta_eff (95% interval over
+    read seeds) with the linear-quench beta_pred (dotted) and SQA's beta_eff (squares); the
+    TV of the reads at beta_eff with its floor (dotted), the noise-free TV of |psi|^2 at
+    beta_eff and at its best beta, and SQA's TV; the ground-state probability, exact vs SQA
+    is not recorded for SQA, so its energy per spin is drawn instead on the third panel."""
+    from qbm.plotting import _plt
+
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    models = sorted(
+        {r["model"] for r in exact}, key=lambda m: next(r["num_variables"] for r in exact if r["model"] == m)
+    )
+    for i, m in enumerate(models):
+        c = f"C{i}"
+        sel = [r for r in exact if r["model"] == m]
+        n = sel[0]["num_variables"]
+        name = "prior" if m.startswith("prior") else m
+        x = np.array([r["anneal_time_us"] for r in sel])
+        y = np.array([r["beta_eff_mean"] for r in sel])
+        lo = np.array([r["beta_eff_ci_lo"] for r in sel])
+        hi = np.array([r["beta_eff_ci_hi"] for r in sel])
+        good = np.isfinite(y)
+        axes[0].errorbar(x[good], y[good], yerr=[np.maximum(y - lo, 0)[good], np.maximum(hi - y, 0)[good]], fmt="o-",
+                         color=c, capsize=2, ms=4, label=f"{name} (n={n}) exact")  # fmt: skip
+        axes[0].plot(x, [r["beta_pred"] for r in sel], ":", color=c, label=f"{name} linear-quench beta_pred")
+        q = [r for r in sqa if r["model"] == m and math.isfinite(r.get("beta_eff_mean", math.nan))]
+        if q:
+            axes[0].plot([r["anneal_time_us"] for r in q], [r["beta_eff_mean"] for r in q], "s--", color=c, ms=4,
+                         alpha=0.6, label=f"{name} SQA")  # fmt: skip
+            axes[1].plot([r["anneal_time_us"] for r in q if "tv_mean" in r],
+                         [r["tv_mean"] for r in q if "tv_mean" in r], "s--", color=c, ms=4, alpha=0.6,
+                         label=f"{name} SQA reads")  # fmt: skip
+            axes[2].plot([r["anneal_time_us"] for r in q], [r["energy_per_spin_mean"] for r in q], "s--", color=c,
+                         ms=4, alpha=0.6, label=f"{name} SQA E/n")  # fmt: skip
+        axes[1].plot(x, [r["tv_mean"] for r in sel], "o-", color=c, ms=4, label=f"{name} exact reads")
+        axes[1].plot(x, [r["tv_floor_mean"] for r in sel], ":", color=c, label=f"{name} floor")
+        axes[1].plot(
+            x, [r["tv_exact"] for r in sel], "^-", color=c, ms=4, alpha=0.7, label=f"{name} |psi|^2 at beta_eff"
+        )
+        axes[1].plot(x, [r["tv_exact_best"] for r in sel], "v-.", color=c, ms=4, alpha=0.7,
+                     label=f"{name} |psi|^2 at best beta")  # fmt: skip
+        axes[2].plot(x, [r["energy_per_spin"] for r in sel], "o-", color=c, ms=4, label=f"{name} exact E/n")
+        axes[2].plot(x, [r["ground_state_probability"] for r in sel], "x:", color=c, ms=5,
+                     label=f"{name} P(ground)")  # fmt: skip
+    axes[0].set_yscale("log")
+    for ax, yl in zip(axes, ["beta_eff (programmed units)", "TV to Boltzmann", "E/n (programmed), P(ground)"]):
+        ax.set_xscale("log")
+        ax.set_xlabel("anneal time (us)")
+        ax.set_ylabel(yl)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=5)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+EXACT_MODELS = ["glass:8", "glass:12", "glass:16", "glass:20"]
+EXACT_TIMES_US = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
+
+
+def exact_time_cap(n: int) -> float:
+    """The longest anneal simulated exactly by default: 10 us up to 12 spins, 1 us at 16,
+    0.3 us at 20 (the cost grows as 2^n n t)."""
+    return 10.0 if n <= 12 else 1.0 if n <= 16 else 0.3 if n <= 20 else 0.03
+
+
 def cmd_dqa(args: Any) -> int:
     from qbm.samplers.schedule import advantage2_schedule, anneal_sweeps, beta_per_ghz
     from qbm.studies import cli_common
     from qbm.studies.runner import Study, grid, write_csv
 
-    models = list(args.models or DEFAULT_MODELS)
+    dyn = args.dynamics
+    models = list(args.models or (EXACT_MODELS if dyn != "sqa" else DEFAULT_MODELS))
     if args.prior:
         models.append(f"prior:{os.path.abspath(args.prior)}")
-    for m in models:  # fail before any run: a bad spec or checkpoint names itself here
-        build_model(m, args.instance)
+    sizes = {m: build_model(m, args.instance).num_variables for m in models}  # fail before any run
     sched = advantage2_schedule(args.schedule)
-    times = args.anneal_times or DEFAULT_TIMES_US
+    times = args.anneal_times or (EXACT_TIMES_US if dyn != "sqa" else DEFAULT_TIMES_US)
     for t in times:
         anneal_sweeps(t, sweeps_per_us=args.sweeps_per_us)
     t_mk = sched.temperature(args.temperature_mk)
@@ -250,17 +500,47 @@ def cmd_dqa(args: Any) -> int:
         "gibbs_sweeps": args.gibbs_sweeps, "instance": args.instance,
         "schedule": os.path.abspath(args.schedule) if args.schedule else None,
     }  # fmt: skip
-    study = Study("dqa", "qbm.studies.dqa:dqa_run", grid(dqa_configs(models, times, **common), args.seeds))
+    runs = []
+    if dyn in ("sqa", "both"):
+        runs += grid([{**c, "dynamics": "sqa"} for c in dqa_configs(models, times, **common)], args.seeds)
+    exact_cfgs = []
+    if dyn in ("exact", "both"):
+        for m in models:
+            if sizes[m] > 24:
+                raise ValueError(f"models: {m} has {sizes[m]} spins; exact dynamics runs up to 24 (2^n amplitudes)")
+            cap = args.exact_max_time if args.exact_max_time else exact_time_cap(sizes[m])
+            exact_cfgs += [{"model": m, "anneal_time_us": float(t), "dynamics": "exact", "read_seeds": list(args.seeds),
+                            **common} for t in times if t <= cap * (1 + 1e-9)]  # fmt: skip
+        runs += grid(exact_cfgs, [args.seeds[0]])
+    study = Study("dqa", "qbm.studies.dqa:dqa_run", runs)
     print(
-        f"DQA effective temperature: models {models}, anneal times {times} us "
-        f"({args.sweeps_per_us:g} sweeps/us), schedule {sched.name} {sched.version}, {t_mk:g} mK "
+        f"DQA effective temperature ({dyn} dynamics): models {models}, anneal times {times} us "
+        f"({args.sweeps_per_us:g} sweeps/us for SQA), schedule {sched.name} {sched.version}, {t_mk:g} mK "
         f"(beta {beta_per_ghz(t_mk):.3f}/GHz), P={args.slices}, {args.reads} reads, seeds {args.seeds} "
         f"({len(study.runs)} runs) -> {args.out}"
     )
+    if exact_cfgs:
+        b = exact_budget(exact_cfgs)
+        caps = ", ".join(f"{m} up to {max(c['anneal_time_us'] for c in exact_cfgs if c['model'] == m):g} us"
+                         for m in models if any(c["model"] == m for c in exact_cfgs))  # fmt: skip
+        print(f"exact dynamics: {len(exact_cfgs)} anneals ({caps}); budget about {b / 3600:.2f} core-hours "
+              f"(one evolution per cell, {len(args.seeds)} read seeds each)")  # fmt: skip
     if "NOT D-Wave" in sched.source:
         print("note: the packaged schedule is a generic stand-in, not D-Wave's published table (--schedule CSV)")
     recs = cli_common.run(study, args)
     rows = summarise_runs(recs)
+    erows = exact_rows(recs)
+    if erows:
+        write_csv(os.path.join(args.out, "dqa_exact.csv"), erows)
+        plot_exact(
+            os.path.join(args.out, "dqa_exact.png"), erows, rows,
+            f"exact (Schrödinger) anneals on {sched.name} {sched.version}, programmed units; {args.reads} reads x "
+            f"{len(args.seeds)} seeds per cell (95% t interval); SQA at {t_mk:g} mK, P={args.slices} beside",
+        )  # fmt: skip
+    if not rows:
+        _print_exact(erows)
+        print(f"wrote {args.out}/dqa_exact.csv and dqa_exact.png")
+        return 0
     write_csv(os.path.join(args.out, "dqa.csv"), rows)
     plot(
         os.path.join(args.out, "dqa.png"),
@@ -291,8 +571,31 @@ def cmd_dqa(args: Any) -> int:
         )
         if r["model"].startswith("prior"):
             print(f"{'':<14} {'':>7} {'':>6}  beta_eff x scale = {f(r, 'beta_ratio')} (1 = the prior's own beta)")
-    print(f"wrote {args.out}/dqa.csv and dqa.png")
+    if erows:
+        _print_exact(erows)
+        print(f"wrote {args.out}/dqa.csv, dqa.png, dqa_exact.csv and dqa_exact.png")
+    else:
+        print(f"wrote {args.out}/dqa.csv and dqa.png")
     return 0
+
+
+def _print_exact(erows: list[dict[str, Any]]) -> None:
+    print("\nexact dynamics (Schrödinger): beta_eff over read seeds, TV of the reads and its floor; noise-free TV of "
+          "|psi|^2 at beta_eff and at its best beta")  # fmt: skip
+    print(f"{'model':<10} {'t (us)':>7} {'steps':>7} {'beta_eff [95%]':<26} {'beta_pred':>9} {'TV':>6} {'floor':>6} "
+          f"{'ok':>4} {'TV|psi|':>7} {'best':>6} {'@beta':>6} {'P(gs)':>6} {'E/n':>7}")  # fmt: skip
+    for r in erows:
+        name = "prior" if r["model"].startswith("prior") else r["model"]
+        be = f"{r['beta_eff_mean']:.3g} [{r['beta_eff_ci_lo']:.3g}, {r['beta_eff_ci_hi']:.3g}]"
+        if r.get("beta_eff_n_inf"):
+            be = f"inf in {r['beta_eff_n_inf']} seeds" if not math.isfinite(r["beta_eff_mean"]) else be + " +inf"
+        print(f"{name:<10} {r['anneal_time_us']:>7g} {r['steps']:>7.0f} {be:<26} {r['beta_pred']:>9.3g} "
+              f"{r['tv_mean']:>6.3f} {r['tv_floor_mean']:>6.3f} {r['ok_fraction']:>4.1f} {r['tv_exact']:>7.3f} "
+              f"{r['tv_exact_best']:>6.3f} {r['beta_exact_best']:>6.3g} {r['ground_state_probability']:>6.3f} "
+              f"{r['energy_per_spin']:>7.3f}")  # fmt: skip
+    print("verdict (exact dynamics):")
+    for v in exact_verdicts(erows):
+        print("  " + v)
 
 
 def add_parser(study: Any) -> None:
@@ -300,11 +603,34 @@ def add_parser(study: Any) -> None:
     from qbm.studies.cli_common import add_runner_options
 
     p = study.add_parser("dqa", help="the QPU stand-in's effective temperature and Boltzmann-ness vs anneal time")
-    p.add_argument("--models", nargs="+", default=None, help="zephyr:M,T entries (default: zephyr:1,1 zephyr:2,2)")
+    p.add_argument(
+        "--dynamics",
+        choices=("exact", "sqa", "both"),
+        default="both",
+        help="exact: Schrödinger anneals of the closed system; sqa: path-integral Monte Carlo (default both)",
+    )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=None,
+        help="zephyr:M,T or glass:N entries (default: glass:8 glass:12 glass:16 glass:20 with exact "
+        "dynamics, zephyr:1,1 zephyr:2,2 with --dynamics sqa)",
+    )
+    p.add_argument(
+        "--exact-max-time",
+        type=positive_float,
+        default=None,
+        help="longest anneal (us) simulated exactly (default: 10 up to 12 spins, 1 at 16, 0.3 at 20)",
+    )
     p.add_argument("--prior", default=None, help="a BM-VAE checkpoint whose prior is added to the models")
     p.add_argument("--instance", type=nonneg_int, default=0, help="spin-glass instance seed")
-    p.add_argument("--anneal-times", type=positive_float, nargs="+", default=None,
-                   help=f"microseconds (default {DEFAULT_TIMES_US})")  # fmt: skip
+    p.add_argument(
+        "--anneal-times",
+        type=positive_float,
+        nargs="+",
+        default=None,
+        help=f"microseconds (default {EXACT_TIMES_US}; {DEFAULT_TIMES_US} with --dynamics sqa)",
+    )
     p.add_argument("--sweeps-per-us", type=positive_float, default=100.0, help="the anneal time -> sweeps rule")
     p.add_argument("--schedule", default=None, help="A(s), B(s) table (CSV, D-Wave's headers); default: packaged")
     p.add_argument("--temperature-mk", type=positive_float, default=None, help="default: the schedule's (16 mK)")
