@@ -133,7 +133,7 @@ def add_parsers(sub: Any) -> None:
         p = qpu.add_parser(name, help=helptext)
         p.add_argument("--model", required=True, help="DIR/model.pt from qbm train vae")
         p.add_argument("--solver", default=None, help="D-Wave solver name (needs credentials)")
-        p.add_argument("--mock", default=None, help="offline stand-in, e.g. zephyr:4,4 (:exact appended: exact dynamics)")
+        p.add_argument("--mock", default=None, help="offline stand-in, e.g. zephyr:4,4 (zephyr:4,4:exact: exact)")
         p.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache", "qbm", "embeddings"))
         if name == "sample":
             p.add_argument("--mode", default="qa", choices=["dqa", "qa", "cqa"])
