@@ -65,6 +65,8 @@ def test_holding_out_every_class_and_out_file_are_errors(tmp_path, capsys):
     assert "is a file" in capsys.readouterr().err
     assert main(["train", "vae", "--holdout", "12", "--out", str(tmp_path / "b")]) == 2
     assert "not in digits" in capsys.readouterr().err
+    assert main(["train", "vae", "--anneal-ns", "0.3", "--out", str(tmp_path / "c")]) == 2  # gibbs has no anneal
+    assert "--anneal-ns" in capsys.readouterr().err and not (tmp_path / "c").exists()
 
 
 @pytest.mark.slow

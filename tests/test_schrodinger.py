@@ -222,7 +222,7 @@ def test_exact_dqa_negative_phase_steers_beta_eff_towards_one():
     from qbm.registry import make_prior_sampler
 
     prior = BoltzmannPrior(6, graph="full", init_scale=0.5, seed=0)
-    neg = make_prior_sampler("schrodinger", 400, sweeps=1, seed=0)  # 1 ns anneals
+    neg = make_prior_sampler("schrodinger", 400, seed=0, anneal_ns=1.0)
     scales, betas = [], []
     for _ in range(6):
         z = neg.sample(prior)
@@ -231,9 +231,9 @@ def test_exact_dqa_negative_phase_steers_beta_eff_towards_one():
         betas.append(neg.last_info["beta_eff"])
     assert abs(math.log(betas[-1])) < abs(math.log(betas[0])) or abs(math.log(betas[-1])) < 0.2
     state_dict = neg.state_dict()
-    fresh = make_prior_sampler("schrodinger", 400, sweeps=1, seed=0)
+    fresh = make_prior_sampler("schrodinger", 400, seed=0)  # the default anneal, replaced by the saved one
     fresh.load_state_dict(state_dict)
-    assert fresh.scale == neg.scale and fresh.steps == neg.steps
+    assert fresh.scale == neg.scale and fresh.steps == neg.steps and fresh.anneal_time_us == 1e-3
 
 
 def test_ctrl_c_stops_an_anneal_within_a_second():
@@ -252,3 +252,28 @@ def test_ctrl_c_stops_an_anneal_within_a_second():
     finally:
         timer.cancel()
     assert time.perf_counter() - t0 < 2.0
+
+
+def test_linear_quench_prediction_is_the_short_anneal_limit():
+    """To first order in the quench the output is Boltzmann in the couplings at
+    beta_pred = 8 pi^2 int A(t1) int B(t2) (fields at half weight): check the exact
+    |psi|^2 of a field-free glass against it, and that it fails at longer anneals."""
+    from qbm.diagnostics import all_states
+    from qbm.studies.dqa import linear_quench_beta
+
+    g = nx.Graph()
+    g.add_nodes_from(range(8))
+    g.add_edges_from(zephyr_edges(8))
+    model = spin_glass(g, seed=0, h_scale=0.0)
+    e = model.energy(all_states(8))[::-1]  # the annealer's order: bit 0 = spin +1
+    table = advantage2_schedule()
+    for t_us, tol in ((2e-5, 0.02), (5e-5, 0.06)):
+        p = SchrodingerAnnealer().sample_model(model, anneal_time_us=t_us, num_reads=1, return_state=True).info[
+            "probabilities"
+        ]
+        fitted = -np.polyfit(e, np.log(p), 1)[0]
+        assert fitted == pytest.approx(linear_quench_beta(table, t_us), rel=tol)
+    p = SchrodingerAnnealer().sample_model(model, anneal_time_us=1e-3, num_reads=1, return_state=True).info[
+        "probabilities"
+    ]
+    assert -np.polyfit(e, np.log(p), 1)[0] < 0.5 * linear_quench_beta(table, 1e-3)

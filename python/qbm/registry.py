@@ -41,14 +41,16 @@ def make_prior_sampler(
     seed: int = 0,
     num_threads: int | None = None,
     qpu: Any = None,
+    **options: Any,
 ) -> PriorSampler:
-    """The registered prior sampler ``name`` (see :data:`REGISTRY`)."""
+    """The registered prior sampler ``name`` (see :data:`REGISTRY`); ``options`` go to its
+    factory (e.g. ``anneal_ns`` for ``"schrodinger"``)."""
     entry = REGISTRY.get(name)
     if entry is None:
         raise ValueError(f"sampler: unknown sampler {name!r}; choose one of {', '.join(REGISTRY)}")
     if entry.needs_qpu and qpu is None:
         raise ValueError(f"sampler: {name!r} needs a qbm.qpu.Advantage2Sampler (qpu=...)")
-    s = entry.factory(num_chains=num_chains, sweeps=sweeps, seed=seed, num_threads=num_threads, qpu=qpu)
+    s = entry.factory(num_chains=num_chains, sweeps=sweeps, seed=seed, num_threads=num_threads, qpu=qpu, **options)
     s.name = name
     s.sweeps = sweeps  # recorded in checkpoints so that a resumed run uses the same budget
     return s
@@ -105,12 +107,18 @@ def _sqa(num_chains: int, sweeps: int, seed: int, num_threads: int | None, **_: 
     )
 
 
-def _schrodinger(num_chains: int, sweeps: int, seed: int, num_threads: int | None, **_: Any) -> PriorSampler:
+#: the exact-DQA negative phase's default anneal: the longest anneal at which ``qbm study dqa``
+#: found the reads Boltzmann within their floor on every model (16-spin prior included)
+DEFAULT_ANNEAL_NS = 0.3
+
+
+def _schrodinger(num_chains: int, seed: int, num_threads: int | None, anneal_ns: float | None = None,
+                 **_: Any) -> PriorSampler:  # fmt: skip
     from qbm.models.negative import ExactDQA
     from qbm.samplers import SchrodingerAnnealer
 
-    # `sweeps` is the anneal time in ns for this sampler (recorded with the checkpoint)
-    return ExactDQA(SchrodingerAnnealer(num_threads=num_threads), num_chains, seed=seed, anneal_time_us=sweeps / 1e3)
+    t_ns = DEFAULT_ANNEAL_NS if anneal_ns is None else float(anneal_ns)
+    return ExactDQA(SchrodingerAnnealer(num_threads=num_threads), num_chains, seed=seed, anneal_time_us=t_ns / 1e3)
 
 
 def _qpu(num_chains: int, seed: int, qpu: Any, **_: Any) -> PriorSampler:
@@ -126,8 +134,8 @@ register("sqa", _sqa, "fresh simulated quantum anneals ending at s = 1 (DQA stan
 register(
     "schrodinger",
     _schrodinger,
-    "exact DQA: fresh closed-system (Schrödinger) anneals of the prior lasting --sweeps ns, energy scale steered "
-    "to beta_eff = 1",
+    "exact DQA: fresh closed-system (Schrödinger) anneals of the prior (--anneal-ns, default 0.3), energy scale "
+    "steered to beta_eff = 1",
 )
 register("qpu", _qpu, "the Advantage2 backend (or its offline stand-in)", needs_qpu=True)
 

@@ -109,7 +109,18 @@ def _make_trainer(args: argparse.Namespace, data: Any) -> Any:
         device=args.device,
         holdout=args.holdout or (),
         binarize=args.binarize,
+        negative_options=negative_options(args),
     )
+
+
+def negative_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Options of the negative phase beyond sweeps: ``--anneal-ns`` for the exact-DQA one."""
+    t = getattr(args, "anneal_ns", None)
+    if t is None:
+        return {}
+    if args.sampler != "schrodinger":
+        raise ValueError(f"--anneal-ns: only the schrodinger sampler anneals in time (got --sampler {args.sampler})")
+    return {"anneal_ns": t}
 
 
 def write_outputs(
@@ -208,6 +219,7 @@ def precheck_train_vae(args: argparse.Namespace) -> None:
     from qbm.data import check_dataset
     from qbm.training.rundir import precheck
 
+    negative_options(args)  # a contradictory flag is refused before torch loads
     precheck(args.out, "model.pt", resume=args.resume, force=getattr(args, "force", False))
     resolve_download(args)
     check_dataset(args.dataset, args.data_dir)
@@ -608,8 +620,9 @@ def _common(p: argparse.ArgumentParser, study: bool = False) -> None:
     p.add_argument("--graph", default="rbm", choices=["rbm", "zephyr", "full"])
     p.add_argument("--device", default="cpu", help="torch device of the models (cpu, cuda, cuda:1, ...)")
     p.add_argument("--chains", type=positive_int, default=128, help="negative-phase chains")
-    p.add_argument("--sweeps", type=positive_int, default=10,
-                   help="sweeps per negative-phase call (--sampler schrodinger: the anneal time in ns)")
+    p.add_argument("--sweeps", type=positive_int, default=10, help="sweeps per negative-phase call")
+    p.add_argument("--anneal-ns", type=positive_float, default=None,
+                   help="--sampler schrodinger: the anneal time of each exact anneal in ns (default 0.3)")
     if not study:  # a study takes --seeds, --threads-per-run and --quiet from the runner options
         p.add_argument("--seed", type=seed_int, default=0)
         p.add_argument("--threads", type=threads_int, default=None)

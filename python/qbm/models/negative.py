@@ -171,9 +171,11 @@ class ExactDQA(FreshAnneals):
     steers a QPU. The step count is chosen by step doubling on the first call and again
     every ``recheck`` calls (the prior changes slowly); other calls reuse it."""
 
-    def __init__(self, sampler: Any, num_chains: int, *, seed: int = 0, anneal_time_us: float = 0.001,
+    def __init__(self, sampler: Any, num_chains: int, *, seed: int = 0, anneal_time_us: float = 0.0003,
                  recheck: int = 50) -> None:  # fmt: skip
         super().__init__(sampler, num_chains, seed=seed)
+        if not (np.isfinite(anneal_time_us) and anneal_time_us > 0):
+            raise ValueError(f"anneal_ns: must be finite and > 0, got {anneal_time_us * 1e3!r}")
         self.anneal_time_us, self.recheck = float(anneal_time_us), int(recheck)
         self.scale = 1.0
         self.steps: int | None = None
@@ -199,12 +201,13 @@ class ExactDQA(FreshAnneals):
         return torch.as_tensor(res.spins, dtype=torch.float64)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "scale": self.scale, "steps": self.steps}
+        return {**super().state_dict(), "scale": self.scale, "steps": self.steps, "anneal_time_us": self.anneal_time_us}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         super().load_state_dict(d)
         self.scale = float(d.get("scale", 1.0))
         self.steps = d.get("steps")
+        self.anneal_time_us = float(d.get("anneal_time_us", self.anneal_time_us))
 
 
 # The registry of prior samplers by name is qbm.registry (torch-free, above this module:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -285,21 +286,34 @@ def _nanmean(v: list[float]) -> float:
     return float(np.mean(a[np.isfinite(a)])) if np.any(np.isfinite(a)) else math.nan
 
 
-def exact_verdicts(rows: list[dict[str, Any]]) -> list[str]:
-    """Per model: the anneal times at which every seed's samples are Boltzmann within the
-    floor (certificate ok), or the time with the lowest TV / floor when none is; and the
-    times at which the linear-quench beta_pred lies inside beta_eff's interval."""
+def exact_verdicts(rows: list[dict[str, Any]], tv_tol: float = 0.05) -> list[str]:
+    """Per model: the anneal times at which every seed's reads are Boltzmann within the floor
+    (certificate ok), or the time with the lowest TV / floor when none is; the times at
+    which |psi|^2 itself is within ``tv_tol`` of a Boltzmann distribution (noise-free),
+    with the beta there; where the output is the ground state (P >= 0.99); and the times at
+    which the linear-quench beta_pred lies inside beta_eff's interval."""
     out = []
     for m in sorted({r["model"] for r in rows}, key=lambda m: min(r["num_variables"] for r in rows if r["model"] == m)):
         sel = [r for r in rows if r["model"] == m]
         name = "prior" if m.startswith("prior") else m
         ok = [r["anneal_time_us"] for r in sel if r["ok_fraction"] == 1.0]
         if ok:
-            v = f"{name}: Boltzmann within the floor (every seed) at t = {', '.join(f'{t:g}' for t in ok)} us"
+            v = f"{name}: reads Boltzmann within the floor (every seed) at t = {', '.join(f'{t:g}' for t in ok)} us"
         else:
-            best = min(sel, key=lambda r: r["tv_mean"] / max(r["tv_floor_mean"], 1e-12))
-            v = (f"{name}: Boltzmann within the floor at no anneal time; lowest TV / floor "
-                 f"{best['tv_mean'] / best['tv_floor_mean']:.2f} at t = {best['anneal_time_us']:g} us")  # fmt: skip
+            fin = [r for r in sel if math.isfinite(r["tv_mean"]) and r["tv_floor_mean"] > 0]
+            best = min(fin, key=lambda r: r["tv_mean"] / r["tv_floor_mean"]) if fin else None
+            v = f"{name}: reads Boltzmann within the floor at no anneal time"
+            if best:
+                ratio = best["tv_mean"] / best["tv_floor_mean"]
+                v += f" (lowest TV / floor {ratio:.2f} at t = {best['anneal_time_us']:g} us)"
+        near = [r for r in sel if r["tv_exact_best"] <= tv_tol and r["ground_state_probability"] < 0.99]
+        v += ("; |psi|^2 within TV " + f"{tv_tol:g} of a Boltzmann distribution at "
+              + ", ".join(f"t = {r['anneal_time_us']:g} us (beta {r['beta_exact_best']:.2g})" for r in near)
+              if near else f"; |psi|^2 within TV {tv_tol:g} of a Boltzmann distribution at no anneal time "
+              "short of the ground state")  # fmt: skip
+        gs = [r["anneal_time_us"] for r in sel if r["ground_state_probability"] >= 0.99]
+        if gs:
+            v += f"; the ground state (P >= 0.99) from t = {min(gs):g} us"
         follows = [r["anneal_time_us"] for r in sel
                    if r["beta_eff_ci_lo"] <= r["beta_pred"] <= r["beta_eff_ci_hi"]]  # fmt: skip
         v += ("; beta_eff agrees with the linear-quench beta_pred (inside its 95% interval) at t = "
@@ -413,18 +427,22 @@ def plot(path: str, rows: list[dict[str, Any]], title: str) -> None:
 
 
 def plot_exact(path: str, exact: list[dict[str, Any]], sqa: list[dict[str, Any]], title: str) -> None:
-    """Exact dynamics against anneal time, one colour per model: beta_eff (95% interval over
-    read seeds) with the linear-quench beta_pred (dotted) and SQA's beta_eff (squares); the
-    TV of the reads at beta_eff with its floor (dotted), the noise-free TV of |psi|^2 at
-    beta_eff and at its best beta, and SQA's TV; the ground-state probability, exact vs SQA
-    is not recorded for SQA, so its energy per spin is drawn instead on the third panel."""
+    """Exact dynamics against anneal time, one colour per model. Left: beta_eff (mean and
+    95% interval over read seeds; ^ at the top: seeds at beta_eff = inf, every read in the
+    ground state), the linear-quench beta_pred (dotted, drawn up to 10x the largest
+    finite beta_eff) and SQA's beta_eff (squares). Middle: the noise-free TV of |psi|^2 to
+    its best-fitting Boltzmann distribution (solid), the reads' TV at beta_eff (circles)
+    beside its sampling floor (dotted), SQA's reads (squares). Right: energy per spin
+    (exact, SQA) and the ground-state probability (x)."""
     from qbm.plotting import _plt
 
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     models = sorted(
         {r["model"] for r in exact}, key=lambda m: next(r["num_variables"] for r in exact if r["model"] == m)
     )
+    finite = [r["beta_eff_mean"] for r in exact if math.isfinite(r["beta_eff_mean"])]
+    top = 10 * max(finite) if finite else 100.0
     for i, m in enumerate(models):
         c = f"C{i}"
         sel = [r for r in exact if r["model"] == m]
@@ -434,36 +452,42 @@ def plot_exact(path: str, exact: list[dict[str, Any]], sqa: list[dict[str, Any]]
         y = np.array([r["beta_eff_mean"] for r in sel])
         lo = np.array([r["beta_eff_ci_lo"] for r in sel])
         hi = np.array([r["beta_eff_ci_hi"] for r in sel])
-        good = np.isfinite(y)
+        good = np.isfinite(y) & np.isfinite(lo) & np.isfinite(hi)
         axes[0].errorbar(x[good], y[good], yerr=[np.maximum(y - lo, 0)[good], np.maximum(hi - y, 0)[good]], fmt="o-",
                          color=c, capsize=2, ms=4, label=f"{name} (n={n}) exact")  # fmt: skip
-        axes[0].plot(x, [r["beta_pred"] for r in sel], ":", color=c, label=f"{name} linear-quench beta_pred")
+        inf = [r["anneal_time_us"] for r in sel if r.get("beta_eff_n_inf")]
+        if inf:
+            axes[0].plot(inf, [top] * len(inf), "^", color=c, ms=6, clip_on=False)
+        pred = [(r["anneal_time_us"], r["beta_pred"]) for r in sel if r["beta_pred"] <= top]
+        if pred:
+            axes[0].plot(*zip(*pred), ":", color=c, label=f"{name} beta_pred (linear quench)")
         q = [r for r in sqa if r["model"] == m and math.isfinite(r.get("beta_eff_mean", math.nan))]
         if q:
-            axes[0].plot([r["anneal_time_us"] for r in q], [r["beta_eff_mean"] for r in q], "s--", color=c, ms=4,
-                         alpha=0.6, label=f"{name} SQA")  # fmt: skip
+            axes[0].plot([r["anneal_time_us"] for r in q], [r["beta_eff_mean"] for r in q], "s--", color=c, ms=3,
+                         alpha=0.5, label=f"{name} SQA")  # fmt: skip
             axes[1].plot([r["anneal_time_us"] for r in q if "tv_mean" in r],
-                         [r["tv_mean"] for r in q if "tv_mean" in r], "s--", color=c, ms=4, alpha=0.6,
-                         label=f"{name} SQA reads")  # fmt: skip
+                         [r["tv_mean"] for r in q if "tv_mean" in r], "s--", color=c, ms=3, alpha=0.5)  # fmt: skip
             axes[2].plot([r["anneal_time_us"] for r in q], [r["energy_per_spin_mean"] for r in q], "s--", color=c,
-                         ms=4, alpha=0.6, label=f"{name} SQA E/n")  # fmt: skip
-        axes[1].plot(x, [r["tv_mean"] for r in sel], "o-", color=c, ms=4, label=f"{name} exact reads")
-        axes[1].plot(x, [r["tv_floor_mean"] for r in sel], ":", color=c, label=f"{name} floor")
-        axes[1].plot(
-            x, [r["tv_exact"] for r in sel], "^-", color=c, ms=4, alpha=0.7, label=f"{name} |psi|^2 at beta_eff"
-        )
-        axes[1].plot(x, [r["tv_exact_best"] for r in sel], "v-.", color=c, ms=4, alpha=0.7,
-                     label=f"{name} |psi|^2 at best beta")  # fmt: skip
-        axes[2].plot(x, [r["energy_per_spin"] for r in sel], "o-", color=c, ms=4, label=f"{name} exact E/n")
-        axes[2].plot(x, [r["ground_state_probability"] for r in sel], "x:", color=c, ms=5,
-                     label=f"{name} P(ground)")  # fmt: skip
+                         ms=3, alpha=0.5)  # fmt: skip
+        axes[1].plot(x, [r["tv_exact_best"] for r in sel], "-", color=c, lw=2, label=f"{name} |psi|^2, best beta")
+        axes[1].plot(x, [r["tv_mean"] for r in sel], "o", color=c, ms=4, alpha=0.7)
+        axes[1].plot(x, [r["tv_floor_mean"] for r in sel], ":", color=c)
+        axes[2].plot(x, [r["energy_per_spin"] for r in sel], "o-", color=c, ms=4, label=f"{name} E/n exact")
+        axes[2].plot(x, [r["ground_state_probability"] for r in sel], "x:", color=c, ms=5)
     axes[0].set_yscale("log")
-    for ax, yl in zip(axes, ["beta_eff (programmed units)", "TV to Boltzmann", "E/n (programmed), P(ground)"]):
+    axes[0].set_ylim(top=top)
+    axes[1].plot([], [], "ko", ms=4, label="reads at beta_eff (exact)")
+    axes[1].plot([], [], "k:", label="sampling floor")
+    axes[1].plot([], [], "ks--", ms=3, label="SQA reads")
+    axes[2].plot([], [], "kx:", label="P(ground state), exact")
+    axes[2].plot([], [], "ks--", ms=3, label="E/n SQA")
+    labels = ["beta_eff (programmed units)", "TV to Boltzmann", "E/n (programmed units); P(ground)"]
+    for ax, yl in zip(axes, labels):
         ax.set_xscale("log")
         ax.set_xlabel("anneal time (us)")
         ax.set_ylabel(yl)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=5)
+            ax.legend(fontsize=6)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -527,7 +551,12 @@ def cmd_dqa(args: Any) -> int:
               f"(one evolution per cell, {len(args.seeds)} read seeds each)")  # fmt: skip
     if "NOT D-Wave" in sched.source:
         print("note: the packaged schedule is a generic stand-in, not D-Wave's published table (--schedule CSV)")
-    recs = cli_common.run(study, args)
+    # the exact arm's runs carry all read seeds in one run: warn on the seeds given, not on the runs
+    recs = cli_common.run(study, args, intervals=dyn != "exact")
+    if dyn == "exact" and len(args.seeds) < 3:
+        from qbm.studies.runner import few_seeds_warning
+
+        print(few_seeds_warning(len(args.seeds)), file=sys.stderr)
     rows = summarise_runs(recs)
     erows = exact_rows(recs)
     if erows:

@@ -64,6 +64,7 @@ class VAETrainer:
         holdout: Any = (),
         certify_every: int = 5,
         binarize: str = "none",
+        negative_options: dict[str, Any] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
@@ -88,7 +89,10 @@ class VAETrainer:
         self.gen = torch.Generator().manual_seed(seed)
         self.sampler_name = sampler if self.is_bm else "none"
         self.negative = (
-            NegativePhase(sampler, num_chains, sweeps=sweeps, seed=seed, num_threads=num_threads, qpu=qpu)
+            NegativePhase(
+                sampler, num_chains, sweeps=sweeps, seed=seed, num_threads=num_threads, qpu=qpu,
+                **(negative_options or {}),
+            )  # fmt: skip
             if self.is_bm
             else None
         )
