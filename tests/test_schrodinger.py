@@ -176,6 +176,8 @@ def test_schedules_pause_reverse_and_bad_input():
         s.sample_model(model, time_schedule=(1.0, 2.0))
     with pytest.raises(ValueError, match="energy_scale"):
         s.sample_model(model, energy_scale=float("nan"))
+    with pytest.raises(ValueError, match="^max_steps: .* needs at least"):  # refused before any allocation
+        s.sample_model(model, anneal_time_us=10.0, energy_scale=1e9)
     with pytest.raises(ValueError, match="^energies:"):
         _core.TransverseIsing(energies=np.zeros(3))  # not 2^n values
 

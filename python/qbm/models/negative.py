@@ -163,13 +163,24 @@ class QPUAnneals(FreshAnneals):
         self.qpu_scale = d.get("qpu_scale")
 
 
+def device_cap(model: Any) -> float:
+    """The largest energy scale a QPU could program for ``model``: 1 / max(max |J|, max |h| / 4)
+    (Advantage2's ranges)."""
+    jmax = float(np.abs(model.J.data).max()) if model.num_interactions else 0.0
+    hmax = float(np.abs(model.h).max()) if model.num_variables else 0.0
+    m = max(jmax, hmax / 4.0)
+    return 1.0 / m if m > 0 else float("inf")
+
+
 class ExactDQA(FreshAnneals):
     """Exact diabatic annealing as the negative phase: every call a fresh closed-system
     anneal of the prior (:class:`qbm.samplers.SchrodingerAnnealer`, the packaged schedule,
     ``anneal_time_us``), with the energy scale steered after each call so that beta_eff
     relative to the prior (maximum pseudo-likelihood) moves to 1, as :class:`QPUAnneals`
-    steers a QPU. The step count is chosen by step doubling on the first call and again
-    every ``recheck`` calls (the prior changes slowly); other calls reuse it."""
+    steers a QPU: by at most a factor 4 per call and never beyond what the device could
+    program (:func:`device_cap`; ``last_info["scale_capped"]`` says when the cap binds).
+    The step count is chosen by step doubling on the first call and again every
+    ``recheck`` calls (the prior changes slowly); other calls reuse it."""
 
     def __init__(self, sampler: Any, num_chains: int, *, seed: int = 0, anneal_time_us: float = 0.0003,
                  recheck: int = 50) -> None:  # fmt: skip
@@ -195,7 +206,12 @@ class ExactDQA(FreshAnneals):
         b = est["beta_eff"]
         res.info.update(beta_eff=b, scale=self.scale)
         if np.isfinite(b) and b > 0:
-            self.scale = steer_scale(self.scale, b, 1.0, damped=self.calls > 1)
+            # at most a factor 4 per call (the fit is noisy while the prior is nearly flat), and
+            # never beyond the device's range: max |J| scale <= 1, max |h| scale <= 4
+            nxt = float(np.clip(steer_scale(self.scale, b, 1.0, damped=self.calls > 1), self.scale / 4, self.scale * 4))
+            cap = device_cap(model)
+            res.info["scale_capped"] = nxt > cap
+            self.scale = min(nxt, cap)
             res.info["next_energy_scale"] = self.scale
         self.last_info = res.info
         return torch.as_tensor(res.spins, dtype=torch.float64)

@@ -197,7 +197,24 @@ def advantage2_schedule(path: str | None = None) -> AnnealSchedule:
     D-Wave's published table exported to CSV; otherwise the packaged generic stand-in
     (see the module docs: not D-Wave's table)."""
     path = path or os.environ.get("QBM_ANNEAL_SCHEDULE") or None
-    return AnnealSchedule.from_csv(path or _PACKAGED)
+    path = path or _PACKAGED
+    try:
+        st = os.stat(path)
+        key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    except OSError:
+        return AnnealSchedule.from_csv(path)  # raises the error naming the path
+    hit = _TABLES.get(key)
+    if hit is None:
+        hit = AnnealSchedule.from_csv(path)
+        if len(_TABLES) >= 16:
+            _TABLES.clear()
+        _TABLES[key] = hit
+    return hit
+
+
+# tables read, by (path, size, modification time): samplers called thousands of times in a
+# training loop ask for the schedule on every call (AnnealSchedule is frozen, so sharing is safe)
+_TABLES: dict[tuple[str, int, int], AnnealSchedule] = {}
 
 
 def as_schedule(spec: Any) -> AnnealSchedule:

@@ -239,6 +239,12 @@ class SchrodingerAnnealer(IsingSampler):
         else:
             m = minimum_steps(sched, max_flip, scale)
             m = 1 << max(2, math.ceil(math.log2(m)))
+            if m > max_steps:
+                raise ValueError(
+                    f"max_steps: this anneal needs at least {m} steps to resolve its phases (|B| x the largest "
+                    f"one-flip energy x energy_scale {scale:g} x the anneal time), more than max_steps {max_steps}; "
+                    f"shorten the anneal, lower energy_scale or raise max_steps"
+                )
             coarse = run(m)
             total = m
             converged = False
