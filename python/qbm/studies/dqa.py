@@ -251,8 +251,53 @@ def exact_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
         tvs = [0.5 * float(np.abs(p - exact_distribution(prog, g)).sum()) for g in grid]
         j = int(np.argmin(tvs))
         out.update(tv_exact_best=tvs[j], beta_exact_best=float(grid[j]))
+    if config.get("trace"):
+        from qbm.samplers.schrodinger import anneal_trace
+
+        # where the dynamics freeze: the gap of H(s) and the state's overlap with its ground state
+        out["trace"] = anneal_trace(prog, anneal_time_us=t_us, schedule=table, points=config.get("trace_points", 21),
+                                    steps=int(res.info["steps"]), num_threads=1)  # fmt: skip
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+def plot_freeze(path: str, recs: list[dict[str, Any]], title: str) -> None:
+    """Along the anneal (s): the gap E_1 - E_0 of H(s) per model (left, log scale; the same
+    for every anneal time) and the evolved state's overlap with the instantaneous ground
+    space per (model, anneal time) (right): where the overlap leaves 1 the dynamics stop
+    following the ground state, near the gap's minimum for slow anneals, at once for fast
+    ones."""
+    from qbm.plotting import _plt
+
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    traced = sorted(
+        [r for r in recs if r["status"] == "ok" and r["result"].get("trace")],
+        key=lambda r: (r["result"]["num_variables"], r["config"]["model"], r["config"]["anneal_time_us"]),
+    )
+    models = list(dict.fromkeys(r["config"]["model"] for r in traced))
+    styles = ["-", "--", ":", "-."]
+    for i, m in enumerate(models):
+        sel = [r for r in traced if r["config"]["model"] == m]
+        name = "prior" if m.startswith("prior") else m
+        tr = sel[0]["result"]["trace"]
+        axes[0].plot([p["s"] for p in tr], [p["gap"] for p in tr], "o-", color=f"C{i}", ms=3,
+                     label=f"{name} (n={sel[0]['result']['num_variables']})")  # fmt: skip
+        for j, r in enumerate(sel):
+            tr = r["result"]["trace"]
+            axes[1].plot([p["s"] for p in tr], [p["ground_overlap"] for p in tr], styles[j % 4], color=f"C{i}",
+                         label=f"{name}, {r['config']['anneal_time_us'] * 1e3:g} ns")  # fmt: skip
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("gap E1 - E0 of H(s) (GHz)")
+    axes[1].set_ylabel("|<ground(s)|psi(t)>|^2")
+    for ax in axes:
+        ax.set_xlabel("s")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def exact_rows(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -496,6 +541,8 @@ def plot_exact(path: str, exact: list[dict[str, Any]], sqa: list[dict[str, Any]]
 
 EXACT_MODELS = ["glass:8", "glass:12", "glass:16", "glass:20"]
 EXACT_TIMES_US = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
+#: anneal times (us) whose runs also trace the gap and the ground-state overlap along s
+TRACE_TIMES_US = (0.001, 0.01, 0.1)
 
 
 def exact_time_cap(n: int) -> float:
@@ -534,7 +581,8 @@ def cmd_dqa(args: Any) -> int:
                 raise ValueError(f"models: {m} has {sizes[m]} spins; exact dynamics runs up to 24 (2^n amplitudes)")
             cap = args.exact_max_time if args.exact_max_time else exact_time_cap(sizes[m])
             exact_cfgs += [{"model": m, "anneal_time_us": float(t), "dynamics": "exact", "read_seeds": list(args.seeds),
-                            **common} for t in times if t <= cap * (1 + 1e-9)]  # fmt: skip
+                            "trace": any(abs(t - x) < 1e-12 for x in TRACE_TIMES_US), **common}
+                           for t in times if t <= cap * (1 + 1e-9)]  # fmt: skip
         runs += grid(exact_cfgs, [args.seeds[0]])
     study = Study("dqa", "qbm.studies.dqa:dqa_run", runs)
     print(
@@ -559,6 +607,9 @@ def cmd_dqa(args: Any) -> int:
         print(few_seeds_warning(len(args.seeds)), file=sys.stderr)
     rows = summarise_runs(recs)
     erows = exact_rows(recs)
+    if any(r["status"] == "ok" and r["result"].get("trace") for r in recs):
+        what = f"exact anneals on {sched.name} {sched.version}: where the dynamics leave the ground state"
+        plot_freeze(os.path.join(args.out, "dqa_freeze.png"), recs, what)
     if erows:
         write_csv(os.path.join(args.out, "dqa_exact.csv"), erows)
         plot_exact(
