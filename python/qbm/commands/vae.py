@@ -118,8 +118,9 @@ def negative_options(args: argparse.Namespace) -> dict[str, Any]:
     t = getattr(args, "anneal_ns", None)
     if t is None:
         return {}
-    if args.sampler != "schrodinger":
-        raise ValueError(f"--anneal-ns: only the schrodinger sampler anneals in time (got --sampler {args.sampler})")
+    samplers = getattr(args, "samplers", None) or [getattr(args, "sampler", None)]
+    if "schrodinger" not in samplers:
+        raise ValueError(f"--anneal-ns: only the schrodinger sampler anneals in time (got {', '.join(samplers)})")
     return {"anneal_ns": t}
 
 
@@ -228,6 +229,7 @@ def precheck_train_vae(args: argparse.Namespace) -> None:
 def precheck_compare_vae(args: argparse.Namespace) -> None:
     from qbm.data import check_dataset
 
+    negative_options(args)
     resolve_download(args)
     check_dataset(args.dataset, args.data_dir)
 
@@ -437,8 +439,10 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
         "device": args.device,
     }
 
-    study = Study("compare-vae", "qbm.studies.compare:compare_run", grid([{**base, "model": m} for m in models],
-                                                                          args.seeds),
+    # the exact-DQA arm's anneal time joins its own configs only (the others' keep their hashes)
+    extra = {"bm/schrodinger": negative_options(args)}
+    configs = [{**base, "model": m, **extra.get(m, {})} for m in models]
+    study = Study("compare-vae", "qbm.studies.compare:compare_run", grid(configs, args.seeds),
                   preflight=lambda: _prepare_judge(args))  # fmt: skip
     print(
         f"compare vae on {args.dataset}: {', '.join(models)}; latent {args.latent}, {args.epochs} epochs, "
@@ -622,7 +626,7 @@ def _common(p: argparse.ArgumentParser, study: bool = False) -> None:
     p.add_argument("--chains", type=positive_int, default=128, help="negative-phase chains")
     p.add_argument("--sweeps", type=positive_int, default=10, help="sweeps per negative-phase call")
     p.add_argument("--anneal-ns", type=positive_float, default=None,
-                   help="--sampler schrodinger: the anneal time of each exact anneal in ns (default 0.3)")
+                   help="the schrodinger sampler's exact anneal time in ns (default 0.3)")
     if not study:  # a study takes --seeds, --threads-per-run and --quiet from the runner options
         p.add_argument("--seed", type=seed_int, default=0)
         p.add_argument("--threads", type=threads_int, default=None)
@@ -672,7 +676,8 @@ def add_parsers(sub: Any, train: Any, study: Any) -> None:
     p.add_argument(
         "--samplers",
         nargs="+",
-        default=[n for n in negative.names() if not negative.REGISTRY[n].needs_qpu],
+        # exact DQA (2^latent amplitudes) is chosen by name, never by default
+        default=[n for n in negative.names() if not negative.REGISTRY[n].needs_qpu and n != "schrodinger"],
         choices=[n for n in negative.names() if not negative.REGISTRY[n].needs_qpu],
     )
     p.add_argument("--target-elbo", type=float, default=None, help="default: the Gaussian VAE's mean final ELBO")

@@ -196,10 +196,18 @@ class ExactDQA(FreshAnneals):
 
         model = prior.to_ising()
         fixed = self.steps if self.steps is not None and self.calls % self.recheck != 0 else None
-        res = self.sampler.sample_model(
-            model, anneal_time_us=self.anneal_time_us, energy_scale=self.scale, num_reads=self.num_chains,
-            seed=self._next_seed(), steps=fixed, progress=False,
-        )  # fmt: skip
+        try:
+            res = self.sampler.sample_model(
+                model, anneal_time_us=self.anneal_time_us, energy_scale=self.scale, num_reads=self.num_chains,
+                seed=self._next_seed(), steps=fixed, progress=False,
+            )  # fmt: skip
+        except (ValueError, MemoryError) as e:
+            if str(e).startswith("n:"):
+                raise type(e)(
+                    f"latent: exact DQA simulates 2^latent amplitudes; {model.num_variables} latents are too many "
+                    f"(use about 24 or fewer) ({e})"
+                ) from None
+            raise
         if fixed is None:
             self.steps = int(res.info["steps"])
         est = estimate_beta_eff(model, res.spins, num_bootstrap=0, seed=self.calls)

@@ -30,7 +30,9 @@ def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     else:
         sampler = kind.split("/", 1)[1]
         m = BMVAE(data.shape, config["latent"], graph=config["graph"], seed=seed)
-        t = VAETrainer(m, data, sampler=sampler, num_chains=config["chains"], sweeps=config["sweeps"], **common)
+        opts = {"anneal_ns": config["anneal_ns"]} if "anneal_ns" in config else None
+        t = VAETrainer(m, data, sampler=sampler, num_chains=config["chains"], sweeps=config["sweeps"],
+                       negative_options=opts, **common)  # fmt: skip
     t.train(config["epochs"], progress=False)
     final = t.evaluate(num_samples=config["iw_final"])
     keys = ("test_iw_loglik", "test_elbo", "test_recon_sampled", "test_recon_at_mode", "test_kl", "active_units")
