@@ -581,7 +581,9 @@ def cmd_dqa(args: Any) -> int:
                 raise ValueError(f"models: {m} has {sizes[m]} spins; exact dynamics runs up to 24 (2^n amplitudes)")
             cap = args.exact_max_time if args.exact_max_time else exact_time_cap(sizes[m])
             exact_cfgs += [{"model": m, "anneal_time_us": float(t), "dynamics": "exact", "read_seeds": list(args.seeds),
-                            "trace": any(abs(t - x) < 1e-12 for x in TRACE_TIMES_US), **common}
+                            # only traced cells carry the key: the others keep the configs (and records) they had
+                            **({"trace": True} if any(abs(t - x) < 1e-12 for x in TRACE_TIMES_US) else {}),
+                            **common}
                            for t in times if t <= cap * (1 + 1e-9)]  # fmt: skip
         runs += grid(exact_cfgs, [args.seeds[0]])
     study = Study("dqa", "qbm.studies.dqa:dqa_run", runs)
