@@ -582,7 +582,7 @@ def cmd_dqa(args: Any) -> int:
             cap = args.exact_max_time if args.exact_max_time else exact_time_cap(sizes[m])
             exact_cfgs += [{"model": m, "anneal_time_us": float(t), "dynamics": "exact", "read_seeds": list(args.seeds),
                             # only traced cells carry the key: the others keep the configs (and records) they had
-                            **({"trace": True} if any(abs(t - x) < 1e-12 for x in TRACE_TIMES_US) else {}),
+                            **({"trace": True} if any(abs(t - x) < 1e-12 for x in args.trace_times) else {}),
                             **common}
                            for t in times if t <= cap * (1 + 1e-9)]  # fmt: skip
         runs += grid(exact_cfgs, [args.seeds[0]])
@@ -703,6 +703,14 @@ def add_parser(study: Any) -> None:
         type=positive_float,
         default=None,
         help="longest anneal (us) simulated exactly (default: 10 up to 12 spins, 1 at 16, 0.3 at 20)",
+    )
+    p.add_argument(
+        "--trace-times",
+        type=positive_float,
+        nargs="*",
+        default=list(TRACE_TIMES_US),
+        help=f"anneal times (us) whose exact runs also trace the gap and ground-state overlap along s "
+        f"(default {list(TRACE_TIMES_US)}; none: give the flag alone)",
     )
     p.add_argument("--prior", default=None, help="a BM-VAE checkpoint whose prior is added to the models")
     p.add_argument("--instance", type=nonneg_int, default=0, help="spin-glass instance seed")
