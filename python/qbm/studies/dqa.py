@@ -621,7 +621,8 @@ def cmd_dqa(args: Any) -> int:
         )  # fmt: skip
     if not rows:
         _print_exact(erows)
-        print(f"wrote {args.out}/dqa_exact.csv and dqa_exact.png")
+        traced = ", dqa_freeze.png" if os.path.exists(os.path.join(args.out, "dqa_freeze.png")) else ""
+        print(f"wrote {args.out}/dqa_exact.csv{traced} and dqa_exact.png")
         return 0
     write_csv(os.path.join(args.out, "dqa.csv"), rows)
     plot(
@@ -655,7 +656,8 @@ def cmd_dqa(args: Any) -> int:
             print(f"{'':<14} {'':>7} {'':>6}  beta_eff x scale = {f(r, 'beta_ratio')} (1 = the prior's own beta)")
     if erows:
         _print_exact(erows)
-        print(f"wrote {args.out}/dqa.csv, dqa.png, dqa_exact.csv and dqa_exact.png")
+        traced = ", dqa_freeze.png" if os.path.exists(os.path.join(args.out, "dqa_freeze.png")) else ""
+        print(f"wrote {args.out}/dqa.csv, dqa.png, dqa_exact.csv{traced} and dqa_exact.png")
     else:
         print(f"wrote {args.out}/dqa.csv and dqa.png")
     return 0
