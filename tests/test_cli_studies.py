@@ -182,8 +182,8 @@ def test_dqa_study_tiny(tmp_path, capsys):
     from qbm.cli import main
 
     out = tmp_path / "dqa"
-    argv = ["study", "dqa", "--out", str(out), "--models", "zephyr:1,1", "--anneal-times", "0.01", "0.1",
-            "--reads", "200", "--seeds", "0", "1", "--workers", "1", "--quiet", "--gibbs-sweeps", "200"]  # fmt: skip
+    argv = ["study", "dqa", "--dynamics", "sqa", "--out", str(out), "--models", "zephyr:1,1", "--anneal-times", "0.01",
+            "0.1", "--reads", "200", "--seeds", "0", "1", "--workers", "1", "--quiet", "--gibbs-sweeps", "200"]  # fmt: skip
     rc = main(argv)
     assert rc == 0
     rows = list(csv.DictReader(open(out / "dqa.csv")))
@@ -196,3 +196,30 @@ def test_dqa_study_tiny(tmp_path, capsys):
     capsys.readouterr()
     assert main(["study", "dqa", "--out", str(tmp_path / "x"), "--models", "chimera:2", "--quiet"]) == 2
     assert "models" in capsys.readouterr().err
+
+
+def test_dqa_study_exact_dynamics_tiny(tmp_path, capsys):
+    """The exact arm: a 0.1 ns quench is hot and Boltzmann (|psi|^2 close to its best fit,
+    beta_eff near the linear-quench beta_pred), a 10 ns anneal is colder; the trace shows the
+    state starting in the ground state; CSV, PNGs and verdicts are written."""
+    import csv
+
+    from qbm.cli import main
+
+    out = tmp_path / "dqa"
+    argv = ["study", "dqa", "--dynamics", "exact", "--out", str(out), "--models", "glass:6", "--anneal-times",
+            "0.0001", "0.01", "--trace-times", "0.01", "--reads", "300", "--seeds", "0", "1", "2", "--workers", "1",
+            "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "verdict (exact dynamics)" in text and "glass:6:" in text
+    rows = list(csv.DictReader(open(out / "dqa_exact.csv")))
+    assert [float(r["anneal_time_us"]) for r in rows] == [0.0001, 0.01]
+    fast, slow = rows
+    assert float(fast["tv_exact_best"]) < 0.03 and float(fast["beta_eff_mean"]) < 0.2
+    assert abs(float(fast["beta_eff_mean"]) - float(fast["beta_pred"])) < 0.05
+    assert float(slow["beta_eff_mean"]) > 3 * float(fast["beta_eff_mean"])
+    assert float(slow["ground_state_probability"]) > float(fast["ground_state_probability"])
+    for name in ("dqa_exact.png", "dqa_freeze.png"):
+        assert (out / name).stat().st_size > 10_000
+    assert not (out / "dqa.csv").exists()  # no SQA arm was asked for
