@@ -182,8 +182,9 @@ def test_dqa_study_tiny(tmp_path, capsys):
     from qbm.cli import main
 
     out = tmp_path / "dqa"
-    argv = ["study", "dqa", "--dynamics", "sqa", "--out", str(out), "--models", "zephyr:1,1", "--anneal-times", "0.01",
-            "0.1", "--reads", "200", "--seeds", "0", "1", "--workers", "1", "--quiet", "--gibbs-sweeps", "200"]  # fmt: skip
+    argv = ["study", "dqa", "--dynamics", "sqa", "--out", str(out), "--models", "zephyr:1,1", "--anneal-times",
+            "0.01", "0.1", "--reads", "200", "--seeds", "0", "1", "--workers", "1", "--quiet", "--gibbs-sweeps",
+            "200"]  # fmt: skip
     rc = main(argv)
     assert rc == 0
     rows = list(csv.DictReader(open(out / "dqa.csv")))
