@@ -279,8 +279,9 @@ def distinct_fraction(x: Any) -> float:
 
 
 def ratio(a: float, b: float) -> float:
-    """a / b, or nan where b is 0 or nan (a relative number with no reference)."""
-    return float(a) / float(b) if (b == b and b != 0) else float("nan")
+    """a / b, or nan where b is nan or (numerically) 0: a relative number with no reference
+    (e.g. the diversity of a collapsed prior's samples, identical up to rounding)."""
+    return float(a) / float(b) if (b == b and abs(b) > 1e-6) else float("nan")
 
 
 # mean pairwise distances of larger sets are taken over this many evenly spaced images
