@@ -76,7 +76,7 @@ def main() -> None:
                 "gate passes/s": f"{info['timing']['gate_passes_per_s']:.3g}",
                 "steady ms/step": f"{per_step * 1e3:.3f}",
                 "amp-qubit upd/s": f"{d * n / per_step:.3g}",
-                "memory (MB, est.)": f"{info["memory_bytes"] / 2**20:.1f}",
+                "memory (MB, est.)": f"{info['memory_bytes'] / 2**20:.1f}",
             }
         )
         print(f"n={n} done", flush=True)
