@@ -459,7 +459,13 @@ def plot(path: str, rows: list[dict[str, Any]], title: str) -> None:
         series(axes[2], m, "energy_per_spin", c, "o-", f"{name}: SQA")
         series(axes[2], m, "gibbs_energy_per_spin", c, "s--", f"{name}: Gibbs at beta_eff")
         series(axes[2], m, "pt_energy_per_spin", c, "d-.", f"{name}: PT at beta_eff")
-    for ax, yl in zip(axes, ["beta_eff (programmed units)", "TV to Boltzmann at beta_eff", "energy per spin"]):
+    _finish(plt, fig, axes, ["beta_eff (programmed units)", "TV to Boltzmann at beta_eff", "energy per spin"],
+            title, path)  # fmt: skip
+
+
+def _finish(plt: Any, fig: Any, axes: Any, labels: list[str], title: str, path: str) -> None:
+    """Log anneal-time axes with their labels and legends, the title, and the PNG."""
+    for ax, yl in zip(axes, labels):
         ax.set_xscale("log")
         ax.set_xlabel("anneal time (us)")
         ax.set_ylabel(yl)
@@ -527,16 +533,7 @@ def plot_exact(path: str, exact: list[dict[str, Any]], sqa: list[dict[str, Any]]
     axes[2].plot([], [], "kx:", label="P(ground state), exact")
     axes[2].plot([], [], "ks--", ms=3, label="E/n SQA")
     labels = ["beta_eff (programmed units)", "TV to Boltzmann", "E/n (programmed units); P(ground)"]
-    for ax, yl in zip(axes, labels):
-        ax.set_xscale("log")
-        ax.set_xlabel("anneal time (us)")
-        ax.set_ylabel(yl)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _finish(plt, fig, axes, labels, title, path)
 
 
 EXACT_MODELS = ["glass:8", "glass:12", "glass:16", "glass:20"]

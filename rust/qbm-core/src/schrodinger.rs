@@ -183,38 +183,15 @@ impl Diagonal {
                 if k % CANCEL_EVERY == 0 {
                     check_cancel(cancel)?;
                 }
-                let c = phase[k];
-                let blk = |((r, i), eb): ((&mut [f64], &mut [f64]), &[f64])| {
-                    block_mv(r, i, eb, c, theta, low)
-                };
-                if par {
-                    re.par_chunks_mut(b)
-                        .zip(im.par_chunks_mut(b))
-                        .zip(e.par_chunks(b))
-                        .for_each(blk);
-                } else {
-                    re.chunks_mut(b)
-                        .zip(im.chunks_mut(b))
-                        .zip(e.chunks(b))
-                        .for_each(blk);
-                }
+                // the phase c_k, then RX(theta_k) on the low-order qubits block by block, then on
+                // the high-order ones tile by tile
+                for_blocks(re, im, e, b, par, phase[k], theta, low);
                 if rows > 1 {
                     high_pass(re, im, rows, b, theta, par);
                 }
             }
-            let c = phase[mix.len()];
-            let ph = |((r, i), eb): ((&mut [f64], &mut [f64]), &[f64])| phase_mv(r, i, eb, c);
-            if par {
-                re.par_chunks_mut(b)
-                    .zip(im.par_chunks_mut(b))
-                    .zip(e.par_chunks(b))
-                    .for_each(ph);
-            } else {
-                re.chunks_mut(b)
-                    .zip(im.chunks_mut(b))
-                    .zip(e.chunks(b))
-                    .for_each(ph);
-            }
+            // the last phase alone (theta 0: no rotation)
+            for_blocks(re, im, e, b, par, phase[mix.len()], 0.0, low);
             Ok::<(), CoreError>(())
         })??;
         Ok(())
@@ -333,6 +310,32 @@ pub fn sincos(x: f64) -> (f64, f64) {
     )
 }
 
+/// [`block_mv`] on every block of `b` amplitudes, on the pool's threads when `par`.
+#[allow(clippy::too_many_arguments)]
+fn for_blocks(
+    re: &mut [f64],
+    im: &mut [f64],
+    e: &[f64],
+    b: usize,
+    par: bool,
+    c: f64,
+    theta: f64,
+    low: usize,
+) {
+    let blk = |((r, i), eb): ((&mut [f64], &mut [f64]), &[f64])| block_mv(r, i, eb, c, theta, low);
+    if par {
+        re.par_chunks_mut(b)
+            .zip(im.par_chunks_mut(b))
+            .zip(e.par_chunks(b))
+            .for_each(blk);
+    } else {
+        re.chunks_mut(b)
+            .zip(im.chunks_mut(b))
+            .zip(e.chunks(b))
+            .for_each(blk);
+    }
+}
+
 /// Multiply every amplitude by exp(-i c E).
 #[inline(always)]
 fn phase_impl(re: &mut [f64], im: &mut [f64], e: &[f64], c: f64) {
@@ -346,10 +349,6 @@ fn phase_impl(re: &mut [f64], im: &mut [f64], e: &[f64], c: f64) {
         *r = ar * co + ai * s;
         *i = ai * co - ar * s;
     }
-}
-
-crate::multiversion! {
-    fn phase_mv(re: &mut [f64], im: &mut [f64], e: &[f64], c: f64) = phase_impl;
 }
 
 /// One block: the phase, then RX(theta) on the `low` lowest-order qubits.
