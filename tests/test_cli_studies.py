@@ -199,6 +199,7 @@ def test_dqa_study_tiny(tmp_path, capsys):
     assert "models" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_dqa_study_exact_dynamics_tiny(tmp_path, capsys):
     """The exact arm: a 0.1 ns quench is hot and Boltzmann (|psi|^2 close to its best fit,
     beta_eff near the linear-quench beta_pred), a 10 ns anneal is colder; the trace shows the

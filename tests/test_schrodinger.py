@@ -91,6 +91,7 @@ def test_constant_hamiltonian_equals_expm_multiply():
     assert abs(abs(np.vdot(want, got)) - 1) < 1e-4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("t_us", [0.005, 0.03])
 def test_device_anneal_matches_ode_and_error_estimate(t_us):
     """A forward anneal on the packaged schedule against an independent ODE solution; the
