@@ -280,3 +280,18 @@ def test_linear_quench_prediction_is_the_short_anneal_limit():
         "probabilities"
     ]
     assert -np.polyfit(e, np.log(p), 1)[0] < 0.5 * linear_quench_beta(table, 1e-3)
+
+
+def test_calibrate_energy_scale_steers_the_exact_annealer():
+    """As on the QPU path: the probe calls move the energy scale until beta_eff (MPL,
+    relative to the model) holds the target; fast quenches are hot, so the scale rises."""
+    from qbm.qpu import calibrate_energy_scale
+
+    model = glass(6, seed=2)
+    cal = calibrate_energy_scale(SchrodingerAnnealer(), model, target_beta=0.8, num_reads=2000, rounds=6,
+                                 anneal_time_us=0.0002)  # fmt: skip
+    hist = cal["history"]
+    assert hist[0]["scale"] == 1.0 and hist[0]["beta_high"] < 0.8
+    assert cal["converged"] and cal["energy_scale"] > 2.0
+    assert hist[-1]["beta_low"] <= 0.8 <= hist[-1]["beta_high"]
+    assert all(b["beta_eff"] > a["beta_eff"] for a, b in zip(hist, hist[1:]))  # a larger scale is colder

@@ -90,14 +90,20 @@ def calibrate_energy_scale(
     """Steer ``energy_scale`` until the samples' beta_eff relative to ``model`` (maximum
     pseudo-likelihood, 95% bootstrap interval) holds ``target_beta``, in at most ``rounds``
     probe calls of ``num_reads`` each; returns the scale, whether it converged, and every
-    round's (scale, beta_eff, interval)."""
+    round's (scale, beta_eff, interval). ``qpu``: an :class:`Advantage2Sampler`, or any
+    sampler whose ``sample_model`` takes ``energy_scale`` (None: its default) and reports
+    the scale it used (e.g. :class:`qbm.samplers.SchrodingerAnnealer`); beta_eff is estimated
+    here when the sampler does not report one."""
     if not (np.isfinite(target_beta) and target_beta > 0):
         raise ValueError(f"target_beta: must be finite and > 0, got {target_beta!r}")
     scale: float | None = None
     history = []
     for k in range(int(rounds)):
         r = qpu.sample_model(model, num_reads=num_reads, seed=seed + k, energy_scale=scale, **params)
-        b, lo, hi, used = (r.info.get(x) for x in ("beta_eff", "beta_low", "beta_high", "scale"))
+        if "beta_eff" not in r.info:  # a sampler with an energy scale but no thermometer (SchrodingerAnnealer)
+            r.info.update(estimate_beta_eff(model, r.spins, seed=seed + k))
+        b, lo, hi = (r.info.get(x) for x in ("beta_eff", "beta_low", "beta_high"))
+        used = r.info.get("scale", r.info.get("energy_scale"))
         history.append({"scale": used, "beta_eff": b, "beta_low": lo, "beta_high": hi})
         if b is None or not np.isfinite(b) or b <= 0:
             break

@@ -186,7 +186,7 @@ class SchrodingerAnnealer(IsingSampler):
         anneal_schedule: Any = None,
         schedule: Any = "advantage2",
         time_schedule: Any = None,
-        energy_scale: float = 1.0,
+        energy_scale: float | None = 1.0,
         initial_state: Any = None,
         num_reads: int = 100,
         tv_target: float = 1e-3,
@@ -203,7 +203,7 @@ class SchrodingerAnnealer(IsingSampler):
         num_reads = check_positive_int(num_reads, "num_reads")
         seed = check_seed(seed)
         threads = check_threads(num_threads) or self.num_threads
-        scale = _finite(energy_scale, "energy_scale")
+        scale = 1.0 if energy_scale is None else _finite(energy_scale, "energy_scale")
         tv_target = _finite(tv_target, "tv_target")
         if not 0 < tv_target < 1:
             raise ValueError(f"tv_target: must lie in (0, 1), got {tv_target}")
@@ -289,6 +289,7 @@ class SchrodingerAnnealer(IsingSampler):
             anneal_time_us=sched.duration_ns / 1e3,
             schedule=sched.description,
             energy_scale=scale,
+            scale=scale,
             initial_state="plus" if init is None else "basis",
             mean_energy=float(probs @ e) + model.offset,
             ground_state_probability=float(probs[ground].sum()),
