@@ -288,16 +288,8 @@ def plot_freeze(path: str, recs: list[dict[str, Any]], title: str) -> None:
             axes[1].plot([p["s"] for p in tr], [p["ground_overlap"] for p in tr], styles[j % 4], color=f"C{i}",
                          label=f"{name}, {r['config']['anneal_time_us'] * 1e3:g} ns")  # fmt: skip
     axes[0].set_yscale("log")
-    axes[0].set_ylabel("gap E1 - E0 of H(s) (GHz)")
-    axes[1].set_ylabel("|<ground(s)|psi(t)>|^2")
-    for ax in axes:
-        ax.set_xlabel("s")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    labels = ["gap E1 - E0 of H(s) (GHz)", "|<ground(s)|psi(t)>|^2"]
+    _finish(plt, fig, axes, labels, title, path, xlabel="s", xlog=False)
 
 
 def exact_rows(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -463,11 +455,13 @@ def plot(path: str, rows: list[dict[str, Any]], title: str) -> None:
             title, path)  # fmt: skip
 
 
-def _finish(plt: Any, fig: Any, axes: Any, labels: list[str], title: str, path: str) -> None:
-    """Log anneal-time axes with their labels and legends, the title, and the PNG."""
+def _finish(plt: Any, fig: Any, axes: Any, labels: list[str], title: str, path: str,
+            xlabel: str = "anneal time (us)", xlog: bool = True) -> None:  # fmt: skip
+    """Axes labels (x log by default) and legends, the title, and the PNG."""
     for ax, yl in zip(axes, labels):
-        ax.set_xscale("log")
-        ax.set_xlabel("anneal time (us)")
+        if xlog:
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(yl)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6)

@@ -101,13 +101,7 @@ impl Diagonal {
             d / 4096 + 1,
             (d * (edges.len() + n)) as u64,
         );
-        with_exact_threads(t, || {
-            if t > 1 {
-                e.par_chunks_mut(4096).enumerate().for_each(fill);
-            } else {
-                e.chunks_mut(4096).enumerate().for_each(fill);
-            }
-        })?;
+        fill_chunks(&mut e, t, fill)?;
         check_cancel(cancel)?;
         Ok(Self { n, e })
     }
@@ -226,15 +220,23 @@ impl Diagonal {
             }
         };
         let t = useful_threads(resolve_threads(num_threads)?, d / 4096 + 1, (d * n) as u64);
-        with_exact_threads(t, || {
-            if t > 1 {
-                y.par_chunks_mut(4096).enumerate().for_each(f);
-            } else {
-                y.chunks_mut(4096).enumerate().for_each(f);
-            }
-        })?;
+        fill_chunks(&mut y, t, f)?;
         Ok(y)
     }
+}
+
+/// `f(k, chunk)` on every chunk of 4096 values of `v`, on `threads` threads.
+fn fill_chunks<F>(v: &mut [f64], threads: usize, f: F) -> Result<()>
+where
+    F: Fn((usize, &mut [f64])) + Sync + Send,
+{
+    with_exact_threads(threads, || {
+        if threads > 1 {
+            v.par_chunks_mut(4096).enumerate().for_each(f);
+        } else {
+            v.chunks_mut(4096).enumerate().for_each(f);
+        }
+    })
 }
 
 /// `num_reads` basis states drawn from |psi|^2 (normalised here): read r inverts the
