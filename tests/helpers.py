@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import signal
+import threading
+import time
+from typing import Any, Callable
 
 import numpy as np
 
@@ -50,3 +54,20 @@ def random_frustrated(n: int, seed: int, density: float = 0.6, h_scale: float = 
     J = J + J.T
     h = rng.uniform(-h_scale, h_scale, n)
     return IsingModel(h, J)
+
+
+def interrupted_after(delay: float, call: Callable[[], Any]) -> float:
+    """Run ``call`` on the main thread with a SIGINT (Ctrl-C) sent ``delay`` seconds in; it
+    must raise KeyboardInterrupt. Returns the seconds from the start to that exception."""
+    import pytest
+
+    main = threading.get_ident()
+    timer = threading.Timer(delay, lambda: signal.pthread_kill(main, signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call()
+    finally:
+        timer.cancel()
+    return time.perf_counter() - t0

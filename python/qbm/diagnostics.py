@@ -196,17 +196,29 @@ def all_states(n: int) -> np.ndarray:
     return (2 * ((idx >> np.arange(n - 1, -1, -1)) & 1) - 1).astype(np.int8)
 
 
-def exact_distribution(model: IsingModel, beta: float) -> np.ndarray:
-    """Boltzmann probabilities of all 2^n states (n <= 24) in :func:`state_index` order."""
+def all_energies(model: IsingModel) -> np.ndarray:
+    """Energies of all 2^n states (n <= 24) in :func:`state_index` order."""
     n = model.num_variables
     if n > 24:
         raise ValueError(f"model: exact enumeration needs n <= 24, got {n}")
+    states = all_states(n)
+    return np.concatenate([model.energy(states[k : k + (1 << 16)]) for k in range(0, 1 << n, 1 << 16)])
+
+
+def boltzmann_weights(energies: np.ndarray, beta: float) -> np.ndarray:
+    """exp(-beta E) normalised, for energies already enumerated (:func:`all_energies`)."""
     if not (math.isfinite(beta) and beta > 0):
         raise ValueError(f"beta: must be finite and > 0, got {beta}")
-    e = np.concatenate([model.energy(all_states(n)[k : k + (1 << 16)]) for k in range(0, 1 << n, 1 << 16)])
-    w = -beta * (e - e.min())
+    w = -beta * (energies - energies.min())
     p = np.exp(w)
     return p / p.sum()
+
+
+def exact_distribution(model: IsingModel, beta: float) -> np.ndarray:
+    """Boltzmann probabilities of all 2^n states (n <= 24) in :func:`state_index` order."""
+    if not (math.isfinite(beta) and beta > 0):  # before the enumeration, which may be large
+        raise ValueError(f"beta: must be finite and > 0, got {beta}")
+    return boltzmann_weights(all_energies(model), beta)
 
 
 def tv_floor(p: Any, num_samples: int) -> float:

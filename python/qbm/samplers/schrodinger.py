@@ -278,8 +278,7 @@ class SchrodingerAnnealer(IsingSampler):
         probs = _probs(psi)
         probs /= probs.sum()
         idx = _core.draw_states(psi, num_reads, seed)
-        shifts = (n - 1 - np.arange(n)).astype(np.int64)
-        spins = (1 - 2 * ((idx[:, None] >> shifts[None, :]) & 1)).astype(np.int8)
+        spins = index_spins(idx, n)
         energies = e[idx] + model.offset
         emin = float(e.min())
         ground = np.isclose(e, emin, rtol=0, atol=1e-9 * max(1.0, abs(emin)))
@@ -289,7 +288,6 @@ class SchrodingerAnnealer(IsingSampler):
             anneal_time_us=sched.duration_ns / 1e3,
             schedule=sched.description,
             energy_scale=scale,
-            scale=scale,
             initial_state="plus" if init is None else "basis",
             mean_energy=float(probs @ e) + model.offset,
             ground_state_probability=float(probs[ground].sum()),
@@ -319,20 +317,29 @@ class SchrodingerAnnealer(IsingSampler):
                 raise ValueError("time_schedule: expected (A, B), two callables of t in ns giving GHz") from None
             if not (callable(a_fn) and callable(b_fn)):
                 raise ValueError("time_schedule: expected (A, B), two callables of t in ns giving GHz")
-            t_us = _finite(0.02 if anneal_time_us is None else anneal_time_us, "anneal_time_us")
-            if t_us <= 0:
-                raise ValueError(f"anneal_time_us: must be > 0, got {t_us}")
-            return TimeSchedule(a_fn, b_fn, t_us * 1e3, "user A(t), B(t)"), False
+            return TimeSchedule(a_fn, b_fn, _anneal_us(anneal_time_us) * 1e3, "user A(t), B(t)"), False
         table = sch.as_schedule(schedule)
         if anneal_schedule is not None:
             if anneal_time_us is not None:
                 raise ValueError("anneal_time_us: give anneal_time_us or anneal_schedule, not both (D-Wave's rule)")
             pts = check_anneal_schedule(anneal_schedule)
             return TimeSchedule.from_device(table, pts), pts[0][1] == 1.0
-        t_us = _finite(0.02 if anneal_time_us is None else anneal_time_us, "anneal_time_us")
-        if t_us <= 0:
-            raise ValueError(f"anneal_time_us: must be > 0, got {t_us}")
-        return TimeSchedule.from_device(table, [(0.0, 0.0), (t_us, 1.0)]), False
+        return TimeSchedule.from_device(table, [(0.0, 0.0), (_anneal_us(anneal_time_us), 1.0)]), False
+
+
+def _anneal_us(anneal_time_us: Any) -> float:
+    """The anneal time in us (default 0.02, DQA's preset), finite and > 0."""
+    t_us = _finite(0.02 if anneal_time_us is None else anneal_time_us, "anneal_time_us")
+    if t_us <= 0:
+        raise ValueError(f"anneal_time_us: must be > 0, got {t_us}")
+    return t_us
+
+
+def index_spins(idx: np.ndarray, n: int) -> np.ndarray:
+    """Basis-state indices of the core (qubit q = bit 2^(n-1-q), bit 0 = spin +1) -> (N, n)
+    int8 spins in the model's variable order."""
+    shifts = (n - 1 - np.arange(n)).astype(np.int64)
+    return (1 - 2 * ((np.asarray(idx)[:, None] >> shifts[None, :]) & 1)).astype(np.int8)
 
 
 def _max_flip_energy(model: IsingModel) -> float:

@@ -198,11 +198,12 @@ def exact_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     import time
 
     from qbm import _core
-    from qbm.diagnostics import certify, exact_distribution
+    from qbm.diagnostics import all_energies, boltzmann_weights, certify
     from qbm.ising import IsingModel
     from qbm.samplers import SchrodingerAnnealer
     from qbm.samplers._base import SampleResult
     from qbm.samplers.schedule import advantage2_schedule
+    from qbm.samplers.schrodinger import index_spins
 
     t0 = time.perf_counter()
     model = build_model(config["model"], config.get("instance", 0))
@@ -216,11 +217,9 @@ def exact_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     z = res.info["state"]
     psi = np.ascontiguousarray(np.stack([z.real, z.imag]))
     p = res.info["probabilities"][::-1]  # the core's index (bit 0 = +1) -> diagnostics' (bit 1 = +1)
-    shifts = (n - 1 - np.arange(n)).astype(np.int64)
     per_seed = []
     for k in config["read_seeds"]:
-        idx = _core.draw_states(psi, config["reads"], int(k))
-        spins = (1 - 2 * ((idx[:, None] >> shifts[None, :]) & 1)).astype(np.int8)
+        spins = index_spins(_core.draw_states(psi, config["reads"], int(k)), n)
         cert = certify(SampleResult(spins, prog.energy(spins), {}), prog, bootstrap=config.get("bootstrap", 200),
                        seed=int(k))  # fmt: skip
         per_seed.append(cert)
@@ -243,12 +242,13 @@ def exact_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     }
     if finite.size:
         b = float(np.mean(finite))
-        q = exact_distribution(prog, b)
+        e = all_energies(prog)  # enumerated once for the 62 Boltzmann laws below
+        q = boltzmann_weights(e, b)
         nz = p > 0
         out.update(tv_exact=0.5 * float(np.abs(p - q).sum()),
                    kl_exact=float(np.sum(p[nz] * np.log(p[nz] / np.maximum(q[nz], 1e-300)))))  # fmt: skip
         grid = b * np.exp(np.linspace(-1.5, 1.5, 61))
-        tvs = [0.5 * float(np.abs(p - exact_distribution(prog, g)).sum()) for g in grid]
+        tvs = [0.5 * float(np.abs(p - boltzmann_weights(e, g)).sum()) for g in grid]
         j = int(np.argmin(tvs))
         out.update(tv_exact_best=tvs[j], beta_exact_best=float(grid[j]))
     if config.get("trace"):
