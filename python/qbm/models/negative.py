@@ -163,22 +163,13 @@ class QPUAnneals(FreshAnneals):
         self.qpu_scale = d.get("qpu_scale")
 
 
-def device_cap(model: Any) -> float:
-    """The largest energy scale a QPU could program for ``model``: 1 / max(max |J|, max |h| / 4)
-    (Advantage2's ranges)."""
-    jmax = float(np.abs(model.J.data).max()) if model.num_interactions else 0.0
-    hmax = float(np.abs(model.h).max()) if model.num_variables else 0.0
-    m = max(jmax, hmax / 4.0)
-    return 1.0 / m if m > 0 else float("inf")
-
-
 class ExactDQA(FreshAnneals):
     """Exact diabatic annealing as the negative phase: every call a fresh closed-system
     anneal of the prior (:class:`qbm.samplers.SchrodingerAnnealer`, the packaged schedule,
     ``anneal_time_us``), with the energy scale steered after each call so that beta_eff
     relative to the prior (maximum pseudo-likelihood) moves to 1, as :class:`QPUAnneals`
     steers a QPU: by at most a factor 4 per call and never beyond what the device could
-    program (:func:`device_cap`; ``last_info["scale_capped"]`` says when the cap binds).
+    program (:func:`qbm.qpu.sampler.max_energy_scale`; ``last_info["scale_capped"]`` says when the cap binds).
     The step count is chosen by step doubling on the first call and again every
     ``recheck`` calls (the prior changes slowly); other calls reuse it."""
 
@@ -192,7 +183,7 @@ class ExactDQA(FreshAnneals):
         self.steps: int | None = None
 
     def sample(self, prior: BoltzmannPrior) -> torch.Tensor:
-        from qbm.qpu.sampler import estimate_beta_eff, steer_scale
+        from qbm.qpu.sampler import estimate_beta_eff, max_energy_scale, steer_scale
 
         model = prior.to_ising()
         fixed = self.steps if self.steps is not None and self.calls % self.recheck != 0 else None
@@ -217,7 +208,7 @@ class ExactDQA(FreshAnneals):
             # at most a factor 4 per call (the fit is noisy while the prior is nearly flat), and
             # never beyond the device's range: max |J| scale <= 1, max |h| scale <= 4
             nxt = float(np.clip(steer_scale(self.scale, b, 1.0, damped=self.calls > 1), self.scale / 4, self.scale * 4))
-            cap = device_cap(model)
+            cap = max_energy_scale(model)
             res.info["scale_capped"] = nxt > cap
             self.scale = min(nxt, cap)
             res.info["next_energy_scale"] = self.scale

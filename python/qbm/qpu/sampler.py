@@ -53,6 +53,18 @@ def scale_to_ranges(
     return out, float(s)
 
 
+H_MAX, J_MAX = 4.0, 1.0  # Advantage2's programmable ranges: |h| <= 4, |J| <= 1
+
+
+def max_energy_scale(model: IsingModel) -> float:
+    """The largest factor a QPU can program ``model`` at: 1 / max(max|J| / 1, max|h| / 4)
+    (what auto-scaling applies; inf for a model with no field or coupling)."""
+    jmax = float(np.abs(model.J.data).max()) if model.num_interactions else 0.0
+    hmax = float(np.abs(model.h).max()) if model.num_variables else 0.0
+    m = max(jmax / J_MAX, hmax / H_MAX)
+    return 1.0 / m if m > 0 else math.inf
+
+
 def estimate_beta_eff(
     model: IsingModel, spins: np.ndarray, *, num_bootstrap: int = 100, seed: int = 0
 ) -> dict[str, float]:
