@@ -15,7 +15,29 @@ import numpy as np
 from qbm.ising import IsingModel
 
 
-class SQAStandIn(dimod.Sampler):
+class _StandIn(dimod.Sampler):
+    """What the stand-ins share: a seed per call derived from (base seed, call number)."""
+
+    parameters: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
+    base_seed = 0
+    calls = 0
+
+    def reseed(self, seed: int) -> None:
+        """Restart the stand-in's random stream: call k after this uses the seed derived
+        from (seed, k). How a seed reaches it through ``MockDWaveSampler``, which refuses
+        unknown solver parameters."""
+        self.base_seed = int(seed)
+        self.calls = 0
+
+    def _call_seed(self, kwargs: dict[str, Any]) -> int:
+        """``kwargs["seed"]`` when given, else the one derived from (base seed, call); counts the call."""
+        default = np.random.SeedSequence([self.base_seed, self.calls]).generate_state(1, dtype=np.uint64)[0]
+        self.calls += 1
+        return int(kwargs.get("seed", default))
+
+
+class SQAStandIn(_StandIn):
     """A dimod sampler that accepts QPU solver parameters and runs qbm's SQA.
 
     By default it anneals on a device schedule (``schedule="advantage2"``: H(s) =
@@ -26,9 +48,6 @@ class SQAStandIn(dimod.Sampler):
     [``min_sweeps``, ``max_sweeps``], along s rising linearly from 0 to 1; ``fast_anneal``
     runs the same schedule. ``schedule="linear"`` keeps the older (gamma, s) form, H(s) =
     s H_p - (1 - s) gamma sum X_i at inverse temperature ``beta``."""
-
-    parameters: dict[str, Any] = {}
-    properties: dict[str, Any] = {}
 
     def __init__(
         self,
@@ -51,15 +70,6 @@ class SQAStandIn(dimod.Sampler):
         self.temperature_mk = temperature_mk
         self.beta, self.gamma, self.slices = beta, gamma, num_trotter_slices
         self.sweeps_per_us, self.min_sweeps, self.max_sweeps = sweeps_per_us, min_sweeps, max_sweeps
-        self.base_seed = 0
-        self.calls = 0
-
-    def reseed(self, seed: int) -> None:
-        """Restart the stand-in's random stream: call k after this uses the seed derived
-        from (seed, k). How a seed reaches it through ``MockDWaveSampler``, which refuses
-        unknown solver parameters."""
-        self.base_seed = int(seed)
-        self.calls = 0
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, **kwargs: Any) -> dimod.SampleSet:
         from qbm.samplers import SQASampler
@@ -67,9 +77,7 @@ class SQAStandIn(dimod.Sampler):
         num_reads = int(kwargs.get("num_reads", 1))
         t = float(kwargs.get("annealing_time", 20.0))
         sweeps = int(np.clip(round(self.sweeps_per_us * t), self.min_sweeps, self.max_sweeps))
-        default = np.random.SeedSequence([self.base_seed, self.calls]).generate_state(1, dtype=np.uint64)[0]
-        seed = int(kwargs.get("seed", default))
-        self.calls += 1
+        seed = self._call_seed(kwargs)
         model = IsingModel.from_bqm(_with_flux_biases(bqm, kwargs.get("flux_biases")))
         if self.schedule == "linear":
             kw: dict[str, Any] = {"beta": self.beta, "gamma": self.gamma, "s_min": 0.01}
@@ -86,7 +94,7 @@ class SQAStandIn(dimod.Sampler):
         return dimod.SampleSet.from_samples_bqm((samples, model.labels), bqm, info=info)
 
 
-class SchrodingerStandIn(dimod.Sampler):
+class SchrodingerStandIn(_StandIn):
     """A dimod sampler that accepts QPU solver parameters and anneals the programmed
     problem exactly: the closed-system Schrödinger equation of H(s) = -A(s)/2 sum X_i +
     B(s)/2 H_p on the device schedule (:class:`qbm.samplers.SchrodingerAnnealer`; no
@@ -96,29 +104,17 @@ class SchrodingerStandIn(dimod.Sampler):
     variables of the submitted BQM are simulated (2^n amplitudes: about 20-24 qubits,
     chains included; more is refused naming ``n``)."""
 
-    parameters: dict[str, Any] = {}
-    properties: dict[str, Any] = {}
-
     def __init__(self, *, schedule: Any = "advantage2", tv_target: float = 1e-3) -> None:
         from qbm.samplers.schedule import as_schedule
 
         self.schedule = as_schedule(schedule)
         self.tv_target = tv_target
-        self.base_seed = 0
-        self.calls = 0
-
-    def reseed(self, seed: int) -> None:
-        """As :meth:`SQAStandIn.reseed`."""
-        self.base_seed = int(seed)
-        self.calls = 0
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, **kwargs: Any) -> dimod.SampleSet:
         from qbm.samplers import SchrodingerAnnealer
 
         num_reads = int(kwargs.get("num_reads", 1))
-        default = np.random.SeedSequence([self.base_seed, self.calls]).generate_state(1, dtype=np.uint64)[0]
-        seed = int(kwargs.get("seed", default))
-        self.calls += 1
+        seed = self._call_seed(kwargs)
         model = IsingModel.from_bqm(_with_flux_biases(bqm, kwargs.get("flux_biases")))
         kw: dict[str, Any] = {}
         if kwargs.get("anneal_schedule") is not None:
