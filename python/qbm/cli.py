@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     from qbm.studies import dqa
 
     dqa.add_parser(study)
+    from qbm.studies import trainability
+
+    trainability.add_parsers(study)
     from qbm import cli_help
 
     cli_help.apply(p)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-GRID_FOR_N = {4: (2, 2), 6: (2, 3), 9: (3, 3), 12: (3, 4), 16: (4, 4)}
+GRID_FOR_N = {4: (2, 2), 6: (2, 3), 9: (3, 3), 12: (3, 4), 16: (4, 4), 20: (4, 5)}
 
 
 def _h5py() -> Any:
@@ -75,7 +75,7 @@ def binarise(images: np.ndarray) -> np.ndarray:
 
 
 def shower_distribution(path: str, n: int, key: str | None = None) -> np.ndarray:
-    """Empirical distribution over 2^n binarised patterns (n in 4, 6, 9, 12, 16)."""
+    """Empirical distribution over 2^n binarised patterns (n in 4, 6, 9, 12, 16, 20)."""
     if n not in GRID_FOR_N:
         raise ValueError(f"n: calorimeter grids exist for n in {sorted(GRID_FOR_N)}, got {n}")
     bits = binarise(downsize(load_showers(path, key), *GRID_FOR_N[n]))

@@ -10,9 +10,11 @@ from typing import Any
 from qbm.cli_types import positive_int, seed_int
 
 
-def add_runner_options(p: argparse.ArgumentParser, *, seeds: int) -> None:
+def add_runner_options(p: argparse.ArgumentParser, *, seeds: int | None) -> None:
+    """The runner's options; ``seeds=None`` for a study whose runs are not seeds of points."""
     g = p.add_argument_group("study runner")
-    g.add_argument("--seeds", type=seed_int, nargs="+", default=list(range(seeds)), help=f"default 0..{seeds - 1}")
+    if seeds is not None:
+        g.add_argument("--seeds", type=seed_int, nargs="+", default=list(range(seeds)), help=f"default 0..{seeds - 1}")
     g.add_argument("--engine", default="local", choices=["local", "ray"], help="local process pool or Ray")
     g.add_argument("--address", default=None, help="with --engine ray: join this cluster (e.g. auto, ray://host)")
     g.add_argument("--workers", type=positive_int, default=None, help="local worker processes (default: cores)")

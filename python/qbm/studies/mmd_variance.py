@@ -28,9 +28,15 @@ def _p(sigma: float) -> float:
     return (1.0 - math.exp(-1.0 / (2.0 * sigma))) / 2.0
 
 
-def closed_form_B(n: int, sigma: float) -> float:
-    e = math.exp(-1.0 / (2.0 * sigma))
-    return ((7 + 6 * e + 2 * e * e) / 15) ** n - ((4 + 4 * e + e * e) / 9) ** n
+HAAR_MOMENTS = (1.0 / 3.0, 1.0 / 5.0)
+
+
+def closed_form_B(n: int, sigma: float, moments: tuple[float, float] = HAAR_MOMENTS) -> float:
+    """Var of prod_i (1 - p + p m_i^2) for independent m_i with E m^2, E m^4 = ``moments``
+    (Haar: 1/3, 1/5, which gives the paper's B; an RY angle uniform on [0, 2 pi): 1/2, 3/8)."""
+    p = _p(sigma)
+    m2, m4 = moments
+    return ((1 - p) ** 2 + 2 * p * (1 - p) * m2 + p * p * m4) ** n - (1 - p + p * m2) ** (2 * n)
 
 
 def walsh_coefficients(target: np.ndarray) -> np.ndarray:
@@ -44,11 +50,12 @@ def walsh_coefficients(target: np.ndarray) -> np.ndarray:
     return z.reshape(-1)
 
 
-def closed_form_C(n: int, sigma: float, target: Any = "ghz") -> float:
+def closed_form_C(n: int, sigma: float, target: Any = "ghz", moments: tuple[float, float] = HAAR_MOMENTS) -> float:
     """C for a target: ``"ghz"`` or ``"point"`` (any n, closed form) or a probability
-    vector of length 2^n (Walsh-Hadamard transform, n <= ~24)."""
+    vector of length 2^n (Walsh-Hadamard transform, n <= ~24); p^2 / 3 generalises to
+    p^2 E m^2."""
     p = _p(sigma)
-    a, b = (1 - p) ** 2, p * p / 3
+    a, b = (1 - p) ** 2, p * p * moments[0]
     if isinstance(target, str):
         if target == "ghz":  # z_A = 1 for |A| even, 0 for odd
             return 0.5 * ((a + b) ** n + (a - b) ** n) - a**n
@@ -61,9 +68,12 @@ def closed_form_C(n: int, sigma: float, target: Any = "ghz") -> float:
     return float(terms[1:].sum())
 
 
-def closed_form_variance(n: int, sigma: float, target: Any = "ghz") -> float:
-    """Var over Haar-random product circuits of MMD^2(q, target) = B + 4 C."""
-    return closed_form_B(n, sigma) + 4 * closed_form_C(n, sigma, target)
+def closed_form_variance(
+    n: int, sigma: float, target: Any = "ghz", moments: tuple[float, float] = HAAR_MOMENTS
+) -> float:
+    """Var over random product circuits of MMD^2(q, target) = B + 4 C (Haar-random
+    single-qubit gates by default; ``moments`` = (E m^2, E m^4) of m_i = <Z_i> otherwise)."""
+    return closed_form_B(n, sigma, moments) + 4 * closed_form_C(n, sigma, target, moments)
 
 
 def _target_vector(n: int, target: Any) -> np.ndarray:

@@ -1,0 +1,281 @@
+"""Variance of QCBM losses and of a fixed partial derivative at random initialisation
+against the number of qubits (Rudolph et al. 2024, the variance-scaling figure):
+``qbm study gradient-variance``.
+
+What is measured, per (ansatz, depth, n): ``draws`` parameter vectors theta uniform on
+[0, 2 pi)^P (the QCBM's own initialisation); for each, the loss and the partial derivative
+with respect to one fixed parameter, k = the RY angle of qubit n // 2 in the first
+rotation layer (3 (n // 2) + 1), for
+
+* ``kl``: KL(p || q) with exact probabilities (no clipping);
+* ``kl@S`` for S in 100, 1000, 10000 shots: the training estimator (frequencies f of S
+  shots of each circuit, KL(p || max(f, 1e-6)), gradient -1/2 sum_x p(x) (f_k^+ - f_k^-)(x)
+  / max(f(x), 1e-6));
+* ``mmd:1``, ``mmd:n/4``, ``mmd:mix``: exact MMD^2 with the Gaussian Hamming kernel at
+  sigma = 1, sigma = n / 4 and the paper's mixture (0.01, 0.1, 0.25, 0.5, 1, 10) x n;
+* ``fidelity``: the local quantum fidelity 1 - <phi|U H_L U^dag|phi>, |phi> the target's
+  amplitudes sqrt(p(x)).
+
+Gradients are the parameter-shift rule on the two shifted circuits only (theta_k +- pi/2):
+exact for a rotation angle (equal to the adjoint gradient to rounding; tested), with
+shots drawn from the shifted circuits' probabilities in the shot cases. Every loss of one
+draw uses the same three circuits (and three of U^dag for the fidelity). MMD losses and
+gradients for every bandwidth come from one Walsh-Hadamard transform of q - p and of
+q_k^+ - q_k^- (the kernel is diagonal there: eigenvalue (1 + e)^(n - |A|) (1 - e)^|A| per
+subset A, e = exp(-1 / (2 sigma))); the fidelity is E_{x ~ |U^dag phi|^2} |x| / n.
+
+Target family (defined for every n): GHZ, half the mass on 0...0 and half on 1...1. It is
+sparse like the showers (two patterns) and its closed-form C is known for any n.
+
+Exactly-zero shot gradients (no shot of either shifted circuit on the target's support)
+are values of the estimator and count as zeros in its variance; the fraction of exactly
+zero gradients is reported beside it. A point whose draws are all zero has variance 0: it
+is drawn as a bound at the fit's floor, listed, and left out of the fit.
+
+Rule (fixed before the runs; the report prints the commit of this file):
+
+* a series is the variance (of the loss or of the derivative) of one loss for one
+  (ansatz, depth) over n; it is fitted with :func:`qbm.studies.capacity.fit_scaling`
+  (ln var against n, exponential, and against ln n, power law; AICc, Akaike weights);
+* the series *decays exponentially* when the exponential fit's Akaike weight is >= 0.9,
+  its slope's 95% interval lies below 0, and >= 80% of 200 bootstrap replicates (draws
+  resampled within every point) give the exponential weight >= 0.9; it *decays
+  polynomially* by the same test with the roles exchanged (and the power's interval
+  below 0); it is *flat* when neither slope's interval excludes 0; else undecided.
+  Fewer than 5 fitted points: undecided.
+* Claim 1 (explicit KL at finite shots concentrates exponentially): supported when, for
+  the line ansatz at L = 1 and 2 and every shot count, the loss variance and the
+  fraction of nonzero gradients both decay exponentially; refuted when any of these
+  series decays polynomially or is flat; else undecided.
+* Claim 2 (MMD at sigma in O(1) exponential, at sigma in Theta(n) polynomial): supported
+  when, for the line ansatz at L = 1 and 2, the derivative variance at sigma = 1 decays
+  exponentially and at sigma = n / 4 polynomially or flat; refuted when sigma = 1 is
+  polynomial or flat, or sigma = n / 4 exponential, for either depth; else undecided.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+LOSS_KEYS = ("kl", "kl@100", "kl@1000", "kl@10000", "mmd:1", "mmd:n/4", "mmd:mix", "fidelity")
+SHOTS = (100, 1000, 10000)
+EPS = 1e-6
+FIT_FLOOR = 1e-300
+MIN_POINTS = 5
+#: (E m^2, E m^4) of m = <Z> = cos(b) for the product ansatz's RY angle b uniform on [0, 2 pi)
+PRODUCT_MOMENTS = (0.5, 0.375)
+
+
+def fixed_parameter(n: int) -> int:
+    """Index of the differentiated parameter: RY of qubit n // 2 in the first layer."""
+    return 3 * (n // 2) + 1
+
+
+def ghz_target(n: int) -> np.ndarray:
+    from qbm.data import ghz
+
+    return ghz(n)
+
+
+def wht(v: np.ndarray) -> np.ndarray:
+    """Unnormalised Walsh-Hadamard transform of a vector of length 2^n (a copy)."""
+    x = np.array(v, dtype=np.float64, copy=True)
+    size = x.size
+    h = 1
+    while h < size:
+        y = x.reshape(-1, 2, h)
+        a = y[:, 0, :] + y[:, 1, :]
+        y[:, 1, :] = y[:, 0, :] - y[:, 1, :]
+        y[:, 0, :] = a
+        h *= 2
+    return x
+
+
+def popcounts(n: int) -> np.ndarray:
+    """|x| for every index x < 2^n (uint8)."""
+    c = np.zeros(1, dtype=np.uint8)
+    for _ in range(n):
+        c = np.concatenate([c, c + 1])
+    return c
+
+
+def kernel_eigen(n: int, sigma: float) -> np.ndarray:
+    """Eigenvalue of the Gaussian Hamming kernel on the Walsh function of weight w, w = 0..n."""
+    e = math.exp(-1.0 / (2.0 * sigma))
+    w = np.arange(n + 1)
+    return (1 + e) ** (n - w) * (1 - e) ** w
+
+
+def mmd_terms(d: np.ndarray, dq: np.ndarray, n: int, weights: np.ndarray) -> dict[str, tuple[float, float]]:
+    """(MMD^2, derivative) for every bandwidth key, from d = q - p and dq = q_k^+ - q_k^-:
+    MMD^2 = sum_A hat d_A^2 lambda_A / 2^n, derivative = sum_A hat d_A hat dq_A lambda_A / 2^n."""
+    hd, hq = wht(d), wht(dq)
+    by_w_loss = np.bincount(weights, weights=hd * hd, minlength=n + 1) / d.size
+    by_w_grad = np.bincount(weights, weights=hd * hq, minlength=n + 1) / d.size
+    out = {}
+    mix = [c * n for c in (0.01, 0.1, 0.25, 0.5, 1.0, 10.0)]
+    for key, sigmas in (("mmd:1", [1.0]), ("mmd:n/4", [n / 4]), ("mmd:mix", mix)):
+        lam = np.mean([kernel_eigen(n, s) for s in sigmas], axis=0)
+        out[key] = (float(by_w_loss @ lam), float(by_w_grad @ lam))
+    return out
+
+
+def _build_qcbm(n: int, ansatz: str, layers: int) -> Any:
+    from qbm.models import QCBM
+
+    return QCBM(n, ansatz=ansatz, layers=layers, seed=0)
+
+
+def _probs_rows(comp: Any, params: np.ndarray, init: np.ndarray | None) -> list[np.ndarray]:
+    """|psi|^2 of the circuit at every row of params, one row at a time (bounded memory)."""
+    import torch
+
+    out = []
+    for row in params:
+        a = np.ascontiguousarray(comp.angles(torch.as_tensor(row[None])).numpy())
+        psi = comp.program.states(a, init)[0]
+        out.append(psi[0] * psi[0] + psi[1] * psi[1])
+        del psi
+    return out
+
+
+def draw_values(
+    n: int, ansatz: str, layers: int, draws: int, seed: int, *, shots: tuple[int, ...] = SHOTS, progress: bool = False
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per loss key: arrays ``loss`` and ``grad`` (draws,) at random initialisations,
+    draw i from the stream (seed, i)."""
+    from qbm.quantum import engine
+
+    if n < 2:
+        raise ValueError(f"n: needs at least 2 qubits, got {n}")
+    model = _build_qcbm(n, ansatz, layers)
+    P, k = model.circuit.num_params, fixed_parameter(n)
+    p = ghz_target(n)
+    support = np.flatnonzero(p)
+    comp = model.circuit.compile()
+    comp_inv = model.circuit.compile(inverse=True)
+    init = engine.planes(np.sqrt(p), n)
+    weights = popcounts(n)
+    keys = ("kl",) + tuple(f"kl@{s}" for s in shots) + ("mmd:1", "mmd:n/4", "mmd:mix", "fidelity")
+    res = {key: {"loss": np.empty(draws), "grad": np.empty(draws)} for key in keys}
+    from tqdm import tqdm
+
+    for i in tqdm(range(draws), desc=f"n={n} {ansatz} L={layers}", disable=not progress):
+        rng = np.random.default_rng([seed, i])
+        theta = rng.uniform(0.0, 2 * math.pi, P)
+        rows = np.stack([theta, theta, theta])
+        rows[1, k] += math.pi / 2
+        rows[2, k] -= math.pi / 2
+        q0, qp, qm = _probs_rows(comp, rows, None)
+        # exact KL (no clipping): d/dtheta_k = -sum p(x) (q+ - q-)(x) / (2 q(x))
+        ps, q0s = p[support], q0[support]
+        res["kl"]["loss"][i] = float((ps * np.log(ps / q0s)).sum())
+        res["kl"]["grad"][i] = float(-(ps * (qp[support] - qm[support]) / (2 * q0s)).sum())
+        shot_seed = int(rng.integers(0, 2**62))
+        for j, s in enumerate(shots):
+            c = engine.sample_counts(np.stack([q0, qp, qm]), s, shot_seed, 3 * j).astype(np.float64) / s
+            f0 = c[0, support]
+            w = ps / np.maximum(f0, EPS)
+            res[f"kl@{s}"]["loss"][i] = float((ps * np.log(ps / np.maximum(f0, EPS))).sum())
+            res[f"kl@{s}"]["grad"][i] = float(-0.5 * (w * (c[1, support] - c[2, support])).sum())
+        for key, (lv, gv) in mmd_terms(q0 - p, qp - qm, n, weights).items():
+            res[key]["loss"][i], res[key]["grad"][i] = lv, gv  # d(d^T K d) = 2 d^T K (q+ - q-) / 2
+        del qp, qm
+        f0_, fp, fm = _probs_rows(comp_inv, rows, init)
+        hw = weights.astype(np.float64) / n
+        res["fidelity"]["loss"][i] = float(f0_ @ hw)
+        res["fidelity"]["grad"][i] = float(0.5 * ((fp - fm) @ hw))
+    return res
+
+
+def variance_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One chunk of draws at one (ansatz, layers, n) (a run of the study runner)."""
+    vals = draw_values(int(config["n"]), config["ansatz"], int(config["layers"]), int(config["draws"]), seed)
+    return {key: {"loss": v["loss"].tolist(), "grad": v["grad"].tolist()} for key, v in vals.items()}
+
+
+# ------------------------------------------------------------------ statistics
+def variance_interval(x: np.ndarray, boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Sample variance with a 95% percentile bootstrap interval over the draws, and the
+    fraction of values that are exactly zero."""
+    x = np.asarray(x, dtype=np.float64)
+    v = float(np.var(x, ddof=1)) if len(x) > 1 else float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), (boot, len(x)))
+    bv = np.var(x[idx], axis=1, ddof=1)
+    return {"var": v, "var_lo": float(np.percentile(bv, 2.5)), "var_hi": float(np.percentile(bv, 97.5)),
+            "zero_fraction": float(np.mean(x == 0.0)), "draws": int(len(x))}  # fmt: skip
+
+
+def classify_series(
+    ns: list[int], samples: list[np.ndarray], *, stat: str = "var", boot: int = 200, seed: int = 0
+) -> dict[str, Any]:
+    """Apply the rule (module docstring) to one series: ``samples[i]`` are the draws at
+    ``ns[i]``; ``stat`` is "var" (variance of the draws) or "nonzero" (fraction of
+    nonzero draws). Returns the fit, the bootstrap shares and the class."""
+    from qbm.studies.capacity import fit_scaling
+
+    def stat_of(x: np.ndarray) -> float:
+        return float(np.var(x, ddof=1)) if stat == "var" else float(np.mean(x != 0.0))
+
+    vals = np.array([stat_of(s) for s in samples])
+    keep = vals > 0
+    x = np.asarray(ns, dtype=float)[keep]
+    out: dict[str, Any] = {"n": list(map(int, ns)), "value": vals.tolist(),
+                           "censored_n": [int(v) for v, k in zip(ns, keep) if not k]}  # fmt: skip
+    if keep.sum() < MIN_POINTS:
+        out.update({"class": "undecided", "why": f"{int(keep.sum())} points with a nonzero value (need {MIN_POINTS})"})
+        return out
+    fit = fit_scaling(x, vals[keep])
+    rng = np.random.default_rng(seed)
+    exp_w, pow_w = [], []
+    for _ in range(boot):
+        bv = np.array([stat_of(s[rng.integers(0, len(s), len(s))]) for s in samples])[keep]
+        if np.all(bv > 0):
+            f = fit_scaling(x, bv)
+            exp_w.append(f["exponential"].get("akaike_weight", math.nan))
+            pow_w.append(f["polynomial"].get("akaike_weight", math.nan))
+    share_exp = float(np.mean(np.asarray(exp_w) >= 0.9)) if exp_w else 0.0
+    share_pow = float(np.mean(np.asarray(pow_w) >= 0.9)) if pow_w else 0.0
+    e, pw = fit["exponential"], fit["polynomial"]
+    e_w, p_w = e.get("akaike_weight", math.nan), pw.get("akaike_weight", math.nan)
+    e_ci, p_ci = e.get("b_ci", [math.nan, math.nan]), pw.get("b_ci", [math.nan, math.nan])
+    if e_w >= 0.9 and e_ci[1] < 0 and share_exp >= 0.8:
+        cls = "exponential"
+    elif p_w >= 0.9 and p_ci[1] < 0 and share_pow >= 0.8:
+        cls = "polynomial"
+    elif e_ci[0] <= 0 <= e_ci[1] and p_ci[0] <= 0 <= p_ci[1]:
+        cls = "flat"
+    else:
+        cls = "undecided"
+    out.update({"fit": fit, "bootstrap_exp_share": share_exp, "bootstrap_pow_share": share_pow, "class": cls,
+                "exp_rate_per_qubit": e["b"], "power": pw["b"]})  # fmt: skip
+    return out
+
+
+def claim_verdicts(series: dict[tuple[str, int, str, str], dict[str, Any]]) -> dict[str, str]:
+    """Claims 1 and 2 from classified series keyed (ansatz, layers, loss, what) with
+    what in "loss_var", "grad_var", "nonzero"."""
+    out = {}
+    need1 = [("line", L, f"kl@{s}", w) for L in (1, 2) for s in SHOTS for w in ("loss_var", "nonzero")]
+    got1 = [series.get(k, {}).get("class", "missing") for k in need1]
+    if all(c == "exponential" for c in got1):
+        out["claim1"] = "supported: loss variance and P(nonzero gradient) of KL at 1e2-1e4 shots decay exponentially"
+    elif any(c in ("polynomial", "flat") for c in got1):
+        bad = [f"{k[2]} L={k[1]} {k[3]}: {c}" for k, c in zip(need1, got1) if c in ("polynomial", "flat")]
+        out["claim1"] = "refuted: " + "; ".join(bad)
+    else:
+        out["claim1"] = "undecided: " + "; ".join(f"{k[2]} L={k[1]} {k[3]}: {c}" for k, c in zip(need1, got1))
+    s1 = [series.get(("line", L, "mmd:1", "grad_var"), {}).get("class", "missing") for L in (1, 2)]
+    sn = [series.get(("line", L, "mmd:n/4", "grad_var"), {}).get("class", "missing") for L in (1, 2)]
+    detail = f"sigma=1: {s1}, sigma=n/4: {sn} (line, L = 1, 2)"
+    if all(c == "exponential" for c in s1) and all(c in ("polynomial", "flat") for c in sn):
+        out["claim2"] = "supported: " + detail
+    elif any(c in ("polynomial", "flat") for c in s1) or any(c == "exponential" for c in sn):
+        out["claim2"] = "refuted: " + detail
+    else:
+        out["claim2"] = "undecided: " + detail
+    return out

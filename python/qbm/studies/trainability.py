@@ -1,0 +1,279 @@
+"""`qbm study gradient-variance`, `qbm study spurious-minima`, `qbm study shower-losses`
+and `qbm study trainability` (the report of Rudolph et al.'s claims).
+
+The rules that turn measurements into verdicts live in the docstrings of
+:mod:`qbm.studies.gradient_variance` (claims 1, 2) and :mod:`qbm.studies.spurious`
+(claims 3, 4) and in :data:`SHOWER_RULE` (claim 5); every output records the git commit
+and content hash of those files, so a verdict can be traced to the rule it used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import hashlib
+import json
+import math
+import os
+import subprocess
+from typing import Any
+
+import numpy as np
+
+from qbm.cli_types import positive_int
+
+RULE_FILES = ("gradient_variance.py", "spurious.py", "trainability.py")
+
+
+def rule_provenance() -> dict[str, Any]:
+    """Content hash (sha256, 16 hex) of each rule file, and the git commit that last
+    changed it and whether the working copy differs from it (when qbm runs from a checkout)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    out: dict[str, Any] = {}
+    for name in RULE_FILES:
+        path = os.path.join(here, name)
+        with open(path, "rb") as fh:
+            info: dict[str, Any] = {"sha256": hashlib.sha256(fh.read()).hexdigest()[:16]}
+        try:
+            commit = subprocess.run(
+                ["git", "log", "-1", "--format=%H", "--", name], cwd=here, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain", "--", name], cwd=here, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            info["commit"] = commit or None
+            info["uncommitted_changes"] = bool(dirty)
+        except (OSError, subprocess.SubprocessError):
+            info["commit"] = None
+        out[name] = info
+    return out
+
+
+# ------------------------------------------------------------------ gradient variance
+DEPTHS = ("1", "2", "n/2")
+
+
+def variance_configs(ns: list[int], ansatzes: list[str], draws: int, chunk: int, deep_max: int) -> dict[int, list]:
+    """Per n: the configs (product at depth 0; line / all_to_all at L = 1, 2 and n / 2
+    while n <= deep_max), each split into chunks of ``chunk`` draws."""
+    out: dict[int, list] = {}
+    for n in ns:
+        cells: list[tuple[str, int]] = []
+        for a in ansatzes:
+            if a == "product":
+                cells.append((a, 0))
+                continue
+            for d in DEPTHS:
+                if d == "n/2" and n > deep_max:
+                    continue
+                L = n // 2 if d == "n/2" else int(d)
+                if (a, L) not in cells:
+                    cells.append((a, L))
+        out[n] = [{"n": n, "ansatz": a, "layers": L, "draws": chunk} for a, L in cells]
+    return out
+
+
+def _load_variance_records(out: str) -> dict[tuple[str, int, int], dict[str, dict[str, np.ndarray]]]:
+    """(ansatz, layers, n) -> loss key -> {"loss", "grad"} arrays over every finished
+    chunk found under ``out``/n=*/runs."""
+    acc: dict[tuple[str, int, int], dict[str, dict[str, list[float]]]] = {}
+    for path in sorted(glob.glob(os.path.join(out, "n=*", "runs", "*.json"))):
+        with open(path) as fh:
+            rec = json.load(fh)
+        if rec.get("status") != "ok":
+            continue
+        c = rec["config"]
+        cell = acc.setdefault((c["ansatz"], int(c["layers"]), int(c["n"])), {})
+        for key, v in rec["result"].items():
+            d = cell.setdefault(key, {"loss": [], "grad": []})
+            d["loss"].extend(v["loss"])
+            d["grad"].extend(v["grad"])
+    return {k: {key: {m: np.asarray(a) for m, a in v.items()} for key, v in cell.items()} for k, cell in acc.items()}
+
+
+def _depth_label(ansatz: str, layers: int, n: int) -> list[str]:
+    if ansatz == "product":
+        return ["0"]
+    labels = [str(layers)] if layers in (1, 2) else []
+    if layers == n // 2:
+        labels.append("n/2")
+    return labels
+
+
+def analyse_variance(out: str, *, boot: int = 200) -> dict[str, Any]:
+    """Table rows, classified series and the claim verdicts from the records in ``out``."""
+    from qbm.studies import gradient_variance as gv
+    from qbm.studies.mmd_variance import closed_form_variance
+
+    cells = _load_variance_records(out)
+    rows: list[dict[str, Any]] = []
+    series_data: dict[tuple[str, str, str, str], dict[int, np.ndarray]] = {}
+    for (ansatz, layers, n), by_loss in sorted(cells.items()):
+        for key, v in by_loss.items():
+            lv = gv.variance_interval(v["loss"])
+            g = gv.variance_interval(v["grad"])
+            row = {"ansatz": ansatz, "layers": layers, "n": n, "loss": key, "draws": g["draws"],
+                   "loss_var": lv["var"], "loss_var_lo": lv["var_lo"], "loss_var_hi": lv["var_hi"],
+                   "grad_var": g["var"], "grad_var_lo": g["var_lo"], "grad_var_hi": g["var_hi"],
+                   "grad_zero_fraction": g["zero_fraction"]}  # fmt: skip
+            if ansatz == "product" and key.startswith("mmd:") and key != "mmd:mix":
+                sigma = 1.0 if key == "mmd:1" else n / 4
+                row["closed_form_loss_var"] = closed_form_variance(n, sigma, "ghz", moments=gv.PRODUCT_MOMENTS)
+            rows.append(row)
+            for d in _depth_label(ansatz, layers, n):
+                series_data.setdefault((ansatz, d, key, "grad_var"), {})[n] = v["grad"]
+                series_data.setdefault((ansatz, d, key, "loss_var"), {})[n] = v["loss"]
+                if key.startswith("kl@"):
+                    series_data.setdefault((ansatz, d, key, "nonzero"), {})[n] = v["grad"]
+    classified: dict[tuple[str, Any, str, str], dict[str, Any]] = {}
+    for (ansatz, d, key, what), by_n in sorted(series_data.items()):
+        ns = sorted(by_n)
+        stat = "nonzero" if what == "nonzero" else "var"
+        samples = [by_n[n] if what != "loss_var" else by_n[n] for n in ns]
+        res = gv.classify_series(ns, samples, stat=stat, boot=boot)
+        classified[(ansatz, int(d) if d.isdigit() else d, key, what)] = res
+    verdicts = gv.claim_verdicts(classified)  # type: ignore[arg-type]
+    return {"rows": rows, "series": classified, "verdicts": verdicts}
+
+
+def _plot_variance(path: str, rows: list[dict[str, Any]], what: str, title: str) -> None:
+    from qbm.plotting import _plt
+
+    plt = _plt()
+    panels = sorted({(r["ansatz"], r["layers"] if r["layers"] in (0, 1, 2) else -1) for r in rows})
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False, sharey=True)
+    keys = [k for k in ("kl", "kl@100", "kl@1000", "kl@10000", "mmd:1", "mmd:n/4", "mmd:mix", "fidelity")]
+    for ax, (ansatz, lay) in zip(axes[0], panels):
+        for j, key in enumerate(keys):
+            sel = sorted(
+                (r for r in rows if r["ansatz"] == ansatz and r["loss"] == key
+                 and (r["layers"] == lay if lay >= 0 else r["layers"] == r["n"] // 2 and r["layers"] > 2)),
+                key=lambda r: r["n"],
+            )  # fmt: skip
+            if not sel:
+                continue
+            xs = [r["n"] for r in sel]
+            ys = np.array([max(r[what], 1e-40) for r in sel])
+            lo = np.array([max(r[what + "_lo"], 1e-40) for r in sel])
+            hi = np.array([max(r[what + "_hi"], 1e-40) for r in sel])
+            ax.errorbar(xs, ys, yerr=[ys - np.minimum(lo, ys), np.maximum(hi, ys) - ys], marker="o", ms=3, capsize=2,
+                        color=f"C{j}", label=key)  # fmt: skip
+            if what == "loss_var" and "closed_form_loss_var" in sel[0]:
+                ax.plot(xs, [r["closed_form_loss_var"] for r in sel], "--", color=f"C{j}", label=f"{key} closed form")
+        ax.set_yscale("log")
+        ax.set_xlabel("qubits n")
+        ax.set_title(f"{ansatz}, L = {'n/2 (n > 4)' if lay < 0 else lay}")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"{title} (95% bootstrap interval)")
+    axes[0][-1].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_zero_fraction(path: str, rows: list[dict[str, Any]]) -> None:
+    from qbm.plotting import _plt
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for j, key in enumerate(("kl@100", "kl@1000", "kl@10000")):
+        for ls, (ansatz, lay) in zip(("-", "--", ":"), (("line", 1), ("line", 2), ("all_to_all", 2))):
+            sel = sorted((r for r in rows if r["loss"] == key and r["ansatz"] == ansatz and r["layers"] == lay),
+                         key=lambda r: r["n"])  # fmt: skip
+            if sel:
+                ax.plot([r["n"] for r in sel], [1 - r["grad_zero_fraction"] for r in sel], ls, marker="o", ms=3,
+                        color=f"C{j}", label=f"{key} {ansatz} L={lay}")  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xlabel("qubits n")
+    ax.set_ylabel("fraction of draws with a nonzero shot gradient")
+    ax.set_title("KL at finite shots: how often the gradient is not exactly zero")
+    ax.legend(fontsize=6)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _series_table(series: dict[tuple, dict[str, Any]]) -> list[str]:
+    lines = ["| ansatz | L | loss | quantity | n fitted | exp. rate / qubit | power | Akaike w (exp) | class |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (ansatz, d, key, what), s in sorted(series.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        fit = s.get("fit", {})
+        w = fit.get("exponential", {}).get("akaike_weight", math.nan)
+        nfit = len(s["n"]) - len(s["censored_n"])
+        rate = s.get("exp_rate_per_qubit", math.nan)
+        power = s.get("power", math.nan)
+        cls = s["class"]
+        lines.append(f"| {ansatz} | {d} | {key} | {what} | {nfit} | {rate:.3f} | {power:.2f} | {w:.2f} | {cls} |")
+    return lines
+
+
+def write_variance_report(out: str, analysis: dict[str, Any]) -> list[str]:
+    """variance.csv, series.json, the PNGs; returns the report section's lines."""
+    rows = analysis["rows"]
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with open(os.path.join(out, "variance.csv"), "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    ser = {" | ".join(map(str, k)): v for k, v in analysis["series"].items()}
+    with open(os.path.join(out, "series.json"), "w") as fh:
+        json.dump({"series": ser, "verdicts": analysis["verdicts"], "rules": rule_provenance()}, fh, indent=1,
+                  default=float)  # fmt: skip
+    _plot_variance(os.path.join(out, "gradient_variance.png"), rows, "grad_var", "Var of d loss / d theta_k")
+    _plot_variance(os.path.join(out, "loss_variance.png"), rows, "loss_var", "Var of the loss")
+    _plot_zero_fraction(os.path.join(out, "kl_nonzero_gradients.png"), rows)
+    ns = sorted({r["n"] for r in rows})
+    v = analysis["verdicts"]
+    lines = [f"## Variance at random initialisation (target GHZ, n = {ns[0]}..{ns[-1]})", "",
+             f"Draws per point: {min(r['draws'] for r in rows)}-{max(r['draws'] for r in rows)}. "
+             "Files: variance.csv, series.json, gradient_variance.png, loss_variance.png, kl_nonzero_gradients.png.",
+             "", *_series_table(analysis["series"]), "",
+             f"- Claim 1 (KL at finite shots concentrates exponentially): {v['claim1']}",
+             f"- Claim 2 (MMD: sigma = 1 exponential, sigma = n/4 polynomial): {v['claim2']}", ""]  # fmt: skip
+    return lines
+
+
+def cmd_gradient_variance(args: argparse.Namespace) -> int:
+    from qbm.studies import cli_common
+    from qbm.studies.runner import Study, grid
+
+    if args.draws % args.chunk:
+        raise ValueError(f"--draws: must be a multiple of --chunk ({args.chunk}), got {args.draws}")
+    per_n = variance_configs(sorted(set(args.n)), args.ansatz, args.chunk, args.chunk, args.deep_max)
+    chunks = list(range(args.draws // args.chunk))
+    os.makedirs(args.out, exist_ok=True)
+    total = sum(len(c) for c in per_n.values()) * len(chunks)
+    print(f"gradient variance: n {sorted(per_n)}, ansatz {args.ansatz}, {args.draws} draws per point "
+          f"({total} runs of {args.chunk} draws) -> {args.out}")  # fmt: skip
+    for n, configs in per_n.items():
+        study = Study(f"gradient-variance n={n}", "qbm.studies.gradient_variance:variance_run", grid(configs, chunks))
+        sub = argparse.Namespace(**{**vars(args), "out": os.path.join(args.out, f"n={n:02d}")})
+        cli_common.run(study, sub, intervals=False)
+    analysis = analyse_variance(args.out)
+    lines = write_variance_report(args.out, analysis)
+    with open(os.path.join(args.out, "report.md"), "w") as fh:
+        fh.write("\n".join(["# Gradient variance", "", *lines]))
+    for v in analysis["verdicts"].values():
+        print(v)
+    print(f"wrote {args.out}/report.md, variance.csv and the PNGs")
+    return 0
+
+
+def add_parsers(study: Any) -> None:
+    from qbm.cli_types import int_range
+    from qbm.studies.cli_common import add_runner_options
+
+    p = study.add_parser("gradient-variance", help="loss and gradient variance at random initialisation vs n")
+    p.add_argument("--n", type=int_range(2, 26), nargs="+", default=list(range(4, 25, 2)))
+    p.add_argument("--ansatz", nargs="+", default=["product", "line", "all_to_all"],
+                   choices=["product", "line", "all_to_all"])  # fmt: skip
+    p.add_argument("--draws", type=positive_int, default=200, help="random initialisations per point")
+    p.add_argument("--chunk", type=positive_int, default=50, help="draws per run of the study runner")
+    p.add_argument("--deep-max", type=positive_int, default=20, help="largest n with depth L = n/2")
+    p.add_argument("--out", default="runs/gradient-variance")
+    add_runner_options(p, seeds=None)
+    p.set_defaults(func=cmd_gradient_variance)
