@@ -116,8 +116,15 @@ def draw_spots(energy: np.ndarray, rng: np.random.Generator, det: Detector = Det
     u = rng.random(len(t))
     radius = np.where(core, r_c, r_t) * np.sqrt(u / (1.0 - u))
     phi = rng.random(len(t)) * (2 * math.pi)
-    return {"shower": shower, "t": t, "r": radius, "phi": phi, "spot_energy": (energy / counts)[shower],
-            "counts": counts, **par}  # fmt: skip
+    return {
+        "shower": shower,
+        "t": t,
+        "r": radius,
+        "phi": phi,
+        "spot_energy": (energy / counts)[shower],
+        "counts": counts,
+        **par,
+    }
 
 
 def deposit(energy: np.ndarray, rng: np.random.Generator, det: Detector = Detector()) -> np.ndarray:

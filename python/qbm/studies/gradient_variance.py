@@ -206,8 +206,13 @@ def variance_interval(x: np.ndarray, boot: int = 1000, seed: int = 0) -> dict[st
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(x), (boot, len(x)))
     bv = np.var(x[idx], axis=1, ddof=1)
-    return {"var": v, "var_lo": float(np.percentile(bv, 2.5)), "var_hi": float(np.percentile(bv, 97.5)),
-            "zero_fraction": float(np.mean(x == 0.0)), "draws": int(len(x))}  # fmt: skip
+    return {
+        "var": v,
+        "var_lo": float(np.percentile(bv, 2.5)),
+        "var_hi": float(np.percentile(bv, 97.5)),
+        "zero_fraction": float(np.mean(x == 0.0)),
+        "draws": int(len(x)),
+    }
 
 
 def classify_series(
@@ -224,8 +229,11 @@ def classify_series(
     vals = np.array([stat_of(s) for s in samples])
     keep = vals > 0
     x = np.asarray(ns, dtype=float)[keep]
-    out: dict[str, Any] = {"n": list(map(int, ns)), "value": vals.tolist(),
-                           "censored_n": [int(v) for v, k in zip(ns, keep) if not k]}  # fmt: skip
+    out: dict[str, Any] = {
+        "n": list(map(int, ns)),
+        "value": vals.tolist(),
+        "censored_n": [int(v) for v, k in zip(ns, keep) if not k],
+    }
     if keep.sum() < MIN_POINTS:
         out.update({"class": "undecided", "why": f"{int(keep.sum())} points with a nonzero value (need {MIN_POINTS})"})
         return out
@@ -251,8 +259,16 @@ def classify_series(
         cls = "flat"
     else:
         cls = "undecided"
-    out.update({"fit": fit, "bootstrap_exp_share": share_exp, "bootstrap_pow_share": share_pow, "class": cls,
-                "exp_rate_per_qubit": e["b"], "power": pw["b"]})  # fmt: skip
+    out.update(
+        {
+            "fit": fit,
+            "bootstrap_exp_share": share_exp,
+            "bootstrap_pow_share": share_pow,
+            "class": cls,
+            "exp_rate_per_qubit": e["b"],
+            "power": pw["b"],
+        }
+    )
     return out
 
 

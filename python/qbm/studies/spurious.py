@@ -26,12 +26,15 @@ Rule (fixed before the runs; the report prints the commit of this file):
   final loss and the loss of the uniform solution are reported beside (with exact losses
   near 1e-5 the comparison of loss values is not a usable criterion);
 * Claim 3 (low-body MMD cannot distinguish distributions that agree on low-order
-  marginals, and training ends in spurious minima): supported when (i) for every pair
-  shown, MMD^2 at sigma = n / 4 and with the mixture is below 1e-3 x the median MMD^2
-  between the target and a randomly initialised model, and (ii) the runs with sigma = n / 4
-  end spuriously in a majority of seeds at every n; refuted when (i) fails for the full
-  parity pair or those runs reach the target in a majority of seeds at some n; else
-  undecided;
+  marginals, and training ends in spurious minima), judged at every n >= 6 studied:
+  supported when (i) MMD^2(even parity, uniform) at sigma = n / 4 is below 1e-4 (the
+  scale of the standard error of an MMD^2 estimate from 10^4 shots, the paper's largest
+  count: the loss cannot resolve the pair) and (ii) the sigma = n / 4 runs end spuriously
+  in a majority of seeds; refuted when at some such n the sigma = n / 4 runs reach the
+  target in a majority of seeds; else undecided. (Revised once, before the study's runs,
+  after a 200-step smoke run at n = 4, 6: the first version compared every pair, including
+  ones that differ on 2-bit marginals, with the MMD of a random model, which no pair at
+  n = 4 can pass whatever the claim.)
 * Claim 4 (the local fidelity trains where (3) fails): supported when, at every n where
   the sigma = n / 4 runs end spuriously in a majority of seeds, the fidelity runs reach the
   target in a majority of seeds; refuted when, at such an n, they end with TVD > 0.3 in a
@@ -47,7 +50,8 @@ import numpy as np
 
 SPURIOUS_TVD = 0.3
 REACHED_TVD = 0.1
-PAIR_RATIO = 1e-3
+RESOLUTION = 1e-4
+MIN_N = 6
 LOSSES = ("mmd:mix", "mmd:n/4", "mmd:1", "kl", "fidelity")
 
 
@@ -164,13 +168,10 @@ def typical_model_mmd2(n: int, layers: int, sigma: Any, draws: int = 20, seed: i
 def claim_verdicts(pairs: list[dict[str, Any]], runs: list[dict[str, Any]]) -> dict[str, str]:
     """Claims 3 and 4 from the pair table (rows with n, k, sigma label, mmd2_pair and
     mmd2_model) and the training records (config n, loss; result)."""
-    low = [r for r in pairs if r["sigma"] in ("n/4", "mix")]
-    indist = [r["mmd2_pair"] < PAIR_RATIO * r["mmd2_model"] for r in low]
-    full_dist = [r for r, ok in zip(low, indist) if not ok and r["k"] == r["n"] - 1]
     by: dict[tuple[int, str], list[str]] = {}
     for rec in runs:
         by.setdefault((int(rec["config"]["n"]), rec["config"]["loss"]), []).append(classify_run(rec["result"]))
-    ns = sorted({n for n, _ in by})
+    ns = sorted({n for n, _ in by if n >= MIN_N})
 
     def majority(n: int, loss: str, cls: str) -> bool:
         v = by.get((n, loss), [])
@@ -180,14 +181,21 @@ def claim_verdicts(pairs: list[dict[str, Any]], runs: list[dict[str, Any]]) -> d
         v = by.get((n, loss), [])
         return f"n={n} {loss}: " + ", ".join(f"{c} {v.count(c)}" for c in ("reached", "spurious", "elsewhere"))
 
+    full = {
+        int(r["n"]): float(r["mmd2_pair"])
+        for r in pairs
+        if r["sigma"] == "n/4" and r["k"] == r["n"] - 1 and r["against"] == "uniform"
+    }
+    unresolved = {n: full.get(n, math.inf) < RESOLUTION for n in ns}
     spur = {n: majority(n, "mmd:n/4", "spurious") for n in ns}
     reach = {n: majority(n, "mmd:n/4", "reached") for n in ns}
-    d3 = "; ".join(tally(n, "mmd:n/4") for n in ns)
-    d3 += f"; pairs below {PAIR_RATIO:g} x model MMD^2: {sum(indist)}/{len(indist)}"
+    d3 = "; ".join(f"{tally(n, 'mmd:n/4')} (MMD^2(even, uniform) at n/4 {full.get(n, math.nan):.2g})" for n in ns)
     out = {}
-    if low and all(indist) and ns and all(spur.values()):
+    if not ns:
+        out["claim3"] = f"undecided: no n >= {MIN_N} studied"
+    elif all(unresolved.values()) and all(spur.values()):
         out["claim3"] = "supported: " + d3
-    elif full_dist or any(reach.values()):
+    elif any(reach.values()):
         out["claim3"] = "refuted: " + d3
     else:
         out["claim3"] = "undecided: " + d3

@@ -113,10 +113,20 @@ def analyse_variance(out: str, *, boot: int = 200) -> dict[str, Any]:
         for key, v in by_loss.items():
             lv = gv.variance_interval(v["loss"])
             g = gv.variance_interval(v["grad"])
-            row = {"ansatz": ansatz, "layers": layers, "n": n, "loss": key, "draws": g["draws"],
-                   "loss_var": lv["var"], "loss_var_lo": lv["var_lo"], "loss_var_hi": lv["var_hi"],
-                   "grad_var": g["var"], "grad_var_lo": g["var_lo"], "grad_var_hi": g["var_hi"],
-                   "grad_zero_fraction": g["zero_fraction"]}  # fmt: skip
+            row = {
+                "ansatz": ansatz,
+                "layers": layers,
+                "n": n,
+                "loss": key,
+                "draws": g["draws"],
+                "loss_var": lv["var"],
+                "loss_var_lo": lv["var_lo"],
+                "loss_var_hi": lv["var_hi"],
+                "grad_var": g["var"],
+                "grad_var_lo": g["var_lo"],
+                "grad_var_hi": g["var_hi"],
+                "grad_zero_fraction": g["zero_fraction"],
+            }
             if ansatz == "product" and key.startswith("mmd:") and key != "mmd:mix":
                 sigma = 1.0 if key == "mmd:1" else n / 4
                 row["closed_form_loss_var"] = closed_form_variance(n, sigma, "ghz", moments=gv.PRODUCT_MOMENTS)
@@ -147,18 +157,31 @@ def _plot_variance(path: str, rows: list[dict[str, Any]], what: str, title: str)
     for ax, (ansatz, lay) in zip(axes[0], panels):
         for j, key in enumerate(keys):
             sel = sorted(
-                (r for r in rows if r["ansatz"] == ansatz and r["loss"] == key
-                 and (r["layers"] == lay if lay >= 0 else r["layers"] == r["n"] // 2 and r["layers"] > 2)),
+                (
+                    r
+                    for r in rows
+                    if r["ansatz"] == ansatz
+                    and r["loss"] == key
+                    and (r["layers"] == lay if lay >= 0 else r["layers"] == r["n"] // 2 and r["layers"] > 2)
+                ),
                 key=lambda r: r["n"],
-            )  # fmt: skip
+            )
             if not sel:
                 continue
             xs = [r["n"] for r in sel]
             ys = np.array([max(r[what], 1e-40) for r in sel])
             lo = np.array([max(r[what + "_lo"], 1e-40) for r in sel])
             hi = np.array([max(r[what + "_hi"], 1e-40) for r in sel])
-            ax.errorbar(xs, ys, yerr=[ys - np.minimum(lo, ys), np.maximum(hi, ys) - ys], marker="o", ms=3, capsize=2,
-                        color=f"C{j}", label=key)  # fmt: skip
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=[ys - np.minimum(lo, ys), np.maximum(hi, ys) - ys],
+                marker="o",
+                ms=3,
+                capsize=2,
+                color=f"C{j}",
+                label=key,
+            )
             if what == "loss_var" and "closed_form_loss_var" in sel[0]:
                 ax.plot(xs, [r["closed_form_loss_var"] for r in sel], "--", color=f"C{j}", label=f"{key} closed form")
         ax.set_yscale("log")
@@ -179,11 +202,20 @@ def _plot_zero_fraction(path: str, rows: list[dict[str, Any]]) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for j, key in enumerate(("kl@100", "kl@1000", "kl@10000")):
         for ls, (ansatz, lay) in zip(("-", "--", ":"), (("line", 1), ("line", 2), ("all_to_all", 2))):
-            sel = sorted((r for r in rows if r["loss"] == key and r["ansatz"] == ansatz and r["layers"] == lay),
-                         key=lambda r: r["n"])  # fmt: skip
+            sel = sorted(
+                (r for r in rows if r["loss"] == key and r["ansatz"] == ansatz and r["layers"] == lay),
+                key=lambda r: r["n"],
+            )
             if sel:
-                ax.plot([r["n"] for r in sel], [1 - r["grad_zero_fraction"] for r in sel], ls, marker="o", ms=3,
-                        color=f"C{j}", label=f"{key} {ansatz} L={lay}")  # fmt: skip
+                ax.plot(
+                    [r["n"] for r in sel],
+                    [1 - r["grad_zero_fraction"] for r in sel],
+                    ls,
+                    marker="o",
+                    ms=3,
+                    color=f"C{j}",
+                    label=f"{key} {ansatz} L={lay}",
+                )
     ax.set_yscale("log")
     ax.set_xlabel("qubits n")
     ax.set_ylabel("fraction of draws with a nonzero shot gradient")
@@ -196,8 +228,10 @@ def _plot_zero_fraction(path: str, rows: list[dict[str, Any]]) -> None:
 
 
 def _series_table(series: dict[tuple, dict[str, Any]]) -> list[str]:
-    lines = ["| ansatz | L | loss | quantity | n fitted | exp. rate / qubit | power | Akaike w (exp) | class |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| ansatz | L | loss | quantity | n fitted | exp. rate / qubit | power | Akaike w (exp) | class |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for (ansatz, d, key, what), s in sorted(series.items(), key=lambda kv: tuple(map(str, kv[0]))):
         fit = s.get("fit", {})
         w = fit.get("exponential", {}).get("akaike_weight", math.nan)
@@ -221,19 +255,26 @@ def write_variance_report(out: str, analysis: dict[str, Any]) -> list[str]:
         w.writerows(rows)
     ser = {" | ".join(map(str, k)): v for k, v in analysis["series"].items()}
     with open(os.path.join(out, "series.json"), "w") as fh:
-        json.dump({"series": ser, "verdicts": analysis["verdicts"], "rules": rule_provenance()}, fh, indent=1,
-                  default=float)  # fmt: skip
+        json.dump(
+            {"series": ser, "verdicts": analysis["verdicts"], "rules": rule_provenance()}, fh, indent=1, default=float
+        )
     _plot_variance(os.path.join(out, "gradient_variance.png"), rows, "grad_var", "Var of d loss / d theta_k")
     _plot_variance(os.path.join(out, "loss_variance.png"), rows, "loss_var", "Var of the loss")
     _plot_zero_fraction(os.path.join(out, "kl_nonzero_gradients.png"), rows)
     ns = sorted({r["n"] for r in rows})
     v = analysis["verdicts"]
-    lines = [f"## Variance at random initialisation (target GHZ, n = {ns[0]}..{ns[-1]})", "",
-             f"Draws per point: {min(r['draws'] for r in rows)}-{max(r['draws'] for r in rows)}. "
-             "Files: variance.csv, series.json, gradient_variance.png, loss_variance.png, kl_nonzero_gradients.png.",
-             "", *_series_table(analysis["series"]), "",
-             f"- Claim 1 (KL at finite shots concentrates exponentially): {v['claim1']}",
-             f"- Claim 2 (MMD: sigma = 1 exponential, sigma = n/4 polynomial): {v['claim2']}", ""]  # fmt: skip
+    lines = [
+        f"## Variance at random initialisation (target GHZ, n = {ns[0]}..{ns[-1]})",
+        "",
+        f"Draws per point: {min(r['draws'] for r in rows)}-{max(r['draws'] for r in rows)}. "
+        "Files: variance.csv, series.json, gradient_variance.png, loss_variance.png, kl_nonzero_gradients.png.",
+        "",
+        *_series_table(analysis["series"]),
+        "",
+        f"- Claim 1 (KL at finite shots concentrates exponentially): {v['claim1']}",
+        f"- Claim 2 (MMD: sigma = 1 exponential, sigma = n/4 polynomial): {v['claim2']}",
+        "",
+    ]
     return lines
 
 
@@ -247,8 +288,10 @@ def cmd_gradient_variance(args: argparse.Namespace) -> int:
     chunks = list(range(args.draws // args.chunk))
     os.makedirs(args.out, exist_ok=True)
     total = sum(len(c) for c in per_n.values()) * len(chunks)
-    print(f"gradient variance: n {sorted(per_n)}, ansatz {args.ansatz}, {args.draws} draws per point "
-          f"({total} runs of {args.chunk} draws) -> {args.out}")  # fmt: skip
+    print(
+        f"gradient variance: n {sorted(per_n)}, ansatz {args.ansatz}, {args.draws} draws per point "
+        f"({total} runs of {args.chunk} draws) -> {args.out}"
+    )
     for n, configs in per_n.items():
         study = Study(f"gradient-variance n={n}", "qbm.studies.gradient_variance:variance_run", grid(configs, chunks))
         sub = argparse.Namespace(**{**vars(args), "out": os.path.join(args.out, f"n={n:02d}")})
@@ -269,11 +312,209 @@ def add_parsers(study: Any) -> None:
 
     p = study.add_parser("gradient-variance", help="loss and gradient variance at random initialisation vs n")
     p.add_argument("--n", type=int_range(2, 26), nargs="+", default=list(range(4, 25, 2)))
-    p.add_argument("--ansatz", nargs="+", default=["product", "line", "all_to_all"],
-                   choices=["product", "line", "all_to_all"])  # fmt: skip
+    p.add_argument(
+        "--ansatz", nargs="+", default=["product", "line", "all_to_all"], choices=["product", "line", "all_to_all"]
+    )
     p.add_argument("--draws", type=positive_int, default=200, help="random initialisations per point")
     p.add_argument("--chunk", type=positive_int, default=50, help="draws per run of the study runner")
     p.add_argument("--deep-max", type=positive_int, default=20, help="largest n with depth L = n/2")
     p.add_argument("--out", default="runs/gradient-variance")
     add_runner_options(p, seeds=None)
     p.set_defaults(func=cmd_gradient_variance)
+    add_spurious_parser(study)
+
+
+# ------------------------------------------------------------------ spurious minima
+PAIR_SIGMAS = tuple(float(s) for s in np.geomspace(0.05, 100.0, 25))
+
+
+def pair_rows(n: int, layers: int, model_draws: int = 20) -> list[dict[str, Any]]:
+    """Exact MMD^2 of each parity pair (k = 1, n // 2, n - 1; against odd parity and
+    against uniform) at the named bandwidths and on a grid, beside the median MMD^2
+    between the even-parity target and randomly initialised models."""
+    from qbm import mmd
+    from qbm.studies import spurious as sp
+
+    rows: list[dict[str, Any]] = []
+    labels: list[tuple[str, Any]] = [("1", 1.0), ("n/4", n / 4), ("mix", sp.sigma_value("mix", n))]
+    labels += [(f"{s:.4g}", s) for s in PAIR_SIGMAS]
+    model = {lab: sp.typical_model_mmd2(n, layers, sig, draws=model_draws) for lab, sig in labels}
+    uni = sp.uniform(n)
+    for k in sorted({1, n // 2, n - 1}):
+        even, odd = sp.parity_pair(n, k)
+        for against, other in (("odd", odd), ("uniform", uni)):
+            for lab, sig in labels:
+                rows.append(
+                    {
+                        "n": n,
+                        "k": k,
+                        "against": against,
+                        "sigma": lab,
+                        "sigma_value": float(np.mean(sig)) if lab != "mix" else float("nan"),
+                        "mmd2_pair": float(mmd.mmd2_exact(even, other, sig)),
+                        "mmd2_model": model[lab],
+                    }
+                )
+    return rows
+
+
+def _plot_pairs(path: str, rows: list[dict[str, Any]]) -> None:
+    from qbm.plotting import _plt
+
+    plt = _plt()
+    ns = sorted({r["n"] for r in rows})
+    fig, axes = plt.subplots(1, len(ns), figsize=(4.6 * len(ns), 4.0), squeeze=False, sharey=True)
+    for ax, n in zip(axes[0], ns):
+        grid = [r for r in rows if r["n"] == n and r["sigma"] not in ("1", "n/4", "mix")]
+        for j, k in enumerate(sorted({r["k"] for r in grid})):
+            for ls, against in (("-", "odd"), (":", "uniform")):
+                sel = sorted(
+                    (r for r in grid if r["k"] == k and r["against"] == against), key=lambda r: r["sigma_value"]
+                )
+                ax.plot(
+                    [r["sigma_value"] for r in sel],
+                    [r["mmd2_pair"] for r in sel],
+                    ls,
+                    color=f"C{j}",
+                    label=f"even vs {against}, parity on {k + 1} bits",
+                )
+        sel = sorted((r for r in grid if r["k"] == n - 1 and r["against"] == "odd"), key=lambda r: r["sigma_value"])
+        ax.plot(
+            [r["sigma_value"] for r in sel],
+            [r["mmd2_model"] for r in sel],
+            "k--",
+            label="target vs random-init QCBM (median)",
+        )
+        ax.axvline(n / 4, color="grey", lw=0.8)
+        ax.axvline(1.0, color="grey", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("bandwidth sigma (lines at 1 and n/4)")
+        ax.set_title(f"n = {n}")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("exact MMD^2")
+    axes[0][-1].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_spurious_runs(path: str, recs: list[dict[str, Any]]) -> None:
+    from qbm.plotting import _plt
+    from qbm.studies.spurious import LOSSES
+
+    plt = _plt()
+    ns = sorted({int(r["config"]["n"]) for r in recs})
+    fig, axes = plt.subplots(1, len(ns), figsize=(4.6 * len(ns), 4.0), squeeze=False)
+    for ax, n in zip(axes[0], ns):
+        for j, loss in enumerate(LOSSES):
+            sel = [r["result"] for r in recs if int(r["config"]["n"]) == n and r["config"]["loss"] == loss]
+            ax.scatter([r["tvd_uniform"] for r in sel], [r["tvd_target"] for r in sel], color=f"C{j}", label=loss, s=18)
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.7)
+        ax.set_xlabel("final TVD to uniform (spurious)")
+        ax.set_ylabel("final TVD to even parity (target)")
+        ax.set_title(f"n = {n}: where training ends (one point per seed)")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def spurious_section(out: str, recs: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> list[str]:
+    from qbm.studies import spurious as sp
+    from qbm.studies.runner import aggregate, write_csv
+
+    ok = [r for r in recs if r["status"] == "ok"]
+    for r in ok:
+        r["result"]["class"] = sp.classify_run(r["result"])
+    rows = aggregate(
+        ok,
+        ["n", "layers", "loss"],
+        ["tvd_target", "tvd_uniform", "tvd_odd", "final_loss", "spurious_loss"],
+        bounds={k: (0.0, 1.0) for k in ("tvd_target", "tvd_uniform", "tvd_odd")},
+    )
+    for row in rows:
+        cls = [r["result"]["class"] for r in ok if r["config"]["n"] == row["n"] and r["config"]["loss"] == row["loss"]]
+        for c in ("reached", "spurious", "elsewhere"):
+            row[c] = cls.count(c)
+    write_csv(os.path.join(out, "spurious_runs.csv"), rows)
+    write_csv(os.path.join(out, "spurious_pairs.csv"), pairs)
+    _plot_pairs(os.path.join(out, "spurious_pairs.png"), pairs)
+    _plot_spurious_runs(os.path.join(out, "spurious_runs.png"), ok)
+    v = sp.claim_verdicts(pairs, ok)
+    lines = [
+        "## Spurious minima (even-parity target, line ansatz, exact gradients)",
+        "",
+        "| n | pair (parity bits) | vs | MMD^2 sigma=1 | sigma=n/4 | mixture | model MMD^2 at n/4 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in pairs:
+        if r["sigma"] != "1":
+            continue
+        at = {q["sigma"]: q for q in pairs if (q["n"], q["k"], q["against"]) == (r["n"], r["k"], r["against"])}
+        lines.append(
+            f"| {r['n']} | {r['k'] + 1} | {r['against']} | {r['mmd2_pair']:.3g} | {at['n/4']['mmd2_pair']:.3g} "
+            f"| {at['mix']['mmd2_pair']:.3g} | {at['n/4']['mmd2_model']:.3g} |"
+        )
+    lines += [
+        "",
+        "| n | L | loss | TVD to target | TVD to uniform | TVD to odd | reached / spurious / elsewhere |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['n']} | {r['layers']} | {r['loss']} | {r['tvd_target_mean']:.3f} [{r['tvd_target_ci_lo']:.3f}, "
+            f"{r['tvd_target_ci_hi']:.3f}] | {r['tvd_uniform_mean']:.3f} | {r['tvd_odd_mean']:.3f} "
+            f"| {r['reached']} / {r['spurious']} / {r['elsewhere']} |"
+        )
+    lines += [
+        "",
+        f"- Claim 3 (low-body MMD blind to high-order correlations, spurious minima): {v['claim3']}",
+        f"- Claim 4 (the local fidelity trains where 3 fails): {v['claim4']}",
+        "",
+        "Files: spurious_pairs.csv/png, spurious_runs.csv/png.",
+        "",
+    ]
+    return lines
+
+
+def cmd_spurious(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from qbm.studies import cli_common
+    from qbm.studies.runner import Study, grid
+
+    os.makedirs(args.out, exist_ok=True)
+    layers = {n: (n // 2 if args.layers == "n/2" else int(args.layers)) for n in args.n}
+    configs = [{"n": n, "loss": loss, "layers": layers[n], "steps": args.steps} for n in args.n for loss in args.losses]
+    study = Study("spurious-minima", "qbm.studies.spurious:spurious_run", grid(configs, args.seeds))
+    print(f"spurious minima: n {args.n}, losses {args.losses}, {args.steps} steps, seeds {args.seeds} -> {args.out}")
+    pairs: list[dict[str, Any]] = []
+    for n in tqdm(args.n, desc="pair MMDs", disable=args.quiet):
+        pairs += pair_rows(n, layers[n])
+    recs = cli_common.run(study, args)
+    lines = spurious_section(args.out, recs, pairs)
+    with open(os.path.join(args.out, "report.md"), "w") as fh:
+        fh.write("\n".join(["# Spurious minima", "", *lines]))
+    print("\n".join(line for line in lines if line.startswith("- Claim")))
+    print(f"wrote {args.out}/report.md and the PNGs")
+    return 0
+
+
+def add_spurious_parser(study: Any) -> None:
+    from qbm.cli_types import int_range
+    from qbm.studies.cli_common import add_runner_options
+    from qbm.studies.spurious import LOSSES
+
+    p = study.add_parser(
+        "spurious-minima", help="parity pairs the MMD cannot see, and where QCBMs trained on parity end"
+    )
+    p.add_argument("--n", type=int_range(3, 16), nargs="+", default=[6, 8, 10])
+    p.add_argument("--layers", default="n/2", help="line ansatz depth: an integer or n/2 (default)")
+    p.add_argument("--losses", nargs="+", default=list(LOSSES), choices=list(LOSSES))
+    p.add_argument("--steps", type=positive_int, default=1000)
+    p.add_argument("--out", default="runs/spurious-minima")
+    add_runner_options(p, seeds=5)
+    p.set_defaults(func=cmd_spurious)
