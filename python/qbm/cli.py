@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     dqa.add_parser(study)
     from qbm.studies import trainability
 
-    trainability.add_parsers(study)
+    trainability.add_all_parsers(study)
     from qbm import cli_help
 
     cli_help.apply(p)

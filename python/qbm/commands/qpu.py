@@ -9,7 +9,6 @@ import os
 from typing import Any
 
 
-
 def _sampler(args: argparse.Namespace, mode: str) -> Any:
     from qbm.qpu import Advantage2Sampler, parse_mock
 

@@ -182,7 +182,8 @@ def write_outputs(
             rows=len(imgs["cqa"]),
             title="c-QA mode: tilted prior at beta = 1 (learned fields or lambda x direction per label, by validation)",
             row_labels=[
-                f"{r['label']}: " + ("fields" if r["method"] == "fields" else f"lam {r['lambda']:g}")
+                f"{r['label']}: "
+                + ("fields" if r["method"] == "fields" else f"lam {r['lambda']:g}")
                 + f", acc {r['accuracy']:.2f}"
                 for r in per
             ],
@@ -625,8 +626,12 @@ def _common(p: argparse.ArgumentParser, study: bool = False) -> None:
     p.add_argument("--device", default="cpu", help="torch device of the models (cpu, cuda, cuda:1, ...)")
     p.add_argument("--chains", type=positive_int, default=128, help="negative-phase chains")
     p.add_argument("--sweeps", type=positive_int, default=10, help="sweeps per negative-phase call")
-    p.add_argument("--anneal-ns", type=positive_float, default=None,
-                   help="the schrodinger sampler's exact anneal time in ns (default 0.3)")
+    p.add_argument(
+        "--anneal-ns",
+        type=positive_float,
+        default=None,
+        help="the schrodinger sampler's exact anneal time in ns (default 0.3)",
+    )
     if not study:  # a study takes --seeds, --threads-per-run and --quiet from the runner options
         p.add_argument("--seed", type=seed_int, default=0)
         p.add_argument("--threads", type=threads_int, default=None)

@@ -78,7 +78,7 @@ def payload_digest(path: str) -> str:
     with open(path, "rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"
     try:
-        with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
+        with gzip.open(path, "rb") if gz else open(path, "rb") as fh:
             while chunk := fh.read(CHUNK):
                 h.update(chunk)
     except (EOFError, OSError, zlib.error) as e:
@@ -99,9 +99,12 @@ def _transfer(url: str, part: str, *, timeout: float, progress: bool, label: str
             have = 0
         length = r.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
-        with open(part, "ab" if resumed else "wb") as out, tqdm(
-            total=total, initial=have, unit="B", unit_scale=True, desc=label, disable=not progress, leave=False
-        ) as bar:
+        with (
+            open(part, "ab" if resumed else "wb") as out,
+            tqdm(
+                total=total, initial=have, unit="B", unit_scale=True, desc=label, disable=not progress, leave=False
+            ) as bar,
+        ):
             got = 0
             while chunk := r.read(CHUNK):
                 out.write(chunk)

@@ -19,8 +19,6 @@ import numpy as np
 from qbm.data.registry import DataSet, num_classes, register
 
 
-
-
 @dataclass
 class ImageData:
     """Images (N, C, H, W) and int64 labels, split into train and test. Pixels are float

@@ -37,6 +37,7 @@ def _engine() -> Any:
         raise RuntimeError("Circuit.run: the engine is not bound; import qbm.quantum")
     return _ENGINE
 
+
 ROTATIONS = {"rx": sv.rx, "ry": sv.ry, "rz": sv.rz}
 
 

@@ -17,7 +17,8 @@ from qbm.plotting import _plt, save_curves
 
 def resolve_target(spec: str, n: int) -> np.ndarray:
     """'bas' (bars and stripes on a near-square grid), 'ghz', 'cardinality',
-    'sparse[:K]', or 'calo:PATH' (binarised calorimeter showers)."""
+    'sparse[:K]', 'showers' (the Grindhammer-Peters stand-in for the CLIC showers,
+    :mod:`qbm.data.showers`) or 'calo:PATH' (binarised calorimeter showers from a file)."""
     from qbm.data import bars_and_stripes, cardinality, ghz, random_sparse
 
     if spec == "bas":
@@ -32,11 +33,22 @@ def resolve_target(spec: str, n: int) -> np.ndarray:
     if spec.startswith("sparse"):
         k = int(spec.split(":")[1]) if ":" in spec else max(2, n)
         return random_sparse(n, k, seed=0)
+    if spec == "showers":
+        from qbm.data.showers import shower_distribution as stand_in
+
+        return stand_in(n)
     if spec.startswith("calo:"):
         from qbm.data.calorimeter import shower_distribution
 
         return shower_distribution(spec[5:], n)
-    raise ValueError(f"--target: unknown target {spec!r}; choose bas, ghz, cardinality, sparse[:K] or calo:PATH")
+    raise ValueError(
+        f"--target: unknown target {spec!r}; choose bas, ghz, cardinality, sparse[:K], showers or calo:PATH"
+    )
+
+
+def target_label(spec: str) -> str:
+    """The target's name in outputs; the shower stand-in says it is one."""
+    return "showers (GP stand-in)" if spec == "showers" else spec
 
 
 def mmd_variance_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -194,7 +206,8 @@ def cmd_kl_vs_mmd(args: argparse.Namespace) -> int:
         preflight=lambda: _check_targets(args.target, ns),
     )
     print(
-        f"KL vs MMD vs local fidelity: n {ns}, shots {shots}, {steps} steps, seeds {seeds}, target {args.target} "
+        f"KL vs MMD vs local fidelity: n {ns}, shots {shots}, {steps} steps, seeds {seeds}, "
+        f"target {target_label(args.target)} "
         f"({len(study.runs)} runs, engine {args.engine}) -> {args.out}"
     )
     recs = cli_common.run(study, args)
@@ -216,7 +229,7 @@ def cmd_kl_vs_mmd(args: argparse.Namespace) -> int:
         xlog=True,
         xlabel="shots per estimate",
         ylabel="final TVD (mean, 95% CI over seeds)",
-        title=f"target {args.target}",
+        title=f"target {target_label(args.target)}",
     )
     for r in rows:
         print(
@@ -246,7 +259,7 @@ def cmd_train_qcbm(args: argparse.Namespace) -> int:
     )
     metrics = {
         "n": args.n,
-        "target": args.target,
+        "target": target_label(args.target),
         "loss_name": args.loss,
         "shots": args.shots,
         "ansatz": args.ansatz,
@@ -262,7 +275,7 @@ def cmd_train_qcbm(args: argparse.Namespace) -> int:
         {"loss": h["loss"], "TVD (exact)": h["tvd"]},
         ylabel="value",
         logy=True,
-        title=f"QCBM n={args.n}, {args.loss}",
+        title=f"QCBM n={args.n}, {args.loss}, target {target_label(args.target)}",
     )
     print(f"final TVD {h['final_tvd']:.4f} after {args.steps} steps ({h['seconds']:.1f} s); wrote {args.out}")
     return 0
@@ -286,7 +299,9 @@ def add_parsers(study: Any, train: Any) -> None:
     p.add_argument("--n", type=int_range(1, 24), nargs="+", default=None, help="qubits (default: the budget's)")
     p.add_argument("--shots", type=shots_int, nargs="+", default=None)
     p.add_argument("--losses", nargs="+", default=["kl", "mmd", "fidelity"], choices=["kl", "mmd", "fidelity"])
-    p.add_argument("--target", default="bas", help="bas | ghz | cardinality | sparse[:K] | calo:PATH")
+    p.add_argument(
+        "--target", default="bas", help="bas | ghz | cardinality | sparse[:K] | showers (GP stand-in) | calo:PATH"
+    )
     p.add_argument("--steps", type=positive_int, default=None)
     p.add_argument("--layers", type=positive_int, default=2)
     p.add_argument("--out", default="runs/kl-vs-mmd")

@@ -90,7 +90,12 @@ class VAETrainer:
         self.sampler_name = sampler if self.is_bm else "none"
         self.negative = (
             NegativePhase(
-                sampler, num_chains, sweeps=sweeps, seed=seed, num_threads=num_threads, qpu=qpu,
+                sampler,
+                num_chains,
+                sweeps=sweeps,
+                seed=seed,
+                num_threads=num_threads,
+                qpu=qpu,
                 **(negative_options or {}),
             )  # fmt: skip
             if self.is_bm
@@ -327,7 +332,9 @@ class VAETrainer:
             "last_epoch_test_iw_loglik": self.history[-1].get("test_iw_loglik") if self.history else None,
             "last_epoch_iw_samples": self.iw_samples,
             "binarize": self.binarize,
-            "note": NOTE if self.binarize == "none" else (
+            "note": NOTE
+            if self.binarize == "none"
+            else (
                 "IW log-likelihood in nats per image on dynamically binarised images (a fresh draw per training "
                 "batch, one fixed binarisation of the test set per seed): the protocol of the binarised-MNIST "
                 "literature"
