@@ -308,3 +308,28 @@ def test_showers_target_is_labelled_a_stand_in(tmp_path, monkeypatch, capsys):
     p = resolve_target("showers", 4)
     assert p.shape == (16,) and p.sum() == pytest.approx(1.0)
     assert "stand-in" in target_label("showers")
+
+
+def test_shower_losses_command_adds_n_later(tmp_path, monkeypatch):
+    monkeypatch.setenv("QBM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(sh, "shower_distribution", lambda n, count=10000, seed=0, progress=False: _small_showers(n))
+    out = str(tmp_path / "sl")
+    base = ["study", "shower-losses", "--steps", "15", "--teacher-steps", "30", "--shots", "100", "--seeds", "0", "1",
+            "--out", out, "--workers", "1", "--quiet"]  # fmt: skip
+    assert _cli(base + ["--n", "4"]) == 0
+    assert _cli(base + ["--n", "6"]) == 0  # a second n joins the same report
+    text = open(os.path.join(out, "report.md")).read()
+    assert "| 4 |" in text and "| 6 |" in text and "Claim 5" in text
+    with open(os.path.join(out, "teachers.json")) as fh:
+        t = json.load(fh)
+    q = np.load(t["4"]["target_path"])
+    assert q.shape == (16,) and q.sum() == pytest.approx(1.0) and t["4"]["layers"] in sl.DEPTHS
+
+
+def _small_showers(n):
+    grids = np.concatenate(list(sh.generate(200, seed=0)))
+    from qbm.data.calorimeter import GRID_FOR_N, binarise, downsize
+
+    bits = binarise(downsize(grids, *GRID_FOR_N[n]))
+    idx = (bits.astype(np.int64) << np.arange(n - 1, -1, -1)).sum(1)
+    return np.bincount(idx, minlength=2**n) / len(idx)

@@ -140,8 +140,7 @@ def analyse_variance(out: str, *, boot: int = 200) -> dict[str, Any]:
     for (ansatz, d, key, what), by_n in sorted(series_data.items()):
         ns = sorted(by_n)
         stat = "nonzero" if what == "nonzero" else "var"
-        samples = [by_n[n] if what != "loss_var" else by_n[n] for n in ns]
-        res = gv.classify_series(ns, samples, stat=stat, boot=boot)
+        res = gv.classify_series(ns, [by_n[n] for n in ns], stat=stat, boot=boot)
         classified[(ansatz, int(d) if d.isdigit() else d, key, what)] = res
     verdicts = gv.claim_verdicts(classified)  # type: ignore[arg-type]
     return {"rows": rows, "series": classified, "verdicts": verdicts}
@@ -652,6 +651,15 @@ def shower_section(out: str, teachers: dict[int, dict[str, Any]], recs: list[dic
     return lines
 
 
+def _records(out: str) -> list[dict[str, Any]]:
+    """Every run record under ``out``/n=*/runs."""
+    recs = []
+    for path in sorted(glob.glob(os.path.join(out, "n=*", "runs", "*.json"))):
+        with open(path) as fh:
+            recs.append(json.load(fh))
+    return recs
+
+
 def cmd_shower_losses(args: argparse.Namespace) -> int:
     from qbm.studies import cli_common
     from qbm.studies.runner import Study, grid
@@ -662,21 +670,26 @@ def cmd_shower_losses(args: argparse.Namespace) -> int:
         f"seeds {args.seeds}, target: teacher fitted to {args.source} -> {args.out}"
     )
     teachers = prepare_teachers(args.out, args.n, args.source, args.teacher_steps, args.steps, args.quiet)
-    configs = [
-        {
-            "n": n,
-            "layers": teachers[n]["layers"],
-            "loss": loss,
-            "shots": s,
-            "steps": args.steps,
-            "target_path": teachers[n]["target_path"],
-        }
-        for n in args.n
-        for s in [*args.shots, 0]
-        for loss in args.losses
-    ]
-    study = Study("shower-losses", "qbm.studies.shower_losses:student_run", grid(configs, args.seeds))
-    recs = cli_common.run(study, args)
+    for n in args.n:
+        configs = [
+            {
+                "n": n,
+                "layers": teachers[n]["layers"],
+                "loss": loss,
+                "shots": s,
+                "steps": args.steps,
+                "target_path": teachers[n]["target_path"],
+                "source": args.source,
+            }
+            for s in [*args.shots, 0]
+            for loss in args.losses
+        ]
+        study = Study(f"shower-losses n={n}", "qbm.studies.shower_losses:student_run", grid(configs, args.seeds))
+        cli_common.run(study, argparse.Namespace(**{**vars(args), "out": os.path.join(args.out, f"n={n:02d}")}))
+    # every n studied in this directory so far (a later call may add n)
+    recs = _records(args.out)
+    with open(os.path.join(args.out, "teachers.json")) as fh:
+        teachers = {int(k): v for k, v in json.load(fh).items() if any(int(r["config"]["n"]) == int(k) for r in recs)}
     lines = shower_section(args.out, teachers, recs, args.source)
     with open(os.path.join(args.out, "report.md"), "w") as fh:
         fh.write("\n".join(["# Losses on showers", "", *lines]))
@@ -762,9 +775,14 @@ def cmd_trainability(args: argparse.Namespace) -> int:
         if part in args.skip:
             continue
         out = os.path.join(args.out, part)
-        print(f"== {part} -> {out}")
-        pargs = parser.parse_args([part, "--out", out, *BUDGETS[args.budget][part], *runner])
-        pargs.func(pargs)
+        if args.report_only:
+            if not os.path.exists(os.path.join(out, "report.md")):
+                print(f"== {part}: no report in {out}; left out")
+                continue
+        else:
+            print(f"== {part} -> {out}")
+            pargs = parser.parse_args([part, "--out", out, *BUDGETS[args.budget][part], *runner])
+            pargs.func(pargs)
         with open(os.path.join(out, "report.md")) as fh:
             body = fh.read().splitlines()[2:]
         sections += [line.replace("Files: ", f"Files (in {part}/): ") for line in body]
@@ -773,7 +791,8 @@ def cmd_trainability(args: argparse.Namespace) -> int:
     head = [
         "# Trainability of quantum generative models (Rudolph et al. 2024): report",
         "",
-        f"Budget: {args.budget}. Rules: the docstrings of qbm.studies.gradient_variance (claims 1, 2), "
+        ("Budget: as each part last ran (--report-only). " if args.report_only else f"Budget: {args.budget}. ")
+        + "Rules: the docstrings of qbm.studies.gradient_variance (claims 1, 2), "
         "qbm.studies.spurious (3, 4) and qbm.studies.shower_losses (5).",
         "",
         "| rule file | git commit | uncommitted changes | sha256 (16) |",
@@ -799,6 +818,11 @@ def add_report_parser(study: Any) -> None:
     p = study.add_parser("trainability", help="the trainability report: variance, spurious minima, losses on showers")
     p.add_argument(
         "--budget", default="paper", choices=list(BUDGETS), help="paper: the issue's budgets (hours); smoke: minutes"
+    )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="write report.md from the parts' reports already in --out; run nothing",
     )
     p.add_argument("--skip", nargs="*", default=[], choices=["gradient-variance", "spurious-minima", "shower-losses"])
     p.add_argument("--out", default="runs/trainability")
