@@ -85,16 +85,18 @@ def ghz_target(n: int) -> np.ndarray:
     return ghz(n)
 
 
-def wht(v: np.ndarray) -> np.ndarray:
-    """Unnormalised Walsh-Hadamard transform of a vector of length 2^n (a copy)."""
-    x = np.array(v, dtype=np.float64, copy=True)
+def wht(v: np.ndarray, *, inplace: bool = False) -> np.ndarray:
+    """Unnormalised Walsh-Hadamard transform of a float64 vector of length 2^n (a copy,
+    or ``v`` itself with ``inplace``; half a vector of scratch either way)."""
+    x = v if inplace else np.array(v, dtype=np.float64, copy=True)
     size = x.size
     h = 1
     while h < size:
         y = x.reshape(-1, 2, h)
         a = y[:, 0, :] + y[:, 1, :]
-        y[:, 1, :] = y[:, 0, :] - y[:, 1, :]
+        np.subtract(y[:, 0, :], y[:, 1, :], out=y[:, 1, :])
         y[:, 0, :] = a
+        del a
         h *= 2
     return x
 
@@ -114,12 +116,17 @@ def kernel_eigen(n: int, sigma: float) -> np.ndarray:
     return (1 + e) ** (n - w) * (1 - e) ** w
 
 
-def mmd_terms(d: np.ndarray, dq: np.ndarray, n: int, weights: np.ndarray) -> dict[str, tuple[float, float]]:
+def mmd_terms(
+    d: np.ndarray, dq: np.ndarray, n: int, weights: np.ndarray, *, inplace: bool = False
+) -> dict[str, tuple[float, float]]:
     """(MMD^2, derivative) for every bandwidth key, from d = q - p and dq = q_k^+ - q_k^-:
-    MMD^2 = sum_A hat d_A^2 lambda_A / 2^n, derivative = sum_A hat d_A hat dq_A lambda_A / 2^n."""
-    hd, hq = wht(d), wht(dq)
-    by_w_loss = np.bincount(weights, weights=hd * hd, minlength=n + 1) / d.size
-    by_w_grad = np.bincount(weights, weights=hd * hq, minlength=n + 1) / d.size
+    MMD^2 = sum_A hat d_A^2 lambda_A / 2^n, derivative = sum_A hat d_A hat dq_A lambda_A / 2^n.
+    With ``inplace`` d and dq are overwritten by their transforms (bounded memory at n = 24)."""
+    hd, hq = wht(d, inplace=inplace), wht(dq, inplace=inplace)
+    hq *= hd
+    by_w_grad = np.bincount(weights, weights=hq, minlength=n + 1) / d.size
+    hd *= hd
+    by_w_loss = np.bincount(weights, weights=hd, minlength=n + 1) / d.size
     out = {}
     mix = [c * n for c in (0.01, 0.1, 0.25, 0.5, 1.0, 10.0)]
     for key, sigmas in (("mmd:1", [1.0]), ("mmd:n/4", [n / 4]), ("mmd:mix", mix)):
@@ -134,17 +141,20 @@ def _build_qcbm(n: int, ansatz: str, layers: int) -> Any:
     return QCBM(n, ansatz=ansatz, layers=layers, seed=0)
 
 
-def _probs_rows(comp: Any, params: np.ndarray, init: np.ndarray | None) -> list[np.ndarray]:
-    """|psi|^2 of the circuit at every row of params, one row at a time (bounded memory)."""
+def _probs_rows(comp: Any, params: np.ndarray, init: np.ndarray | None, *, lazy: bool = False) -> Any:
+    """|psi|^2 of the circuit at every row of params, one row at a time (bounded memory);
+    ``lazy`` yields them one by one."""
     import torch
 
-    out = []
-    for row in params:
+    def one(row: np.ndarray) -> np.ndarray:
         a = np.ascontiguousarray(comp.angles(torch.as_tensor(row[None])).numpy())
         psi = comp.program.states(a, init)[0]
-        out.append(psi[0] * psi[0] + psi[1] * psi[1])
-        del psi
-    return out
+        q = psi[0] * psi[0]
+        q += psi[1] * psi[1]
+        return q
+
+    gen = (one(row) for row in params)
+    return gen if lazy else list(gen)
 
 
 def draw_values(
@@ -158,12 +168,16 @@ def draw_values(
         raise ValueError(f"n: needs at least 2 qubits, got {n}")
     model = _build_qcbm(n, ansatz, layers)
     P, k = model.circuit.num_params, fixed_parameter(n)
-    p = ghz_target(n)
-    support = np.flatnonzero(p)
+    support = np.array([0, 2**n - 1])  # the GHZ target, kept sparse: p(x) = 1/2 on its support
+    ps = np.array([0.5, 0.5])
     comp = model.circuit.compile()
     comp_inv = model.circuit.compile(inverse=True)
-    init = engine.planes(np.sqrt(p), n)
+    phi = np.zeros(2**n)
+    phi[support] = np.sqrt(ps)
+    init = engine.planes(phi, n)
+    del phi
     weights = popcounts(n)
+    hw = weights / float(n)
     keys = ("kl",) + tuple(f"kl@{s}" for s in shots) + ("mmd:1", "mmd:n/4", "mmd:mix", "fidelity")
     res = {key: {"loss": np.empty(draws), "grad": np.empty(draws)} for key in keys}
     from tqdm import tqdm
@@ -176,23 +190,37 @@ def draw_values(
         rows[2, k] -= math.pi / 2
         q0, qp, qm = _probs_rows(comp, rows, None)
         # exact KL (no clipping): d/dtheta_k = -sum p(x) (q+ - q-)(x) / (2 q(x))
-        ps, q0s = p[support], q0[support]
+        q0s = q0[support]
         res["kl"]["loss"][i] = float((ps * np.log(ps / q0s)).sum())
         res["kl"]["grad"][i] = float(-(ps * (qp[support] - qm[support]) / (2 * q0s)).sum())
         shot_seed = int(rng.integers(0, 2**62))
         for j, s in enumerate(shots):
-            c = engine.sample_counts(np.stack([q0, qp, qm]), s, shot_seed, 3 * j).astype(np.float64) / s
-            f0 = c[0, support]
+            # row r of the (q0, q+, q-) triple from the stream (shot_seed, 3 j + r); only the support is read
+            c = (
+                np.stack(
+                    [
+                        engine.sample_counts(q[None], s, shot_seed, 3 * j + r)[0, support]
+                        for r, q in enumerate((q0, qp, qm))
+                    ]
+                ).astype(np.float64)
+                / s
+            )
+            f0 = c[0]
             w = ps / np.maximum(f0, EPS)
             res[f"kl@{s}"]["loss"][i] = float((ps * np.log(ps / np.maximum(f0, EPS))).sum())
-            res[f"kl@{s}"]["grad"][i] = float(-0.5 * (w * (c[1, support] - c[2, support])).sum())
-        for key, (lv, gv) in mmd_terms(q0 - p, qp - qm, n, weights).items():
+            res[f"kl@{s}"]["grad"][i] = float(-0.5 * (w * (c[1] - c[2])).sum())
+        qp -= qm  # q+ - q-
+        del qm
+        q0[support] -= ps  # q - p
+        for key, (lv, gv) in mmd_terms(q0, qp, n, weights, inplace=True).items():
             res[key]["loss"][i], res[key]["grad"][i] = lv, gv  # d(d^T K d) = 2 d^T K (q+ - q-) / 2
-        del qp, qm
-        f0_, fp, fm = _probs_rows(comp_inv, rows, init)
-        hw = weights.astype(np.float64) / n
-        res["fidelity"]["loss"][i] = float(f0_ @ hw)
-        res["fidelity"]["grad"][i] = float(0.5 * ((fp - fm) @ hw))
+        del q0, qp
+        fids = _probs_rows(comp_inv, rows, init, lazy=True)
+        res["fidelity"]["loss"][i] = float(next(fids) @ hw)
+        fp = next(fids)
+        fp -= next(fids)
+        res["fidelity"]["grad"][i] = float(0.5 * (fp @ hw))
+        del fp, fids
     return res
 
 

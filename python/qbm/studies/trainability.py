@@ -146,49 +146,54 @@ def analyse_variance(out: str, *, boot: int = 200) -> dict[str, Any]:
     return {"rows": rows, "series": classified, "verdicts": verdicts}
 
 
+ZERO_FLOOR = 1e-28  # below this a variance is rounding noise around an exact zero (drawn as a censored point)
+
+
 def _plot_variance(path: str, rows: list[dict[str, Any]], what: str, title: str) -> None:
+    """One panel per (ansatz, depth), one line per loss; points whose variance is zero
+    (or rounding noise, < 1e-28) are drawn as downward triangles on the panel's floor."""
     from qbm.plotting import _plt
 
     plt = _plt()
     panels = sorted({(r["ansatz"], r["layers"] if r["layers"] in (0, 1, 2) else -1) for r in rows})
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False, sharey=True)
-    keys = [k for k in ("kl", "kl@100", "kl@1000", "kl@10000", "mmd:1", "mmd:n/4", "mmd:mix", "fidelity")]
-    for ax, (ansatz, lay) in zip(axes[0], panels):
+    cols = min(4, len(panels))
+    nrows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.3 * cols, 3.7 * nrows), squeeze=False)
+    keys = ["kl", "kl@100", "kl@1000", "kl@10000", "mmd:1", "mmd:n/4", "mmd:mix", "fidelity"]
+    for ax, (ansatz, lay) in zip(axes.ravel(), panels):
+        sel_all = [
+            r
+            for r in rows
+            if r["ansatz"] == ansatz
+            and (r["layers"] == lay if lay >= 0 else r["layers"] == r["n"] // 2 and r["layers"] > 2)
+        ]
+        pos = [r[what] for r in sel_all if r[what] > ZERO_FLOOR]
+        floor = min(pos) / 10 if pos else 1e-12
         for j, key in enumerate(keys):
-            sel = sorted(
-                (
-                    r
-                    for r in rows
-                    if r["ansatz"] == ansatz
-                    and r["loss"] == key
-                    and (r["layers"] == lay if lay >= 0 else r["layers"] == r["n"] // 2 and r["layers"] > 2)
-                ),
-                key=lambda r: r["n"],
-            )
-            if not sel:
-                continue
-            xs = [r["n"] for r in sel]
-            ys = np.array([max(r[what], 1e-40) for r in sel])
-            lo = np.array([max(r[what + "_lo"], 1e-40) for r in sel])
-            hi = np.array([max(r[what + "_hi"], 1e-40) for r in sel])
-            ax.errorbar(
-                xs,
-                ys,
-                yerr=[ys - np.minimum(lo, ys), np.maximum(hi, ys) - ys],
-                marker="o",
-                ms=3,
-                capsize=2,
-                color=f"C{j}",
-                label=key,
-            )
-            if what == "loss_var" and "closed_form_loss_var" in sel[0]:
-                ax.plot(xs, [r["closed_form_loss_var"] for r in sel], "--", color=f"C{j}", label=f"{key} closed form")
+            sel = sorted((r for r in sel_all if r["loss"] == key), key=lambda r: r["n"])
+            good = [r for r in sel if r[what] > ZERO_FLOOR]
+            if good:
+                ys = np.array([r[what] for r in good])
+                lo = np.minimum(np.array([max(r[what + "_lo"], floor) for r in good]), ys)
+                hi = np.maximum(np.array([r[what + "_hi"] for r in good]), ys)
+                ax.errorbar([r["n"] for r in good], ys, yerr=[ys - lo, hi - ys], marker="o", ms=3, capsize=2,
+                            color=f"C{j}", label=key)  # fmt: skip
+            zero = [r["n"] for r in sel if r[what] <= ZERO_FLOOR]
+            if zero:
+                ax.plot(zero, [floor] * len(zero), "v", color=f"C{j}", ms=6, label=f"{key}: zero" if not good else None)
+            if what == "loss_var" and good and "closed_form_loss_var" in good[0]:
+                ax.plot([r["n"] for r in sel], [r["closed_form_loss_var"] for r in sel], "--", color=f"C{j}",
+                        label=f"{key} closed form (B + 4C)")  # fmt: skip
         ax.set_yscale("log")
         ax.set_xlabel("qubits n")
-        ax.set_title(f"{ansatz}, L = {'n/2 (n > 4)' if lay < 0 else lay}")
+        ax.set_title(f"{ansatz}, L = {'n/2' if lay < 0 else lay}", fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"{title} (95% bootstrap interval)")
-    axes[0][-1].legend(fontsize=6)
+        ax.legend(fontsize=5, ncol=2)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.axis("off")
+    for row in axes:
+        row[0].set_ylabel(f"{title}\n(95% bootstrap interval; v = zero)", fontsize=8)
+    fig.suptitle(f"{title} at random initialisation, GHZ target", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
