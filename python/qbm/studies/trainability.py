@@ -686,7 +686,7 @@ def cmd_shower_losses(args: argparse.Namespace) -> int:
                 "target_path": teachers[n]["target_path"],
                 "source": args.source,
             }
-            for s in [*args.shots, 0]
+            for s in [0, *args.shots]  # the exact-gradient ceiling first, then by cost
             for loss in args.losses
         ]
         study = Study(f"shower-losses n={n}", "qbm.studies.shower_losses:student_run", grid(configs, args.seeds))
