@@ -178,6 +178,24 @@ def kl_vs_mmd_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     }
 
 
+def shots_plot(path: str, rows: list[dict[str, Any]], ylabel: str, title: str) -> None:
+    """Final TVD against shots, one line per loss, one panel per n (aggregated rows)."""
+    from qbm.studies.runner import errorbar_plot
+
+    errorbar_plot(
+        path,
+        rows,
+        x="shots",
+        metric="final_tvd",
+        series="loss",
+        panels="n",
+        xlog=True,
+        xlabel="shots per estimate",
+        ylabel=ylabel,
+        title=title,
+    )
+
+
 def _check_targets(spec: str, ns: list[int]) -> None:
     for n in ns:
         resolve_target(spec, n)
@@ -185,7 +203,7 @@ def _check_targets(spec: str, ns: list[int]) -> None:
 
 def cmd_kl_vs_mmd(args: argparse.Namespace) -> int:
     from qbm.studies import cli_common
-    from qbm.studies.runner import Study, aggregate, errorbar_plot, grid, write_csv
+    from qbm.studies.runner import Study, aggregate, grid, write_csv
 
     b = BUDGETS[args.budget]
     ns = args.n or b["n"]
@@ -219,17 +237,11 @@ def cmd_kl_vs_mmd(args: argparse.Namespace) -> int:
     )
     path = os.path.join(args.out, "kl_vs_mmd.csv")
     write_csv(path, rows)
-    errorbar_plot(
+    shots_plot(
         os.path.join(args.out, "kl_vs_mmd.png"),
         rows,
-        x="shots",
-        metric="final_tvd",
-        series="loss",
-        panels="n",
-        xlog=True,
-        xlabel="shots per estimate",
-        ylabel="final TVD (mean, 95% CI over seeds)",
-        title=f"target {target_label(args.target)}",
+        "final TVD (mean, 95% CI over seeds)",
+        f"target {target_label(args.target)}",
     )
     for r in rows:
         print(

@@ -176,14 +176,27 @@ def _plot_variance(path: str, rows: list[dict[str, Any]], what: str, title: str)
                 ys = np.array([r[what] for r in good])
                 lo = np.minimum(np.array([max(r[what + "_lo"], floor) for r in good]), ys)
                 hi = np.maximum(np.array([r[what + "_hi"] for r in good]), ys)
-                ax.errorbar([r["n"] for r in good], ys, yerr=[ys - lo, hi - ys], marker="o", ms=3, capsize=2,
-                            color=f"C{j}", label=key)  # fmt: skip
+                ax.errorbar(
+                    [r["n"] for r in good],
+                    ys,
+                    yerr=[ys - lo, hi - ys],
+                    marker="o",
+                    ms=3,
+                    capsize=2,
+                    color=f"C{j}",
+                    label=key,
+                )
             zero = [r["n"] for r in sel if r[what] <= ZERO_FLOOR]
             if zero:
                 ax.plot(zero, [floor] * len(zero), "v", color=f"C{j}", ms=6, label=f"{key}: zero" if not good else None)
             if what == "loss_var" and good and "closed_form_loss_var" in good[0]:
-                ax.plot([r["n"] for r in sel], [r["closed_form_loss_var"] for r in sel], "--", color=f"C{j}",
-                        label=f"{key} closed form (B + 4C)")  # fmt: skip
+                ax.plot(
+                    [r["n"] for r in sel],
+                    [r["closed_form_loss_var"] for r in sel],
+                    "--",
+                    color=f"C{j}",
+                    label=f"{key} closed form (B + 4C)",
+                )
         ax.set_yscale("log")
         ax.set_xlabel("qubits n")
         ax.set_title(f"{ansatz}, L = {'n/2' if lay < 0 else lay}", fontsize=9)
@@ -300,13 +313,17 @@ def cmd_gradient_variance(args: argparse.Namespace) -> int:
         study = Study(f"gradient-variance n={n}", "qbm.studies.gradient_variance:variance_run", grid(configs, chunks))
         sub = argparse.Namespace(**{**vars(args), "out": os.path.join(args.out, f"n={n:02d}")})
         cli_common.run(study, sub, intervals=False)
-    analysis = analyse_variance(args.out)
-    lines = write_variance_report(args.out, analysis)
-    with open(os.path.join(args.out, "report.md"), "w") as fh:
-        fh.write("\n".join(["# Gradient variance", "", *lines]))
-    for v in analysis["verdicts"].values():
-        print(v)
-    print(f"wrote {args.out}/report.md, variance.csv and the PNGs")
+    return _write_part_report(
+        args.out, "Gradient variance", write_variance_report(args.out, analyse_variance(args.out))
+    )
+
+
+def _write_part_report(out: str, title: str, lines: list[str]) -> int:
+    """``out``/report.md of one part (the report command reads it back), its verdicts printed."""
+    with open(os.path.join(out, "report.md"), "w") as fh:
+        fh.write("\n".join([f"# {title}", "", *lines]))
+    print("\n".join(line for line in lines if line.startswith("- Claim")))
+    print(f"wrote {out}/report.md and the CSV and PNG files beside it")
     return 0
 
 
@@ -506,12 +523,7 @@ def cmd_spurious(args: argparse.Namespace) -> int:
     for n in tqdm(args.n, desc="pair MMDs", disable=args.quiet):
         pairs += pair_rows(n, layers[n])
     recs = cli_common.run(study, args)
-    lines = spurious_section(args.out, recs, pairs)
-    with open(os.path.join(args.out, "report.md"), "w") as fh:
-        fh.write("\n".join(["# Spurious minima", "", *lines]))
-    print("\n".join(line for line in lines if line.startswith("- Claim")))
-    print(f"wrote {args.out}/report.md and the PNGs")
-    return 0
+    return _write_part_report(args.out, "Spurious minima", spurious_section(args.out, recs, pairs))
 
 
 def add_spurious_parser(study: Any) -> None:
@@ -589,9 +601,16 @@ def prepare_teachers(
     return {n: info[str(n)] for n in ns}
 
 
+def target_label(source: str) -> str:
+    from qbm.studies.qcbm_studies import target_label as label
+
+    return label(source)
+
+
 def shower_section(out: str, teachers: dict[int, dict[str, Any]], recs: list[dict[str, Any]], source: str) -> list[str]:
     from qbm.studies import shower_losses as sl
-    from qbm.studies.runner import aggregate, errorbar_plot, write_csv
+    from qbm.studies.qcbm_studies import shots_plot
+    from qbm.studies.runner import aggregate, write_csv
 
     ok = [r for r in recs if r["status"] == "ok"]
     rows = aggregate(
@@ -601,22 +620,16 @@ def shower_section(out: str, teachers: dict[int, dict[str, Any]], recs: list[dic
         bounds={"final_tvd": (0.0, 1.0), "best_tvd": (0.0, 1.0), "seconds": (0.0, None)},
     )
     write_csv(os.path.join(out, "shower_losses.csv"), rows)
-    shot_rows = [dict(r, shots=r["shots"]) for r in rows if r["shots"] > 0]
+    shot_rows = [r for r in rows if r["shots"] > 0]
     if shot_rows:
-        errorbar_plot(
+        shots_plot(
             os.path.join(out, "shower_losses.png"),
             shot_rows,
-            x="shots",
-            metric="final_tvd",
-            series="loss",
-            panels="n",
-            xlog=True,
-            xlabel="shots per estimate",
-            ylabel="final TVD to the teacher (mean, 95% CI)",
-            title="showers (GP stand-in) teacher" if source == "showers" else "showers",
+            "final TVD to the teacher (mean, 95% CI)",
+            f"teacher fitted to {target_label(source)}",
         )
     verdict, table = sl.claim5(ok)
-    label = "showers (GP stand-in)" if source == "showers" else source
+    label = target_label(source)
     lines = [
         f"## Losses on a reachable shower-like target ({label})",
         "",
@@ -695,12 +708,7 @@ def cmd_shower_losses(args: argparse.Namespace) -> int:
     recs = _records(args.out)
     with open(os.path.join(args.out, "teachers.json")) as fh:
         teachers = {int(k): v for k, v in json.load(fh).items() if any(int(r["config"]["n"]) == int(k) for r in recs)}
-    lines = shower_section(args.out, teachers, recs, args.source)
-    with open(os.path.join(args.out, "report.md"), "w") as fh:
-        fh.write("\n".join(["# Losses on showers", "", *lines]))
-    print("\n".join(line for line in lines if line.startswith("- Claim")))
-    print(f"wrote {args.out}/report.md")
-    return 0
+    return _write_part_report(args.out, "Losses on showers", shower_section(args.out, teachers, recs, args.source))
 
 
 def add_shower_parser(study: Any) -> None:
