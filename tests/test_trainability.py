@@ -333,3 +333,11 @@ def _small_showers(n):
     bits = binarise(downsize(grids, *GRID_FOR_N[n]))
     idx = (bits.astype(np.int64) << np.arange(n - 1, -1, -1)).sum(1)
     return np.bincount(idx, minlength=2**n) / len(idx)
+
+
+def test_plot_panels_in_numeric_order():
+    from qbm.studies.runner import _sorted_values
+
+    assert _sorted_values({12, 4, 16, 9}) == [4, 9, 12, 16]
+    assert _sorted_values({"mmd", "kl"}) == ["kl", "mmd"]
+    assert _sorted_values({1, "exact"}) == [1, "exact"]

@@ -726,6 +726,14 @@ def write_csv(path: str, rows: list[dict[str, Any]]) -> None:
         w.writerows(rows)
 
 
+def _sorted_values(values: set[Any]) -> list[Any]:
+    """Numbers in numeric order (4 before 12), anything else by its text."""
+    try:
+        return sorted(values)
+    except TypeError:
+        return sorted(values, key=str)
+
+
 def errorbar_plot(
     path: str,
     rows: list[dict[str, Any]],
@@ -745,11 +753,11 @@ def errorbar_plot(
     from qbm.plotting import _plt
 
     plt = _plt()
-    pvals = sorted({r[panels] for r in rows}, key=str) if panels else [None]
+    pvals = _sorted_values({r[panels] for r in rows}) if panels else [None]
     fig, axes = plt.subplots(1, len(pvals), figsize=(4.6 * len(pvals), 3.8), squeeze=False)
     for ax, pv in zip(axes[0], pvals):
         sel = [r for r in rows if panels is None or r[panels] == pv]
-        svals = sorted({r[series] for r in sel}, key=str) if series else [None]
+        svals = _sorted_values({r[series] for r in sel}) if series else [None]
         for sv in svals:
             pts = sorted((r for r in sel if series is None or r[series] == sv), key=lambda r: r[x])
             xs = [r[x] for r in pts]
