@@ -132,6 +132,7 @@ def test_shot_kl_gradient_is_zero_when_no_shot_hits_the_support():
     assert np.all(np.isfinite(g))
 
 
+@pytest.mark.slow
 def test_product_ansatz_variance_matches_closed_form():
     from qbm.studies.mmd_variance import closed_form_variance
 
@@ -275,6 +276,7 @@ def _cli(args):
     return main(args)
 
 
+@pytest.mark.slow
 def test_gradient_variance_command_writes_and_resumes(tmp_path):
     out = str(tmp_path / "gv")
     args = ["study", "gradient-variance", "--n", "4", "5", "--draws", "10", "--chunk", "5", "--ansatz", "product",
@@ -292,6 +294,7 @@ def test_gradient_variance_command_writes_and_resumes(tmp_path):
     assert "gradient_variance.py" in s["rules"]
 
 
+@pytest.mark.slow
 def test_spurious_minima_command(tmp_path):
     out = str(tmp_path / "sp")
     assert _cli(["study", "spurious-minima", "--n", "4", "--steps", "30", "--seeds", "0", "1", "--losses", "kl",
@@ -301,6 +304,7 @@ def test_spurious_minima_command(tmp_path):
     assert os.path.exists(os.path.join(out, "spurious_pairs.png"))
 
 
+@pytest.mark.slow
 def test_showers_target_is_labelled_a_stand_in(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("QBM_CACHE_DIR", str(tmp_path / "cache"))
     from qbm.studies.qcbm_studies import resolve_target, target_label
@@ -310,6 +314,7 @@ def test_showers_target_is_labelled_a_stand_in(tmp_path, monkeypatch, capsys):
     assert "stand-in" in target_label("showers")
 
 
+@pytest.mark.slow
 def test_shower_losses_command_adds_n_later(tmp_path, monkeypatch):
     monkeypatch.setenv("QBM_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(sh, "shower_distribution", lambda n, count=10000, seed=0, progress=False: _small_showers(n))
