@@ -141,6 +141,14 @@ def _build_qcbm(n: int, ansatz: str, layers: int) -> Any:
     return QCBM(n, ansatz=ansatz, layers=layers, seed=0)
 
 
+def _states(comp: Any, params: np.ndarray, init: np.ndarray | None) -> np.ndarray:
+    """Engine planes (1, 2, 2^n) of the compiled circuit at ``params``."""
+    import torch
+
+    a = np.ascontiguousarray(comp.angles(torch.as_tensor(params[None])).numpy())
+    return comp.program.states(a, init)
+
+
 def _probs_rows(comp: Any, params: np.ndarray, init: np.ndarray | None, *, lazy: bool = False) -> Any:
     """|psi|^2 of the circuit at every row of params, one row at a time (bounded memory);
     ``lazy`` yields them one by one."""
@@ -171,7 +179,15 @@ def draw_values(
     support = np.array([0, 2**n - 1])  # the GHZ target, kept sparse: p(x) = 1/2 on its support
     ps = np.array([0.5, 0.5])
     comp = model.circuit.compile()
-    comp_inv = model.circuit.compile(inverse=True)
+    # U^dag runs the circuit backwards, so theta_k's gate is near its end: the part of U^dag before
+    # that gate (the inverse of everything after it in U) runs once per draw, and only the short
+    # rest (theta_k's gate and the gates before it in U, inverted) once per shifted angle
+    from qbm.quantum import Circuit
+
+    gates = model.circuit.gates
+    gk = next(i for i, g in enumerate(gates) if g.param == k)
+    inv_tail = Circuit(n, list(gates[gk + 1 :]), P).compile(inverse=True)
+    inv_head = Circuit(n, list(gates[: gk + 1]), P).compile(inverse=True)
     phi = np.zeros(2**n)
     phi[support] = np.sqrt(ps)
     init = engine.planes(phi, n)
@@ -215,12 +231,13 @@ def draw_values(
         for key, (lv, gv) in mmd_terms(q0, qp, n, weights, inplace=True).items():
             res[key]["loss"][i], res[key]["grad"][i] = lv, gv  # d(d^T K d) = 2 d^T K (q+ - q-) / 2
         del q0, qp
-        fids = _probs_rows(comp_inv, rows, init, lazy=True)
+        mid = _states(inv_tail, theta, init)
+        fids = _probs_rows(inv_head, rows, mid, lazy=True)
         res["fidelity"]["loss"][i] = float(next(fids) @ hw)
         fp = next(fids)
         fp -= next(fids)
         res["fidelity"]["grad"][i] = float(0.5 * (fp @ hw))
-        del fp, fids
+        del fp, fids, mid
     return res
 
 
