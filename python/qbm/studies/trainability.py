@@ -818,6 +818,12 @@ def cmd_trainability(args: argparse.Namespace) -> int:
             f"| {name} | {info.get('commit') or 'not a git checkout'} | {info.get('uncommitted_changes', 'n/a')} "
             f"| {info['sha256']} |"
         )
+    if args.budget == "smoke" and not args.report_only:
+        head += [
+            "",
+            "Smoke budget: n, draws, steps and seeds far below the rules' needs; the verdicts below show"
+            " the machinery, they do not decide the claims.",
+        ]
     head += ["", "## Verdicts", "", *verdicts, ""]
     path = os.path.join(args.out, "report.md")
     with open(path, "w") as fh:
