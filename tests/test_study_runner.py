@@ -46,12 +46,20 @@ def test_killed_study_resumes_to_the_same_results(tmp_path):
     """
     p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)])
     runs = os.path.join(out, RUNS_DIR)
+
+    def finished_records() -> int:
+        # a record being written is a .tmp- file until its rename: count only finished ones (the
+        # wait once counted a temporary file on a loaded machine and killed the study too early)
+        if not os.path.isdir(runs):
+            return 0
+        return len([f for f in os.listdir(runs) if f.endswith(".json") and not f.startswith(".tmp-")])
+
     deadline = time.time() + 60
-    while time.time() < deadline and not (os.path.isdir(runs) and len(os.listdir(runs)) >= 2):
+    while time.time() < deadline and finished_records() < 2:
         time.sleep(0.05)
     p.send_signal(signal.SIGKILL)
     p.wait()
-    finished = len([f for f in os.listdir(runs) if f.endswith(".json") and not f.startswith(".tmp-")])
+    finished = finished_records()
     assert 2 <= finished < 6, finished
     before = {f: os.path.getmtime(os.path.join(runs, f)) for f in os.listdir(runs)}
     resumed = run_study(
