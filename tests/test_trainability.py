@@ -332,17 +332,6 @@ def test_shower_losses_command_adds_n_later(tmp_path, monkeypatch):
 
 
 def _small_showers(n):
-    grids = np.concatenate(list(sh.generate(200, seed=0)))
-    from qbm.data.calorimeter import GRID_FOR_N, binarise, downsize
+    from qbm.data.calorimeter import pattern_distribution
 
-    bits = binarise(downsize(grids, *GRID_FOR_N[n]))
-    idx = (bits.astype(np.int64) << np.arange(n - 1, -1, -1)).sum(1)
-    return np.bincount(idx, minlength=2**n) / len(idx)
-
-
-def test_plot_panels_in_numeric_order():
-    from qbm.studies.runner import _sorted_values
-
-    assert _sorted_values({12, 4, 16, 9}) == [4, 9, 12, 16]
-    assert _sorted_values({"mmd", "kl"}) == ["kl", "mmd"]
-    assert _sorted_values({1, "exact"}) == [1, "exact"]
+    return pattern_distribution(np.concatenate(list(sh.generate(200, seed=0))), n)

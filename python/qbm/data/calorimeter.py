@@ -74,10 +74,19 @@ def binarise(images: np.ndarray) -> np.ndarray:
     return (images > thr).reshape(images.shape[0], -1).astype(np.uint8)
 
 
-def shower_distribution(path: str, n: int, key: str | None = None) -> np.ndarray:
-    """Empirical distribution over 2^n binarised patterns (n in 4, 6, 9, 12, 16, 20)."""
+def pattern_distribution(showers: np.ndarray, n: int) -> np.ndarray:
+    """Empirical distribution over the 2^n binarised patterns of energy grids (N, 25, 25, 25)
+    or depth sums (N, H, W) at the resolution of n (n in 4, 6, 9, 12, 16, 20)."""
+    from qbm.data.synthetic import states_to_index
+
     if n not in GRID_FOR_N:
         raise ValueError(f"n: calorimeter grids exist for n in {sorted(GRID_FOR_N)}, got {n}")
-    bits = binarise(downsize(load_showers(path, key), *GRID_FOR_N[n]))
-    idx = (bits.astype(np.int64) << np.arange(n - 1, -1, -1)).sum(1)
+    idx = states_to_index(binarise(downsize(showers, *GRID_FOR_N[n])))
     return np.bincount(idx, minlength=2**n) / len(idx)
+
+
+def shower_distribution(path: str, n: int, key: str | None = None) -> np.ndarray:
+    """Empirical distribution over 2^n binarised patterns of the showers in an HDF5 file."""
+    if n not in GRID_FOR_N:  # checked before the file is read
+        raise ValueError(f"n: calorimeter grids exist for n in {sorted(GRID_FOR_N)}, got {n}")
+    return pattern_distribution(load_showers(path, key), n)

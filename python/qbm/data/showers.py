@@ -38,14 +38,13 @@ which the depth sum removes.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from qbm.data.calorimeter import GRID_FOR_N, binarise, downsize
+from qbm.data.calorimeter import GRID_FOR_N, pattern_distribution
 
 GRID = 25
 
@@ -163,32 +162,19 @@ def generate(
 def depth_summed(count: int, seed: int = 0, det: Detector = Detector(), progress: bool = False) -> np.ndarray:
     """(count, 25, 25) depth-summed deposits, cached in qbm's cache directory by their
     parameters (a few seconds per 10^4 showers to make)."""
-    from qbm.data.cache import cache_dir, save_npy_atomic
-    import hashlib
+    from qbm.data.cache import file_cache_base, load_npy_cache, try_cache
 
-    key = hashlib.sha256(repr(("gp-showers-v1", count, seed, asdict(det))).encode()).hexdigest()[:20]
-    path = os.path.join(cache_dir(), "data", f"showers-{key}.npy")
-    if os.path.exists(path):
-        try:
-            arr = np.load(path)
-            if arr.shape == (count, GRID, GRID):
-                return arr
-        except (OSError, ValueError):
-            pass  # a damaged cache file is remade
-    arr = np.concatenate([g.sum(axis=-1) for g in generate(count, seed, det, progress=progress)])
-    save_npy_atomic(path, arr)
+    path = file_cache_base("showers", [], ("gp-showers-v1", count, seed, asdict(det))) + ".npy"
+    arr = load_npy_cache(path, mmap=False, shape=(count, GRID, GRID))
+    if arr is None:
+        arr = np.concatenate([g.sum(axis=-1) for g in generate(count, seed, det, progress=progress)])
+        try_cache(path, arr)
     return arr
 
 
-def shower_bits(n: int, count: int = 10000, seed: int = 0, progress: bool = False) -> np.ndarray:
-    """(count, n) binarised patterns of the stand-in at the real data's resolution for n."""
-    if n not in GRID_FOR_N:
-        raise ValueError(f"n: shower grids exist for n in {sorted(GRID_FOR_N)}, got {n}")
-    return binarise(downsize(depth_summed(count, seed, progress=progress), *GRID_FOR_N[n]))
-
-
 def shower_distribution(n: int, count: int = 10000, seed: int = 0, progress: bool = False) -> np.ndarray:
-    """Empirical distribution over 2^n patterns of ``count`` stand-in showers."""
-    bits = shower_bits(n, count, seed, progress)
-    idx = (bits.astype(np.int64) << np.arange(n - 1, -1, -1)).sum(1)
-    return np.bincount(idx, minlength=2**n) / len(idx)
+    """Empirical distribution over 2^n patterns of ``count`` stand-in showers, binarised as
+    the real files are (:func:`qbm.data.calorimeter.pattern_distribution`)."""
+    if n not in GRID_FOR_N:  # checked before any shower is drawn
+        raise ValueError(f"n: shower grids exist for n in {sorted(GRID_FOR_N)}, got {n}")
+    return pattern_distribution(depth_summed(count, seed, progress=progress), n)
