@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from qbm import mmd
+from qbm.data import ghz
 from qbm.data import showers as sh
 from qbm.studies import gradient_variance as gv
 from qbm.studies import shower_losses as sl
@@ -103,7 +104,7 @@ def test_fixed_derivative_equals_autograd(ansatz, layers):
     n = 5
     res = gv.draw_values(n, ansatz, layers, 2, 11)
     m = QCBM(n, ansatz=ansatz, layers=layers)
-    p = gv.ghz_target(n)
+    p = ghz(n)
     pt = torch.as_tensor(p)
     k = gv.fixed_parameter(n)
     losses = {

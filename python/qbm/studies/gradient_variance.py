@@ -64,49 +64,27 @@ from typing import Any
 
 import numpy as np
 
-LOSS_KEYS = ("kl", "kl@100", "kl@1000", "kl@10000", "mmd:1", "mmd:n/4", "mmd:mix", "fidelity")
+from qbm.studies.mmd_variance import popcounts, wht
+
 SHOTS = (100, 1000, 10000)
 EPS = 1e-6
-FIT_FLOOR = 1e-300
 MIN_POINTS = 5
 FLAT_RATE = 0.05
 #: (E m^2, E m^4) of m = <Z> = cos(b) for the product ansatz's RY angle b uniform on [0, 2 pi)
 PRODUCT_MOMENTS = (0.5, 0.375)
 
 
+def loss_keys(shots: tuple[int, ...] = SHOTS) -> tuple[str, ...]:
+    """The measured losses, in the order the outputs list them."""
+    return ("kl", *(f"kl@{s}" for s in shots), "mmd:1", "mmd:n/4", "mmd:mix", "fidelity")
+
+
+LOSS_KEYS = loss_keys()
+
+
 def fixed_parameter(n: int) -> int:
     """Index of the differentiated parameter: RY of qubit n // 2 in the first layer."""
     return 3 * (n // 2) + 1
-
-
-def ghz_target(n: int) -> np.ndarray:
-    from qbm.data import ghz
-
-    return ghz(n)
-
-
-def wht(v: np.ndarray, *, inplace: bool = False) -> np.ndarray:
-    """Unnormalised Walsh-Hadamard transform of a float64 vector of length 2^n (a copy,
-    or ``v`` itself with ``inplace``; half a vector of scratch either way)."""
-    x = v if inplace else np.array(v, dtype=np.float64, copy=True)
-    size = x.size
-    h = 1
-    while h < size:
-        y = x.reshape(-1, 2, h)
-        a = y[:, 0, :] + y[:, 1, :]
-        np.subtract(y[:, 0, :], y[:, 1, :], out=y[:, 1, :])
-        y[:, 0, :] = a
-        del a
-        h *= 2
-    return x
-
-
-def popcounts(n: int) -> np.ndarray:
-    """|x| for every index x < 2^n (uint8)."""
-    c = np.zeros(1, dtype=np.uint8)
-    for _ in range(n):
-        c = np.concatenate([c, c + 1])
-    return c
 
 
 def kernel_eigen(n: int, sigma: float) -> np.ndarray:
@@ -127,9 +105,10 @@ def mmd_terms(
     by_w_grad = np.bincount(weights, weights=hq, minlength=n + 1) / d.size
     hd *= hd
     by_w_loss = np.bincount(weights, weights=hd, minlength=n + 1) / d.size
+    from qbm.mmd import mmd_sigmas_mixture
+
     out = {}
-    mix = [c * n for c in (0.01, 0.1, 0.25, 0.5, 1.0, 10.0)]
-    for key, sigmas in (("mmd:1", [1.0]), ("mmd:n/4", [n / 4]), ("mmd:mix", mix)):
+    for key, sigmas in (("mmd:1", [1.0]), ("mmd:n/4", [n / 4]), ("mmd:mix", mmd_sigmas_mixture(n))):
         lam = np.mean([kernel_eigen(n, s) for s in sigmas], axis=0)
         out[key] = (float(by_w_loss @ lam), float(by_w_grad @ lam))
     return out
@@ -152,11 +131,9 @@ def _states(comp: Any, params: np.ndarray, init: np.ndarray | None) -> np.ndarra
 def _probs_rows(comp: Any, params: np.ndarray, init: np.ndarray | None, *, lazy: bool = False) -> Any:
     """|psi|^2 of the circuit at every row of params, one row at a time (bounded memory);
     ``lazy`` yields them one by one."""
-    import torch
 
     def one(row: np.ndarray) -> np.ndarray:
-        a = np.ascontiguousarray(comp.angles(torch.as_tensor(row[None])).numpy())
-        psi = comp.program.states(a, init)[0]
+        psi = _states(comp, row, init)[0]
         q = psi[0] * psi[0]
         q += psi[1] * psi[1]
         return q
@@ -194,8 +171,7 @@ def draw_values(
     del phi
     weights = popcounts(n)
     hw = weights / float(n)
-    keys = ("kl",) + tuple(f"kl@{s}" for s in shots) + ("mmd:1", "mmd:n/4", "mmd:mix", "fidelity")
-    res = {key: {"loss": np.empty(draws), "grad": np.empty(draws)} for key in keys}
+    res = {key: {"loss": np.empty(draws), "grad": np.empty(draws)} for key in loss_keys(shots)}
     from tqdm import tqdm
 
     for i in tqdm(range(draws), desc=f"n={n} {ansatz} L={layers}", disable=not progress):

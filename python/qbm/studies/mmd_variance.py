@@ -39,15 +39,33 @@ def closed_form_B(n: int, sigma: float, moments: tuple[float, float] = HAAR_MOME
     return ((1 - p) ** 2 + 2 * p * (1 - p) * m2 + p * p * m4) ** n - (1 - p + p * m2) ** (2 * n)
 
 
+def wht(v: np.ndarray, *, inplace: bool = False) -> np.ndarray:
+    """Unnormalised Walsh-Hadamard transform of a float64 vector of length 2^n (a copy,
+    or ``v`` itself with ``inplace``; half a vector of scratch either way)."""
+    x = v if inplace else np.array(v, dtype=np.float64, copy=True)
+    size = x.size
+    h = 1
+    while h < size:
+        y = x.reshape(-1, 2, h)
+        a = y[:, 0, :] + y[:, 1, :]
+        np.subtract(y[:, 0, :], y[:, 1, :], out=y[:, 1, :])
+        y[:, 0, :] = a
+        del a
+        h *= 2
+    return x
+
+
+def popcounts(n: int) -> np.ndarray:
+    """|x| for every index x < 2^n (uint8)."""
+    c = np.zeros(1, dtype=np.uint8)
+    for _ in range(n):
+        c = np.concatenate([c, c + 1])
+    return c
+
+
 def walsh_coefficients(target: np.ndarray) -> np.ndarray:
     """z_A for every subset A (index bits = membership, first qubit most significant)."""
-    z = np.asarray(target, dtype=np.float64).copy()
-    n = z.size.bit_length() - 1
-    z = z.reshape((2,) * n)
-    for ax in range(n):
-        a, b = np.take(z, 0, axis=ax), np.take(z, 1, axis=ax)
-        z = np.stack([a + b, a - b], axis=ax)
-    return z.reshape(-1)
+    return wht(np.asarray(target, dtype=np.float64))
 
 
 def closed_form_C(n: int, sigma: float, target: Any = "ghz", moments: tuple[float, float] = HAAR_MOMENTS) -> float:
@@ -63,7 +81,7 @@ def closed_form_C(n: int, sigma: float, target: Any = "ghz", moments: tuple[floa
             return (a + b) ** n - a**n
         raise ValueError(f"target: unknown value {target!r}; use 'ghz', 'point' or a probability vector")
     z = walsh_coefficients(target)
-    sizes = np.array([bin(k).count("1") for k in range(z.size)])
+    sizes = popcounts(n).astype(np.int64)
     terms = a ** (n - sizes) * b**sizes * z**2
     return float(terms[1:].sum())
 

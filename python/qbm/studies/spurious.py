@@ -65,14 +65,10 @@ def parity_pair(n: int, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     k = n - 1 if k is None else k
     if not 0 <= k < n:
         raise ValueError(f"k: must lie in [0, {n - 1}], got {k}")
-    idx = np.arange(2**n)
-    block = idx >> (n - k - 1)  # the first k + 1 bits
-    par = np.zeros(2**n, dtype=np.int64)
-    b = block.copy()
-    while np.any(b):
-        par ^= b & 1
-        b >>= 1
-    even = (par == 0).astype(float)
+    from qbm.studies.mmd_variance import popcounts
+
+    block = np.arange(2**n) >> (n - k - 1)  # the first k + 1 bits
+    even = (popcounts(k + 1)[block] % 2 == 0).astype(float)
     return even / even.sum(), (1 - even) / (1 - even).sum()
 
 
@@ -149,20 +145,21 @@ def classify_run(r: dict[str, Any]) -> str:
     return "elsewhere"
 
 
-def typical_model_mmd2(n: int, layers: int, sigma: Any, draws: int = 20, seed: int = 0) -> float:
-    """Median exact MMD^2 between the even-parity target and QCBMs at random initialisation."""
+def typical_model_mmd2(n: int, layers: int, sigmas: dict[str, Any], draws: int = 20, seed: int = 0) -> dict[str, float]:
+    """Per named bandwidth: the median exact MMD^2 between the even-parity target and QCBMs
+    at random initialisation (the same ``draws`` models for every bandwidth)."""
     import torch
 
     from qbm import mmd
     from qbm.models import QCBM
 
     even, _ = parity_pair(n)
-    vals = []
+    models = []
     for i in range(draws):
         m = QCBM(n, ansatz="line", layers=layers, seed=10_000 + seed * draws + i)
         with torch.no_grad():
-            vals.append(float(mmd.mmd2_exact(m.probs().numpy(), even, sigma)))
-    return float(np.median(vals))
+            models.append(m.probs().numpy())
+    return {lab: float(np.median([float(mmd.mmd2_exact(q, even, sig)) for q in models])) for lab, sig in sigmas.items()}
 
 
 def claim_verdicts(pairs: list[dict[str, Any]], runs: list[dict[str, Any]]) -> dict[str, str]:

@@ -2,15 +2,14 @@
 and `qbm study trainability` (the report of Rudolph et al.'s claims).
 
 The rules that turn measurements into verdicts live in the docstrings of
-:mod:`qbm.studies.gradient_variance` (claims 1, 2) and :mod:`qbm.studies.spurious`
-(claims 3, 4) and in :data:`SHOWER_RULE` (claim 5); every output records the git commit
-and content hash of those files, so a verdict can be traced to the rule it used.
+:mod:`qbm.studies.gradient_variance` (claims 1, 2), :mod:`qbm.studies.spurious`
+(claims 3, 4) and :mod:`qbm.studies.shower_losses` (claim 5); every output records the git
+commit and content hash of those files, so a verdict can be traced to the rule it used.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
 import hashlib
 import json
@@ -54,7 +53,7 @@ def rule_provenance() -> dict[str, Any]:
 DEPTHS = ("1", "2", "n/2")
 
 
-def variance_configs(ns: list[int], ansatzes: list[str], draws: int, chunk: int, deep_max: int) -> dict[int, list]:
+def variance_configs(ns: list[int], ansatzes: list[str], chunk: int, deep_max: int) -> dict[int, list]:
     """Per n: the configs (product at depth 0; line / all_to_all at L = 1, 2 and n / 2
     while n <= deep_max), each split into chunks of ``chunk`` draws."""
     out: dict[int, list] = {}
@@ -78,9 +77,7 @@ def _load_variance_records(out: str) -> dict[tuple[str, int, int], dict[str, dic
     """(ansatz, layers, n) -> loss key -> {"loss", "grad"} arrays over every finished
     chunk found under ``out``/n=*/runs."""
     acc: dict[tuple[str, int, int], dict[str, dict[str, list[float]]]] = {}
-    for path in sorted(glob.glob(os.path.join(out, "n=*", "runs", "*.json"))):
-        with open(path) as fh:
-            rec = json.load(fh)
+    for rec in _records(out):
         if rec.get("status") != "ok":
             continue
         c = rec["config"]
@@ -159,7 +156,8 @@ def _plot_variance(path: str, rows: list[dict[str, Any]], what: str, title: str)
     cols = min(4, len(panels))
     nrows = -(-len(panels) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.3 * cols, 3.7 * nrows), squeeze=False)
-    keys = ["kl", "kl@100", "kl@1000", "kl@10000", "mmd:1", "mmd:n/4", "mmd:mix", "fidelity"]
+    from qbm.studies.gradient_variance import LOSS_KEYS
+
     for ax, (ansatz, lay) in zip(axes.ravel(), panels):
         sel_all = [
             r
@@ -169,7 +167,7 @@ def _plot_variance(path: str, rows: list[dict[str, Any]], what: str, title: str)
         ]
         pos = [r[what] for r in sel_all if r[what] > ZERO_FLOOR]
         floor = min(pos) / 10 if pos else 1e-12
-        for j, key in enumerate(keys):
+        for j, key in enumerate(LOSS_KEYS):
             sel = sorted((r for r in sel_all if r["loss"] == key), key=lambda r: r["n"])
             good = [r for r in sel if r[what] > ZERO_FLOOR]
             if good:
@@ -262,14 +260,10 @@ def _series_table(series: dict[tuple, dict[str, Any]]) -> list[str]:
 
 def write_variance_report(out: str, analysis: dict[str, Any]) -> list[str]:
     """variance.csv, series.json, the PNGs; returns the report section's lines."""
+    from qbm.studies.runner import write_csv
+
     rows = analysis["rows"]
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with open(os.path.join(out, "variance.csv"), "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(os.path.join(out, "variance.csv"), rows)
     ser = {" | ".join(map(str, k)): v for k, v in analysis["series"].items()}
     with open(os.path.join(out, "series.json"), "w") as fh:
         json.dump(
@@ -301,7 +295,7 @@ def cmd_gradient_variance(args: argparse.Namespace) -> int:
 
     if args.draws % args.chunk:
         raise ValueError(f"--draws: must be a multiple of --chunk ({args.chunk}), got {args.draws}")
-    per_n = variance_configs(sorted(set(args.n)), args.ansatz, args.chunk, args.chunk, args.deep_max)
+    per_n = variance_configs(sorted(set(args.n)), args.ansatz, args.chunk, args.deep_max)
     chunks = list(range(args.draws // args.chunk))
     os.makedirs(args.out, exist_ok=True)
     total = sum(len(c) for c in per_n.values()) * len(chunks)
@@ -366,7 +360,7 @@ def pair_rows(n: int, layers: int, model_draws: int = 20) -> list[dict[str, Any]
     rows: list[dict[str, Any]] = []
     labels: list[tuple[str, Any]] = [("1", 1.0), ("n/4", n / 4), ("mix", sp.sigma_value("mix", n))]
     labels += [(f"{s:.4g}", s) for s in PAIR_SIGMAS]
-    model = {lab: sp.typical_model_mmd2(n, layers, sig, draws=model_draws) for lab, sig in labels}
+    model = sp.typical_model_mmd2(n, layers, dict(labels), draws=model_draws)
     uni = sp.uniform(n)
     for k in sorted({1, n // 2, n - 1}):
         even, odd = sp.parity_pair(n, k)
@@ -553,6 +547,7 @@ def prepare_teachers(
 
     from qbm.models.qcbm import tvd
     from qbm.studies import shower_losses as sl
+    from qbm.studies.runner import _write_atomic
 
     path = os.path.join(out, "teachers.json")
     info: dict[str, Any] = {}
@@ -593,23 +588,15 @@ def prepare_teachers(
             "tried": tried,
             "showers_entropy_bits": sl.entropy_bits(showers),
             "showers_support": int((showers > 0).sum()),
-            "target_path": os.path.join(out, "teachers", f"n={n:02d}-L={chosen['layers']}.npy"),
+            "target_path": tpath,  # the last depth tried is the one chosen
         }
-        from qbm.studies.runner import _write_atomic
-
         _write_atomic(path, info)
     return {n: info[str(n)] for n in ns}
 
 
-def target_label(source: str) -> str:
-    from qbm.studies.qcbm_studies import target_label as label
-
-    return label(source)
-
-
 def shower_section(out: str, teachers: dict[int, dict[str, Any]], recs: list[dict[str, Any]], source: str) -> list[str]:
     from qbm.studies import shower_losses as sl
-    from qbm.studies.qcbm_studies import shots_plot
+    from qbm.studies.qcbm_studies import shots_plot, target_label
     from qbm.studies.runner import aggregate, write_csv
 
     ok = [r for r in recs if r["status"] == "ok"]
@@ -629,9 +616,8 @@ def shower_section(out: str, teachers: dict[int, dict[str, Any]], recs: list[dic
             f"teacher fitted to {target_label(source)}",
         )
     verdict, table = sl.claim5(ok)
-    label = target_label(source)
     lines = [
-        f"## Losses on a reachable shower-like target ({label})",
+        f"## Losses on a reachable shower-like target ({target_label(source)})",
         "",
         "| n | depth L | reached by exact KL | teacher entropy (bits) | teacher TVD to showers "
         "| showers entropy | showers support |",
