@@ -336,3 +336,11 @@ def _small_showers(n):
     from qbm.data.calorimeter import pattern_distribution
 
     return pattern_distribution(np.concatenate(list(sh.generate(200, seed=0))), n)
+
+
+def test_plot_panels_in_numeric_order():
+    from qbm.studies.runner import _sorted_values
+
+    assert _sorted_values({12, 4, 16, 9}) == [4, 9, 12, 16]
+    assert _sorted_values({"mmd", "kl"}) == ["kl", "mmd"]
+    assert _sorted_values({1, "exact"}) == [1, "exact"]
