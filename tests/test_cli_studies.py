@@ -171,6 +171,10 @@ def test_compare_vae_tiny(tmp_path, capsys):
             assert float(r[f"{k}_ci_lo"]) <= float(r[f"{k}_mean"]) <= float(r[f"{k}_ci_hi"]), k
     bm = next(r for r in rows if r["model"] == "bm/gibbs")
     assert float(bm["cqa_relative_diversity_mean"]) > 0
+    # "faster convergence": epochs until the Gaussian's last-epoch monitor reconstruction is reached
+    assert "epochs to target recon" in text and "target reconstruction" in text
+    g = next(r for r in rows if r["model"] == "gaussian")
+    assert g["reached_target_recon"] in ("0", "1", "2") and int(g["final_images"]) == 359
 
 
 @pytest.mark.slow

@@ -159,8 +159,12 @@ def test_the_cli_fetches_into_a_directory_and_the_loader_reads_it(server, tmp_pa
 
     rng = np.random.default_rng(0)
     digests = {}
-    for stem, shape, hi in (("train-images-idx3-ubyte", (30, 28, 28), 256), ("train-labels-idx1-ubyte", (30,), 10),
-                            ("t10k-images-idx3-ubyte", (10, 28, 28), 256), ("t10k-labels-idx1-ubyte", (10,), 10)):
+    for stem, shape, hi in (
+        ("train-images-idx3-ubyte", (30, 28, 28), 256),
+        ("train-labels-idx1-ubyte", (30,), 10),
+        ("t10k-images-idx3-ubyte", (10, 28, 28), 256),
+        ("t10k-labels-idx1-ubyte", (10,), 10),
+    ):
         p = tmp_path / stem
         write_idx(str(p), rng.integers(0, hi, shape, dtype=np.uint8))
         raw = p.read_bytes()

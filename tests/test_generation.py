@@ -272,3 +272,45 @@ def test_cqa_field_follows_the_validation_choice_per_label():
         cqa_field(ck, 2)
     old = {"generation": {"directions": dirs.tolist(), "lambda": 3.0}}  # a checkpoint from before the fields
     assert np.array_equal(cqa_field(old, 1)[0], 3.0 * dirs[1])
+
+
+def test_pick_tilt_takes_the_most_diverse_accurate_candidate_else_the_most_accurate():
+    from qbm.generation import MIN_RELATIVE_ACCURACY, pick_tilt
+
+    rows = [{"id": 0, "accuracy": 0.99, "diversity": 0.5}, {"id": 1, "accuracy": 0.9, "diversity": 2.0},
+            {"id": 2, "accuracy": 0.96, "diversity": 1.5}, {"id": 3, "accuracy": 0.3, "diversity": 9.0}]  # fmt: skip
+    assert pick_tilt(rows, 1.0)["id"] == 2  # 0.9 < 0.95 x 1.0: candidate 1 is not accurate enough
+    assert pick_tilt(rows, 0.9 / MIN_RELATIVE_ACCURACY)["id"] == 1
+    assert pick_tilt(rows[3:] + [{"id": 4, "accuracy": 0.3, "diversity": 1.0}], 1.0)["id"] == 3  # tie: more diverse
+    assert pick_tilt([{"id": 5, "accuracy": 0.5, "diversity": 1}, {"id": 6, "accuracy": 0.6, "diversity": 0}],
+                     1.0)["id"] == 6  # fmt: skip
+    with pytest.raises(ValueError, match="candidates"):
+        pick_tilt([], 1.0)
+
+
+def test_cqa_targets_fail_a_label_on_any_missed_check():
+    from qbm.generation import cqa_targets
+
+    good = {
+        "relative_accuracy": 0.95,
+        "relative_diversity": 0.8,
+        "relative_diversity_real": 0.3,
+        "distinct_fraction": 1.0,
+    }
+    per = [{"label": c, **good} for c in range(4)]
+    assert cqa_targets(per)["met"] and cqa_targets(per)["missed"] == []
+    per[1]["relative_accuracy"] = 0.85
+    per[2]["distinct_fraction"] = 31 / 32
+    per[3]["relative_diversity_real"] = float("nan")  # no reference: not met
+    t = cqa_targets(per)
+    assert not t["met"] and t["missed"] == [1, 2, 3]
+
+
+def test_cqa_field_scales_learned_fields_by_the_chosen_factor():
+    from qbm.generation import cqa_field
+
+    dirs, fields = np.ones((2, 3)), np.arange(6.0).reshape(2, 3)
+    ck = {"generation": {"directions": dirs.tolist(), "fields": fields.tolist(), "cqa_method": ["direction", "fields"],
+                         "field_scale": [None, 2.0], "lambda": [1.0, 1.0]}}  # fmt: skip
+    f1, how, lam = cqa_field(ck, 1)
+    assert np.array_equal(f1, 2.0 * fields[1]) and "x 2" in how and lam is None

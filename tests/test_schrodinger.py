@@ -256,14 +256,18 @@ def test_linear_quench_prediction_is_the_short_anneal_limit():
     e = model.energy(all_states(8))[::-1]  # the annealer's order: bit 0 = spin +1
     table = advantage2_schedule()
     for t_us, tol in ((2e-5, 0.02), (5e-5, 0.06)):
-        p = SchrodingerAnnealer().sample_model(model, anneal_time_us=t_us, num_reads=1, return_state=True).info[
-            "probabilities"
-        ]
+        p = (
+            SchrodingerAnnealer()
+            .sample_model(model, anneal_time_us=t_us, num_reads=1, return_state=True)
+            .info["probabilities"]
+        )
         fitted = -np.polyfit(e, np.log(p), 1)[0]
         assert fitted == pytest.approx(linear_quench_beta(table, t_us), rel=tol)
-    p = SchrodingerAnnealer().sample_model(model, anneal_time_us=1e-3, num_reads=1, return_state=True).info[
-        "probabilities"
-    ]
+    p = (
+        SchrodingerAnnealer()
+        .sample_model(model, anneal_time_us=1e-3, num_reads=1, return_state=True)
+        .info["probabilities"]
+    )
     assert -np.polyfit(e, np.log(p), 1)[0] < 0.5 * linear_quench_beta(table, 1e-3)
 
 

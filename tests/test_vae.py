@@ -363,3 +363,52 @@ def test_dynamic_binarisation_resumes_exactly(tmp_path):
     assert cli(args + ["--out", b, "--resume"]) == 0
     ma, mb = (json.load(open(os.path.join(d, "metrics.json"))) for d in (a, b))
     assert [e["test_iw_loglik"] for e in ma["epochs"]] == [e["test_iw_loglik"] for e in mb["epochs"]]
+
+
+# ---------------------------------------------------------------- training at 28x28
+def _stroke_images(n, seed=0):
+    """28x28 binary images: ten random 25%-dense prototypes with 10% of their pixels dropped."""
+    rng = np.random.default_rng(seed)
+    protos = (rng.random((10, 28, 28)) < 0.25).astype(np.float32)
+    y = rng.integers(0, 10, n)
+    return (protos[y] * (rng.random((n, 28, 28)) < 0.9))[:, None].astype(np.float32), y
+
+
+def test_kl_warmup_starts_at_kl_start_and_reaches_one():
+    d = small_digits(64, 16)
+    t = VAETrainer(BMVAE(d.shape, 8, seed=0), d, num_chains=8, sweeps=1, kl_warmup=4, kl_start=0.2)
+    assert t.kl_weight(0.0) == pytest.approx(0.2)
+    assert t.kl_weight(2.0) == pytest.approx(0.6)
+    assert t.kl_weight(4.0) == t.kl_weight(9.0) == 1.0
+    assert VAETrainer(BMVAE(d.shape, 8, seed=0), d, num_chains=8, sweeps=1, kl_warmup=0).kl_weight(0.0) == 1.0
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="kl_start"):
+            VAETrainer(BMVAE(d.shape, 8, seed=0), d, kl_start=bad)
+
+
+def test_conv_bm_vae_keeps_its_latent_units_active_from_the_first_epoch():
+    # from a KL weight near 0 the encoder's logits saturate on 28x28 images and the
+    # straight-through gradient dies with them (MNIST: 0 of 32 units active after an epoch);
+    # with this data and tau = 1, kl_start = 0 leaves 2 of 16 active
+    x, y = _stroke_images(2600)
+    data = ImageData("mnist", x[:2400], y[:2400], x[2400:], y[2400:])
+    torch.set_num_threads(1)
+    tr = VAETrainer(BMVAE(data.shape, 16, seed=0), data, num_chains=32, sweeps=2, kl_warmup=10, seed=0)
+    rec = tr.train_epoch(progress=False)
+    assert rec["active_units"] >= 12
+
+
+def test_final_evaluation_on_a_fixed_subset_reports_time_and_memory():
+    rng = np.random.default_rng(0)
+    x = (rng.random((400, 1, 8, 8)) < 0.3).astype(np.float32)
+    y = rng.integers(0, 10, 400)
+    data = ImageData("digits", x[:100], y[:100], x[100:], y[100:])  # 300 test images
+    t = VAETrainer(GaussianVAE(data.shape, 4, seed=0), data, seed=0, batch_size=50)
+    part = t.final_evaluation(7, images=120)
+    again = t.final_evaluation(7, images=120)
+    whole = t.final_evaluation(7)
+    assert part["images"] == 120 and whole["images"] == part["of_images"] == 300
+    assert part["iw_loglik"] == again["iw_loglik"] != whole["iw_loglik"]  # the same fixed subset
+    assert part["seconds"] > 0 and part["peak_rss_mb"] > 10
+    with pytest.raises(ValueError, match="images"):
+        t.final_evaluation(7, images=0)

@@ -25,14 +25,15 @@ def int_range(lo: int, hi: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-def float_range(lo: float, *, open_lo: bool = True) -> Callable[[str], float]:
+def float_range(lo: float, *, open_lo: bool = True, hi: float | None = None) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             v = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(v) or v < lo or (open_lo and v == lo):
-            raise argparse.ArgumentTypeError(f"must be a finite number {'>' if open_lo else '>='} {lo}, got {text!r}")
+        if not math.isfinite(v) or v < lo or (open_lo and v == lo) or (hi is not None and v > hi):
+            rng = f"{'>' if open_lo else '>='} {lo}" + ("" if hi is None else f" and <= {hi}")
+            raise argparse.ArgumentTypeError(f"must be a finite number {rng}, got {text!r}")
         return v
 
     parse.__name__ = "number"
@@ -44,5 +45,6 @@ nonneg_int = int_range(0)
 seed_int = int_range(0, 2**63 - 1)
 positive_float = float_range(0.0)
 nonneg_float = float_range(0.0, open_lo=False)
+unit_float = float_range(0.0, open_lo=False, hi=1.0)
 threads_int = int_range(1, 1024)
 shots_int = int_range(2, MAX_SHOTS)

@@ -533,10 +533,11 @@ def choose_lambda(
     real_acc = np.array([np.mean(real_pred[y[val] == c] == c) if np.any(y[val] == c) else np.nan for c in range(k)])
     table = []
     for lam in lambdas:
-        acc = []
+        acc, div = [], []
         for c in range(k):
             imgs = decode(model, cqa_spins(model, num, dirs[c], lam, num_sweeps=num_sweeps, seed=seed + 7919 * c))
             acc.append(float(np.mean(picker.predict(imgs.reshape(num, -1)) == c)))
+            div.append(mean_pairwise_distance(imgs))
         a = np.asarray(acc)
         table.append(
             {
@@ -544,6 +545,7 @@ def choose_lambda(
                 "accuracy": float(a.mean()),
                 "per_label": [float(v) for v in a],
                 "relative_per_label": [float(v) for v in a / real_acc],
+                "diversity_per_label": div,
             }
         )
     per_label = []
@@ -559,6 +561,72 @@ def choose_lambda(
         "rule": LAMBDA_RULE,
         "_picker": picker,
     }
+
+
+FIELD_SCALES = (1.0, 1.5, 2.0, 3.0)
+CQA_RULE = (
+    f"per label, every candidate tilt -- the learned bias fields x s for s in {list(FIELD_SCALES)} (s = 1: the "
+    f"paper's moment matching) and the logistic direction x lambda for lambda in {list(LAMBDAS)} -- draws images "
+    f"on a validation split of the training set; among those the picker assigns to the label at >= "
+    f"{MIN_RELATIVE_ACCURACY}x its accuracy on real validation images of the label, the one with the largest "
+    "within-class diversity (mean pairwise distance); if none reaches that accuracy, the most accurate one"
+)
+
+
+def pick_tilt(candidates: list[dict[str, Any]], real_accuracy: float) -> dict[str, Any]:
+    """:data:`CQA_RULE`'s choice among one label's candidates (dicts with ``accuracy`` and
+    ``diversity``): the most diverse of those at >= MIN_RELATIVE_ACCURACY x
+    ``real_accuracy``, else the most accurate (the more diverse on a tie)."""
+    if not candidates:
+        raise ValueError("candidates: empty")
+    ok = [r for r in candidates if r["accuracy"] >= MIN_RELATIVE_ACCURACY * real_accuracy]
+    if ok:
+        return max(ok, key=lambda r: r["diversity"])
+    return max(candidates, key=lambda r: (r["accuracy"], r["diversity"]))
+
+
+def choose_cqa(
+    model: Any,
+    lam: dict[str, Any],
+    fields: np.ndarray,
+    picker: Any,
+    *,
+    num: int = 32,
+    num_sweeps: int = 500,
+    seed: int = 0,
+    scales: Sequence[float] = FIELD_SCALES,
+) -> dict[str, Any]:
+    """:data:`CQA_RULE`: per label the tilt of the prior (learned fields x s or the logistic
+    direction x lambda, from ``choose_lambda``'s table) that keeps the picker's accuracy at
+    >= MIN_RELATIVE_ACCURACY x real and draws the most diverse images on validation data.
+    Returns per label ``method`` ("fields" / "direction"), ``field_scale``, ``lambda`` and the
+    candidate ``table``."""
+    k = len(fields)
+    real = np.asarray(lam["picker_real_accuracy"], dtype=np.float64)
+    table: list[dict[str, Any]] = []
+    for c in range(k):
+        rows = []
+        for sc in scales:
+            imgs = decode(model, prior_spins(model, num, extra_field=sc * fields[c], num_sweeps=num_sweeps,
+                                             seed=seed + 7919 * c + 1))  # fmt: skip
+            acc = float(np.mean(picker.predict(imgs.reshape(len(imgs), -1)) == c))
+            rows.append({"method": "fields", "field_scale": float(sc), "lambda": None, "accuracy": acc,
+                         "diversity": mean_pairwise_distance(imgs)})  # fmt: skip
+        for r in lam["table"]:
+            rows.append({"method": "direction", "field_scale": None, "lambda": r["lambda"],
+                         "accuracy": r["per_label"][c], "diversity": r["diversity_per_label"][c]})  # fmt: skip
+        for r in rows:
+            r["relative_accuracy"] = ratio(r["accuracy"], real[c])
+        table.append({"label": c, "candidates": rows})
+    method, scale, lams = [], [], []
+    for c, t in enumerate(table):
+        best = pick_tilt(t["candidates"], real[c])
+        best["chosen"] = True
+        method.append(best["method"])
+        scale.append(best["field_scale"] if best["method"] == "fields" else None)
+        # a label conditioned by fields keeps its direction's lambda for --lam-free use of the direction
+        lams.append(best["lambda"] if best["method"] == "direction" else lam["lambda"][c])
+    return {"method": method, "field_scale": scale, "lambda": lams, "table": table, "rule": CQA_RULE}
 
 
 # ------------------------------------------------------------------ whole evaluations
@@ -579,6 +647,7 @@ def evaluate_bm(
     real_val = x_tr[val]
     real_test = data.rows("test")
     n_test = len(real_test)
+    y_test = np.asarray(data.y_test)
     say("choosing the QA final beta on validation data")
 
     def qa(beta: float, num: int, s: int) -> np.ndarray:
@@ -611,45 +680,47 @@ def evaluate_bm(
     learned = learn_bias_fields(model, class_means(model, x_tr[fit_idx], np.asarray(data.y_train)[fit_idx], k),
                                 seed=seed + 31)  # fmt: skip
     fields = learned["fields"]
-    methods, field_val_acc = [], []
-    for c in range(k):
-        imgs = decode(model, prior_spins(model, cqa_num, extra_field=fields[c], num_sweeps=num_sweeps // 2,
-                                         seed=seed + 7919 * c + 1))  # fmt: skip
-        acc_f = float(np.mean(picker.predict(imgs.reshape(len(imgs), -1)) == c))
-        acc_d = next(r["per_label"][c] for r in lam["table"] if r["lambda"] == lam["lambda"][c])
-        field_val_acc.append(acc_f)
-        methods.append("fields" if acc_f >= acc_d else "direction")
+    choice = choose_cqa(model, lam, fields, picker, num=cqa_num, num_sweeps=num_sweeps // 2, seed=seed)
+    methods, scales = choice["method"], choice["field_scale"]
     n_fields = sum(m == "fields" for m in methods)
-    say(f"judging c-QA per label ({n_fields} of {k} labels by learned fields, the rest by the logistic direction "
-        f"at lambda {lam['lambda']}), {cqa_num} images per label")  # fmt: skip
+    say(f"judging c-QA per label ({n_fields} of {k} labels by learned fields x {choice['field_scale']}, the rest by "
+        f"the logistic direction x lambda {choice['lambda']}), {cqa_num} images per label")  # fmt: skip
     prior_pred = judge.predict(prior_img)
     cq: dict[str, Any] = {
-        "lambda": lam["lambda"],
+        "lambda": choice["lambda"],
         "method": methods,
+        "field_scale": scales,
         "per_label": [],
-        "fields_validation_accuracy": field_val_acc,
+        "candidates": choice["table"],
+        "cqa_rule": CQA_RULE,
         "fields_converged": learned["converged"],
         "fields_iterations": learned["iterations"],
     }
     images = []
     for c in range(k):
-        field = fields[c] if methods[c] == "fields" else lam["lambda"][c] * np.asarray(lam["directions"][c])
+        field = (
+            scales[c] * fields[c] if methods[c] == "fields" else choice["lambda"][c] * np.asarray(lam["directions"][c])
+        )
         imgs = decode(model, prior_spins(model, cqa_num, extra_field=field, num_sweeps=num_sweeps,
                                          seed=seed + 100 + c))  # fmt: skip
         images.append(imgs)
         acc = float(np.mean(judge.predict(imgs) == c))
         ref = prior_img[prior_pred == c]
         div_ref = mean_pairwise_distance(ref) if len(ref) >= 2 else float("nan")
+        real_c = real_test[y_test == c]
+        div_real = mean_pairwise_distance(real_c) if len(real_c) >= 2 else float("nan")
         cq["per_label"].append(
             {
                 "label": c,
                 "method": methods[c],
-                "lambda": lam["lambda"][c],
+                "lambda": choice["lambda"][c],
+                "field_scale": scales[c],
                 "accuracy": acc,
                 "relative_accuracy": ratio(acc, judge.per_class_accuracy[c]),
                 "diversity": mean_pairwise_distance(imgs),
                 "distinct_fraction": distinct_fraction(imgs),
                 "relative_diversity": ratio(mean_pairwise_distance(imgs), div_ref),
+                "relative_diversity_real": ratio(mean_pairwise_distance(imgs), div_real),
                 "prior_samples_of_label": int(len(ref)),
                 "failed": wilson_lower(acc, cqa_num) <= 1.0 / judge.num_classes + 0.1,
             }
@@ -664,6 +735,7 @@ def evaluate_bm(
     cq["accuracy_lower95"] = wilson_lower(cq["accuracy"], cqa_num * judge.num_classes)
     cq["failed"] = cq["accuracy_lower95"] <= 1.0 / judge.num_classes + 0.1
     cq["failed_labels"] = [r["label"] for r in per if r["failed"]]
+    cq["targets"] = cqa_targets(per)
     cq["lambda_table"] = lam["table"]
     cq["lambda_rule"] = LAMBDA_RULE
     out["cqa"] = cq
@@ -671,6 +743,31 @@ def evaluate_bm(
     out["_directions"] = lam["directions"]
     out["_fields"] = fields
     return out
+
+
+TARGET_ACCURACY, TARGET_DIVERSITY_PRIOR, TARGET_DIVERSITY_REAL = 0.9, 0.5, 0.2
+
+
+def cqa_targets(per_label: list[dict[str, Any]]) -> dict[str, Any]:
+    """The c-QA targets per label: judge accuracy >= 0.9x the judge's on real images of the
+    label, within-class diversity >= 0.5x the prior's own samples of the label and >= 0.2x
+    real images of the label, no duplicate images. ``met`` only when every label meets all."""
+    missed = []
+    for r in per_label:
+        checks = (
+            r["relative_accuracy"] >= TARGET_ACCURACY,
+            r["relative_diversity"] >= TARGET_DIVERSITY_PRIOR,
+            r["relative_diversity_real"] >= TARGET_DIVERSITY_REAL,
+            r["distinct_fraction"] == 1.0,
+        )
+        if not all(checks):  # a nan ratio (no reference) fails its check
+            missed.append(r["label"])
+    return {
+        "what": f"accuracy >= {TARGET_ACCURACY}x real, diversity >= {TARGET_DIVERSITY_PRIOR}x the prior's and >= "
+        f"{TARGET_DIVERSITY_REAL}x real images' of the label, no duplicates",
+        "met": not missed,
+        "missed": missed,
+    }
 
 
 def real_floor(judge: Judge, data: Any, seed: int = 0) -> float:
@@ -729,13 +826,13 @@ def summary_lines(gen: dict[str, Any]) -> list[str]:
         )
     if "cqa" in gen:
         c = gen["cqa"]
-        lams = (
-            f"{min(c['lambda']):g}-{max(c['lambda']):g}"
-            if min(c["lambda"]) != max(c["lambda"])
-            else f"{c['lambda'][0]:g}"
+        how = ", ".join(
+            f"{r['label']}: "
+            + (f"fields x{r['field_scale']:g}" if r["method"] == "fields" else f"dir x{r['lambda']:g}")
+            for r in c["per_label"]
         )
         lines.append(
-            f"  cqa (lambda {lams} by label): accuracy {c['accuracy']:.2f} = {c['relative_accuracy']:.2f}x the "
+            f"  cqa ({how}): accuracy {c['accuracy']:.2f} = {c['relative_accuracy']:.2f}x the "
             f"judge's on real images (worst label {c['min_relative_accuracy']:.2f}x), within-class diversity "
             f"{c['relative_diversity']:.2f}x the prior's own samples of the label "
             f"(worst {c['min_relative_diversity']:.2f}x), distinct images per label at least "
@@ -747,6 +844,12 @@ def summary_lines(gen: dict[str, Any]) -> list[str]:
                 else ""
             )
         )
+        if "targets" in c:
+            t = c["targets"]
+            lines.append(
+                f"    c-QA targets ({t['what']}): "
+                + ("met on every label" if t["met"] else f"NOT met on label(s) {t['missed']}")
+            )
     return lines
 
 
@@ -831,7 +934,9 @@ def cqa_field(
         raise ValueError(f"--label: --mode cqa needs --label in [0, {len(dirs) - 1}]")
     methods, fields = choice.get("cqa_method"), choice.get("fields")
     if lam is None and methods and fields is not None and methods[label] == "fields":
-        return np.asarray(fields[label], dtype=np.float64), "learned bias fields", None
+        # checkpoints written before the field scale was chosen used the fields as learned
+        sc = (choice.get("field_scale") or [1.0] * len(methods))[label]
+        return sc * np.asarray(fields[label], dtype=np.float64), f"learned bias fields x {sc:g}", None
     if lam is None:
         lam = choice.get("lambda", DEFAULT_LAMBDA)
         if isinstance(lam, list):  # chosen per label at training

@@ -109,7 +109,7 @@ class BMVAE(nn.Module):
         arch: str = "auto",
         likelihood: str = "bernoulli",
         relaxation: str = "gumbel",
-        tau: float = 1 / 7,
+        tau: float = 1.0,
         spike_beta: float = 10.0,
         seed: int = 0,
     ) -> None:

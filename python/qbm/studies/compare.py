@@ -22,6 +22,7 @@ def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
         lr=config["lr"],
         batch_size=config["batch_size"],
         kl_warmup=config["kl_warmup"],
+        kl_start=config.get("kl_start", 0.0),
         iw_samples=config["iw_samples"],
         binarize=config.get("binarize", "none"),
     )
@@ -29,12 +30,12 @@ def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
         t = VAETrainer(GaussianVAE(data.shape, config["latent"], seed=seed), data, **common)
     else:
         sampler = kind.split("/", 1)[1]
-        m = BMVAE(data.shape, config["latent"], graph=config["graph"], seed=seed)
+        m = BMVAE(data.shape, config["latent"], graph=config["graph"], tau=config.get("gumbel_tau", 1 / 7), seed=seed)
         opts = {"anneal_ns": config["anneal_ns"]} if "anneal_ns" in config else None
         t = VAETrainer(m, data, sampler=sampler, num_chains=config["chains"], sweeps=config["sweeps"],
                        negative_options=opts, **common)  # fmt: skip
     t.train(config["epochs"], progress=False)
-    final = t.evaluate(num_samples=config["iw_final"])
+    final = t.final_evaluation(config["iw_final"], config.get("final_images"))
     keys = ("test_iw_loglik", "test_elbo", "test_recon_sampled", "test_recon_at_mode", "test_kl", "active_units")
     from qbm import generation as G
 
