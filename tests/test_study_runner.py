@@ -119,3 +119,31 @@ def test_a_different_study_in_the_directory_is_refused(tmp_path):
         run_study(_study(seeds=(0, 1)), out, workers=1, progress=False)
     recs = run_study(_study(seeds=(0, 1)), out, workers=1, progress=False, force=True)
     assert len(recs) == 4
+
+
+def test_report_progress_reaches_a_sink_only_inside_a_run(tmp_path):
+    from qbm.studies import runner as R
+
+    R.report_progress("outside any run")  # a no-op, no error
+    seen = []
+    rec = R.execute(FN, {"beta": 1.0, "report": "halfway"}, 0, 1, sink=seen.append)
+    assert rec["status"] == "ok" and seen == ["halfway"]
+    R.report_progress("after the run")  # the sink is gone with the run
+    assert seen == ["halfway"]
+    # the file sink writes at most once per interval and keeps only the latest line
+    p = str(tmp_path / "x.progress")
+    write = R._file_sink(p, every=60.0)
+    write("first")
+    write("second")
+    assert open(p).read() == "first"
+    assert R._read_progress({"seed 3": p, "seed 4": str(tmp_path / "missing")}) == "seed 3: first"
+
+
+def test_the_driver_shows_each_running_runs_line_and_removes_its_file(tmp_path, capfd):
+    out = str(tmp_path / "s")
+    study = Study("demo", FN, grid([{"beta": 1.0, "report": "epoch 2/8", "sleep": 1.5}], (0, 1)))
+    recs = run_study(study, out, workers=2, progress=True)
+    assert all(r["status"] == "ok" for r in recs)
+    err = capfd.readouterr().err
+    assert "seed 0: epoch 2/8" in err and "seed 1: epoch 2/8" in err
+    assert not [f for f in os.listdir(os.path.join(out, RUNS_DIR)) if f.endswith(".progress")]

@@ -34,16 +34,24 @@ def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
         opts = {"anneal_ns": config["anneal_ns"]} if "anneal_ns" in config else None
         t = VAETrainer(m, data, sampler=sampler, num_chains=config["chains"], sweeps=config["sweeps"],
                        negative_options=opts, **common)  # fmt: skip
-    t.train(config["epochs"], progress=False)
+    from qbm.studies.runner import report_progress
+
+    def say(text: str) -> None:
+        report_progress(f"{kind} {text}")
+
+    while t.epoch < config["epochs"]:
+        t.train_epoch(progress=False, report=say)
+    say(f"final evaluation (K = {config['iw_final']})")
     final = t.final_evaluation(config["iw_final"], config.get("final_images"))
     keys = ("test_iw_loglik", "test_elbo", "test_recon_sampled", "test_recon_at_mode", "test_kl", "active_units")
     from qbm import generation as G
 
     judge = G.Judge(data)  # one cached judge per data set, shared by every run
     if kind == "gaussian":
+        say("judging generation")
         gen = G.evaluate_gaussian(t.model, data, judge, seed=seed)
     else:
-        gen = G.evaluate_bm(t.model, data, judge, seed=seed)
+        gen = G.evaluate_bm(t.model, data, judge, seed=seed, progress=lambda m: say(f"generation: {m}"))
         gen = {k: v for k, v in gen.items() if not k.startswith("_")}  # images and arrays stay out of records
     return {
         "generation": gen,

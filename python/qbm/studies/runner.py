@@ -20,6 +20,10 @@
   checks (data paths, output paths).
 * Reproducible: each run pins torch's and qbm's threads (``threads_per_run``) before it
   starts, so a run gives the same bits on either engine and after a resume.
+* Never silent: a run may call :func:`report_progress` ("epoch 3/8", "final evaluation");
+  the driver shows the latest line of every run in flight beside the study's bar (through
+  ``OUT/runs/<key>.progress`` files, at most one write a second per run; removed when the
+  run's record is written). Outside a study the call does nothing.
 * Engines: ``"local"`` (a ``spawn`` process pool, workers x threads_per_run <= cores) and
   ``"ray"`` (``address=None`` starts a local Ray; ``address="auto"`` or ``"ray://..."``
   joins a cluster; one CPU x threads_per_run per task).
@@ -46,6 +50,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +58,54 @@ from qbm._atomic import write_bytes_atomic
 
 SPEC_FILE = "study.json"
 RUNS_DIR = "runs"
+PROGRESS_SUFFIX = ".progress"
+# where report_progress sends a running run's line (set by execute for the run's duration)
+_PROGRESS_SINK: ContextVar[Callable[[str], None] | None] = ContextVar("qbm_run_progress", default=None)
+
+
+def report_progress(text: str) -> None:
+    """Say where the current study run is (one short line, shown beside the study's bar);
+    does nothing outside a study run, and never raises for the study's bookkeeping."""
+    sink = _PROGRESS_SINK.get()
+    if sink is not None:
+        try:
+            sink(str(text))
+        except OSError:
+            pass
+
+
+def _file_sink(path: str, every: float = 1.0) -> Callable[[str], None]:
+    last = [-math.inf]
+
+    def write(text: str) -> None:
+        now = time.monotonic()
+        if now - last[0] < every:
+            return
+        last[0] = now
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(text[:200])
+        os.replace(tmp, path)
+
+    return write
+
+
+def progress_path(out: str, run: Run) -> str:
+    return os.path.join(out, RUNS_DIR, run.key + PROGRESS_SUFFIX)
+
+
+def _read_progress(paths: dict[str, str]) -> str:
+    """The runs' latest lines, "label: line | ..." (runs that said nothing yet are left out)."""
+    parts = []
+    for label, p in paths.items():
+        try:
+            with open(p) as fh:
+                line = fh.read().strip()
+        except OSError:
+            continue
+        if line:
+            parts.append(f"{label}: {line}")
+    return " | ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -140,16 +193,27 @@ def pin_threads(threads: int) -> None:
         pass
 
 
-def execute(fn: str, config: dict[str, Any], seed: int, threads: int) -> dict[str, Any]:
-    """Run one unit and return its record (never raises for the run's own errors)."""
+def execute(
+    fn: str,
+    config: dict[str, Any],
+    seed: int,
+    threads: int,
+    progress_file: str | None = None,
+    sink: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run one unit and return its record (never raises for the run's own errors). The
+    run's :func:`report_progress` lines go to ``sink``, else to ``progress_file``."""
     pin_threads(threads)
     t0 = time.perf_counter()
+    token = _PROGRESS_SINK.set(sink or (_file_sink(progress_file) if progress_file else None))
     try:
         result = _resolve(fn)(dict(config), int(seed))
         status, error = "ok", None
     except Exception as e:  # noqa: BLE001 - a failed run is recorded, the study goes on
         result, status = None, "failed"
         error = {"type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}
+    finally:
+        _PROGRESS_SINK.reset(token)
     if status == "ok":
         # validated here, in the worker: what comes back is plain JSON (a dict), so a
         # result that cannot be stored fails this run only, never the study
@@ -340,8 +404,15 @@ def run_study(
     n_ok = len(study.runs) - len(todo)
     bar = tqdm(total=len(study.runs), initial=n_ok, desc=f"{study.name} runs", unit="run", disable=not progress)
 
+    def show(text: str) -> None:
+        bar.set_postfix_str(text[:160], refresh=True)
+
     def record(run: Run, rec: dict[str, Any]) -> None:
         rec["key"] = run.key
+        try:
+            os.remove(progress_path(out, run))
+        except OSError:
+            pass
         try:
             _write_atomic(os.path.join(out, RUNS_DIR, f"{run.key}.json"), rec)
         except (TypeError, ValueError) as e:  # validated in the worker; a last guard
@@ -356,9 +427,10 @@ def run_study(
         with _sigterm_as_interrupt():
             if todo:
                 if engine == "local":
-                    _run_local(study, todo, record, workers or default_workers(threads_per_run), threads_per_run)
+                    _run_local(study, todo, record, workers or default_workers(threads_per_run), threads_per_run,
+                               out=out, show=show)  # fmt: skip
                 else:
-                    _run_ray(study, todo, record, address, threads_per_run)
+                    _run_ray(study, todo, record, address, threads_per_run, out=out, show=show)
     finally:
         bar.close()
     return [done[r.key] for r in study.runs if r.key in done]
@@ -444,7 +516,14 @@ def _stop_pool(pool: Any) -> None:
     pool.shutdown(wait=False)
 
 
-def _run_local(study: Study, todo: list[Run], record: Callable, workers: int, threads: int) -> None:
+def _label(run: Run) -> str:
+    return f"seed {run.seed}"
+
+
+def _run_local(
+    study: Study, todo: list[Run], record: Callable, workers: int, threads: int, *, out: str = "",
+    show: Callable[[str], None] = lambda s: None,
+) -> None:  # fmt: skip
     """A process pool of ``workers`` with at most ``workers`` runs in flight. A worker
     that dies (killed by the OOM killer, an abort in native code) breaks the pool and
     fails every run in flight with it, not only its own: those runs are then rerun one
@@ -452,7 +531,7 @@ def _run_local(study: Study, todo: list[Run], record: Callable, workers: int, th
     failed and the healthy ones finish; the queued runs go on in a fresh pool."""
     if workers <= 1:
         for r in todo:
-            record(r, execute(study.fn, r.config, r.seed, threads))
+            record(r, execute(study.fn, r.config, r.seed, threads, sink=lambda t, r=r: show(f"{_label(r)}: {t}")))
         return
     queue = list(todo)
     suspects: list[Run] = []
@@ -461,7 +540,7 @@ def _run_local(study: Study, todo: list[Run], record: Callable, workers: int, th
             r = suspects.pop(0)
             record(r, _run_isolated(study, r, threads))
             continue
-        suspects = _pool_pass(study, queue, record, workers, threads)
+        suspects = _pool_pass(study, queue, record, workers, threads, out=out, show=show)
 
 
 def _new_pool(workers: int) -> Any:
@@ -473,7 +552,10 @@ def _new_pool(workers: int) -> Any:
     )
 
 
-def _pool_pass(study: Study, queue: list[Run], record: Callable, workers: int, threads: int) -> list[Run]:
+def _pool_pass(
+    study: Study, queue: list[Run], record: Callable, workers: int, threads: int, *, out: str = "",
+    show: Callable[[str], None] = lambda s: None,
+) -> list[Run]:  # fmt: skip
     """Runs ``queue`` (consumed in place) until it is empty or the pool breaks; returns
     the runs that were in flight when it broke."""
     from concurrent.futures import FIRST_COMPLETED, wait
@@ -485,8 +567,11 @@ def _pool_pass(study: Study, queue: list[Run], record: Callable, workers: int, t
         while queue or inflight:
             while queue and len(inflight) < workers:
                 r = queue.pop(0)
-                inflight[pool.submit(execute, study.fn, r.config, r.seed, threads)] = r
+                pf = progress_path(out, r) if out else None
+                inflight[pool.submit(execute, study.fn, r.config, r.seed, threads, pf)] = r
             finished, _ = wait(set(inflight), timeout=0.5, return_when=FIRST_COMPLETED)
+            if out:
+                show(_read_progress({_label(r): progress_path(out, r) for r in inflight.values()}))
             broken: list[Run] = []
             for f in finished:
                 r = inflight.pop(f)
@@ -578,7 +663,10 @@ def check_ray_address(address: str | None, timeout: float = 3.0) -> None:
         ) from None
 
 
-def _run_ray(study: Study, todo: list[Run], record: Callable, address: str | None, threads: int) -> None:
+def _run_ray(
+    study: Study, todo: list[Run], record: Callable, address: str | None, threads: int, *, out: str = "",
+    show: Callable[[str], None] = lambda s: None,
+) -> None:  # fmt: skip
     try:
         import ray
     except ImportError:
@@ -603,10 +691,15 @@ def _run_ray(study: Study, todo: list[Run], record: Callable, address: str | Non
                 f"--threads-per-run: {threads} threads per run, but the largest Ray node has {max(node_cpus):g} CPUs"
             )
         remote = ray.remote(num_cpus=threads, max_retries=0)(execute)
-        refs = {remote.remote(study.fn, r.config, r.seed, threads): r for r in todo}
+        # progress files are written where the driver reads them on a one-machine cluster; a
+        # worker on another node writes into its own file system (nothing shown, nothing lost)
+        refs = {remote.remote(study.fn, r.config, r.seed, threads, progress_path(out, r) if out else None): r
+                for r in todo}  # fmt: skip
         pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1, timeout=0.5)
+            if out:
+                show(_read_progress({_label(refs[p]): progress_path(out, refs[p]) for p in pending}))
             for ref in ready:
                 try:
                     rec = ray.get(ref)
@@ -786,7 +879,8 @@ def demo_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     ``config["fail_if_exists"]``: a path; the run raises while that file exists.
     ``config["sleep"]``: seconds to wait first; ``config["unserialisable"]``: return a
     value JSON cannot hold (to test the runner's validation); ``config["die"]``: the
-    worker process kills itself with SIGKILL (as the OOM killer would)."""
+    worker process kills itself with SIGKILL (as the OOM killer would);
+    ``config["report"]``: a line for :func:`report_progress`, said before the sleep."""
     import numpy as np
     import torch
 
@@ -798,6 +892,8 @@ def demo_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     flag = config.get("fail_if_exists")
     if flag and os.path.exists(flag):
         raise RuntimeError(f"failing on purpose while {flag} exists")
+    if config.get("report"):
+        report_progress(str(config["report"]))
     if config.get("sleep"):
         time.sleep(float(config["sleep"]))
     rng = np.random.default_rng(config.get("model_seed", 0))

@@ -150,8 +150,11 @@ class VAETrainer:
         ramp = min(1.0, epochs_done / self.kl_warmup) if self.kl_warmup > 0 else 1.0
         return self.kl_start + (1.0 - self.kl_start) * ramp
 
-    def train_epoch(self, progress: bool = True) -> dict[str, Any]:
+    def train_epoch(self, progress: bool = True, report: Any = None) -> dict[str, Any]:
+        """One epoch and the monitor's evaluation. ``report``: a callable given a short line
+        ("epoch 3: batch 800/1875") about every 2 s, for callers without a terminal bar."""
         t0 = time.perf_counter()
+        last_report = t0
         self.model.train()
         perm = torch.randperm(len(self.x_train), generator=self.gen).to(self.device)
         sums = {"recon": 0.0, "kl": 0.0}
@@ -176,10 +179,15 @@ class VAETrainer:
             sums["kl"] += float(out["kl"].detach()) * k  # without log Z (added below)
             count += k
             bar.set_postfix(recon=f"{float(out['recon'].detach()):.2f}")
+            if report is not None and time.perf_counter() - last_report >= 2.0:
+                last_report = time.perf_counter()
+                report(f"epoch {self.epoch + 1}: batch {b + 1}/{nb}, recon {float(out['recon'].detach()):.1f}")
         self.epoch += 1
         dt = time.perf_counter() - t0
         self.wall += dt
         t1 = time.perf_counter()
+        if report is not None:
+            report(f"epoch {self.epoch}: evaluating {len(self.x_monitor)} test images")
         test = self.evaluate(self.x_monitor)
         eval_dt = time.perf_counter() - t1
         lz = self.log_z
