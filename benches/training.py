@@ -6,9 +6,15 @@ while another process keeps one core busy. Part 2 (``--zephyr``): BM-VAEs with p
 full Zephyr graphs Z(m, 4) at 576, 1248 and 2176 latent spins (Gibbs negative phase, 128
 chains x 10 sweeps): seconds per digits epoch, negative-phase seconds per call, IW
 evaluation per test image at K = 1000 (log Z given: its AIS is timed separately), and the
-process's peak memory, each size in its own subprocess.
+process's peak memory, each size in its own subprocess. Part 3 (``--mnist DIR``, the four
+MNIST IDX files): one whole epoch of dynamically binarised MNIST (60k images, batch 32, conv
+encoder/decoder) per model, each in its own subprocess on one thread: the Gaussian VAE with 32
+latents, the BM-VAE with 32 spins (RBM prior) and with Zephyr priors at 576 and 2176 spins
+(Gibbs, 128 chains x 10 sweeps), the training seconds, the per-epoch evaluation seconds (1000
+test images, K = 50, with the prior's log Z), their sum and its ratio to the Gaussian VAE's.
 
     python benches/training.py [--epochs 3] [--repeats 3] [--skip-main-job | --main-job-only] [--zephyr]
+    python benches/training.py --mnist DIR --skip-main-job --epochs 0
 """
 
 from __future__ import annotations
@@ -74,6 +80,33 @@ def zephyr_worker(n: int, epochs: int) -> dict:
     }
 
 
+def mnist_worker(spec: str, data_dir: str) -> dict:
+    import resource
+
+    from qbm.data.images import load_mnist
+    from qbm.models.vae import BMVAE, GaussianVAE
+    from qbm.training.vae import VAETrainer
+
+    kind, n, graph = spec.split(":")
+    n = int(n)
+    data = load_mnist(data_dir)
+    if kind == "gaussian":
+        tr = VAETrainer(GaussianVAE(data.shape, n, seed=0), data, seed=0, binarize="dynamic")
+    else:
+        tr = VAETrainer(BMVAE(data.shape, n, graph=graph, seed=0), data, sampler="gibbs", seed=0, binarize="dynamic")
+    rec = tr.train_epoch(progress=False)
+    return {
+        "model": "gaussian-vae" if kind == "gaussian" else f"bm-vae/{graph}",
+        "latents": n,
+        "train s": rec["epoch_seconds"],
+        "eval s": rec["eval_seconds"],
+        "epoch s": rec["epoch_seconds"] + rec["eval_seconds"],
+        "eval share": rec["eval_seconds"] / rec["epoch_seconds"],
+        "active units": rec["active_units"],
+        "peak MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
 def _busy():
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
@@ -97,7 +130,17 @@ def main() -> None:
     ap.add_argument("--main-job-only", action="store_true", help="time only the README main job (idle and busy)")
     ap.add_argument("--zephyr", action="store_true", help="also part 2: Zephyr priors at 576, 1248, 2176 spins")
     ap.add_argument("--zephyr-worker", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--mnist", default=None, help="part 3: a directory with the MNIST IDX files")
+    ap.add_argument("--mnist-worker", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.mnist_worker:
+        import json
+
+        from qbm.threads import apply_policy
+
+        apply_policy(1)
+        print(json.dumps(mnist_worker(a.mnist_worker, a.mnist)))
+        return
     if a.zephyr_worker:
         import json
 
@@ -117,6 +160,8 @@ def main() -> None:
         have_plugin = False
         print("dwave-pytorch-plugin not installed; its BlockSampler is skipped")
     runs = [("gaussian", "-")] + [("bm", s) for s in ("gibbs", "rbm", "pt", "sqa")]
+    if a.epochs == 0:
+        runs = []
     if have_plugin:
         runs.append(("bm", "plugin-block"))
     if a.main_job_only:
@@ -163,6 +208,22 @@ def main() -> None:
             f"median of {a.epochs} epochs)"
         )
         print_table(zrows, list(zrows[0]))
+
+    if a.mnist:
+        import json
+
+        mrows = []
+        for spec in ("gaussian:32:-", "bm:32:rbm", "bm:576:zephyr", "bm:2176:zephyr"):
+            r = subprocess.run(
+                [sys.executable, __file__, "--mnist-worker", spec, "--mnist", a.mnist],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            mrows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+            mrows[-1]["x gaussian"] = mrows[-1]["epoch s"] / mrows[0]["epoch s"]
+            print(f"  {mrows[-1]['model']} ({mrows[-1]['latents']}): {mrows[-1]['epoch s']:.1f} s", flush=True)
+        print("\none MNIST epoch (60k dynamically binarised images, batch 32, conv; 1 thread; evaluation: the "
+              "per-epoch monitor, 1000 test images at K = 50 with log Z)")  # fmt: skip
+        print_table(mrows, list(mrows[0]))
 
 
 if __name__ == "__main__":

@@ -229,3 +229,28 @@ def test_dqa_study_exact_dynamics_tiny(tmp_path, capsys):
     for name in ("dqa_exact.png", "dqa_freeze.png"):
         assert (out / name).stat().st_size > 10_000
     assert not (out / "dqa.csv").exists()  # no SQA arm was asked for
+
+
+def test_compare_vae_holdout_reports_one_class_ood_auroc(tmp_path, capsys):
+    out = str(tmp_path / "cmp")
+    args = ["compare", "vae", "--epochs", "1", "--latent", "8", "--samplers", "gibbs", "--chains", "16", "--seeds",
+            "0", "1", "--workers", "1", "--iw-final", "20", "--quiet", "--out", out]  # fmt: skip
+    assert main(args + ["--holdout", "12"]) != 0  # not a digit class: refused before any run
+    assert "--holdout: classes [12] are not in digits" in capsys.readouterr().err
+    assert not os.path.exists(out)
+    assert main(args + ["--holdout", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "One-class OOD AUROC, classes [3] held out" in text
+    rows = list(csv.DictReader(open(os.path.join(out, "compare.csv"))))
+    for r in rows:
+        for k in ("ood_auroc_prior_energy", "ood_auroc_neg_elbo"):
+            assert 0.0 <= float(r[f"{k}_mean"]) <= 1.0
+    from qbm.data import load_digits
+
+    d = load_digits()
+    runs = os.path.join(out, "runs")
+    recs = [json.load(open(os.path.join(runs, f))) for f in os.listdir(runs) if f.endswith(".json")]
+    assert len(recs) == 4
+    for r in recs:  # the held-out digit's test images against the rest
+        assert r["result"]["ood"]["out_images"] == int((d.y_test == 3).sum())
+        assert r["result"]["ood"]["in_images"] == int((d.y_test != 3).sum())

@@ -203,19 +203,19 @@ def write_outputs(
             "field_scale": gen["cqa"]["field_scale"],
             "failed": gen["cqa"]["failed"],
         }
-        if held_out is not None and len(held_out):
-            extra["ood"] = ood_auroc(tr, tr.data.rows("test"), held_out)
-            if not quiet:
-                print(
-                    f"OOD AUROC (held-out classes): prior energy {extra['ood']['auroc_prior_energy']:.3f}, "
-                    f"-ELBO {extra['ood']['auroc_neg_elbo']:.3f}"
-                )
     else:
         gen = G.evaluate_gaussian(tr.model, tr.data, judge, seed=tr.seed)
         imgs = G.gaussian_images(tr.model, 64, seed=tr.seed).transpose(0, 2, 3, 1)
         save_image_grid(os.path.join(out, "samples.png"), imgs, title="samples from N(0, I)")
         extra["generation"] = gen
         extra["generation_choice"] = {"tau": gen["qa"]["tau"]}
+    if held_out is not None and len(held_out):
+        extra["ood"] = ood_auroc(tr, tr.data.rows("test"), held_out)
+        if not quiet:
+            print(
+                f"OOD AUROC (held-out classes): prior energy {extra['ood']['auroc_prior_energy']:.3f}, "
+                f"-ELBO {extra['ood']['auroc_neg_elbo']:.3f}"
+            )
     if not quiet:
         for line in G.summary_lines(extra["generation"]):
             print("  " + line)
@@ -239,6 +239,13 @@ def precheck_compare_vae(args: argparse.Namespace) -> None:
     negative_options(args)
     resolve_download(args)
     check_dataset(args.dataset, args.data_dir)
+    if args.holdout:
+        from qbm.data import load_dataset
+
+        try:
+            load_dataset(args.dataset, args.data_dir).without_classes(sorted(set(args.holdout)))
+        except ValueError as e:
+            raise ValueError(f"--{e}") from None
 
 
 def precheck_generate(args: argparse.Namespace) -> None:
@@ -264,13 +271,10 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
         args.holdout = load_checkpoint(ck)["trainer"].get("holdout") or None
     held = None
     if args.holdout:
-        classes = set(int(c) for c in np.unique(data.y_train))
-        unknown = sorted(set(args.holdout) - classes)
-        if unknown:
-            raise ValueError(f"--holdout: classes {unknown} are not in {data.name} (classes {sorted(classes)})")
-        if len(classes - set(args.holdout)) < 2:
-            raise ValueError("--holdout: at least two classes must remain for training")
-        data, held = data.without_classes(args.holdout)
+        try:
+            data, held = data.without_classes(args.holdout)
+        except ValueError as e:
+            raise ValueError(f"--{e}") from None
     tr = make_trainer(args, data)
     mpath = os.path.join(args.out, "metrics.json")
     desc = f"BM-VAE ({tr.sampler_name} negative phase)" if tr.is_bm else "Gaussian VAE"
@@ -451,6 +455,8 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
         "device": args.device,
     }
 
+    if args.holdout:  # only when asked: configs without it keep their hashes
+        base["holdout"] = sorted(set(args.holdout))
     # the exact-DQA arm's anneal time joins its own configs only (the others' keep their hashes)
     extra = {"bm/schrodinger": negative_options(args)}
     configs = [{**base, "model": m, **extra.get(m, {})} for m in models]
@@ -476,7 +482,8 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
     bounds = {"iw_loglik": (None, 0.0), "elbo": (None, 0.0), "recon_sampled": (0.0, None),
               "recon_at_mode": (0.0, None), "rate_kl": (0.0, None), "active_units": (0.0, float(args.latent)),
               "seconds_per_epoch": (0.0, None), "epochs_to_target_elbo": (1.0, float(args.epochs)),
-              "epochs_to_target_recon": (1.0, float(args.epochs))}  # fmt: skip
+              "epochs_to_target_recon": (1.0, float(args.epochs)), "ood_auroc_prior_energy": (0.0, 1.0),
+              "ood_auroc_neg_elbo": (0.0, 1.0)}  # fmt: skip
     for mode in ("prior", "qa"):
         bounds.update({f"{mode}_fid": (0.0, None), f"{mode}_coverage": (0.0, 1.0), f"{mode}_precision": (0.0, 1.0),
                        f"{mode}_recall": (0.0, 1.0), f"{mode}_min_class_fraction": (0.0, 1.0)})  # fmt: skip
@@ -507,6 +514,9 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
                 metrics[f"cqa_{k}"] = [r["generation"]["cqa"][k] for r in rs if "generation" in r]
             metrics["cqa_lambda"] = [float(np.mean(r["generation"]["cqa"]["lambda"])) for r in rs if "generation" in r]
         metrics["fid_floor"] = [r["generation"]["fid_floor"] for r in rs if "generation" in r]
+        if any(r.get("ood") for r in rs):
+            for k in ("auroc_prior_energy", "auroc_neg_elbo"):
+                metrics[f"ood_{k}"] = [r["ood"][k] for r in rs if r.get("ood")]
         e2t = [epochs_to_reach(r["history"], target, key="test_elbo") if target is not None else None for r in rs]
         metrics["epochs_to_target_elbo"] = [float(e) if e is not None else float("nan") for e in e2t]
         row["reached_target"] = sum(e is not None for e in e2t)
@@ -611,7 +621,20 @@ def _markdown_table(
                 f"{_fmt_ci(r, 'cqa_relative_diversity')} (worst {_fmt_ci(r, 'cqa_min_relative_diversity')}) |"
             )
     gen = gen_head.format(floor=floor) + "\n".join(glines) + "\n" if glines else ""
-    return head + "\n".join(lines) + "\n" + foot + gen
+    ood = ""
+    if any("ood_auroc_neg_elbo_mean" in r for r in rows):
+        ood = (
+            f"\nOne-class OOD AUROC, classes {args.holdout} held out of training against the other test images "
+            "(score: prior energy of the encoded mean -- BM E(m), Gaussian |mu|^2/2 -- and -ELBO):\n\n"
+            "| model | AUROC prior energy | AUROC -ELBO |\n|---|---|---|\n"
+            + "\n".join(
+                f"| {r['model']} | {_fmt_ci(r, 'ood_auroc_prior_energy', 3)} | {_fmt_ci(r, 'ood_auroc_neg_elbo', 3)} |"
+                for r in rows
+                if "ood_auroc_neg_elbo_mean" in r
+            )
+            + "\n"
+        )
+    return head + "\n".join(lines) + "\n" + foot + gen + ood
 
 
 def _band_plot(path: str, by_model: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> None:
@@ -745,6 +768,13 @@ def add_parsers(sub: Any, train: Any, study: Any) -> None:
         choices=[n for n in negative.names() if not negative.REGISTRY[n].needs_qpu],
     )
     p.add_argument("--target-elbo", type=float, default=None, help="default: the Gaussian VAE's mean final ELBO")
+    p.add_argument(
+        "--holdout",
+        type=int,
+        nargs="*",
+        default=None,
+        help="classes left out of every run's training; the table gains their OOD AUROC",
+    )
     p.add_argument("--iw-samples", type=positive_int, default=50, help="IW samples per test image every epoch")
     p.add_argument("--iw-final", type=positive_int, default=1000, help="IW samples for the final numbers")
     p.add_argument(

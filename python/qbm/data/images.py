@@ -84,7 +84,15 @@ class ImageData:
         return int(max(self.y_train.max(), self.y_test.max()) + 1)
 
     def without_classes(self, classes: list[int]) -> tuple[ImageData, np.ndarray]:
-        """Training data without ``classes`` and the held-out test images of them."""
+        """Training data without ``classes`` and the held-out test images of them; a
+        ValueError naming ``holdout`` for classes the data does not have or fewer than two
+        classes left."""
+        present = set(int(c) for c in np.unique(self.y_train))
+        unknown = sorted(set(int(c) for c in classes) - present)
+        if unknown:
+            raise ValueError(f"holdout: classes {unknown} are not in {self.name} (classes {sorted(present)})")
+        if len(present - set(int(c) for c in classes)) < 2:
+            raise ValueError("holdout: at least two classes must remain for training")
         keep_tr = ~np.isin(self.y_train, classes)
         keep_te = ~np.isin(self.y_test, classes)
         held = to_float01(self.x_test[~keep_te])

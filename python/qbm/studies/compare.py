@@ -15,6 +15,9 @@ def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     from qbm.training.vae import VAETrainer
 
     data = load_dataset(config["dataset"], config.get("data_dir"))
+    held = None
+    if config.get("holdout"):
+        data, held = data.without_classes(config["holdout"])
     kind = config["model"]
     common = dict(
         device=config.get("device", "cpu"),
@@ -25,6 +28,7 @@ def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
         kl_start=config.get("kl_start", 0.0),
         iw_samples=config["iw_samples"],
         binarize=config.get("binarize", "none"),
+        holdout=config.get("holdout") or (),
     )
     if kind == "gaussian":
         t = VAETrainer(GaussianVAE(data.shape, config["latent"], seed=seed), data, **common)
@@ -43,6 +47,12 @@ def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
         t.train_epoch(progress=False, report=say)
     say(f"final evaluation (K = {config['iw_final']})")
     final = t.final_evaluation(config["iw_final"], config.get("final_images"))
+    ood = None
+    if held is not None:
+        from qbm.training.vae import ood_auroc
+
+        say("OOD AUROC of the held-out classes")
+        ood = ood_auroc(t, data.rows("test"), held)
     keys = ("test_iw_loglik", "test_elbo", "test_recon_sampled", "test_recon_at_mode", "test_kl", "active_units")
     from qbm import generation as G
 
@@ -54,6 +64,7 @@ def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
         gen = G.evaluate_bm(t.model, data, judge, seed=seed, progress=lambda m: say(f"generation: {m}"))
         gen = {k: v for k, v in gen.items() if not k.startswith("_")}  # images and arrays stay out of records
     return {
+        "ood": ood,
         "generation": gen,
         "final": final,
         "history": [{k: h.get(k) for k in (*keys, "epoch", "epoch_seconds")} for h in t.history],

@@ -456,17 +456,40 @@ def _deterministic_recon(model: BMVAE | GaussianVAE, x: torch.Tensor) -> float:
 @torch.no_grad()
 def ood_auroc(trainer: VAETrainer, x_in: np.ndarray, x_out: np.ndarray) -> dict[str, float]:
     """AUROC of out-of-distribution scores (higher = more anomalous): the prior energy of
-    the encoded means, and the negative ELBO (per example)."""
+    the encoded means (BM: E(m); Gaussian: |mu|^2 / 2, its negative log density up to a
+    constant) and the negative ELBO (per example, one posterior sample). Images are scored as
+    the model was trained: with dynamic binarisation both sets get one fixed Bernoulli draw."""
     from sklearn.metrics import roc_auc_score
 
+    from qbm.models.vae import reconstruction_loss
+
     model = trainer.model
-    assert isinstance(model, BMVAE)
+    g = torch.Generator().manual_seed(int(trainer.seed) * 7919 + 29)
+
+    def prep(x: np.ndarray) -> torch.Tensor:
+        t = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        if trainer.binarize == "dynamic":
+            t = torch.bernoulli(t, generator=g)
+        return t.to(trainer.device)
 
     def scores(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        t = model.elbo_terms(torch.as_tensor(x).to(trainer.device), torch.Generator().manual_seed(0))
-        energy = model.prior.energy(t["mean"]).cpu().numpy()
-        neg_elbo = (t["recon"] + t["kl_no_log_z"] + trainer.log_z).cpu().numpy()
-        return energy, neg_elbo
+        parts = [score_chunk(prep(x[s : s + 2048])) for s in range(0, len(x), 2048)]  # bounded memory
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def score_chunk(xt: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(model, BMVAE):
+            t = model.elbo_terms(xt, torch.Generator().manual_seed(0))
+            energy = model.prior.energy(t["mean"])
+            neg_elbo = t["recon"] + t["kl_no_log_z"] + trainer.log_z
+        else:
+            h = model.encoder(xt)
+            mu, logvar = h[:, : model.latent], h[:, model.latent :].clamp(-10, 10)
+            eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(0))
+            z = mu + torch.exp(0.5 * logvar) * eps.to(mu.device)
+            kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+            neg_elbo = reconstruction_loss(model.decoder(z), xt, model.likelihood) + kl
+            energy = 0.5 * mu.pow(2).sum(1)
+        return energy.double().cpu().numpy(), neg_elbo.double().cpu().numpy()
 
     e_in, n_in = scores(x_in)
     e_out, n_out = scores(x_out)
@@ -474,6 +497,8 @@ def ood_auroc(trainer: VAETrainer, x_in: np.ndarray, x_out: np.ndarray) -> dict[
     return {
         "auroc_prior_energy": float(roc_auc_score(lab, np.concatenate([e_in, e_out]))),
         "auroc_neg_elbo": float(roc_auc_score(lab, np.concatenate([n_in, n_out]))),
+        "in_images": int(len(x_in)),
+        "out_images": int(len(x_out)),
     }
 
 
