@@ -56,6 +56,27 @@ def test_group_without_subcommand_prints_its_help(group, capsys):
     assert f"usage: qbm {group}" in err and "subcommand is required" in err
 
 
+@pytest.mark.parametrize(
+    "flag,value", [("--gumbel-tau", "0/1"), ("--gumbel-tau", "1/0"), ("--gumbel-tau", "x"), ("--kl-start", "1.5"),
+                   ("--kl-start", "-0.1"), ("--kl-start", "nan")],
+)  # fmt: skip
+def test_relaxation_and_warmup_options_are_checked(tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "vae", flag, value, "--out", str(tmp_path / "a")])
+    assert e.value.code == 2 and f"argument {flag}" in capsys.readouterr().err and not (tmp_path / "a").exists()
+
+
+def test_gumbel_tau_takes_a_fraction_and_reaches_the_model(tmp_path):
+    from qbm.checkpoint import load_checkpoint
+
+    out = str(tmp_path / "r")
+    assert (
+        main(["train", "vae", "--epochs", "1", *FAST_VAE, "--gumbel-tau", "1/7", "--kl-start", "0", "--out", out]) == 0
+    )
+    ck = load_checkpoint(os.path.join(out, "model.pt"))
+    assert ck["config"]["tau"] == 1 / 7 and ck["trainer"]["kl_start"] == 0.0
+
+
 def test_holding_out_every_class_and_out_file_are_errors(tmp_path, capsys):
     assert main(["train", "vae", "--holdout", *map(str, range(10)), "--out", str(tmp_path / "a")]) == 2
     assert "--holdout" in capsys.readouterr().err

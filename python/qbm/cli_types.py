@@ -44,6 +44,21 @@ positive_int = int_range(1)
 nonneg_int = int_range(0)
 seed_int = int_range(0, 2**63 - 1)
 positive_float = float_range(0.0)
+
+
+def positive_ratio(text: str) -> float:
+    """A number > 0, also written as a fraction "a/b" (``--gumbel-tau 1/7``)."""
+    num, sep, den = text.partition("/")
+    try:
+        v = float(num) / float(den) if sep else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a number or a fraction a/b, got {text!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return v
+
+
+positive_ratio.__name__ = "number"
 nonneg_float = float_range(0.0, open_lo=False)
 unit_float = float_range(0.0, open_lo=False, hi=1.0)
 threads_int = int_range(1, 1024)

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from qbm.cli_types import nonneg_float, nonneg_int, positive_float, positive_int, seed_int, threads_int, unit_float
+from qbm.cli_types import (
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    seed_int,
+    threads_int,
+    unit_float,
+    positive_ratio,
+)
 
 import argparse
 import math
@@ -694,7 +703,7 @@ def _common(p: argparse.ArgumentParser, study: bool = False) -> None:
     )
     p.add_argument(
         "--gumbel-tau",
-        type=positive_float,
+        type=positive_ratio,
         default=1.0,
         help="temperature of the BM-VAE's Gumbel straight-through relaxation (1/7 saturated the encoder on MNIST)",
     )
