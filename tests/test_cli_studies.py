@@ -234,13 +234,15 @@ def test_dqa_study_exact_dynamics_tiny(tmp_path, capsys):
 def test_compare_vae_holdout_reports_one_class_ood_auroc(tmp_path, capsys):
     out = str(tmp_path / "cmp")
     args = ["compare", "vae", "--epochs", "1", "--latent", "8", "--samplers", "gibbs", "--chains", "16", "--seeds",
-            "0", "1", "--workers", "1", "--iw-final", "20", "--quiet", "--out", out]  # fmt: skip
+            "0", "1", "--workers", "1", "--iw-final", "20", "--out", out]  # fmt: skip
     assert main(args + ["--holdout", "12"]) != 0  # not a digit class: refused before any run
     assert "--holdout: classes [12] are not in digits" in capsys.readouterr().err
     assert not os.path.exists(out)
     assert main(args + ["--holdout", "3"]) == 0
     text = capsys.readouterr().out
     assert "One-class OOD AUROC, classes [3] held out" in text
+    # the cost printed up front, before any run
+    assert text.index("budget: 4 runs to do, about") < text.index("| rank |") and "core-hours" in text
     rows = list(csv.DictReader(open(os.path.join(out, "compare.csv"))))
     for r in rows:
         for k in ("ood_auroc_prior_energy", "ood_auroc_neg_elbo"):

@@ -475,6 +475,7 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
         f"compare vae on {args.dataset}: {', '.join(models)}; latent {args.latent}, {args.epochs} epochs, "
         f"seeds {args.seeds} ({len(study.runs)} runs, engine {args.engine}) -> {args.out}"
     )
+    _print_budget(args, configs, study)
     recs = [r for r in cli_common.run(study, args) if r["status"] == "ok"]
     by_model: dict[str, list[dict[str, Any]]] = {m: [] for m in models}
     for r in recs:
@@ -552,6 +553,37 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
         json.dump({"target_elbo": target, "rows": rows}, fh, indent=1, default=float)
     print(f"wrote {args.out}/compare.csv, compare.md, compare.json, compare.png")
     return 0
+
+
+def _print_budget(args: argparse.Namespace, configs: list[dict[str, Any]], study: Any) -> None:
+    """The study's cost up front, measured here on a few training steps and IW images of
+    each model (at the runs' thread count) and scaled to the runs still to do."""
+    from qbm.data import load_dataset
+    from qbm.studies.compare import estimate_seconds
+    from qbm.studies.runner import default_workers, load_records
+    from qbm.threads import apply_policy
+
+    if getattr(args, "engine", "local") != "local" or getattr(args, "quiet", False):
+        return
+    done = load_records(study, args.out, quiet=True) if os.path.isdir(args.out) else {}
+    todo = [r for r in study.runs if done.get(r.key, {}).get("status") != "ok"]
+    if not todo:
+        return
+    data = load_dataset(args.dataset, args.data_dir)
+    if args.holdout:
+        data, _ = data.without_classes(sorted(set(args.holdout)))
+    apply_policy(args.threads_per_run)
+    per = {c["model"]: estimate_seconds(c, data) for c in configs}
+    core_s = sum(per[r.config["model"]]["total"] for r in todo) * args.threads_per_run
+    workers = min(len(todo), args.workers or default_workers(args.threads_per_run))
+    wall = sum(per[r.config["model"]]["total"] for r in todo) / workers
+    each = ", ".join(f"{m} {p['total'] / 60:.1f} min" for m, p in per.items())
+    print(
+        f"budget: {len(todo)} runs to do, about {core_s / 3600:.2f} core-hours, {wall / 3600:.2f} h on {workers} "
+        f"worker(s) (per run: {each}; measured here on {8} training steps and 4 IW images of each model, "
+        "scaled to the epochs and the final evaluation; generation judging comes on top)",
+        flush=True,
+    )
 
 
 def _fmt_ci(r: dict[str, Any], k: str, digits: int = 2) -> str:

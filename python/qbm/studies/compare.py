@@ -6,18 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 
-def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
-    """One training of `qbm compare vae` (a run of the study runner): the prior
-    ``config["model"]`` ("gaussian" or "bm/<sampler>") at the shared budget; returns the
-    per-epoch history and the final test numbers at ``iw_final`` IW samples."""
-    from qbm.data import load_dataset
+def _trainer(config: dict[str, Any], seed: int, data: Any) -> Any:
     from qbm.models.vae import BMVAE, GaussianVAE
     from qbm.training.vae import VAETrainer
 
-    data = load_dataset(config["dataset"], config.get("data_dir"))
-    held = None
-    if config.get("holdout"):
-        data, held = data.without_classes(config["holdout"])
     kind = config["model"]
     common = dict(
         device=config.get("device", "cpu"),
@@ -31,14 +23,62 @@ def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
         holdout=config.get("holdout") or (),
     )
     if kind == "gaussian":
-        t = VAETrainer(GaussianVAE(data.shape, config["latent"], seed=seed), data, **common)
-    else:
-        sampler = kind.split("/", 1)[1]
-        m = BMVAE(data.shape, config["latent"], graph=config["graph"], tau=config.get("gumbel_tau", 1 / 7), seed=seed)
-        opts = {"anneal_ns": config["anneal_ns"]} if "anneal_ns" in config else None
-        t = VAETrainer(m, data, sampler=sampler, num_chains=config["chains"], sweeps=config["sweeps"],
-                       negative_options=opts, **common)  # fmt: skip
+        return VAETrainer(GaussianVAE(data.shape, config["latent"], seed=seed), data, **common)
+    sampler = kind.split("/", 1)[1]
+    m = BMVAE(data.shape, config["latent"], graph=config["graph"], tau=config.get("gumbel_tau", 1 / 7), seed=seed)
+    opts = {"anneal_ns": config["anneal_ns"]} if "anneal_ns" in config else None
+    return VAETrainer(m, data, sampler=sampler, num_chains=config["chains"], sweeps=config["sweeps"],
+                      negative_options=opts, **common)  # fmt: skip
+
+
+def estimate_seconds(config: dict[str, Any], data: Any, steps: int = 8) -> dict[str, float]:
+    """A run's cost measured here on a few pieces (in this process, at its thread
+    setting): ``steps`` training steps (after 2 to warm up) scaled to the epochs, the
+    monitor's evaluation per epoch and the final evaluation from the IW cost of a few test
+    images. Generation judging is not included."""
+    import time
+
+    import torch
+
+    from qbm.models.evaluation import iw_loglik
+
+    t = _trainer(config, 0, data)
+    nb = -(-len(t.x_train) // t.batch_size)
+    xb = t.x_train[: t.batch_size]
+    t0 = time.perf_counter()
+    for i in range(steps + 2):
+        if i == 2:
+            t0 = time.perf_counter()
+        z = t.negative.sample(t.model.prior).to(t.device) if t.negative is not None else None
+        out = t.model.forward_losses(xb, z, t.gen, 0.0, kl_weight=1.0)
+        t.opt.zero_grad()
+        out["objective"].backward()
+        t.opt.step()
+    step = (time.perf_counter() - t0) / steps
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        iw_loglik(t.model, t.x_test[:4], config["iw_samples"], log_z=0.0)
+    per_image = (time.perf_counter() - t0) / 4 / config["iw_samples"]  # per image and posterior sample
+    n_final = len(t.x_test) if config.get("final_images") is None else min(config["final_images"], len(t.x_test))
+    train = config["epochs"] * nb * step
+    monitor = config["epochs"] * len(t.x_monitor) * config["iw_samples"] * per_image
+    final = n_final * config["iw_final"] * per_image
+    return {"train": train, "monitor": monitor, "final": final, "total": train + monitor + final}
+
+
+def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One training of `qbm compare vae` (a run of the study runner): the prior
+    ``config["model"]`` ("gaussian" or "bm/<sampler>") at the shared budget; returns the
+    per-epoch history and the final test numbers at ``iw_final`` IW samples."""
+    from qbm.data import load_dataset
     from qbm.studies.runner import report_progress
+
+    data = load_dataset(config["dataset"], config.get("data_dir"))
+    held = None
+    if config.get("holdout"):
+        data, held = data.without_classes(config["holdout"])
+    kind = config["model"]
+    t = _trainer(config, seed, data)
 
     def say(text: str) -> None:
         report_progress(f"{kind} {text}")
