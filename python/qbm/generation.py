@@ -119,7 +119,9 @@ def cqa_spins(model: Any, num: int, direction: Any, lam: float, *, num_sweeps: i
 def decode(model: Any, spins: np.ndarray) -> np.ndarray:
     """Decoded mean images (N, C, H, W) in [0, 1] for latent spins."""
     dev = next(model.parameters()).device
-    return torch.sigmoid(model.decode(torch.as_tensor(spins, dtype=torch.float32).to(dev))).cpu().numpy()
+    z = torch.as_tensor(spins, dtype=torch.float32)
+    parts = [torch.sigmoid(model.decode(z[s : s + 2048].to(dev))).cpu().numpy() for s in range(0, len(z), 2048)]
+    return np.concatenate(parts) if parts else np.zeros((0, *model.shape), dtype=np.float32)
 
 
 @torch.no_grad()
@@ -131,14 +133,23 @@ def gaussian_images(model: Any, num: int, *, tau: float = 1.0, seed: int = 0) ->
     return torch.sigmoid(model.decoder(z.to(dev))).cpu().numpy()
 
 
+@torch.no_grad()
+def encoded_means(model: Any, x: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """E[z | x] for every image, encoded in chunks (bounded memory at 60k images)."""
+    dev = next(model.parameters()).device
+    parts = [
+        model.encode_mean(torch.as_tensor(x[s : s + chunk]).to(dev)).cpu().numpy() for s in range(0, len(x), chunk)
+    ]
+    return np.concatenate(parts).astype(np.float64)
+
+
 def directions(model: Any, x: np.ndarray, y: np.ndarray, num_classes: int, seed: int = 0) -> np.ndarray:
     """b_c (num_classes, n): weights of a multinomial logistic regression of the label on
     spins drawn from the encoder (4 draws per image; the mean spin m = tanh(l / 2) gives
     P(z_i = +1) = (1 + m_i) / 2). A class absent from ``y`` gets b_c = 0."""
     from sklearn.linear_model import LogisticRegression
 
-    with torch.no_grad():
-        means = model.encode_mean(torch.as_tensor(x)).cpu().numpy().astype(np.float64)
+    means = encoded_means(model, x)
     rng = np.random.default_rng(seed)
     reps = 4
     m = np.repeat(means, reps, 0)
@@ -158,8 +169,7 @@ def directions(model: Any, x: np.ndarray, y: np.ndarray, num_classes: int, seed:
 def class_means(model: Any, x: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarray:
     """m_c (num_classes, n): the mean encoded spin E[z | x] = tanh(l / 2) over the images
     of class c (0 for a class absent from ``y``)."""
-    with torch.no_grad():
-        means = model.encode_mean(torch.as_tensor(x)).cpu().numpy().astype(np.float64)
+    means = encoded_means(model, x)
     y = np.asarray(y)
     out = np.zeros((num_classes, means.shape[1]))
     for c in range(num_classes):
