@@ -499,7 +499,8 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
                        f"{mode}_recall": (0.0, 1.0), f"{mode}_min_class_fraction": (0.0, 1.0)})  # fmt: skip
     bounds.update({"fid_floor": (0.0, None), "qa_beta": (1.0, None), "cqa_relative_diversity": (0.0, None),
                    "cqa_min_relative_diversity": (0.0, None), "cqa_relative_accuracy": (0.0, None),
-                   "cqa_min_relative_accuracy": (0.0, None), "cqa_lambda": (0.0, None)})  # fmt: skip
+                   "cqa_min_relative_accuracy": (0.0, None), "cqa_lambda": (0.0, None),
+                   "cqa_fields_labels": (0.0, None), "cqa_labels_on_target": (0.0, None)})  # fmt: skip
     rows = []
     for m in models:
         rs = by_model[m]
@@ -523,6 +524,17 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
             for k in ("relative_accuracy", "min_relative_accuracy", "relative_diversity", "min_relative_diversity"):
                 metrics[f"cqa_{k}"] = [r["generation"]["cqa"][k] for r in rs if "generation" in r]
             metrics["cqa_lambda"] = [float(np.mean(r["generation"]["cqa"]["lambda"])) for r in rs if "generation" in r]
+            cq = [r["generation"]["cqa"] for r in rs if "generation" in r]
+            # labels conditioned by learned fields, and labels meeting every c-QA target
+            metrics["cqa_fields_labels"] = [float(sum(m == "fields" for m in c["method"])) for c in cq]
+            metrics["cqa_labels_on_target"] = [
+                float(len(c["per_label"]) - len(c["targets"]["missed"])) for c in cq if "targets" in c
+            ]
+            for lab in range(len(cq[0]["per_label"]) if cq else 0):  # the per-label c-QA table
+                per = [c["per_label"][lab] for c in cq]
+                for k in ("relative_accuracy", "relative_diversity", "relative_diversity_real", "distinct_fraction"):
+                    metrics[f"cqa_label{lab}_{k}"] = [p.get(k, float("nan")) for p in per]
+                metrics[f"cqa_label{lab}_fields"] = [float(p["method"] == "fields") for p in per]
         metrics["fid_floor"] = [r["generation"]["fid_floor"] for r in rs if "generation" in r]
         if any(r.get("ood") for r in rs):
             for k in ("auroc_prior_energy", "auroc_neg_elbo"):
@@ -536,7 +548,9 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
         row["reached_target_recon"] = sum(e is not None for e in e2r)
         row["final_images"] = rs[0]["final"].get("images")
         for k, v in metrics.items():
-            s_ = summarise([x for x in v if x is not None], bounds.get(k))
+            s_ = summarise(
+                [x for x in v if x is not None], bounds.get(k, (0.0, 1.0) if k.endswith("distinct_fraction") else None)
+            )
             row[f"{k}_mean"], row[f"{k}_ci_lo"], row[f"{k}_ci_hi"] = s_["mean"], s_["ci_lo"], s_["ci_hi"]
         row["log_z_method"] = rs[0]["final"].get("log_z_method", "-")
         rows.append(row)
@@ -657,11 +671,31 @@ def _markdown_table(
             )
         if bm:
             glines.append(
-                f"| {r['model']} | c-QA (mean lambda {_fmt_ci(r, 'cqa_lambda')}) | - | - | - | - | - | "
+                f"| {r['model']} | c-QA (learned fields on {_fmt_ci(r, 'cqa_fields_labels', 1)} labels, the logistic "
+                f"direction on the rest; every target met on {_fmt_ci(r, 'cqa_labels_on_target', 1)} labels) "
+                "| - | - | - | - | - | "
                 f"{_fmt_ci(r, 'cqa_relative_accuracy')} (worst label {_fmt_ci(r, 'cqa_min_relative_accuracy')}) | "
                 f"{_fmt_ci(r, 'cqa_relative_diversity')} (worst {_fmt_ci(r, 'cqa_min_relative_diversity')}) |"
             )
     gen = gen_head.format(floor=floor) + "\n".join(glines) + "\n" if glines else ""
+    for r in rows:
+        labels = sorted(int(k[len("cqa_label") :].split("_")[0]) for k in r if k.startswith("cqa_label")
+                        and k.endswith("_fields_mean"))  # fmt: skip
+        if not labels:
+            continue
+        gen += (
+            f"\nc-QA per label, {r['model']} (ratios to the judge's accuracy on real images of the label, to the "
+            "within-class diversity of the prior's own samples of the label and of real test images of the label; "
+            "share of seeds using learned fields):\n\n| label | accuracy | diversity / prior's | diversity / real | "
+            "distinct | fields |\n|---|---|---|---|---|---|\n"
+        )
+        for lab in labels:
+            k = f"cqa_label{lab}"
+            gen += (
+                f"| {lab} | {_fmt_ci(r, k + '_relative_accuracy')} | {_fmt_ci(r, k + '_relative_diversity')} | "
+                f"{_fmt_ci(r, k + '_relative_diversity_real')} | {_fmt_ci(r, k + '_distinct_fraction')} | "
+                f"{r[k + '_fields_mean']:.2f} |\n"
+            )
     ood = ""
     if any("ood_auroc_neg_elbo_mean" in r for r in rows):
         ood = (
