@@ -548,9 +548,7 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
         row["reached_target_recon"] = sum(e is not None for e in e2r)
         row["final_images"] = rs[0]["final"].get("images")
         for k, v in metrics.items():
-            s_ = summarise(
-                [x for x in v if x is not None], bounds.get(k, (0.0, 1.0) if k.endswith("distinct_fraction") else None)
-            )
+            s_ = summarise([x for x in v if x is not None], bounds.get(k, _label_bounds(k)))
             row[f"{k}_mean"], row[f"{k}_ci_lo"], row[f"{k}_ci_hi"] = s_["mean"], s_["ci_lo"], s_["ci_hi"]
         row["log_z_method"] = rs[0]["final"].get("log_z_method", "-")
         rows.append(row)
@@ -567,6 +565,15 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
         json.dump({"target_elbo": target, "rows": rows}, fh, indent=1, default=float)
     print(f"wrote {args.out}/compare.csv, compare.md, compare.json, compare.png")
     return 0
+
+
+def _label_bounds(key: str) -> tuple[float | None, float | None] | None:
+    """Ranges of the per-label c-QA quantities (shares in [0, 1], ratios >= 0)."""
+    if key.endswith(("distinct_fraction", "_fields")):
+        return (0.0, 1.0)
+    if key.startswith("cqa_label"):
+        return (0.0, None)
+    return None
 
 
 def _print_budget(args: argparse.Namespace, configs: list[dict[str, Any]], study: Any) -> None:
