@@ -160,11 +160,9 @@ def main() -> None:
         have_plugin = False
         print("dwave-pytorch-plugin not installed; its BlockSampler is skipped")
     runs = [("gaussian", "-")] + [("bm", s) for s in ("gibbs", "rbm", "pt", "sqa")]
-    if a.epochs == 0:
-        runs = []
     if have_plugin:
         runs.append(("bm", "plugin-block"))
-    if a.main_job_only:
+    if a.main_job_only or a.epochs == 0:
         runs = []
     rows = []
     base = None
