@@ -49,11 +49,7 @@ def estimate_seconds(config: dict[str, Any], data: Any, steps: int = 8) -> dict[
     for i in range(steps + 2):
         if i == 2:
             t0 = time.perf_counter()
-        z = t.negative.sample(t.model.prior).to(t.device) if t.negative is not None else None
-        out = t.model.forward_losses(xb, z, t.gen, 0.0, kl_weight=1.0)
-        t.opt.zero_grad()
-        out["objective"].backward()
-        t.opt.step()
+        t.step(xb, 1.0)
     step = (time.perf_counter() - t0) / steps
     t0 = time.perf_counter()
     with torch.no_grad():

@@ -127,10 +127,7 @@ class VAETrainer:
         # the per-epoch monitor: a fixed subset of at most MONITOR_IMAGES test images (all of
         # a small test set, in order: digits' 359 are unchanged), so evaluating an epoch of
         # 60k MNIST images costs a fraction of training it; the final numbers use all of them
-        self.x_monitor = self.x_test
-        if len(self.x_test) > MONITOR_IMAGES:
-            keep = np.sort(np.random.default_rng(0).permutation(len(self.x_test))[:MONITOR_IMAGES])
-            self.x_monitor = self.x_test[torch.as_tensor(keep)]
+        self.x_monitor = self.test_subset(MONITOR_IMAGES)
         self.log_z_info: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ training
@@ -167,13 +164,7 @@ class VAETrainer:
             xb = self.x_train[perm[start : start + self.batch_size]]
             if self.binarize == "dynamic":
                 xb = torch.bernoulli(xb.cpu(), generator=self.gen).to(self.device)
-            z_model = self.negative.sample(self.model.prior).to(self.device) if self.negative is not None else None
-            z_last = z_model
-            w = self.kl_weight(self.epoch + (b + 1) / nb)
-            out = self.model.forward_losses(xb, z_model, self.gen, 0.0, kl_weight=w)
-            self.opt.zero_grad()
-            out["objective"].backward()
-            self.opt.step()
+            out, z_last = self.step(xb, self.kl_weight(self.epoch + (b + 1) / nb))
             k = len(xb)
             sums["recon"] += float(out["recon"].detach()) * k
             sums["kl"] += float(out["kl"].detach()) * k  # without log Z (added below)
@@ -249,16 +240,31 @@ class VAETrainer:
         res["recon"] = res["recon_sampled"]
         return res
 
+    def test_subset(self, n: int) -> torch.Tensor:
+        """The first ``n`` test images of one fixed random order (in their order in the
+        test set): the monitor's and the final evaluation's subsets; all if ``n`` covers them."""
+        if n >= len(self.x_test):
+            return self.x_test
+        keep = np.sort(np.random.default_rng(0).permutation(len(self.x_test))[:n])
+        return self.x_test[torch.as_tensor(keep)]
+
+    def step(self, xb: torch.Tensor, kl_weight: float) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """One Adam step on the batch ``xb`` (negative phase, losses, backward); returns the
+        losses and the negative-phase samples."""
+        z_model = self.negative.sample(self.model.prior).to(self.device) if self.negative is not None else None
+        out = self.model.forward_losses(xb, z_model, self.gen, 0.0, kl_weight=kl_weight)
+        self.opt.zero_grad()
+        out["objective"].backward()
+        self.opt.step()
+        return out, z_model
+
     def final_evaluation(self, num_samples: int, images: int | None = None) -> dict[str, Any]:
         """:meth:`evaluate` on the whole test set (or its first ``images`` images in the
         monitor's fixed random order), in chunks of bounded memory, with its wall time and
         the process's peak resident memory so far (``peak_rss_mb``)."""
-        x = self.x_test
-        if images is not None and images < len(x):
-            if images < 1:
-                raise ValueError(f"images: must be >= 1, got {images}")
-            order = np.random.default_rng(0).permutation(len(x))[:images]
-            x = x[torch.as_tensor(np.sort(order))]
+        if images is not None and images < 1:
+            raise ValueError(f"images: must be >= 1, got {images}")
+        x = self.x_test if images is None else self.test_subset(images)
         t0 = time.perf_counter()
         res = self.evaluate(x, num_samples=num_samples)
         res.update(images=int(len(x)), of_images=int(len(self.x_test)), seconds=time.perf_counter() - t0,
