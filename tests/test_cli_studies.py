@@ -89,42 +89,49 @@ def test_kl_vs_mmd_study_and_train_qcbm(tmp_path):
 
 
 @pytest.mark.slow
-def test_capacity_study_tiny(tmp_path):
+def test_capacity_calibration_then_study_tiny(tmp_path, monkeypatch, capsys):
+    """The whole flow at smoke size: calibrate, commit the rule, run the adaptive study,
+    rerun it (resumes: no new runs), and a second study elsewhere reuses the prepared pieces."""
+    import subprocess
+
+    monkeypatch.setenv("QBM_CACHE_DIR", str(tmp_path / "cache"))
+    cal = str(tmp_path / "cal")
+    common = ["--workers", "1", "--quiet"]
+    assert main(["study", "capacity-calibrate", "--budget", "smoke", "--quantum", "2x1", "--seeds", "100", "101",
+                 "--out", cal, *common]) == 0  # fmt: skip
+    rule = json.load(open(os.path.join(cal, "rule.json")))
+    assert rule["calibration"]["seeds"] == [100, 101] and rule["weights"] in ("ema", "raw")
+    assert rule["tail_evaluations"] == 3 and rule["spread_bound"] >= 0 and rule["low_factor"] > 0
+    assert os.path.exists(os.path.join(cal, "calibration.png"))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    rule["search"] = {**rule["search"], "coarse": [2, 8], "coarse_seeds": [0], "full_seeds": [0, 1]}
+    (repo / "rule.json").write_text(json.dumps(rule))
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    for a in (["init", "-q"], ["add", "rule.json"], ["commit", "-qm", "rule"]):
+        subprocess.run(["git", "-C", str(repo), *a], check=True, env=env, capture_output=True)
     out = str(tmp_path / "cap")
-    assert (
-        main(
-            [
-                "study",
-                "capacity",
-                "--quantum",
-                "2x1",
-                "--classical",
-                "2",
-                "--disc-widths",
-                "4",
-                "8",
-                "--budget",
-                "smoke",
-                "--seeds",
-                "0",
-                "1",
-                "--workers",
-                "1",
-                "--quiet",
-                "--out",
-                out,
-            ]
-        )
-        == 0
-    )
+    argv = ["study", "capacity", "--rule", str(repo / "rule.json"), "--quantum", "2x1", "--classical", "2",
+            "--classical-latent", "2", "--out", out, *common]  # fmt: skip
+    capsys.readouterr()
+    assert main(argv) == 0
+    log = capsys.readouterr().out
+    assert "reused the shared pieces" in log  # the calibration prepared latent 2
     best = list(csv.DictReader(open(os.path.join(out, "capacity.csv"))))
-    assert len(best) == 2
-    for f in ("runs.csv", "points.csv", "capacity.png", "fits.json"):
+    assert [(b["generator"], b["qubits"], b["gen_width"]) for b in best] == [("quantum", "2", ""), ("classical", "", "2")]
+    for b in best:  # the coarse grid, at least, was run for each generator
+        assert {"2", "8"} <= set(b["widths_tested"].split())
+    for f in ("runs.csv", "points.csv", "capacity.png", "fits.json", "prepared.json"):
         assert os.path.exists(os.path.join(out, f))
-    runs = list(csv.DictReader(open(os.path.join(out, "runs.csv"))))
-    assert len(runs) == 8 and {r["seed"] for r in runs} == {"0", "1"}
-    crit = json.load(open(os.path.join(out, "fits.json")))["criteria"]
-    assert crit["point_optimal"] == "majority of seeds" and crit["low_factor_vs_best_tail_fid"] == 1.5
+    prov = json.load(open(os.path.join(out, "prepared.json")))["rule"]
+    assert prov["source"] == "git" and len(prov["commit"]) == 40
+    fits = json.load(open(os.path.join(out, "fits.json")))
+    assert set(fits["decisions"]) == {"quantum", "classical"} and "first_rule_decisions" in fits
+    n_runs = len(list(csv.DictReader(open(os.path.join(out, "runs.csv")))))
+    assert n_runs == fits["runs"] >= 4
+    assert main(argv) == 0  # resumed: the same rounds, nothing new
+    assert len(list(csv.DictReader(open(os.path.join(out, "runs.csv"))))) == n_runs
 
 
 def test_compare_vae_tiny(tmp_path, capsys):

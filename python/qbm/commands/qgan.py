@@ -96,46 +96,19 @@ def cmd_train_qgan(args: argparse.Namespace) -> int:
     return 0
 
 
-CAPACITY_BUDGETS = {
-    # a day on a workstation: 5 quantum capacities, 4 classical widths, 7 disc widths, 5 seeds
-    # the paper's per-run budget (30 epochs x 50 iterations, 5 seeds); 8 quantum capacities
-    # (24-192 generator parameters) so that 5 uncensored thresholds can decide the fits, and
-    # sqrt(2)-spaced discriminator widths
-    "paper": {"quantum": ["2x1", "3x1", "4x1", "3x2", "4x2", "5x2", "6x2", "6x3"], "classical": [2, 4, 8],
-              "disc_widths": [2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64], "epochs": 30, "iters": 50, "seeds": 5},
-    "smoke": {"quantum": ["2x1"], "classical": [2], "disc_widths": [4, 8], "epochs": 3, "iters": 3, "seeds": 2,
-              "ae_epochs": 3, "clf_epochs": 2, "eval_samples": 100},
-}  # fmt: skip
+#: the calibration's budget: the paper's per-run budget (30 epochs x 50 generator steps), or a
+#: smoke test of the machinery (minutes)
+CALIBRATION_BUDGETS = {
+    "paper": {"epochs": 30, "iters": 50},
+    "smoke": {"epochs": 6, "iters": 3, "ae_epochs": 3, "clf_epochs": 2, "eval_samples": 100},
+}
+#: the study's generators: quantum generators whose latent matches 4-10 qubits (z readout:
+#: latent = qubits) and three classical generator widths at latent 6
+STUDY_GENERATORS = {"quantum": ["4x1", "4x2", "5x2", "6x2", "7x2", "8x2", "10x2"], "classical": [2, 4, 8],
+                    "classical_latent": 6}  # fmt: skip
 
 
-def cmd_capacity(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from qbm.studies.cli_common import runner_kwargs
-    from qbm.studies.capacity import capacity_study
-
-    from qbm.data import check_dataset
-    from qbm.studies.runner import check_seeds, check_threads
-    from qbm.training.rundir import check_out_dir
-
-    b = CAPACITY_BUDGETS[args.budget]
-    explicit = getattr(args, "explicit", set())
-    base = _config(args)
-    check_dataset(base.dataset, base.data_dir)
-    check_out_dir(args.out)
-    check_threads(args.threads_per_run, args.workers, args.engine)
-    if "epochs" not in explicit:
-        base = replace(base, epochs=b["epochs"])
-    if "iters" not in explicit:
-        base = replace(base, iters_per_epoch=b["iters"])
-    for k in ("ae_epochs", "clf_epochs", "eval_samples"):
-        if k in b:
-            base = replace(base, **{k: b[k]})
-    quantum = args.quantum or b["quantum"]
-    classical = args.classical or b["classical"]
-    widths = args.disc_widths or b["disc_widths"]
-    seeds = args.seeds if "seeds" in explicit else list(range(b["seeds"]))
-    check_seeds(seeds)  # before anything is made
+def _qgrid(quantum: list[str]) -> list[tuple[int, int]]:
     try:
         qgrid = [(int(a), int(c)) for a, c in (s.lower().split("x") for s in quantum)]
     except ValueError:
@@ -146,63 +119,108 @@ def cmd_capacity(args: argparse.Namespace) -> int:
                 f"--quantum: {n}x{L}: qubits must lie in 1..{MAX_GENERATOR_QUBITS} (the generator's state vector "
                 f"holds 2^qubits amplitudes per sample) and layers must be >= 1"
             )
-    print(
-        f"capacity study on {base.dataset}: quantum {quantum}, classical widths {classical}, discriminator widths "
-        f"{widths}, {base.epochs} epochs x {base.iters_per_epoch} iterations, seeds {seeds} -> {args.out}"
-    )
-    res = capacity_study(
-        base,
-        quantum_grid=qgrid,
-        classical_widths=classical,
-        disc_widths=widths,
-        seeds=seeds,
-        out=args.out,
-        runner_kw=runner_kwargs(args),
-    )
-    c = res["criteria"]
-    print(
-        f"optimal run: tail ({c['tail_fraction']:.0%} of evaluations) mean FID <= {c['low_factor_vs_best_tail_fid']}x "
-        f"the best ({c['best_tail_fid']:.3g}), relative spread <= {c['max_rel_spread']}, no divergence; a point is "
-        "optimal when most seeds are"
-    )
-    print(
-        f"secondary (quality only): tail mean FID <= {c['quality_factor_vs_latent_best_point']}x the best point "
-        "median with the same latent size, stability not required"
-    )
-    print(
-        f"{'generator':<10} {'capacity':<12} {'gen params':>10} {'optimal disc width':>19} {'disc params':>11} "
-        f"{'quality width':>14} {'disc params':>11}"
-    )
+    return qgrid
+
+
+def cmd_capacity_calibrate(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from qbm.data import check_dataset
+    from qbm.studies.capacity import capacity_calibrate, packaged_rule
+    from qbm.studies.cli_common import runner_kwargs
+    from qbm.studies.runner import check_seeds, check_threads
+    from qbm.training.rundir import check_out_dir
+
+    b = CALIBRATION_BUDGETS[args.budget]
+    explicit = getattr(args, "explicit", set())
+    base = _config(args)
+    check_dataset(base.dataset, base.data_dir)
+    check_out_dir(args.out)
+    check_threads(args.threads_per_run, args.workers, args.engine)
+    base = replace(base, epochs=args.epochs if "epochs" in explicit else b["epochs"],
+                   iters_per_epoch=args.iters if "iters" in explicit else b["iters"],
+                   **{k: b[k] for k in ("ae_epochs", "clf_epochs", "eval_samples") if k in b})  # fmt: skip
+    seeds = check_seeds(args.seeds)
+    ((n, L),) = _qgrid([args.quantum])
+    print(f"capacity calibration on {base.dataset}: quantum {n}x{L}, discriminator width {args.disc_width}, "
+          f"{base.epochs} epochs x {base.iters_per_epoch} iterations, seeds {seeds}, Adam beta2 0.9 and 0.999 "
+          f"-> {args.out}")  # fmt: skip
+    rule = capacity_calibrate(base, generator=(n, L), disc_width=args.disc_width, seeds=seeds, out=args.out,
+                              runner_kw=runner_kwargs(args))  # fmt: skip
+    c = rule["calibration"]
+    print(f"beta2 {rule['adam_beta2']} (median tail EMA FID by beta2 {c['median_tail_fid_ema_by_beta2']}); weights "
+          f"{rule['weights']} (median tail sd {c['median_tail_sd_by_weights']})")  # fmt: skip
+    print(f"FID sampling noise at {rule['budget']['tail_fid_samples']} samples: sd {c['fid_noise_sd_generated']:.3g} "
+          f"over fresh generated sets, {c['fid_noise_sd_real_bootstrap']:.3g} over resampled real sets")  # fmt: skip
+    print(f"rule: the last {rule['tail_evaluations']} large FIDs; stable: sd <= {rule['spread_bound']:.3g} "
+          f"(95th percentile of {len(c['tail_sds'])} seeds); low: mean <= {rule['low_factor']:.3g} x the "
+          f"reconstruction FID ({c['fid_recon_big']:.3g} at latent {n})")  # fmt: skip
+    print(f"wrote {args.out}/rule.json and calibration.png; commit the rule before the study, e.g. as "
+          f"{os.path.relpath(packaged_rule(base.dataset))} (the study refuses an uncommitted rule)")  # fmt: skip
+    return 0
+
+
+def cmd_capacity(args: argparse.Namespace) -> int:
+    from qbm.data import check_dataset
+    from qbm.studies.capacity import capacity_study, load_rule, packaged_rule
+    from qbm.studies.cli_common import runner_kwargs
+    from qbm.studies.runner import available_cores, check_threads
+    from qbm.training.rundir import check_out_dir
+
+    explicit = getattr(args, "explicit", set())
+    fixed = sorted(explicit & {"epochs", "iters", "lr_g", "lr_d", "loss", "seeds"})
+    if fixed:
+        raise ValueError(f"--{fixed[0].replace('_', '-')}: the committed rule fixes the budget and the seeds "
+                         "(see rule.json); calibrate again for another")  # fmt: skip
+    base = _config(args)
+    check_dataset(base.dataset, base.data_dir)
+    check_out_dir(args.out)
+    check_threads(args.threads_per_run, args.workers, args.engine)
+    qgrid = _qgrid(args.quantum or STUDY_GENERATORS["quantum"])
+    rule, prov = load_rule(args.rule or packaged_rule(base.dataset))
+    if rule["dataset"] != base.dataset:
+        raise ValueError(f"--rule: the rule was calibrated on {rule['dataset']}, not {base.dataset}")
+    classical = args.classical or STUDY_GENERATORS["classical"]
+    latent = args.classical_latent or STUDY_GENERATORS["classical_latent"]
+    s = rule["search"]
+    per_gen = len(s["coarse"]) * len(s["coarse_seeds"]) + 2 * (len(s["full_seeds"]) - len(s["coarse_seeds"])) \
+        + 2 * len(s["full_seeds"])
+    n_runs = per_gen * (len(qgrid) + len(classical))
+    secs = rule["calibration"].get("run_seconds_median", float("nan"))
+    workers = args.workers or available_cores()
+    print(f"capacity study on {base.dataset} under rule {prov['path']} (blob {prov['blob'][:12]}, "
+          f"{'commit ' + prov['commit'][:12] if prov['commit'] else prov['source']})")  # fmt: skip
+    print(f"budget: {len(qgrid)} quantum + {len(classical)} classical generators, about {per_gen} runs each "
+          f"(coarse {len(s['coarse'])} widths x {len(s['coarse_seeds'])} seeds, then top-ups and bisection): "
+          f"{n_runs} runs x {secs:.0f} s (calibration median) = about {n_runs * secs / 3600:.1f} core-hours, "
+          f"{n_runs * secs / 3600 / workers:.1f} h on {workers} workers; resumable")  # fmt: skip
+    res = capacity_study(base, rule=rule, provenance=prov, quantum_grid=qgrid, classical_widths=classical,
+                         classical_latent=latent, out=args.out, runner_kw=runner_kwargs(args))  # fmt: skip
+    print(f"rule: last {rule['tail_evaluations']} large FIDs ({rule['weights']} weights), sd <= "
+          f"{rule['spread_bound']:.3g}, mean <= {rule['low_factor']:.3g} x reconstruction FID; {res['runs']} runs in "
+          f"{res['rounds']} rounds")  # fmt: skip
+    print(f"{'generator':<10} {'capacity':<12} {'gen params':>10} {'threshold width':>16} {'disc params':>11} "
+          f"{'95% interval':>16} widths tested")  # fmt: skip
     for b_ in res["best"]:
         cap = f"{b_['qubits']}q x {b_['layers']}L" if b_["generator"] == "quantum" else f"width {b_['gen_width']}"
-        print(
-            f"{b_['generator']:<10} {cap:<12} {b_['generator_params']:>10} "
-            f"{str(b_['optimal_disc_width']) if not b_.get('censored') else 'above grid':>19} "
-            f"{str(b_['optimal_disc_params']):>11} "
-            f"{str(b_['quality_disc_width']) if not b_.get('quality_censored') else 'above grid':>14} "
-            f"{str(b_['quality_disc_params']):>11}"
-        )
-    for kind, f in res["fits"].items():
-        if f:
-            e, p = f["exponential"], f["polynomial"]
-            print(
-                f"{kind}: exponential b={e['b']:.4g} CI {e.get('b_ci')} R^2 {e['r2']:.3f} AICc {e['aicc']:.2f}; "
-                f"power b={p['b']:.3f} CI {p.get('b_ci')} R^2 {p['r2']:.3f} AICc {p['aicc']:.2f} ({e['points']} points)"
-            )
-    for kind, d in res.get("decisions", {}).items():
-        print(f"{kind}, stated rule: {d['verdict']}")
-    for kind, d in res.get("quality_decisions", {}).items():
-        print(f"{kind}, quality only (secondary): {d['verdict']}")
-    print(f"wrote {args.out}/runs.csv, points.csv, capacity.csv, capacity.png, fits.json")
+        ci = f"[{b_['params_ci_lo']:.0f}, {b_['params_ci_hi']:.0f}]" if not b_["censored"] else "-"
+        print(f"{b_['generator']:<10} {cap:<12} {str(b_['generator_params']):>10} "
+              f"{'censored' if b_['censored'] else str(b_['threshold_width']):>16} "
+              f"{str(b_['threshold_params']):>11} {ci:>16} {b_['widths_tested']}")  # fmt: skip
+    for kind, d in res["decisions"].items():
+        print(f"{kind}, calibrated rule: {d['verdict']}")
+    for kind, d in res["first_rule_decisions"].items():
+        print(f"{kind}, first rule (beside, on the cheap FID traces): {d['verdict']}")
+    for kind, d in res["quality_decisions"].items():
+        print(f"{kind}, quality only (beside): {d['verdict']}")
+    print(f"wrote {args.out}/runs.csv, points.csv, capacity.csv, capacity.png, fits.json, prepared.json")
     lost = {k: v for k, v in res.get("failed_generators", {}).items() if v["failed"] == v["runs"]}
     for name, v in res.get("failed_generators", {}).items():
         print(f"{name}: {v['failed']} of {v['runs']} runs failed (first: {v['error']})", file=sys.stderr)
     if lost:
         from qbm.studies.cli_common import StudyFailed
 
-        raise StudyFailed(
-            f"every run of {', '.join(lost)} failed, so capacity.csv has no row for it; see {args.out}/runs"
-        )
+        raise StudyFailed(f"every run of {', '.join(lost)} failed; see {args.out}/rounds")
     return 0
 
 
@@ -234,14 +252,24 @@ def add_parsers(train: Any, study: Any) -> None:
     p.add_argument("--force", action="store_true", help="start over even if OUT holds a run")
     p.set_defaults(func=cmd_train_qgan, precheck=precheck_train_qgan)
 
-    p = study.add_parser("capacity", help="smallest optimal discriminator vs generator capacity")
-    common(p, study=True)
-    p.add_argument("--budget", default="paper", choices=list(CAPACITY_BUDGETS))
-    p.add_argument("--quantum", nargs="+", default=None, help="QUBITSxLAYERS entries (default: the budget's)")
-    p.add_argument("--classical", type=positive_int, nargs="+", default=None)
-    p.add_argument("--disc-widths", type=positive_int, nargs="+", default=None)
-    p.add_argument("--out", default="runs/capacity")
     from qbm.studies.cli_common import add_runner_options
 
-    add_runner_options(p, seeds=5)
+    p = study.add_parser("capacity", help="smallest optimal discriminator vs generator capacity (calibrated rule)")
+    common(p, study=True)
+    p.add_argument("--rule", default=None, help="the committed rule.json (default: the one packaged for --dataset)")
+    p.add_argument("--quantum", nargs="+", default=None, help="QUBITSxLAYERS entries (default: 4x1 ... 10x2)")
+    p.add_argument("--classical", type=positive_int, nargs="+", default=None, help="classical generator widths")
+    p.add_argument("--classical-latent", type=positive_int, default=None, help="latent size of the classical ones")
+    p.add_argument("--out", default="runs/capacity")
+    add_runner_options(p, seeds=None)
     p.set_defaults(func=cmd_capacity)
+
+    p = study.add_parser("capacity-calibrate", help="fix the capacity rule's constants on seeds the study never uses")
+    common(p, study=True)
+    p.set_defaults(disc_width=128)
+    p.add_argument("--budget", default="paper", choices=list(CALIBRATION_BUDGETS))
+    p.add_argument("--quantum", default="6x2", help="the calibration's generator, QUBITSxLAYERS")
+    p.add_argument("--out", default="runs/capacity-calibration")
+    add_runner_options(p, seeds=None)
+    p.add_argument("--seeds", type=seed_int, nargs="+", default=list(range(100, 110)), help="default 100..109")
+    p.set_defaults(func=cmd_capacity_calibrate)

@@ -1,7 +1,46 @@
 """`qbm study capacity`: the smallest discriminator that trains a latent GAN optimally, as a
 function of the generator's capacity (Liepelt & Baglio 2026), on the study runner.
 
-Decision rule (fixed before running; the docs and fits.json state it):
+The calibrated rule (this version; its constants come from ``qbm study capacity-calibrate``
+and live in a committed ``rule.json``, never in this file, and the study refuses to start
+from a rule file that is not committed):
+
+0. Measurement. Every run trains the paper's budget (the rule's epochs x iterations) and, over
+   the last half of its epochs, measures the *large FID*: :data:`TAIL_FID_SAMPLES` generated
+   latents (decoded) against as many test images (all of a smaller test set), for the raw
+   generator weights and for their exponential moving average (half-life 5% of the generator
+   steps, bias-corrected). The rule's ``weights`` says which of the two it judges.
+1. A run is *optimal* when, over its last ``tail_evaluations`` large FIDs, the mean is at
+   most ``low_factor`` x the autoencoder's reconstruction FID at the same latent size and
+   sample size (the best any latent generator can reach there), the absolute spread
+   (standard deviation) is at most ``spread_bound``, and the losses do not diverge (as in
+   the first rule below).
+2. A (generator, width) point is optimal when most of its seeds are.
+3. Adaptive widths: per generator, a coarse grid (``search.coarse``, ``search.coarse_seeds``)
+   brackets the threshold (the smallest tested width from which every larger tested width
+   is optimal); the two bracketing widths get ``search.full_seeds``; then bisection on the
+   ladder of widths (every integer below 8, then round(8 * 2^(k/4))) between them, each
+   bisected width with ``search.full_seeds``, until the bracket holds no untested ladder
+   width. The threshold is the upper end of the final bracket; a generator whose widest
+   coarse width is not optimal is *censored*. Its interval: the same threshold computed on
+   seeds resampled with replacement within every tested width (:data:`BOOTSTRAP`
+   replicates), 2.5-97.5 percentiles of the discriminator's parameter count.
+4.-5. Fits and verdict exactly as in the first rule's 4-5 below (exponential vs power law by
+   AICc Akaike weights on uncensored generators, bootstrap over seeds, slope interval),
+   for the quantum generators and, separately, for the classical ones.
+
+Calibration (``capacity-calibrate``, seeds disjoint from the study's): one generator and one
+wide discriminator, over 10 seeds and Adam beta2 in {0.9, 0.999}. From its runs, in this
+order: beta2 = the one with the lower median (over seeds) tail-mean EMA FID; weights = EMA
+unless the raw weights' median tail spread is smaller; tail_evaluations = the longest of
+:data:`TAIL_CANDIDATES` over which the median |mean of the first half - mean of the second
+half| is at most 2 x the FID's sampling noise (the standard deviation over fresh generated
+sets of one fixed generator; the shortest when none is); spread_bound = the 95th percentile
+of the calibration seeds' tail standard deviations; low_factor = the 95th percentile of
+their tail mean / reconstruction FID.
+
+The first rule (fixed before the paper-budget study on digits; still computed on every
+study's cheap FID traces and reported beside, never instead of the calibrated rule):
 
 1. A run is *optimal* when, over the last :data:`TAIL_FRACTION` of its FID evaluations, the
    mean FID is at most :data:`LOW_FACTOR` x the best tail mean of any run in the study, the
@@ -20,15 +59,15 @@ Decision rule (fixed before running; the docs and fits.json state it):
    interval lies above 0; *refuted* when the power law wins by the same standard;
    otherwise *undecided*.
 
-Secondary analysis (added after 392 of the 605 paper-budget runs had been seen, so it is
-reported beside the rule above, never instead of it): under the rule above every quantum
-generator came out censored, because (a) "low" compares runs in different latent spaces,
-whose floors differ (the autoencoder's reconstruction FID is 8.1 at 2 latents and 0.8 at 6),
-and (b) the WGAN-GP FID traces oscillate at every width (median tail relative spread about
-0.45), so almost no run is "stable". The *quality threshold* therefore drops stability and
-compares within one latent space: a run is *good* when its tail-mean FID is at most
-:data:`QUALITY_FACTOR` x the best point (median over seeds) with the same latent size; rules
-2-5 are then applied unchanged to "good" instead of "optimal".
+Secondary analysis of the first study (added after 392 of the 605 paper-budget runs had been
+seen, so it is reported beside the rules above, never instead of them): under the first rule
+every quantum generator came out censored, because (a) "low" compares runs in different
+latent spaces, whose floors differ (the autoencoder's reconstruction FID is 8.1 at 2 latents
+and 0.8 at 6), and (b) the WGAN-GP FID traces oscillate at every width (median tail relative
+spread about 0.45), so almost no run is "stable". The *quality threshold* therefore drops
+stability and compares within one latent space: a run is *good* when its tail-mean FID is at
+most :data:`QUALITY_FACTOR` x the best point (median over seeds) with the same latent size;
+rules 2-5 are then applied unchanged to "good" instead of "optimal".
 """
 
 from __future__ import annotations
@@ -41,10 +80,20 @@ from typing import Any
 
 import numpy as np
 
-from qbm.training.qgan import QGANConfig, Shared, train_qgan
+from qbm.training.qgan import TAIL_FID_SAMPLES, QGANConfig, Shared, train_qgan
 
 BOOTSTRAP = 200
 MIN_POINTS = 5
+RULE_VERSION = "capacity-calibrated-1"
+#: tail lengths (large-FID evaluations) the calibration chooses from
+TAIL_CANDIDATES = (3, 5, 8, 10, 15)
+#: the calibration's fixed design: seeds disjoint from the study's, Adam beta2 candidates
+CALIBRATION_SEEDS = list(range(100, 110))
+CALIBRATION_BETA2 = (0.9, 0.999)
+#: adaptive search defaults written into rule.json by the calibration
+COARSE_WIDTHS = [2, 4, 8, 16, 32, 64, 128]
+COARSE_SEEDS = [0, 1, 2, 3, 4]
+FULL_SEEDS = list(range(10))
 
 
 # ------------------------------------------------------------------ capacity study
@@ -93,6 +142,13 @@ def capacity_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
         "g_loss": r["history"]["g_loss"],
         "final_fid": r["final_fid"],
         "seconds": r["seconds"],
+        "latent": cfg.latent,
+        "tail_epochs": r["history"]["tail_epochs"],
+        "tail_fid_raw": r["history"]["tail_fid_raw"],
+        "tail_fid_ema": r["history"]["tail_fid_ema"],
+        "fid_recon_big": r["fid_recon_big"],
+        "fid_floor_big": r["fid_floor_big"],
+        "fid_noise": r["fid_noise"],
     }
 
 
@@ -260,162 +316,544 @@ def decide(
             "verdict": verdict}  # fmt: skip
 
 
-def capacity_configs(
-    base: QGANConfig, quantum_grid: list[tuple[int, int]], classical_widths: list[int], disc_widths: list[int]
-) -> list[dict[str, Any]]:
-    jobs = []
-    for n, L in quantum_grid:
-        for w in disc_widths:
-            c = {**asdict(base), "generator": "quantum", "qubits": n, "layers": L, "latent": n, "readout": "z"}
-            jobs.append({**c, "disc_width": w})
-    for gw in classical_widths:
-        for w in disc_widths:
-            jobs.append({**asdict(base), "generator": "classical", "gen_width": gw, "disc_width": w})
-    for j in jobs:
-        j.pop("seed", None)
-        j.pop("extra", None)
-    return jobs
+# ------------------------------------------------------------------ the calibrated rule
+def width_ladder(top: int) -> list[int]:
+    """The bisection's widths up to ``top``: every integer below 8, then round(8 * 2^(k/4))
+    (distinct integers: 8, 10, 11, 13, 16, 19, 23, 27, 32, ...)."""
+    out = list(range(1, min(8, top + 1)))
+    k = 0
+    while (w := int(round(8 * 2 ** (k / 4)))) <= top:
+        if w not in out:
+            out.append(w)
+        k += 1
+    return out
+
+
+def point_optimal(by_seed: dict[int, bool | None]) -> bool:
+    """Rule 2: most of the point's finished seeds are optimal (failed runs, None, count as
+    neither)."""
+    v = [b for b in by_seed.values() if b is not None]
+    return bool(v) and sum(v) > len(v) / 2
+
+
+def tested_threshold(opt: dict[int, bool]) -> int | None:
+    """The smallest tested width from which every larger tested width is optimal (None when
+    the widest is not)."""
+    return thresholds({0: opt})[0]
+
+
+def plan_widths(verdicts: dict[int, dict[int, bool | None]], search: dict[str, Any]) -> list[tuple[int, list[int]]]:
+    """Rule 3, one step: the (width, seeds) still to run for one generator given its
+    verdicts so far (``verdicts[width][seed]``: optimal, not, or None for a failed run);
+    an empty list when the search is over. Deterministic, so a resumed study replays the
+    same rounds."""
+    coarse, cseeds, fseeds = search["coarse"], search["coarse_seeds"], search["full_seeds"]
+
+    def missing(w: int, seeds: list[int]) -> list[int]:
+        return [sd for sd in seeds if sd not in verdicts.get(w, {})]
+
+    need = [(w, m) for w in coarse if (m := missing(w, cseeds))]
+    if need:
+        return need
+    opt = {w: point_optimal(v) for w, v in verdicts.items()}
+    t = tested_threshold(opt)
+    if t is None:
+        return []  # censored: the widest coarse width fails
+    below = [w for w in opt if w < t]
+    lo = max(below) if below else 0
+    need = [(w, m) for w in (lo, t) if w > 0 and (m := missing(w, fseeds))]
+    if need:
+        return need
+    cand = [w for w in width_ladder(max(coarse)) if lo < w < t and w not in verdicts]
+    if not cand:
+        return []
+    return [(cand[len(cand) // 2], fseeds)]
+
+
+def threshold_interval(
+    verdicts: dict[int, dict[int, bool | None]], dparams: dict[int, int], *, bootstrap: int = BOOTSTRAP, seed: int = 0
+) -> dict[str, Any]:
+    """The threshold (width and discriminator parameters) of one generator from its tested
+    widths, and its bootstrap interval: seeds resampled with replacement within every
+    tested width, the threshold recomputed; censored replicates counted."""
+    t = tested_threshold({w: point_optimal(v) for w, v in verdicts.items()})
+    rng = np.random.default_rng(seed)
+    reps, cens = [], 0
+    for _ in range(bootstrap):
+        opt = {}
+        for w, v in verdicts.items():
+            vals = [b for b in v.values() if b is not None]
+            opt[w] = point_optimal(dict(enumerate(rng.choice(vals, len(vals))))) if vals else False
+        tb = tested_threshold(opt)
+        if tb is None:
+            cens += 1
+        else:
+            reps.append(dparams[tb])
+    ci = [float(np.percentile(reps, 2.5)), float(np.percentile(reps, 97.5))] if reps else None
+    return {"width": t, "params": dparams.get(t) if t is not None else None, "params_ci": ci,
+            "censored_replicates": cens / bootstrap if bootstrap else float("nan")}  # fmt: skip
+
+
+def calibrated_verdict(rec: dict[str, Any], rule: dict[str, Any]) -> dict[str, Any]:
+    """Rule 1 of the calibrated rule for one run's stored result."""
+    series = rec["tail_fid_ema" if rule["weights"] == "ema" else "tail_fid_raw"]
+    k = int(rule["tail_evaluations"])
+    if len(series) < k:
+        raise ValueError(f"rule: the run measured {len(series)} large FIDs, the rule needs the last {k}")
+    tail = np.asarray(series[-k:], dtype=float)
+    mean, sd = float(tail.mean()), float(tail.std(ddof=1))
+    d = np.abs(np.asarray(rec["d_loss"], dtype=float))
+    losses = np.asarray(rec["d_loss"] + rec["g_loss"], dtype=float)
+    early = float(np.median(d[: max(1, len(d) // 2)])) if len(d) else 0.0
+    diverged = bool(
+        not np.all(np.isfinite(losses)) or (len(d) and _tail(list(d)).max() > DIVERGE_FACTOR * max(early, 1e-3))
+    )
+    low = bool(mean <= rule["low_factor"] * rec["fid_recon_big"])
+    stable = bool(sd <= rule["spread_bound"])
+    return {"big_tail_mean": mean, "big_tail_sd": sd, "big_low": low, "big_stable": stable, "diverged": diverged,
+            "optimal_calibrated": low and stable and not diverged}  # fmt: skip
+
+
+def derive_rule(records: list[dict[str, Any]], *, tail_candidates: tuple[int, ...] = TAIL_CANDIDATES) -> dict[str, Any]:
+    """The calibrated rule's constants from the calibration's runs (one generator, one wide
+    discriminator, several seeds, both beta2 values): the order and choices stated in the
+    module docstring. ``records``: the runs' results with ``config`` (``adam_beta2``)."""
+    by_beta: dict[float, list[dict[str, Any]]] = {}
+    for r in records:
+        by_beta.setdefault(float(r["config"]["adam_beta2"]), []).append(r)
+    if not by_beta:
+        raise ValueError("calibration: no finished runs")
+    n_tail = min(len(r["tail_fid_ema"]) for r in records)
+    half = max(2, n_tail)
+
+    def tail_means(rs: list[dict[str, Any]], key: str, k: int) -> list[float]:
+        return [float(np.mean(r[key][-k:])) for r in rs]
+
+    med_fid = {b: float(np.median(tail_means(rs, "tail_fid_ema", half))) for b, rs in by_beta.items()}
+    beta2 = min(sorted(by_beta), key=lambda b: (med_fid[b], abs(b - 0.9)))
+    rs = by_beta[beta2]
+    med_sd = {w: float(np.median([np.std(r[f"tail_fid_{w}"][-half:], ddof=1) for r in rs])) for w in ("ema", "raw")}
+    weights = "raw" if med_sd["raw"] < med_sd["ema"] else "ema"
+    key = f"tail_fid_{weights}"
+    noise = float(np.median([np.std(r["fid_noise"][f"generated_{weights}"], ddof=1) for r in rs]))
+    trend = {}
+    for k in tail_candidates:
+        if k > n_tail:
+            continue
+        h = k // 2
+        trend[k] = float(np.median([abs(np.mean(r[key][-k:][:h]) - np.mean(r[key][-k:][h:])) for r in rs]))
+    ok = [k for k, v in trend.items() if v <= 2 * noise]
+    if not trend:
+        raise ValueError(f"calibration: runs measured {n_tail} large FIDs, fewer than any tail candidate")
+    k = max(ok) if ok else min(trend)
+    sds = [float(np.std(r[key][-k:], ddof=1)) for r in rs]
+    ratios = [float(np.mean(r[key][-k:]) / r["fid_recon_big"]) for r in rs]
+    return {
+        "adam_beta2": beta2,
+        "weights": weights,
+        "tail_evaluations": k,
+        "spread_bound": float(np.percentile(sds, 95)),
+        "low_factor": float(np.percentile(ratios, 95)),
+        "evidence": {
+            "median_tail_fid_ema_by_beta2": {str(b): v for b, v in med_fid.items()},
+            "median_tail_sd_by_weights": med_sd,
+            "fid_noise_sd_generated": noise,
+            "fid_noise_sd_real_bootstrap": float(np.median([r["fid_noise"]["real_bootstrap_sd"] for r in rs])),
+            "tail_trend_by_length": {str(a): v for a, v in trend.items()},
+            "tail_sds": sds,
+            "tail_mean_over_recon": ratios,
+            "fid_recon_big": float(rs[0]["fid_recon_big"]),
+            "runs_at_chosen_beta2": len(rs),
+            "run_seconds_median": float(np.median([r["seconds"] for r in records])),
+        },
+    }
+
+
+def git_blob_hash(data: bytes) -> str:
+    """The git blob id of ``data`` (what ``git hash-object`` prints)."""
+    import hashlib
+
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def rule_provenance(path: str) -> dict[str, Any]:
+    """Where the rule file comes from, refusing one that is not committed: inside a git work
+    tree the file must be tracked with no uncommitted change (the commit that last changed
+    it is recorded); outside one, only the rules packaged with qbm are accepted (they were
+    committed before the release). Always records the file's git blob hash."""
+    import subprocess
+
+    import qbm
+
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"--rule: {path!r} does not exist; run `qbm study capacity-calibrate` and commit its rule.json")
+    with open(path, "rb") as fh:
+        blob = git_blob_hash(fh.read())
+    d = os.path.dirname(path)
+
+    def git(*a: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "-C", d, *a], capture_output=True, text=True, timeout=30)
+
+    try:
+        inside = git("rev-parse", "--is-inside-work-tree").stdout.strip() == "true"
+    except (OSError, subprocess.SubprocessError):
+        inside = False
+    if inside:
+        if git("ls-files", "--error-unmatch", path).returncode != 0:
+            raise ValueError(f"--rule: {path} is not committed; commit it before the study (the rule must be fixed "
+                             "before any study data are seen)")  # fmt: skip
+        if git("status", "--porcelain", "--", path).stdout.strip():
+            raise ValueError(f"--rule: {path} has uncommitted changes; commit them before the study")
+        commit = git("log", "-1", "--format=%H", "--", path).stdout.strip()
+        return {"path": path, "blob": blob, "commit": commit, "source": "git"}
+    pkg = os.path.dirname(os.path.abspath(qbm.__file__))
+    if os.path.commonpath([pkg, path]) == pkg:
+        return {"path": path, "blob": blob, "commit": None, "source": f"packaged with qbm {qbm.__version__}"}
+    raise ValueError(f"--rule: {path} is not in a git repository; commit it (or use a rule packaged with qbm)")
+
+
+def packaged_rule(dataset: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules", f"capacity-{dataset}.json")
+
+
+def load_rule(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(rule, provenance); the rule file must be committed (:func:`rule_provenance`) and
+    hold every constant."""
+    prov = rule_provenance(path)
+    try:
+        with open(path) as fh:
+            rule = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"--rule: {path} is not valid JSON ({e})") from None
+    need = ("version", "dataset", "adam_beta2", "weights", "tail_evaluations", "spread_bound", "low_factor", "budget",
+            "search")  # fmt: skip
+    miss = [k for k in need if k not in rule]
+    if miss:
+        raise ValueError(f"--rule: {path} lacks {', '.join(miss)}")
+    if rule["version"] != RULE_VERSION:
+        raise ValueError(f"--rule: {path} is rule {rule['version']!r}; this qbm applies {RULE_VERSION!r}")
+    return rule, prov
+
+
+# ------------------------------------------------------------------ study drivers
+def prepare_shared(dataset: str, data_dir: str | None, latents: list[int], base: QGANConfig,
+                   log: Any = print, progress: bool = True) -> dict[int, str]:  # fmt: skip
+    """Prepare (or find in qbm's cache directory, by content key) the shared pieces of every
+    latent size; returns latent -> cache path, and logs each key and whether it was reused."""
+    import time
+
+    from qbm.data import load_dataset
+
+    data = load_dataset(dataset, data_dir)
+    paths = {}
+    for latent in sorted(set(latents)):
+        kw = dict(seed=0, ae_epochs=base.ae_epochs, eval_samples=base.eval_samples)
+        key, path = Shared.cache_path(data, latent, **kw)
+        t0 = time.perf_counter()
+        sh = Shared(data, latent, clf_epochs=base.clf_epochs, cache=path, progress=progress, **kw)
+        how = "reused" if sh.loaded else "prepared"
+        log(f"latent {latent}: {how} the shared pieces (cache key {key}, {path}) in {time.perf_counter() - t0:.1f} s; "
+            f"reconstruction FID {sh.fid_recon_big:.3g} at {TAIL_FID_SAMPLES} samples")  # fmt: skip
+        paths[latent] = path
+    return paths
+
+
+def capacity_calibrate(
+    base: QGANConfig,
+    *,
+    generator: tuple[int, int],
+    disc_width: int,
+    seeds: list[int],
+    out: str,
+    beta2s: tuple[float, ...] = CALIBRATION_BETA2,
+    noise_repeats: int = 5,
+    runner_kw: dict[str, Any] | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
+    """The calibration run: one quantum generator (qubits, layers; ``z`` readout, latent =
+    qubits) and one wide discriminator over ``seeds`` and ``beta2s``; writes
+    ``out/rule.json`` (the rule's constants, the budget and the adaptive search's design)
+    and ``out/calibration.png``."""
+    from qbm.studies.runner import Study, grid, run_study
+
+    n, L = generator
+    if set(seeds) & set(FULL_SEEDS):
+        raise ValueError(f"--seeds: calibration seeds must be disjoint from the study's {FULL_SEEDS}")
+    os.makedirs(out, exist_ok=True)
+    paths = prepare_shared(base.dataset, base.data_dir, [n], base, log, (runner_kw or {}).get("progress", True))
+    c = {**asdict(base), "generator": "quantum", "qubits": n, "layers": L, "latent": n, "readout": "z",
+         "disc_width": disc_width, "tail_fid_fraction": 0.5, "noise_repeats": noise_repeats, "cache": paths[n]}  # fmt: skip
+    c.pop("seed", None)
+    c.pop("extra", None)
+    jobs = [{**c, "adam_beta2": b} for b in beta2s]
+    recs = run_study(Study("capacity-calibration", "qbm.studies.capacity:capacity_run", grid(jobs, seeds)), out,
+                     **(runner_kw or {}))  # fmt: skip
+    ok = [{**r["result"], "config": r["config"], "seed": r["seed"]} for r in recs if r["status"] == "ok"]
+    if len(ok) < len(recs):
+        raise ValueError(f"calibration: {len(recs) - len(ok)} of {len(recs)} runs failed; see {out}/runs")
+    derived = derive_rule(ok)
+    rule = {
+        "version": RULE_VERSION,
+        "dataset": base.dataset,
+        **{k: v for k, v in derived.items() if k != "evidence"},
+        "budget": {"epochs": base.epochs, "iters_per_epoch": base.iters_per_epoch, "tail_fid_fraction": 0.5,
+                   "tail_fid_samples": TAIL_FID_SAMPLES, "ema_half_life": base.ema_half_life,
+                   "ae_epochs": base.ae_epochs, "eval_samples": base.eval_samples},  # fmt: skip
+        "search": {"coarse": COARSE_WIDTHS, "coarse_seeds": COARSE_SEEDS, "full_seeds": FULL_SEEDS,
+                   "ladder": "every integer below 8, then round(8 * 2^(k/4))"},  # fmt: skip
+        "decision": {"min_points": MIN_POINTS, "bootstrap": BOOTSTRAP, "akaike_weight": 0.9, "replicates": 0.8},
+        "calibration": {"generator": f"quantum {n}x{L}", "disc_width": disc_width, "seeds": seeds,
+                        "beta2_candidates": list(beta2s), "noise_repeats": noise_repeats,
+                        "shared_key": os.path.basename(paths[n]), **derived["evidence"]},  # fmt: skip
+    }
+    with open(os.path.join(out, "rule.json"), "w") as fh:
+        json.dump(rule, fh, indent=1)
+    _calibration_figure(os.path.join(out, "calibration.png"), ok, rule)
+    return rule
+
+
+def _calibration_figure(path: str, recs: list[dict[str, Any]], rule: dict[str, Any]) -> None:
+    """Left: every calibration seed's large-FID tail (raw thin, EMA thick) per beta2; right:
+    the tail standard deviations against the spread bound and the sampling noise."""
+    from qbm.plotting import _plt
+
+    plt = _plt()
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for i, b in enumerate(sorted({float(r["config"]["adam_beta2"]) for r in recs})):
+        for r in recs:
+            if float(r["config"]["adam_beta2"]) != b:
+                continue
+            a0.plot(r["tail_epochs"], r["tail_fid_raw"], color=f"C{i}", lw=0.5, alpha=0.6)
+            a0.plot(r["tail_epochs"], r["tail_fid_ema"], color=f"C{i}", lw=1.6, alpha=0.8)
+        a0.plot([], [], color=f"C{i}", label=f"beta2 {b} (thin raw, thick EMA)")
+    rec_fid = rule["calibration"]["fid_recon_big"]
+    a0.axhline(rec_fid * rule["low_factor"], color="k", ls="--", lw=0.8, label="low bound")
+    a0.axhline(rec_fid, color="k", ls=":", lw=0.8, label="reconstruction FID")
+    a0.set_yscale("log")
+    a0.set_xlabel("epoch")
+    a0.set_ylabel(f"FID ({TAIL_FID_SAMPLES} samples)")
+    a0.legend(fontsize=7)
+    sds = rule["calibration"]["tail_sds"]
+    a1.plot(range(len(sds)), sorted(sds), "o", label=f"tail sd ({rule['weights']}, last {rule['tail_evaluations']})")
+    a1.axhline(rule["spread_bound"], color="C3", label="spread bound (95th percentile)")
+    a1.axhline(rule["calibration"]["fid_noise_sd_generated"], color="C2", ls="--", label="FID sampling noise (sd)")
+    a1.set_xlabel("calibration seed (sorted)")
+    a1.set_ylabel("FID standard deviation")
+    a1.legend(fontsize=7)
+    fig.suptitle(f"capacity calibration on {rule['dataset']}: {rule['calibration']['generator']}, "
+                 f"discriminator width {rule['calibration']['disc_width']}", fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _gkey(c: dict[str, Any]) -> tuple[str, int, int, int]:
+    """(kind, qubits, layers, width): a quantum generator's width and a classical one's qubits
+    and layers are unused config fields, never part of its identity."""
+    if c["generator"] == "quantum":
+        return ("quantum", int(c["qubits"]), int(c["layers"]), 0)
+    return ("classical", 0, 0, int(c["gen_width"]))
 
 
 def capacity_study(
     base: QGANConfig,
     *,
+    rule: dict[str, Any],
+    provenance: dict[str, Any],
     quantum_grid: list[tuple[int, int]],
     classical_widths: list[int],
-    disc_widths: list[int],
-    seeds: list[int],
+    classical_latent: int,
     out: str,
     runner_kw: dict[str, Any] | None = None,
+    log: Any = print,
 ) -> dict[str, Any]:
-    """For each generator capacity, the smallest discriminator width (from ``disc_widths``)
-    at which training is optimal (decided over ``seeds``), and fits of discriminator
-    against generator capacity. Runs go through the study runner (resumable, local pool
-    or Ray)."""
-    from qbm.data import load_dataset
-    from qbm.studies.runner import Study, grid, run_study, summarise, write_csv
+    """The adaptive study under a committed calibrated rule: per generator, coarse grid,
+    top-ups and bisection (rule 3) in rounds through the study runner (each round its own
+    resumable directory ``out/rounds/NN``; a rerun replays the same rounds); thresholds
+    with bootstrap intervals, fits and verdicts for quantum and classical generators, and
+    the first rule's and the quality-only analysis's verdicts beside."""
+    from qbm.studies.runner import Run, Study, run_study
 
     os.makedirs(out, exist_ok=True)
-    jobs = capacity_configs(base, quantum_grid, classical_widths, disc_widths)
-    for j in jobs:  # the shared autoencoder / FID classifier, trained once per latent size
-        j["cache"] = os.path.join(os.path.abspath(out), f"shared-latent{j['latent']}.pt")
-    for latent in sorted({j["latent"] for j in jobs}):
-        j = next(j for j in jobs if j["latent"] == latent)
-        Shared(
-            load_dataset(j["dataset"], j["data_dir"]),
-            latent,
-            seed=0,
-            ae_epochs=j["ae_epochs"],
-            clf_epochs=j["clf_epochs"],
-            eval_samples=j["eval_samples"],
-            cache=j["cache"],
-        )
-    study = Study("capacity", "qbm.studies.capacity:capacity_run", grid(jobs, seeds))
-    recs = run_study(study, out, **(runner_kw or {}))
-    ok = [r for r in recs if r["status"] == "ok"]
-    verdicts, best_fid = run_verdicts([r["result"] for r in ok])
-    rows = []
-    for r, v in zip(ok, verdicts):
+    b = rule["budget"]
+    base = QGANConfig(**{**asdict(base), "epochs": b["epochs"], "iters_per_epoch": b["iters_per_epoch"],
+                         "tail_fid_fraction": b["tail_fid_fraction"], "ema_half_life": b["ema_half_life"],
+                         "ae_epochs": b["ae_epochs"], "eval_samples": b["eval_samples"],
+                         "adam_beta2": rule["adam_beta2"]})  # fmt: skip
+    gens = []
+    for n, L in quantum_grid:
+        gens.append({**asdict(base), "generator": "quantum", "qubits": n, "layers": L, "latent": n, "readout": "z"})
+    for gw in classical_widths:
+        gens.append({**asdict(base), "generator": "classical", "gen_width": gw, "latent": classical_latent})
+    for g in gens:
+        g.pop("seed", None)
+        g.pop("extra", None)
+    paths = prepare_shared(base.dataset, base.data_dir, [g["latent"] for g in gens], base, log,
+                           (runner_kw or {}).get("progress", True))
+    for g in gens:
+        g["cache"] = paths[g["latent"]]
+    with open(os.path.join(out, "prepared.json"), "w") as fh:
+        json.dump({"rule": provenance, "shared": {str(k): v for k, v in paths.items()}}, fh, indent=1)
+    search = rule["search"]
+    records: dict[str, dict[str, Any]] = {}  # run key -> record, over every round
+    rnd = 0
+    while True:
+        runs = []
+        for g in gens:
+            ver = _verdicts_of(g, records, rule)
+            for w, seeds in plan_widths(ver, search):
+                runs += [Run({**g, "disc_width": w}, sd) for sd in seeds]
+        if not runs:
+            break
+        log(f"round {rnd}: {len(runs)} runs ({len({_gkey(r.config) for r in runs})} generators)")
+        recs = run_study(Study(f"capacity-round{rnd}", "qbm.studies.capacity:capacity_run", runs),
+                         os.path.join(out, "rounds", f"{rnd:02d}"), **(runner_kw or {}))  # fmt: skip
+        for r in recs:
+            records[r["key"]] = r
+        for r in runs:  # a run the runner lost counts as failed, never as "still to run"
+            records.setdefault(r.key, {"status": "failed", "config": r.config, "seed": r.seed,
+                                       "error": {"type": "Missing", "message": "no record"}})  # fmt: skip
+        rnd += 1
+    return summarise_study(gens, records, rule, provenance, out, rounds=rnd)
+
+
+def _verdicts_of(g: dict[str, Any], records: dict[str, dict[str, Any]],
+                 rule: dict[str, Any]) -> dict[int, dict[int, bool | None]]:  # fmt: skip
+    out: dict[int, dict[int, bool | None]] = {}
+    for r in records.values():
         c = r["config"]
-        rows.append(
-            {
-                "generator": c["generator"],
-                "qubits": c["qubits"] if c["generator"] == "quantum" else None,
-                "layers": c["layers"] if c["generator"] == "quantum" else None,
-                "gen_width": c["gen_width"] if c["generator"] == "classical" else None,
-                "disc_width": c["disc_width"],
-                "latent": c["latent"],
-                "key": (c["generator"], c.get("qubits"), c.get("layers"), c.get("gen_width")),
-                "seed": r["seed"],
-                "generator_params": r["result"]["generator_params"],
-                "discriminator_params": r["result"]["discriminator_params"],
-                "final_fid": r["result"]["final_fid"],
-                **v,
-            }
-        )
-    for r, g in zip(rows, quality_flags(rows)):
-        r["good"] = g
+        if _gkey(c) != _gkey(g):
+            continue
+        v = calibrated_verdict(r["result"], rule)["optimal_calibrated"] if r["status"] == "ok" else None
+        out.setdefault(c["disc_width"], {})[r["seed"]] = v
+    return out
+
+
+def summarise_study(gens: list[dict[str, Any]], records: dict[str, dict[str, Any]], rule: dict[str, Any],
+                    provenance: dict[str, Any], out: str, *, rounds: int) -> dict[str, Any]:  # fmt: skip
+    from qbm.studies.runner import write_csv
+
+    ok = [r for r in records.values() if r["status"] == "ok"]
+    first, best_fid = run_verdicts([r["result"] for r in ok])
+    rows = []
+    for r, v in zip(ok, first):
+        c, res = r["config"], r["result"]
+        rows.append({
+            "generator": c["generator"], "qubits": c.get("qubits") if c["generator"] == "quantum" else None,
+            "layers": c.get("layers") if c["generator"] == "quantum" else None,
+            "gen_width": c.get("gen_width") if c["generator"] == "classical" else None,
+            "disc_width": c["disc_width"], "latent": c["latent"], "key": _gkey(c), "seed": r["seed"],
+            "generator_params": res["generator_params"], "discriminator_params": res["discriminator_params"],
+            "final_fid": res["final_fid"], "fid_recon_big": res["fid_recon_big"],
+            **calibrated_verdict(res, rule), **v,
+        })  # fmt: skip
+    for r, gflag in zip(rows, quality_flags(rows) if rows else []):
+        r["good"] = gflag
+    rows.sort(key=lambda r: (str(r["key"]), r["disc_width"], r["seed"]))
     write_csv(os.path.join(out, "runs.csv"), [{k: v for k, v in r.items() if k != "key"} for r in rows])
-    gkey = lambda r: (r["generator"], r["qubits"] or 0, r["layers"] or 0, r["gen_width"] or 0)  # noqa: E731
-    points = []
-    for key in sorted({gkey(r) for r in rows}):
-        for w in sorted({r["disc_width"] for r in rows if gkey(r) == key}):
-            sel = [r for r in rows if gkey(r) == key and r["disc_width"] == w]
-            fid = summarise([r["tail_mean_fid"] for r in sel], (0.0, None))
-            points.append(
-                {
-                    "generator": key[0],
-                    "qubits": key[1] or None,
-                    "layers": key[2] or None,
-                    "gen_width": key[3] or None,
-                    "disc_width": w,
-                    "generator_params": sel[0]["generator_params"],
-                    "discriminator_params": sel[0]["discriminator_params"],
-                    "seeds": len(sel),
-                    "optimal_seeds": sum(r["optimal"] for r in sel),
-                    "optimal": sum(r["optimal"] for r in sel) > len(sel) / 2,
-                    "good_seeds": sum(r["good"] for r in sel),
-                    "good": sum(r["good"] for r in sel) > len(sel) / 2,
-                    "tail_fid_median": float(np.median([r["tail_mean_fid"] for r in sel])),
-                    "tail_spread_median": float(np.median([r["tail_rel_spread"] for r in sel])),
-                    "tail_fid_mean": fid["mean"],
-                    "tail_fid_ci_lo": fid["ci_lo"],
-                    "tail_fid_ci_hi": fid["ci_hi"],
-                }
-            )
-    write_csv(os.path.join(out, "points.csv"), points)
     best = []
-    pkey = lambda p: (p["generator"], p["qubits"], p["layers"], p["gen_width"])  # noqa: E731
-    opt_map: dict[Any, dict[int, bool]] = {}
-    good_map: dict[Any, dict[int, bool]] = {}
-    for p in points:
-        opt_map.setdefault(pkey(p), {})[p["disc_width"]] = p["optimal"]
-        good_map.setdefault(pkey(p), {})[p["disc_width"]] = p["good"]
-    th = thresholds(opt_map)  # rule 3: optimal from the threshold width upwards; None = censored
-    thq = thresholds(good_map)  # the secondary analysis's threshold
-    for key in sorted(opt_map, key=str):
-        sel = sorted([p for p in points if pkey(p) == key], key=lambda p: p["disc_width"])
-        w, wq = th[key], thq[key]
-        best.append(
-            {
-                "generator": key[0],
-                "qubits": key[1],
-                "layers": key[2],
-                "gen_width": key[3],
-                "generator_params": sel[0]["generator_params"],
-                "optimal_disc_width": w,
-                "optimal_disc_params": next((p["discriminator_params"] for p in sel if p["disc_width"] == w), None),
-                "censored": w is None,
-                "quality_disc_width": wq,
-                "quality_disc_params": next((p["discriminator_params"] for p in sel if p["disc_width"] == wq), None),
-                "quality_censored": wq is None,
-            }
-        )
+    for g in gens:
+        k = _gkey(g)
+        sel = [r for r in rows if r["key"] == k]
+        ver = _verdicts_of(g, records, rule)
+        dparams = {r["disc_width"]: r["discriminator_params"] for r in sel}
+        ti = threshold_interval(ver, dparams)
+        best.append({
+            "generator": k[0], "qubits": k[1] or None, "layers": k[2] or None, "gen_width": k[3] or None,
+            "latent": g["latent"], "generator_params": sel[0]["generator_params"] if sel else None,
+            "widths_tested": " ".join(str(w) for w in sorted(ver)), "runs": sum(len(v) for v in ver.values()),
+            "threshold_width": ti["width"], "threshold_params": ti["params"],
+            "params_ci_lo": ti["params_ci"][0] if ti["params_ci"] else None,
+            "params_ci_hi": ti["params_ci"][1] if ti["params_ci"] else None,
+            "censored": ti["width"] is None, "censored_replicates": ti["censored_replicates"],
+            "fid_recon_big": sel[0]["fid_recon_big"] if sel else None,
+        })  # fmt: skip
     write_csv(os.path.join(out, "capacity.csv"), best)
-    fits: dict[str, Any] = {}
-    decisions: dict[str, Any] = {}
-    quality: dict[str, Any] = {}
+    points = []
+    for k in sorted({r["key"] for r in rows}, key=str):
+        for w in sorted({r["disc_width"] for r in rows if r["key"] == k}):
+            sel = [r for r in rows if r["key"] == k and r["disc_width"] == w]
+            points.append({"generator": k[0], "qubits": k[1] or None, "layers": k[2] or None, "gen_width": k[3] or None,
+                           "disc_width": w, "discriminator_params": sel[0]["discriminator_params"],
+                           "seeds": len(sel), "optimal_seeds": sum(r["optimal_calibrated"] for r in sel),
+                           "optimal": sum(r["optimal_calibrated"] for r in sel) > len(sel) / 2,
+                           "big_tail_fid_median": float(np.median([r["big_tail_mean"] for r in sel])),
+                           "big_tail_sd_median": float(np.median([r["big_tail_sd"] for r in sel]))})  # fmt: skip
+    write_csv(os.path.join(out, "points.csv"), points)
+    decisions, first_rule, quality = {}, {}, {}
     for kind in ("quantum", "classical"):
         if any(r["generator"] == kind for r in rows):
-            decisions[kind] = decide(rows, kind=kind)
+            decisions[kind] = decide(rows, kind=kind, flag="optimal_calibrated")
+            first_rule[kind] = decide(rows, kind=kind, flag="optimal")
             quality[kind] = decide(rows, kind=kind, flag="good")
-            fits[kind] = decisions[kind]["fit"]
-    _capacity_figure(os.path.join(out, "capacity.png"), points, best, decisions, quality)
-    criteria = {
-        "tail_fraction": TAIL_FRACTION,
-        "low_factor_vs_best_tail_fid": LOW_FACTOR,
-        "best_tail_fid": best_fid,
-        "max_rel_spread": MAX_SPREAD,
-        "diverge_factor": DIVERGE_FACTOR,
-        "point_optimal": "majority of seeds",
-        "seeds": seeds,
-        "quality_factor_vs_latent_best_point": QUALITY_FACTOR,
-    }
+    _study_figure(os.path.join(out, "capacity.png"), points, best, decisions, rule)
+    failed = [r for r in records.values() if r["status"] != "ok"]
+    res = {"rule": rule, "provenance": provenance, "rounds": rounds, "runs": len(records), "failed": len(failed),
+           "best": best, "decisions": decisions, "first_rule_decisions": first_rule,
+           "quality_decisions": quality, "first_rule_best_tail_fid": best_fid,
+           "failed_generators": failed_generators(list(records.values()))}  # fmt: skip
     with open(os.path.join(out, "fits.json"), "w") as fh:
-        json.dump({"fits": fits, "decisions": decisions, "quality_decisions": quality, "criteria": criteria,
-                   "rule": __doc__}, fh, indent=1)  # fmt: skip
-    return {"rows": rows, "points": points, "best": best, "fits": fits, "criteria": criteria,
-            "decisions": decisions, "quality_decisions": quality, "failed": len(recs) - len(ok),
-            "failed_generators": failed_generators(recs)}  # fmt: skip
+        json.dump({k: v for k, v in res.items() if k != "best"}, fh, indent=1, default=str)
+    return res
+
+
+def _study_figure(path: str, points: list[dict[str, Any]], best: list[dict[str, Any]],
+                  decisions: dict[str, Any], rule: dict[str, Any]) -> None:  # fmt: skip
+    """Left: median large tail FID per (generator, tested width), optimal points marked x;
+    right: threshold discriminator parameters (bootstrap 95% intervals) against generator
+    parameters, quantum and classical, with the fitted exponential (dashed) and power law
+    (dotted); censored generators drawn as arrows at the top."""
+    from qbm.plotting import _plt
+
+    plt = _plt()
+    pk = lambda p: (p["generator"], p["qubits"] or 0, p["layers"] or 0, p["gen_width"] or 0)  # noqa: E731
+    keys = sorted({pk(p) for p in points})
+    widths = sorted({p["disc_width"] for p in points})
+    grid = np.full((max(len(keys), 1), max(len(widths), 1)), np.nan)
+    for p in points:
+        grid[keys.index(pk(p)), widths.index(p["disc_width"])] = p["big_tail_fid_median"]
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(13, 0.35 * len(keys) + 3.5))
+    im = ax0.imshow(np.log10(grid), aspect="auto", cmap="viridis_r")
+    for p in points:
+        if p["optimal"]:
+            ax0.text(widths.index(p["disc_width"]), keys.index(pk(p)), "x", ha="center", va="center", color="red")
+    ax0.set_yticks(range(len(keys)), [f"Q {k[1]}q x {k[2]}L" if k[0] == "quantum" else f"C width {k[3]}"
+                                      for k in keys], fontsize=7)  # fmt: skip
+    ax0.set_xticks(range(len(widths)), [str(w) for w in widths], fontsize=6)
+    ax0.set_xlabel("discriminator width (tested)")
+    ax0.set_title(f"median tail FID (log10, {rule['weights']} weights); x optimal (calibrated rule)", fontsize=8)
+    fig.colorbar(im, ax=ax0, fraction=0.04)
+    top = max([b["params_ci_hi"] or b["threshold_params"] or 0 for b in best] + [1]) * 2
+    for kind, colour in (("quantum", "C0"), ("classical", "C1")):
+        sel = [b for b in best if b["generator"] == kind and b["generator_params"]]
+        pts = [b for b in sel if not b["censored"]]
+        if pts:
+            x = np.array([b["generator_params"] for b in pts], float)
+            y = np.array([b["threshold_params"] for b in pts], float)
+            lo = np.array([b["params_ci_lo"] if b["params_ci_lo"] is not None else v for b, v in zip(pts, y)], float)
+            hi = np.array([b["params_ci_hi"] if b["params_ci_hi"] is not None else v for b, v in zip(pts, y)], float)
+            ax1.errorbar(x, y, yerr=[y - lo, hi - y], fmt="o", color=colour, capsize=3,
+                         label=f"{kind}: {decisions.get(kind, {}).get('verdict', '')[:60]}")  # fmt: skip
+            f = decisions.get(kind, {}).get("fit") or {}
+            if f and len(pts) >= 3:
+                xs = np.linspace(x.min(), x.max(), 50)
+                e, pl = f["exponential"], f["polynomial"]
+                ax1.plot(xs, np.exp(e["a"] + e["b"] * xs), "--", color=colour, lw=0.8)
+                ax1.plot(xs, np.exp(pl["a"]) * xs ** pl["b"], ":", color=colour, lw=0.8)
+        for b in sel:
+            if b["censored"]:
+                ax1.annotate("", (b["generator_params"], top), (b["generator_params"], top / 2),
+                             arrowprops={"arrowstyle": "->", "color": colour})  # fmt: skip
+    ax1.set_yscale("log")
+    ax1.set_xlabel("generator parameters")
+    ax1.set_ylabel("threshold discriminator parameters (95% bootstrap)")
+    ax1.set_title("arrows: censored (widest width not optimal)", fontsize=8)
+    if ax1.get_legend_handles_labels()[0]:
+        ax1.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _generator_name(c: dict[str, Any]) -> str:
@@ -438,58 +876,3 @@ def failed_generators(recs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             if e["error"] is None and r.get("error"):
                 e["error"] = f"{r['error']['type']}: {r['error']['message']}"
     return {k: v for k, v in out.items() if v["failed"]}
-
-
-def _capacity_figure(path: str, points: list[dict[str, Any]], best: list[dict[str, Any]],
-                     decisions: dict[str, Any], quality: dict[str, Any]) -> None:  # fmt: skip
-    """Left: median tail FID per (generator, discriminator width), optimal points boxed
-    (x) and good points dotted; right: threshold discriminator parameters against
-    generator parameters for both analyses, with the fits where there are any."""
-    from qbm.plotting import _plt
-
-    plt = _plt()
-    pkey = lambda p: (p["generator"], p["qubits"] or 0, p["layers"] or 0, p["gen_width"] or 0)  # noqa: E731
-    keys = sorted({pkey(p) for p in points})
-    widths = sorted({p["disc_width"] for p in points})
-    grid = np.full((len(keys), len(widths)), np.nan)
-    for p in points:
-        grid[keys.index(pkey(p)), widths.index(p["disc_width"])] = p["tail_fid_median"]
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(13, 0.35 * len(keys) + 3.5))
-    im = ax0.imshow(np.log10(grid), aspect="auto", cmap="viridis_r")
-    for p in points:
-        i, j = keys.index(pkey(p)), widths.index(p["disc_width"])
-        if p["optimal"]:
-            ax0.text(j, i, "x", ha="center", va="center", color="red", fontsize=9)
-        elif p["good"]:
-            ax0.plot(j, i, "o", mfc="none", mec="white", ms=6)
-    lab = [f"Q {k[1]}q x {k[2]}L" if k[0] == "quantum" else f"C width {k[3]}" for k in keys]
-    ax0.set_yticks(range(len(keys)), lab, fontsize=7)
-    ax0.set_xticks(range(len(widths)), [str(w) for w in widths], fontsize=7)
-    ax0.set_xlabel("discriminator width")
-    ax0.set_title("median tail FID (log10); x optimal (stated rule), o good (quality only)", fontsize=8)
-    fig.colorbar(im, ax=ax0, fraction=0.04)
-    for kind, colour in (("quantum", "C0"), ("classical", "C1")):
-        for col, mark, dec, name in (("optimal_disc_params", "o", decisions, "rule"),
-                                     ("quality_disc_params", "s", quality, "quality")):  # fmt: skip
-            pts = [(b["generator_params"], b[col]) for b in best if b["generator"] == kind and b[col]]
-            if not pts:
-                continue
-            x, y = np.array(pts, dtype=float).T
-            ax1.scatter(x, y, color=colour, marker=mark, facecolors="none" if mark == "s" else colour,
-                        label=f"{kind}, {name}: {dec.get(kind, {}).get('verdict', '')[:40]}")  # fmt: skip
-            f = dec.get(kind, {}).get("fit") or {}
-            if f and len(pts) >= 3:  # a line through two points is not a fit
-                xs = np.linspace(x.min(), x.max(), 50)
-                e, pl = f["exponential"], f["polynomial"]
-                ax1.plot(xs, np.exp(e["a"] + e["b"] * xs), "--", color=colour, lw=0.8)
-                ax1.plot(xs, np.exp(pl["a"]) * xs ** pl["b"], ":", color=colour, lw=0.8)
-    ax1.set_yscale("log")
-    ax1.set_xlabel("generator parameters")
-    ax1.set_ylabel("threshold discriminator parameters")
-    if ax1.get_legend_handles_labels()[0]:
-        ax1.legend(fontsize=6)
-    else:
-        ax1.set_title("no generator reached a threshold with the widths tried", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -3,6 +3,7 @@ the capacity-scaling study."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -54,7 +55,65 @@ class QGANConfig:
     clf_epochs: int = 30
     stability_window: float = 0.3
     stability_threshold: float = 0.2
+    # Adam's second-moment decay (None: 0.9 for wgan-gp, 0.999 for ns; the capacity study's
+    # calibration decides between the two)
+    adam_beta2: float | None = None
+    # exponential moving average of the generator's weights: half-life as a fraction of the
+    # generator steps (bias-corrected; evaluated beside the raw weights)
+    ema_half_life: float = 0.05
+    # the last ``tail_fid_fraction`` of the epochs also get the large FID (TAIL_FID_SAMPLES
+    # generated latents against as many test images) for the raw and the EMA weights
+    tail_fid_fraction: float = 0.0
+    # after training: FID of the final generators over this many fresh generated sets and
+    # bootstrapped real sets (the FID's own sampling noise at the large size)
+    noise_repeats: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class EMAWeights:
+    """Exponential moving average of a module's floating-point parameters and buffers,
+    bias-corrected: after t updates with decay a the average is
+    sum_s a^(t-s) (1 - a) theta_s / (1 - a^t), so a constant theta is returned exactly
+    from the first update on (no pull towards the zero initial value)."""
+
+    def __init__(self, module: torch.nn.Module, half_life_steps: float) -> None:
+        if not half_life_steps > 0:
+            raise ValueError(f"ema_half_life: the half-life must be > 0 steps, got {half_life_steps}")
+        self.decay = 0.5 ** (1.0 / half_life_steps)
+        self.steps = 0
+        self.shadow = {k: torch.zeros_like(v) for k, v in module.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module) -> None:
+        self.steps += 1
+        for k, v in module.state_dict().items():
+            if k in self.shadow:
+                self.shadow[k].mul_(self.decay).add_(v.detach(), alpha=1 - self.decay)
+
+    @torch.no_grad()
+    def averaged(self) -> dict[str, torch.Tensor]:
+        """The bias-corrected average (empty before the first update)."""
+        if self.steps == 0:
+            return {}
+        c = 1.0 - self.decay**self.steps
+        return {k: v / c for k, v in self.shadow.items()}
+
+    def copy_to(self, module: torch.nn.Module) -> None:
+        """Load the average into ``module`` (a copy of the averaged one); non-float
+        entries keep the module's own values."""
+        module.load_state_dict({**module.state_dict(), **self.averaged()})
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"decay": self.decay, "steps": self.steps, "shadow": self.shadow}
+
+    def load_state_dict(self, st: dict[str, Any]) -> None:
+        self.decay, self.steps = float(st["decay"]), int(st["steps"])
+        self.shadow = {k: v.clone() for k, v in st["shadow"].items()}
+
+
+# generated latents per large FID, and test images they are compared with (all of a smaller
+# test set: digits has 360)
+TAIL_FID_SAMPLES = 5000
 
 
 # ------------------------------------------------------------------ shared pieces
@@ -88,14 +147,13 @@ class Shared:
         cache: str | None = None,
         progress: bool = False,
     ) -> None:
-        from qbm.generation import Judge, content_key, validation_split
+        from qbm.generation import Judge
 
         self.latent = latent
-        cfg = {"latent": latent, "seed": seed, "ae_epochs": ae_epochs, "eval_samples": eval_samples}
-        if len(validation_split(len(data.x_train), 0.1, seed)[0]) > EPOCH_IMAGES:  # in the key only where it binds
-            cfg["epoch_images"] = EPOCH_IMAGES
-        self.key = content_key(data.x_train, data.y_train, data.x_test, config=cfg)
+        self.key = self.content_key(data, latent, seed=seed, ae_epochs=ae_epochs, eval_samples=eval_samples)
+        self.loaded = False
         if cache and os.path.exists(cache) and self._load(cache, expect_key=self.key):
+            self.loaded = True
             return
         torch.manual_seed(seed)
         self.ae = LatentAutoencoder(data.shape, latent)
@@ -118,6 +176,23 @@ class Shared:
             idx = np.random.default_rng(seed).choice(len(data.x_train), n, replace=False)
             self.fid_floor = fid_from_features(self.features(torch.as_tensor(data.rows("train", idx))), self.real_feats)
             self.ae_report["fid_reconstructions"] = fid_from_features(np.concatenate(rec), self.real_feats)
+            # the large FID's pieces: a fixed set of test images (all of a small test set), and
+            # the best a latent generator can reach at this latent size and sample size: the
+            # autoencoder's reconstructions of as many training images, against those images
+            rng = np.random.default_rng(seed + 1)
+            self.real_feats_big = self.real_feats[np.sort(rng.permutation(len(self.real_feats))[:TAIL_FID_SAMPLES])]
+            n = min(TAIL_FID_SAMPLES, len(data.x_train))
+            tidx = np.sort(rng.choice(len(data.x_train), n, replace=False))
+            xb = torch.as_tensor(data.rows("train", tidx))
+            rec_big = self.features(torch.cat([self.ae(xb[s : s + 2048]) for s in range(0, len(xb), 2048)]))
+            self.fid_recon_big = fid_from_features(rec_big, self.real_feats_big)
+            self.fid_floor_big = fid_from_features(self.features(xb), self.real_feats_big)
+            # the real set's own noise at this size: the spread of the reconstructions' FID
+            # over bootstrap resamples of the real set
+            boots = [fid_from_features(rec_big, self.real_feats_big[rng.integers(0, len(self.real_feats_big),
+                                                                                  len(self.real_feats_big))])
+                     for _ in range(10)]  # fmt: skip
+            self.real_noise_big = float(np.std(boots, ddof=1))
         self.shape = tuple(data.shape)
         self.num_classes = int(data.num_classes)
         self.dataset = data.name
@@ -136,9 +211,33 @@ class Shared:
                     "z_train": self.z_train.numpy(),
                     "real_feats": self.real_feats,
                     "fid_floor": self.fid_floor,
+                    "real_feats_big": self.real_feats_big,
+                    "fid_recon_big": self.fid_recon_big,
+                    "fid_floor_big": self.fid_floor_big,
+                    "real_noise_big": self.real_noise_big,
                 },
                 cache,
             )
+
+    @staticmethod
+    def content_key(data: ImageData, latent: int, *, seed: int = 0, ae_epochs: int = 80, eval_samples: int = 500) -> str:
+        """The key of the prepared pieces: the data's content and the preparation config."""
+        from qbm.generation import content_key, validation_split
+
+        cfg: dict[str, Any] = {"latent": latent, "seed": seed, "ae_epochs": ae_epochs, "eval_samples": eval_samples,
+                               "format": 2, "tail_fid_samples": TAIL_FID_SAMPLES}  # fmt: skip
+        if len(validation_split(len(data.x_train), 0.1, seed)[0]) > EPOCH_IMAGES:  # in the key only where it binds
+            cfg["epoch_images"] = EPOCH_IMAGES
+        return content_key(data.x_train, data.y_train, data.x_test, config=cfg)
+
+    @staticmethod
+    def cache_path(data: ImageData, latent: int, **kw: Any) -> tuple[str, str]:
+        """(key, path) of the prepared pieces in qbm's cache directory (``QBM_CACHE_DIR``):
+        every study, run and worker on the same data and config shares them."""
+        from qbm.data.cache import cache_dir
+
+        key = Shared.content_key(data, latent, **kw)
+        return key, os.path.join(cache_dir(), "qgan", f"shared-{data.name}-latent{latent}-{key}.pt")
 
     def _freeze(self) -> None:
         self.ae.eval()
@@ -151,8 +250,8 @@ class Shared:
             ck = load_file(path)
         except ValueError:  # a corrupt cache is rebuilt
             return False
-        if not isinstance(ck, dict) or "z_train" not in ck or (expect_key and ck.get("key") != expect_key):
-            return False
+        if not isinstance(ck, dict) or "real_feats_big" not in ck or (expect_key and ck.get("key") != expect_key):
+            return False  # another key, or a cache written before the large FID's pieces existed
         self.key, self.latent, self.dataset = ck["key"], int(ck["latent"]), ck["dataset"]
         self.shape, self.num_classes = tuple(ck["shape"]), int(ck["num_classes"])
         self.ae = LatentAutoencoder(self.shape, self.latent)
@@ -166,6 +265,9 @@ class Shared:
         self.z_train = torch.as_tensor(np.asarray(ck["z_train"]))
         self.real_feats = np.asarray(ck["real_feats"])
         self.fid_floor = float(ck["fid_floor"])
+        self.real_feats_big = np.asarray(ck["real_feats_big"])
+        self.fid_recon_big, self.fid_floor_big = float(ck["fid_recon_big"]), float(ck["fid_floor_big"])
+        self.real_noise_big = float(ck["real_noise_big"])
         return True
 
     @classmethod
@@ -243,6 +345,13 @@ class Shared:
     def fid_of_latents(self, z: torch.Tensor) -> float:
         return fid_from_features(self.features(self.ae.decode(z.float())), self.real_feats)
 
+    @torch.no_grad()
+    def fid_big(self, z: torch.Tensor) -> float:
+        """FID of many generated latents (decoded in chunks) against the fixed large real set."""
+        z = z.float()
+        imgs = torch.cat([self.ae.decode(z[s : s + 2048]) for s in range(0, len(z), 2048)])
+        return fid_from_features(self.features(imgs), self.real_feats_big)
+
 
 def build_generator(cfg: QGANConfig) -> torch.nn.Module:
     if cfg.generator == "quantum":
@@ -295,11 +404,28 @@ def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: s
     g = torch.Generator().manual_seed(cfg.seed)
     gen = build_generator(cfg)
     disc = Discriminator(cfg.latent, width=cfg.disc_width, depth=cfg.disc_depth)
-    betas = (0.5, 0.9) if cfg.loss == "wgan-gp" else (0.5, 0.999)
+    if cfg.adam_beta2 is not None and not 0.0 <= cfg.adam_beta2 < 1.0:
+        raise ValueError(f"adam_beta2: must lie in [0, 1), got {cfg.adam_beta2}")
+    if not 0.0 <= cfg.tail_fid_fraction <= 1.0:
+        raise ValueError(f"tail_fid_fraction: must lie in [0, 1], got {cfg.tail_fid_fraction}")
+    betas = (0.5, cfg.adam_beta2 if cfg.adam_beta2 is not None else 0.9 if cfg.loss == "wgan-gp" else 0.999)
+    total_steps = cfg.epochs * cfg.iters_per_epoch
+    if not cfg.ema_half_life > 0:
+        raise ValueError(f"ema_half_life: must be > 0 (a fraction of the generator steps), got {cfg.ema_half_life}")
+    ema = EMAWeights(gen, cfg.ema_half_life * total_steps)
+    gen_ema = copy.deepcopy(gen)
+    # epochs (1-based) that get the large FID: the last tail_fid_fraction of them
+    first_tail = cfg.epochs - int(math.floor(cfg.tail_fid_fraction * cfg.epochs + 1e-9)) + 1
+    big_noise = (
+        gen.sample_noise(TAIL_FID_SAMPLES, torch.Generator().manual_seed(cfg.seed + 11))
+        if first_tail <= cfg.epochs
+        else None
+    )
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_g, betas=betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=betas)
     ck_path = os.path.join(out, "checkpoint.pt") if out else None
-    history: dict[str, list[float]] = {"fid": [], "latent_mmd": [], "d_loss": [], "g_loss": []}
+    history: dict[str, list[float]] = {"fid": [], "latent_mmd": [], "d_loss": [], "g_loss": [], "tail_epochs": [],
+                                       "tail_fid_raw": [], "tail_fid_ema": []}  # fmt: skip
     start_epoch = 0
     eval_noise = gen.sample_noise(cfg.eval_samples, torch.Generator().manual_seed(cfg.seed + 7))
 
@@ -329,6 +455,8 @@ def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: s
         opt_d.load_state_dict(ck["opt_d"])
         g.set_state(ck["gen_state"])
         history, start_epoch = ck["history"], ck["epoch"]
+        if "ema" in ck:
+            ema.load_state_dict(ck["ema"])
     z_real_all = shared.z_train
     t0 = time.perf_counter()
     bar = tqdm(range(start_epoch, cfg.epochs), desc=f"{cfg.generator} GAN", disable=not progress)
@@ -356,8 +484,15 @@ def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: s
             opt_g.zero_grad()
             g_loss.backward()
             opt_g.step()
+            ema.update(gen)
             gl.append(float(g_loss.detach()))
         fid, lat_mmd = evaluate()
+        if epoch + 1 >= first_tail and big_noise is not None:
+            ema.copy_to(gen_ema)
+            with torch.no_grad():
+                history["tail_epochs"].append(epoch + 1)
+                history["tail_fid_raw"].append(shared.fid_big(gen(big_noise)))
+                history["tail_fid_ema"].append(shared.fid_big(gen_ema(big_noise)))
         history["fid"].append(fid)
         history["latent_mmd"].append(lat_mmd)
         history["d_loss"].append(float(np.mean(dl)))
@@ -372,6 +507,7 @@ def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: s
                     "opt_g": opt_g.state_dict(),
                     "opt_d": opt_d.state_dict(),
                     "gen_state": g.get_state(),
+                    "ema": ema.state_dict(),
                     "history": history,
                     "epoch": epoch + 1,
                 },
@@ -382,8 +518,20 @@ def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: s
         if len(history["fid"]) >= 2
         else {"optimal": False}
     )
+    noise: dict[str, Any] = {}
+    if cfg.noise_repeats > 0:  # the large FID's sampling noise: fresh generated sets, resampled real sets
+        ema.copy_to(gen_ema)
+        ng = torch.Generator().manual_seed(cfg.seed + 13)
+        with torch.no_grad():
+            for name, m in (("raw", gen), ("ema", gen_ema)):
+                v = [shared.fid_big(m(gen.sample_noise(TAIL_FID_SAMPLES, ng))) for _ in range(cfg.noise_repeats)]
+                noise[f"generated_{name}"] = v
+        noise["real_bootstrap_sd"] = shared.real_noise_big
     result = {
         "config": asdict(cfg),
+        "fid_noise": noise,
+        "fid_recon_big": shared.fid_recon_big,
+        "fid_floor_big": shared.fid_floor_big,
         "generator_params": count_params(gen),
         "discriminator_params": count_params(disc),
         "initial_fid": initial_fid,
