@@ -238,3 +238,41 @@ def test_second_preparation_reuses_the_shared_pieces_by_content_key(tmp_path, mo
     assert p2 == p1 and "reused" in logs[-1] and os.path.basename(p1[2]).split("-")[-1][:-3] in logs[-1]
     sh = Q.Shared.from_cache(p1[2], latent=2)
     assert sh is not None and sh.real_feats_big.shape[0] == 359 and sh.fid_recon_big > sh.fid_floor_big >= 0
+
+
+def test_large_fid_tail_and_ema_resume_bit_for_bit(tmp_path, monkeypatch):
+    """A run interrupted after 2 of 4 epochs and resumed gives the same traces (raw and EMA
+    large FIDs) as one uninterrupted run: the EMA state travels in the checkpoint."""
+    from dataclasses import replace
+
+    from qbm.data import load_dataset
+    from qbm.training.qgan import QGANConfig, Shared, train_qgan
+
+    monkeypatch.setenv("QBM_CACHE_DIR", str(tmp_path / "cache"))
+    shared = Shared(load_dataset("digits", None), 2, ae_epochs=1, eval_samples=100)
+    cfg = QGANConfig(qubits=2, layers=1, latent=2, readout="z", disc_width=8, epochs=4, iters_per_epoch=3,
+                     eval_samples=100, tail_fid_fraction=0.5)  # fmt: skip
+    whole = train_qgan(cfg, shared, progress=False, out=str(tmp_path / "a"))
+    h = whole["history"]
+    assert h["tail_epochs"] == [3, 4] and len(h["tail_fid_raw"]) == len(h["tail_fid_ema"]) == 2
+    assert h["tail_fid_raw"] != h["tail_fid_ema"]  # the average is not the raw weights
+    calls = {"n": 0}
+    real = shared.fid_of_latents
+
+    def interrupt_in_epoch_3(z):  # the initial evaluation, epochs 1 and 2, then Ctrl-C
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(z)
+
+    monkeypatch.setattr(shared, "fid_of_latents", interrupt_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_qgan(cfg, shared, progress=False, out=str(tmp_path / "b"))
+    monkeypatch.setattr(shared, "fid_of_latents", real)
+    resumed = train_qgan(cfg, shared, progress=False, out=str(tmp_path / "b"))
+    for k in ("fid", "tail_epochs", "tail_fid_raw", "tail_fid_ema", "d_loss"):
+        assert resumed["history"][k] == h[k], k
+    # continued to more epochs: the tail moves to the new last half (no stale entries)
+    train_qgan(replace(cfg, epochs=2), shared, progress=False, out=str(tmp_path / "c"))
+    longer = train_qgan(cfg, shared, progress=False, out=str(tmp_path / "c"))
+    assert longer["history"]["tail_epochs"] == [3, 4]

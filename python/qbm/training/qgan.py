@@ -440,7 +440,8 @@ def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: s
     initial_fid, _ = evaluate()
     if ck_path and os.path.exists(ck_path):
         ck = load_checkpoint(ck_path)
-        stored = dict(ck.get("config") or {})
+        # settings a checkpoint predates (the EMA, the large FID) are read as their defaults
+        stored = {**asdict(QGANConfig()), **dict(ck.get("config") or {})}
         want = asdict(cfg)
         diff = sorted(k for k in set(stored) | set(want) if k != "epochs" and stored.get(k) != want.get(k))
         if diff:
@@ -455,8 +456,15 @@ def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: s
         opt_d.load_state_dict(ck["opt_d"])
         g.set_state(ck["gen_state"])
         history, start_epoch = ck["history"], ck["epoch"]
-        if "ema" in ck:
+        if "ema" in ck:  # continued to more epochs: the average goes on at this run's half-life
+            decay = ema.decay
             ema.load_state_dict(ck["ema"])
+            ema.decay = decay
+        for k in ("tail_epochs", "tail_fid_raw", "tail_fid_ema"):
+            history.setdefault(k, [])
+        keep = [i for i, e in enumerate(history["tail_epochs"]) if e >= first_tail]  # the tail moved with epochs
+        for k in ("tail_epochs", "tail_fid_raw", "tail_fid_ema"):
+            history[k] = [history[k][i] for i in keep]
     z_real_all = shared.z_train
     t0 = time.perf_counter()
     bar = tqdm(range(start_epoch, cfg.epochs), desc=f"{cfg.generator} GAN", disable=not progress)
