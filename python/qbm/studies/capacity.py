@@ -39,6 +39,13 @@ sets of one fixed generator; the shortest when none is); spread_bound = the 95th
 of the calibration seeds' tail standard deviations; low_factor = the 95th percentile of
 their tail mean / reconstruction FID.
 
+The constants, per data set (``qbm/studies/rules/capacity-<dataset>.json``, packaged; each
+committed before its study ran):
+
+- digits (commit d5eff01; calibration quantum 6x2 vs width 128, seeds 100-109, 30 epochs x 50
+  generator steps): beta2 0.9, EMA weights, the last 3 large FIDs (5000 generated latents
+  against all 359 test images), sd <= 0.889, mean <= 4.02 x the reconstruction FID.
+
 The first rule (fixed before the paper-budget study on digits; still computed on every
 study's cheap FID traces and reported beside, never instead of the calibrated rule):
 
