@@ -118,8 +118,7 @@ def iw_loglik(
         return torch.cat(out)
     for s in range(0, len(x), per):
         xb = x[s : s + per]
-        h = model.encoder(xb).to(torch.float64)
-        mu, logvar = h[:, : model.latent], h[:, model.latent :].clamp(-10, 10)
+        mu, logvar = (t.to(torch.float64) for t in model.posterior(xb))
         std = torch.exp(0.5 * logvar)
         eps = torch.randn((num_samples, *mu.shape), generator=g, dtype=mu.dtype).to(mu.device)
         z = mu + std * eps

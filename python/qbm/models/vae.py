@@ -233,19 +233,30 @@ class GaussianVAE(nn.Module):
         log_z: float = 0.0,
         kl_weight: float = 1.0,
     ) -> dict[str, torch.Tensor]:
-        h = self.encoder(x)
-        mu, logvar = h[:, : self.latent], h[:, self.latent :].clamp(-10, 10)
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
-        z = mu + torch.exp(0.5 * logvar) * eps
-        recon = reconstruction_loss(self.decoder(z), x, self.likelihood)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+        t = self.elbo_terms(x, generator)
+        recon, kl = t["recon"], t["kl"]
         return {
             "recon": recon.mean(),
             "kl": kl.mean(),
             "objective": recon.mean() + kl_weight * kl.mean(),
-            "z": z,
-            "mean": mu,
+            "z": t["z"],
+            "mean": t["mean"],
         }
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder's mean and log-variance (clamped to [-10, 10])."""
+        h = self.encoder(x)
+        return h[:, : self.latent], h[:, self.latent :].clamp(-10, 10)
+
+    def elbo_terms(self, x: torch.Tensor, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+        """Per-example terms: recon (B,) at one reparameterised sample z, the analytic
+        KL(q || N(0, I)) (B,), z and the posterior mean."""
+        mu, logvar = self.posterior(x)
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        recon = reconstruction_loss(self.decoder(z), x, self.likelihood)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+        return {"recon": recon, "kl": kl, "z": z, "mean": mu}
 
     @torch.no_grad()
     def encode_mean(self, x: torch.Tensor) -> torch.Tensor:

@@ -467,8 +467,6 @@ def ood_auroc(trainer: VAETrainer, x_in: np.ndarray, x_out: np.ndarray) -> dict[
     the model was trained: with dynamic binarisation both sets get one fixed Bernoulli draw."""
     from sklearn.metrics import roc_auc_score
 
-    from qbm.models.vae import reconstruction_loss
-
     model = trainer.model
     g = torch.Generator().manual_seed(int(trainer.seed) * 7919 + 29)
 
@@ -488,13 +486,9 @@ def ood_auroc(trainer: VAETrainer, x_in: np.ndarray, x_out: np.ndarray) -> dict[
             energy = model.prior.energy(t["mean"])
             neg_elbo = t["recon"] + t["kl_no_log_z"] + trainer.log_z
         else:
-            h = model.encoder(xt)
-            mu, logvar = h[:, : model.latent], h[:, model.latent :].clamp(-10, 10)
-            eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(0))
-            z = mu + torch.exp(0.5 * logvar) * eps.to(mu.device)
-            kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
-            neg_elbo = reconstruction_loss(model.decoder(z), xt, model.likelihood) + kl
-            energy = 0.5 * mu.pow(2).sum(1)
+            t = model.elbo_terms(xt, torch.Generator().manual_seed(0))
+            neg_elbo = t["recon"] + t["kl"]
+            energy = 0.5 * t["mean"].pow(2).sum(1)
         return energy.double().cpu().numpy(), neg_elbo.double().cpu().numpy()
 
     e_in, n_in = scores(x_in)
