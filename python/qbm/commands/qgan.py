@@ -155,8 +155,9 @@ def cmd_capacity_calibrate(args: argparse.Namespace) -> int:
     print(f"rule: the last {rule['tail_evaluations']} large FIDs; stable: sd <= {rule['spread_bound']:.3g} "
           f"(95th percentile of {len(c['tail_sds'])} seeds); low: mean <= {rule['low_factor']:.3g} x the "
           f"reconstruction FID ({c['fid_recon_big']:.3g} at latent {n})")  # fmt: skip
-    print(f"wrote {args.out}/rule.json and calibration.png; commit the rule before the study, e.g. as "
-          f"{os.path.relpath(packaged_rule(base.dataset))} (the study refuses an uncommitted rule)")  # fmt: skip
+    print(f"wrote {args.out}/rule.json and calibration.png; commit the rule to a git repository before the study "
+          f"and pass it as --rule (the study refuses an uncommitted rule; qbm's own rules are packaged as "
+          f"{os.path.basename(packaged_rule(base.dataset))})")  # fmt: skip
     return 0
 
 

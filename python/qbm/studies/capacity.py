@@ -138,7 +138,14 @@ def capacity_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
             eval_samples=cfg.eval_samples,
             cache=config.get("cache"),
         )
-    r = train_qgan(cfg, shared, progress=False)
+    from qbm.studies.runner import report_progress
+
+    name = f"quantum {cfg.qubits}x{cfg.layers}" if cfg.generator == "quantum" else f"classical {cfg.gen_width}"
+
+    def show(epoch: int, fid: float) -> None:
+        report_progress(f"{name} vs {cfg.disc_width}, seed {seed}: epoch {epoch}/{cfg.epochs}, FID {fid:.2f}")
+
+    r = train_qgan(cfg, shared, progress=False, on_epoch=show)
     return {
         "generator_params": r["generator_params"],
         "discriminator_params": r["discriminator_params"],

@@ -9,6 +9,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -397,7 +398,16 @@ def gradient_penalty(disc: torch.nn.Module, real: torch.Tensor, fake: torch.Tens
     return ((grad.norm(dim=1) - 1) ** 2).mean()
 
 
-def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: str | None = None) -> dict[str, Any]:
+def train_qgan(
+    cfg: QGANConfig,
+    shared: Shared,
+    *,
+    progress: bool = True,
+    out: str | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> dict[str, Any]:
+    """Train one latent GAN; ``on_epoch(epoch, fid)`` after every epoch's evaluation (a
+    study run reports its progress through it)."""
     if cfg.loss not in ("wgan-gp", "ns"):
         raise ValueError(f"loss: unknown value {cfg.loss!r}; choose wgan-gp or ns")
     torch.manual_seed(cfg.seed)
@@ -506,6 +516,8 @@ def train_qgan(cfg: QGANConfig, shared: Shared, *, progress: bool = True, out: s
         history["d_loss"].append(float(np.mean(dl)))
         history["g_loss"].append(float(np.mean(gl)) if gl else float("nan"))
         bar.set_postfix(fid=f"{fid:.2f}")
+        if on_epoch is not None:
+            on_epoch(epoch + 1, fid)
         if ck_path:
             save_atomic(
                 {
