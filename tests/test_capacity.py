@@ -276,3 +276,13 @@ def test_large_fid_tail_and_ema_resume_bit_for_bit(tmp_path, monkeypatch):
     train_qgan(replace(cfg, epochs=2), shared, progress=False, out=str(tmp_path / "c"))
     longer = train_qgan(cfg, shared, progress=False, out=str(tmp_path / "c"))
     assert longer["history"]["tail_epochs"] == [3, 4]
+
+
+def test_the_packaged_digits_rule_loads_as_committed():
+    """qbm's own digits rule: complete, of this rule version, and accepted (committed in a
+    clone, or packaged in an installed qbm), with its blob hash recorded."""
+    rule, prov = C.load_rule(C.packaged_rule("digits"))
+    assert rule["dataset"] == "digits" and rule["calibration"]["seeds"] == C.CALIBRATION_SEEDS
+    assert prov["source"] == "git" or prov["source"].startswith("packaged")
+    with open(C.packaged_rule("digits"), "rb") as fh:
+        assert prov["blob"] == C.git_blob_hash(fh.read())

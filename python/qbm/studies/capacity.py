@@ -509,8 +509,9 @@ def rule_provenance(path: str) -> dict[str, Any]:
     def git(*a: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["git", "-C", d, *a], capture_output=True, text=True, timeout=30)
 
-    try:
+    try:  # a file git ignores (an installed copy inside a virtual environment in a clone) is not in git
         inside = git("rev-parse", "--is-inside-work-tree").stdout.strip() == "true"
+        inside = inside and git("check-ignore", "-q", path).returncode != 0
     except (OSError, subprocess.SubprocessError):
         inside = False
     if inside:
