@@ -55,7 +55,7 @@ def test_ema_weights_are_bias_corrected_and_match_the_closed_form():
     ema.update(m)  # a constant parameter is returned exactly from the first step on
     assert torch.allclose(ema.averaged()["0.weight"], w0)
     a, thetas = ema.decay, [w0]
-    for t in range(1, 9):
+    for _ in range(8):
         with torch.no_grad():
             m[0].weight.add_(1.0)
         thetas.append(m[0].weight.detach().clone())

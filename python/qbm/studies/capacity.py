@@ -501,7 +501,9 @@ def rule_provenance(path: str) -> dict[str, Any]:
 
     path = os.path.abspath(path)
     if not os.path.isfile(path):
-        raise ValueError(f"--rule: {path!r} does not exist; run `qbm study capacity-calibrate` and commit its rule.json")
+        raise ValueError(
+            f"--rule: {path!r} does not exist; run `qbm study capacity-calibrate` and commit its rule.json"
+        )
     with open(path, "rb") as fh:
         blob = git_blob_hash(fh.read())
     d = os.path.dirname(path)
@@ -598,7 +600,8 @@ def capacity_calibrate(
     os.makedirs(out, exist_ok=True)
     paths = prepare_shared(base.dataset, base.data_dir, [n], base, log, (runner_kw or {}).get("progress", True))
     c = {**asdict(base), "generator": "quantum", "qubits": n, "layers": L, "latent": n, "readout": "z",
-         "disc_width": disc_width, "tail_fid_fraction": 0.5, "noise_repeats": noise_repeats, "cache": paths[n]}  # fmt: skip
+         "disc_width": disc_width, "tail_fid_fraction": 0.5, "noise_repeats": noise_repeats,
+         "cache": paths[n]}  # fmt: skip
     c.pop("seed", None)
     c.pop("extra", None)
     jobs = [{**c, "adam_beta2": b} for b in beta2s]

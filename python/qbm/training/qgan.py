@@ -221,7 +221,9 @@ class Shared:
             )
 
     @staticmethod
-    def content_key(data: ImageData, latent: int, *, seed: int = 0, ae_epochs: int = 80, eval_samples: int = 500) -> str:
+    def content_key(
+        data: ImageData, latent: int, *, seed: int = 0, ae_epochs: int = 80, eval_samples: int = 500
+    ) -> str:
         """The key of the prepared pieces: the data's content and the preparation config."""
         from qbm.generation import content_key, validation_split
 
