@@ -821,7 +821,7 @@ def _study_figure(path: str, points: list[dict[str, Any]], best: list[dict[str, 
     """Left: median large tail FID per (generator, tested width), optimal points marked x;
     right: threshold discriminator parameters (bootstrap 95% intervals) against generator
     parameters, quantum and classical, with the fitted exponential (dashed) and power law
-    (dotted); censored generators drawn as arrows at the top."""
+    (dotted); censored generators drawn as open triangles at the top."""
     from qbm.plotting import _plt
 
     plt = _plt()
@@ -859,14 +859,15 @@ def _study_figure(path: str, points: list[dict[str, Any]], best: list[dict[str, 
                 e, pl = f["exponential"], f["polynomial"]
                 ax1.plot(xs, np.exp(e["a"] + e["b"] * xs), "--", color=colour, lw=0.8)
                 ax1.plot(xs, np.exp(pl["a"]) * xs ** pl["b"], ":", color=colour, lw=0.8)
-        for b in sel:
-            if b["censored"]:
-                ax1.annotate("", (b["generator_params"], top), (b["generator_params"], top / 2),
-                             arrowprops={"arrowstyle": "->", "color": colour})  # fmt: skip
+        cens = [b["generator_params"] for b in sel if b["censored"]]
+        if cens:
+            ax1.scatter(cens, [top] * len(cens), marker="^", s=60, color=colour, facecolors="none",
+                        label=f"{kind}: censored (widest width not optimal)")  # fmt: skip
     ax1.set_yscale("log")
+    ax1.set_ylim(top=top * 1.5)
     ax1.set_xlabel("generator parameters")
     ax1.set_ylabel("threshold discriminator parameters (95% bootstrap)")
-    ax1.set_title("arrows: censored (widest width not optimal)", fontsize=8)
+    ax1.set_title("threshold per generator; open triangles at the top: censored", fontsize=8)
     if ax1.get_legend_handles_labels()[0]:
         ax1.legend(fontsize=6)
     fig.tight_layout()
