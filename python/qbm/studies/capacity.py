@@ -142,8 +142,8 @@ def capacity_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
 
     name = f"quantum {cfg.qubits}x{cfg.layers}" if cfg.generator == "quantum" else f"classical {cfg.gen_width}"
 
-    def show(epoch: int, fid: float) -> None:
-        report_progress(f"{name} vs {cfg.disc_width}, seed {seed}: epoch {epoch}/{cfg.epochs}, FID {fid:.2f}")
+    def show(epoch: int, fid: float) -> None:  # the bar names the seed
+        report_progress(f"{name} vs {cfg.disc_width}: epoch {epoch}/{cfg.epochs}, FID {fid:.2f}")
 
     r = train_qgan(cfg, shared, progress=False, on_epoch=show)
     return {
