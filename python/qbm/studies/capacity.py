@@ -143,7 +143,7 @@ def capacity_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
         )
     from qbm.studies.runner import report_progress
 
-    name = f"quantum {cfg.qubits}x{cfg.layers}" if cfg.generator == "quantum" else f"classical {cfg.gen_width}"
+    name = _generator_name(config)
 
     def show(epoch: int, fid: float) -> None:  # the bar names the seed
         report_progress(f"{name} vs {cfg.disc_width}: epoch {epoch}/{cfg.epochs}, FID {fid:.2f}")
@@ -174,6 +174,17 @@ def _tail(v: list[float]) -> np.ndarray:
     return np.asarray(v[-k:], dtype=float)
 
 
+def _diverged(r: dict[str, Any]) -> bool:
+    """Both rules' divergence check: a loss is not finite, or the tail |d_loss| exceeds
+    DIVERGE_FACTOR x its median over the first half of training."""
+    losses = np.asarray(r["d_loss"] + r["g_loss"], dtype=float)
+    d = np.abs(np.asarray(r["d_loss"], dtype=float))
+    early = float(np.median(d[: max(1, len(d) // 2)])) if len(d) else 0.0
+    return bool(
+        not np.all(np.isfinite(losses)) or (len(d) and _tail(list(d)).max() > DIVERGE_FACTOR * max(early, 1e-3))
+    )
+
+
 def run_verdicts(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], float]:
     """Per-run optimality (see the constants above); returns verdicts and the best
     tail-mean FID of the study."""
@@ -183,12 +194,7 @@ def run_verdicts(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], f
     for r, tm in zip(results, tails):
         f = _tail(r["fid"]) if len(r["fid"]) >= 2 else np.array([math.inf])
         spread = float(f.std() / f.mean()) if f.mean() > 0 and np.isfinite(f.mean()) else math.inf
-        losses = np.asarray(r["d_loss"] + r["g_loss"], dtype=float)
-        d = np.abs(np.asarray(r["d_loss"], dtype=float))
-        early = float(np.median(d[: max(1, len(d) // 2)])) if len(d) else 0.0
-        diverged = bool(
-            not np.all(np.isfinite(losses)) or (len(d) and _tail(list(d)).max() > DIVERGE_FACTOR * max(early, 1e-3))
-        )
+        diverged = _diverged(r)
         low = bool(tm <= LOW_FACTOR * best)
         stable = bool(spread <= MAX_SPREAD)
         out.append(
@@ -419,12 +425,7 @@ def calibrated_verdict(rec: dict[str, Any], rule: dict[str, Any]) -> dict[str, A
         raise ValueError(f"rule: the run measured {len(series)} large FIDs, the rule needs the last {k}")
     tail = np.asarray(series[-k:], dtype=float)
     mean, sd = float(tail.mean()), float(tail.std(ddof=1))
-    d = np.abs(np.asarray(rec["d_loss"], dtype=float))
-    losses = np.asarray(rec["d_loss"] + rec["g_loss"], dtype=float)
-    early = float(np.median(d[: max(1, len(d) // 2)])) if len(d) else 0.0
-    diverged = bool(
-        not np.all(np.isfinite(losses)) or (len(d) and _tail(list(d)).max() > DIVERGE_FACTOR * max(early, 1e-3))
-    )
+    diverged = _diverged(rec)
     low = bool(mean <= rule["low_factor"] * rec["fid_recon_big"])
     stable = bool(sd <= rule["spread_bound"])
     return {"big_tail_mean": mean, "big_tail_sd": sd, "big_low": low, "big_stable": stable, "diverged": diverged,
@@ -441,15 +442,15 @@ def derive_rule(records: list[dict[str, Any]], *, tail_candidates: tuple[int, ..
     if not by_beta:
         raise ValueError("calibration: no finished runs")
     n_tail = min(len(r["tail_fid_ema"]) for r in records)
-    half = max(2, n_tail)
+    whole = max(2, n_tail)  # beta2 and the weights are chosen on every large FID the runs measured
 
     def tail_means(rs: list[dict[str, Any]], key: str, k: int) -> list[float]:
         return [float(np.mean(r[key][-k:])) for r in rs]
 
-    med_fid = {b: float(np.median(tail_means(rs, "tail_fid_ema", half))) for b, rs in by_beta.items()}
+    med_fid = {b: float(np.median(tail_means(rs, "tail_fid_ema", whole))) for b, rs in by_beta.items()}
     beta2 = min(sorted(by_beta), key=lambda b: (med_fid[b], abs(b - 0.9)))
     rs = by_beta[beta2]
-    med_sd = {w: float(np.median([np.std(r[f"tail_fid_{w}"][-half:], ddof=1) for r in rs])) for w in ("ema", "raw")}
+    med_sd = {w: float(np.median([np.std(r[f"tail_fid_{w}"][-whole:], ddof=1) for r in rs])) for w in ("ema", "raw")}
     weights = "raw" if med_sd["raw"] < med_sd["ema"] else "ema"
     key = f"tail_fid_{weights}"
     noise = float(np.median([np.std(r["fid_noise"][f"generated_{weights}"], ddof=1) for r in rs]))

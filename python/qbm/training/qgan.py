@@ -113,7 +113,7 @@ class EMAWeights:
 
 
 # generated latents per large FID, and test images they are compared with (all of a smaller
-# test set: digits has 360)
+# test set: digits has 359)
 TAIL_FID_SAMPLES = 5000
 
 
@@ -345,15 +345,17 @@ class Shared:
         return self.judge.features(images)
 
     @torch.no_grad()
-    def fid_of_latents(self, z: torch.Tensor) -> float:
-        return fid_from_features(self.features(self.ae.decode(z.float())), self.real_feats)
-
-    @torch.no_grad()
-    def fid_big(self, z: torch.Tensor) -> float:
-        """FID of many generated latents (decoded in chunks) against the fixed large real set."""
+    def decoded_features(self, z: torch.Tensor, chunk: int = 2048) -> np.ndarray:
+        """Judge features of latents decoded to images, in chunks of ``chunk`` latents."""
         z = z.float()
-        imgs = torch.cat([self.ae.decode(z[s : s + 2048]) for s in range(0, len(z), 2048)])
-        return fid_from_features(self.features(imgs), self.real_feats_big)
+        return self.features(torch.cat([self.ae.decode(z[s : s + chunk]) for s in range(0, len(z), chunk)]))
+
+    def fid_of_latents(self, z: torch.Tensor) -> float:
+        return fid_from_features(self.decoded_features(z), self.real_feats)
+
+    def fid_big(self, z: torch.Tensor) -> float:
+        """FID of many generated latents against the fixed large real set."""
+        return fid_from_features(self.decoded_features(z), self.real_feats_big)
 
 
 def build_generator(cfg: QGANConfig) -> torch.nn.Module:
@@ -472,11 +474,9 @@ def train_qgan(
             decay = ema.decay
             ema.load_state_dict(ck["ema"])
             ema.decay = decay
+        keep = [i for i, e in enumerate(history.get("tail_epochs", [])) if e >= first_tail]  # the tail moved
         for k in ("tail_epochs", "tail_fid_raw", "tail_fid_ema"):
-            history.setdefault(k, [])
-        keep = [i for i, e in enumerate(history["tail_epochs"]) if e >= first_tail]  # the tail moved with epochs
-        for k in ("tail_epochs", "tail_fid_raw", "tail_fid_ema"):
-            history[k] = [history[k][i] for i in keep]
+            history[k] = [history[k][i] for i in keep] if k in history else []
     z_real_all = shared.z_train
     t0 = time.perf_counter()
     bar = tqdm(range(start_epoch, cfg.epochs), desc=f"{cfg.generator} GAN", disable=not progress)
