@@ -165,7 +165,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     from qbm.data import check_dataset
     from qbm.studies.capacity import capacity_study, load_rule, packaged_rule
     from qbm.studies.cli_common import runner_kwargs
-    from qbm.studies.runner import available_cores, check_threads
+    from qbm.studies.runner import check_threads, default_workers
     from qbm.training.rundir import check_out_dir
 
     explicit = getattr(args, "explicit", set())
@@ -188,7 +188,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         + 2 * len(s["full_seeds"])
     n_runs = per_gen * (len(qgrid) + len(classical))
     secs = rule["calibration"].get("run_seconds_median", float("nan"))
-    workers = args.workers or available_cores()
+    workers = args.workers or default_workers(args.threads_per_run)
     print(f"capacity study on {base.dataset} under rule {prov['path']} (blob {prov['blob'][:12]}, "
           f"{'commit ' + prov['commit'][:12] if prov['commit'] else prov['source']})")  # fmt: skip
     print(f"budget: {len(qgrid)} quantum + {len(classical)} classical generators, about {per_gen} runs each "
