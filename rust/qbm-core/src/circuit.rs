@@ -37,6 +37,9 @@ use crate::rng::{tags, Xoshiro256pp};
 use rayon::prelude::*;
 use std::sync::atomic::AtomicBool;
 
+mod blocks;
+mod pairs2;
+
 /// Largest number of qubits accepted (2^30 amplitudes take 16 GiB per state).
 pub const MAX_QUBITS: usize = 30;
 
@@ -66,6 +69,9 @@ pub enum Op {
     Cz { a: usize, b: usize },
     /// A fixed 2x2 matrix on qubit `q`: `m = [re00, im00, re01, im01, re10, im10, re11, im11]`.
     Mat { q: usize, m: [f64; 8] },
+    /// A fixed 4x4 matrix on qubits `a`, `b` (basis |x_a x_b>, x_a more significant;
+    /// entry (r, c) at `8 r + 2 c`, re then im): made by fusion only.
+    Mat2 { a: usize, b: usize, m: [f64; 32] },
 }
 
 /// Gate kinds as numbered at the binding (`kind` codes of [`Program::from_codes`]).
@@ -221,9 +227,31 @@ impl Program {
         memory::ensure_fits(need, "angles")?;
         let mut out = memory::try_vec(rows * 2 * d, 0.0f64, "angles")?;
         let s = self.num_slots();
-        let threads = self.threads_for(num_threads, rows)?;
+        let all = resolve_threads(num_threads)?;
         // fusing pays for large states only (small ones are bound by per-row overhead)
         let fuse_rows = d >= 1 << 10;
+        if self.n > blocks::BITS && rows < all {
+            // fewer states than threads: the threads share each state's chunks
+            with_exact_threads(all, || {
+                for (r, st) in out.chunks_mut(2 * d).enumerate() {
+                    check_cancel(cancel)?;
+                    self.init_row(st, initial, r);
+                    let (re, im) = st.split_at_mut(d);
+                    let a = &angles[r * s..(r + 1) * s];
+                    blocks::run(
+                        self.n,
+                        &pairs2::fuse_pairs(self.n, &self.ops, a),
+                        a,
+                        re,
+                        im,
+                        all,
+                    );
+                }
+                Ok::<(), CoreError>(())
+            })??;
+            return Ok(out);
+        }
+        let threads = self.threads_for(num_threads, rows)?;
         with_exact_threads(threads, || {
             out.par_chunks_mut(2 * d)
                 .enumerate()
@@ -234,7 +262,14 @@ impl Program {
                     let (re, im) = st.split_at_mut(d);
                     let a = &angles[r * s..(r + 1) * s];
                     if fuse_rows {
-                        run_ops(self.n, &fuse(&self.ops, a), a, re, im, false);
+                        blocks::run(
+                            self.n,
+                            &pairs2::fuse_pairs(self.n, &self.ops, a),
+                            a,
+                            re,
+                            im,
+                            1,
+                        );
                     } else {
                         run_ops(self.n, &self.ops, a, re, im, false);
                     }
@@ -322,29 +357,44 @@ impl Program {
         )?;
         let s = self.num_slots();
         let mut grad = vec![0.0f64; rows * s];
-        let threads = self.threads_for(num_threads, rows)?;
-        with_exact_threads(threads, || {
-            grad.par_chunks_mut(s.max(1))
-                .enumerate()
-                .take(rows)
-                .try_for_each(|(r, g)| {
-                    check_cancel(cancel)?;
-                    let mut phi = psi[r * 2 * d..(r + 1) * 2 * d].to_vec();
-                    let mut lam = lambda[r * 2 * d..(r + 1) * 2 * d].to_vec();
-                    let (pr, pi) = phi.split_at_mut(d);
-                    let (lr, li) = lam.split_at_mut(d);
-                    adjoint_row(
-                        self.n,
-                        &self.ops,
-                        &angles[r * s..(r + 1) * s],
-                        pr,
-                        pi,
-                        lr,
-                        li,
-                        g,
-                    );
-                    Ok::<(), CoreError>(())
-                })
+        let all = resolve_threads(num_threads)?;
+        // fewer states than threads: the threads share each state's chunks
+        let (threads, inner) = if self.n > blocks::BITS && rows < all {
+            (1, all)
+        } else {
+            (self.threads_for(num_threads, rows)?, 1)
+        };
+        let row = |r: usize, g: &mut [f64]| {
+            check_cancel(cancel)?;
+            let mut phi = psi[r * 2 * d..(r + 1) * 2 * d].to_vec();
+            let mut lam = lambda[r * 2 * d..(r + 1) * 2 * d].to_vec();
+            let (pr, pi) = phi.split_at_mut(d);
+            let (lr, li) = lam.split_at_mut(d);
+            blocks::adjoint(
+                self.n,
+                &self.ops,
+                &angles[r * s..(r + 1) * s],
+                pr,
+                pi,
+                lr,
+                li,
+                g,
+                inner,
+            );
+            Ok::<(), CoreError>(())
+        };
+        with_exact_threads(threads.max(inner), || {
+            if inner > 1 {
+                grad.chunks_mut(s.max(1))
+                    .enumerate()
+                    .take(rows)
+                    .try_for_each(|(r, g)| row(r, g))
+            } else {
+                grad.par_chunks_mut(s.max(1))
+                    .enumerate()
+                    .take(rows)
+                    .try_for_each(|(r, g)| row(r, g))
+            }
         })??;
         Ok(grad)
     }
@@ -402,7 +452,14 @@ impl Program {
         self.init_row(&mut psi, initial, 0);
         {
             let (re, im) = psi.split_at_mut(d);
-            run_ops(self.n, &fuse(&self.ops, angles), angles, re, im, false);
+            blocks::run(
+                self.n,
+                &pairs2::fuse_pairs(self.n, &self.ops, angles),
+                angles,
+                re,
+                im,
+                1,
+            );
         }
         let chunks = self.fork_chunks(resolve_threads(num_threads)?);
         let threads = resolve_threads(num_threads)?.min(chunks.len()).max(1);
@@ -493,13 +550,13 @@ impl Program {
             {
                 let (re, im) = ws.fork.split_at_mut(d);
                 apply_pauli(self.n, q.0, q.1, re, im);
-                run_ops(
+                blocks::run(
                     self.n,
-                    &fuse(&self.ops[j + 1..], angles),
+                    &pairs2::fuse_pairs(self.n, &self.ops[j + 1..], angles),
                     angles,
                     re,
                     im,
-                    false,
+                    1,
                 );
             }
             let (pr, pi) = psi.split_at(d);
@@ -1037,6 +1094,13 @@ fn apply_op(n: usize, op: &Op, angles: &[f64], re: &mut [f64], im: &mut [f64], i
                 matrix(re, im, stride(n, q), m)
             }
         }
+        Op::Mat2 { a, b, ref m } => {
+            if inverse {
+                pairs2::matrix2(n, re, im, a, b, &pairs2::dagger2(m))
+            } else {
+                pairs2::matrix2(n, re, im, a, b, m)
+            }
+        }
     }
 }
 
@@ -1358,6 +1422,127 @@ mod tests {
             .shift_gradient(&a, None, &w, Some(500), 9, Some(2), &no())
             .unwrap();
         assert_eq!(s1, s2);
+    }
+
+    #[test]
+    fn blocked_states_equal_gate_by_gate_bits() {
+        // above the chunk size: segments in place and gathered, one and several threads
+        for (n, seed) in [(blocks::BITS + 1, 1u64), (blocks::BITS + 3, 2)] {
+            let (p, a) = random_program(n, 120, seed);
+            let d = p.dim();
+            let mut want = vec![0.0f64; 2 * d];
+            want[0] = 1.0;
+            {
+                let (re, im) = want.split_at_mut(d);
+                run_ops(n, &p.ops, &a, re, im, false);
+            }
+            for ops in [p.ops.clone(), fuse(&p.ops, &a)] {
+                for threads in [1, 3] {
+                    let mut st = vec![0.0f64; 2 * d];
+                    st[0] = 1.0;
+                    let (re, im) = st.split_at_mut(d);
+                    with_exact_threads(threads, || {
+                        blocks::run_planned(n, &ops, &a, re, im, threads)
+                    })
+                    .unwrap();
+                    if ops.len() == p.ops.len() {
+                        assert_eq!(st, want, "n {n}, {threads} threads");
+                    } else {
+                        let err = st
+                            .iter()
+                            .zip(&want)
+                            .map(|(x, y)| (x - y).abs())
+                            .fold(0.0, f64::max);
+                        assert!(err < 1e-12, "fused: {err}");
+                    }
+                }
+            }
+            // the public call, one row on one and two threads
+            let one = p.states(&a, 1, None, Some(1), &no()).unwrap();
+            let two = p.states(&a, 1, None, Some(2), &no()).unwrap();
+            assert_eq!(one, two);
+        }
+    }
+
+    #[test]
+    fn pair_fusion_keeps_the_state_and_its_inverse_undoes_it() {
+        // random gates on few qubits make long two-qubit blocks (4x4 passes) on every pair,
+        // the three lowest included (the fixed-group kernel)
+        for (n, seed) in [(3, 5u64), (5, 6), (9, 7), (blocks::BITS + 2, 8)] {
+            let (p, a) = random_program(n, 400, seed);
+            let f = pairs2::fuse_pairs(n, &p.ops, &a);
+            let mat2 = f.iter().filter(|o| matches!(o, Op::Mat2 { .. })).count();
+            assert!(
+                mat2 > 0 && f.len() < p.ops.len(),
+                "n {n}: {} ops, {mat2} 4x4",
+                f.len()
+            );
+            let d = p.dim();
+            let mut want = vec![0.0f64; 2 * d];
+            want[0] = 1.0;
+            let mut got = want.clone();
+            {
+                let (re, im) = want.split_at_mut(d);
+                run_ops(n, &p.ops, &a, re, im, false);
+                let (re, im) = got.split_at_mut(d);
+                run_ops(n, &f, &a, re, im, false);
+            }
+            let err = got
+                .iter()
+                .zip(&want)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max);
+            assert!(err < 1e-12, "n {n}: {err}");
+            // the public call fuses pairs from 2^10 amplitudes on
+            let st = p.states(&a, 1, None, Some(1), &no()).unwrap();
+            if d >= 1 << 10 {
+                assert_eq!(st, got);
+            }
+            let (re, im) = got.split_at_mut(d);
+            run_ops(n, &f, &a, re, im, true);
+            assert!((re[0] - 1.0).abs() < 1e-12);
+            assert!(re[1..].iter().chain(im.iter()).all(|v| v.abs() < 1e-12));
+        }
+    }
+
+    #[test]
+    fn blocked_adjoint_equals_the_gate_by_gate_sweep() {
+        let n = blocks::BITS + 2;
+        let (p, a) = random_program(n, 90, 7);
+        let d = p.dim();
+        let psi = p.states(&a, 1, None, Some(1), &no()).unwrap();
+        let lam: Vec<f64> = psi
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v * (((i % d) * 7919 % 13) as f64 / 13.0 - 0.4))
+            .collect();
+        let mut want = vec![0.0; p.num_slots()];
+        {
+            let (mut phi, mut l) = (psi.clone(), lam.clone());
+            let (pr, pi) = phi.split_at_mut(d);
+            let (lr, li) = l.split_at_mut(d);
+            adjoint_row(n, &p.ops, &a, pr, pi, lr, li, &mut want);
+        }
+        let planned = |threads: usize| {
+            let (mut phi, mut l) = (psi.clone(), lam.clone());
+            let (pr, pi) = phi.split_at_mut(d);
+            let (lr, li) = l.split_at_mut(d);
+            let mut g = vec![0.0; p.num_slots()];
+            with_exact_threads(threads, || {
+                blocks::adjoint_planned(n, &p.ops, &a, pr, pi, lr, li, &mut g, threads)
+            })
+            .unwrap();
+            g
+        };
+        let g1 = planned(1);
+        assert_eq!(g1, planned(3));
+        // the public call: one thread sweeps gate by gate here, two share the chunks
+        assert_eq!(p.adjoint(&a, 1, &psi, &lam, Some(1), &no()).unwrap(), want);
+        assert_eq!(p.adjoint(&a, 1, &psi, &lam, Some(2), &no()).unwrap(), g1);
+        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (x, y) in g1.iter().zip(&want) {
+            assert!((x - y).abs() <= 1e-12 * scale.max(1.0), "{x} vs {y}");
+        }
     }
 
     #[test]

@@ -1,0 +1,426 @@
+//! Cache blocking for states above the caches.
+//!
+//! A gate list is cut, in order, into *segments* whose gates together touch at most
+//! [`HIGH`] qubits outside the [`LOW`] least significant index bits. A segment then
+//! runs chunk by chunk: a chunk is every amplitude whose other bits are fixed, 2^[`LOW`]
+//! contiguous amplitudes times 2^(high qubits touched), at most 2^[`BITS`] amplitudes
+//! (512 KiB for the two f64 planes, inside L2). The chunk is gathered into a buffer (or
+//! used in place when its amplitudes are contiguous), every gate of the segment is
+//! applied to it with the qubits renumbered, and it is written back: one pass over
+//! memory per segment instead of one per gate.
+//!
+//! Each amplitude goes through the same arithmetic in the same order as with the
+//! unblocked kernels, so states are bit for bit those of [`super::run_ops`]; chunks
+//! are independent, so they may run on several threads with the same bits.
+//! The adjoint sweep runs the same segments backwards; a gradient is then a sum of
+//! per-chunk overlaps taken in chunk order (equal to the unblocked sum to rounding,
+//! and the same on any thread count).
+
+use super::{adjoint_row, run_ops, Op};
+use rayon::prelude::*;
+
+/// Index bits always inside a chunk (contiguous runs of 2^LOW amplitudes).
+pub(crate) const LOW: usize = 10;
+/// Qubits above [`LOW`] a segment may touch.
+pub(crate) const HIGH: usize = 5;
+/// Index bits of the largest chunk.
+pub(crate) const BITS: usize = LOW + HIGH;
+/// Qubits from which one thread blocks a state: 2^21 amplitudes (32 MiB) and more, where
+/// a gate pass leaves the last-level cache (measured by `benches/circuits_large.py`:
+/// below it gate-by-gate passes are as fast, since each pass is bound by loads and
+/// stores rather than memory). Several threads on one state always share it by chunks.
+pub(crate) const MIN_QUBITS: usize = 21;
+
+#[derive(Clone, Debug)]
+enum Layout {
+    /// The whole state at once (it fits a chunk).
+    Whole,
+    /// Contiguous chunks of 2^nl amplitudes.
+    Contig,
+    /// Chunks gathered from 2^k runs of 2^LOW amplitudes at offsets `high_off` from a
+    /// base that deposits the chunk number into the bit positions `rest`.
+    Gather {
+        high_off: Vec<usize>,
+        rest: Vec<usize>,
+    },
+}
+
+/// A run of gates applied chunk by chunk, renumbered for an `nl`-qubit chunk.
+#[derive(Clone, Debug)]
+pub(crate) struct Segment {
+    ops: Vec<Op>,
+    nl: usize,
+    layout: Layout,
+}
+
+impl Segment {
+    /// Number of chunks for a state of `n` qubits.
+    fn chunks(&self, n: usize) -> usize {
+        match &self.layout {
+            Layout::Whole => 1,
+            Layout::Contig => 1 << (n - self.nl),
+            Layout::Gather { rest, .. } => 1 << rest.len(),
+        }
+    }
+}
+
+fn qubits(op: &Op) -> ([usize; 2], usize) {
+    match *op {
+        Op::Rot { q, .. } | Op::Mat { q, .. } => ([q, q], 1),
+        Op::CRot { c, t, .. } | Op::Cx { c, t } => ([c, t], 2),
+        Op::Cz { a, b } | Op::Mat2 { a, b, .. } => ([a, b], 2),
+    }
+}
+
+fn remap(op: &Op, f: impl Fn(usize) -> usize) -> Op {
+    match *op {
+        Op::Rot { axis, q, slot } => Op::Rot {
+            axis,
+            q: f(q),
+            slot,
+        },
+        Op::CRot { axis, c, t, slot } => Op::CRot {
+            axis,
+            c: f(c),
+            t: f(t),
+            slot,
+        },
+        Op::Cx { c, t } => Op::Cx { c: f(c), t: f(t) },
+        Op::Cz { a, b } => Op::Cz { a: f(a), b: f(b) },
+        Op::Mat { q, m } => Op::Mat { q: f(q), m },
+        Op::Mat2 { a, b, m } => Op::Mat2 {
+            a: f(a),
+            b: f(b),
+            m,
+        },
+    }
+}
+
+/// `c`'s bits written to the bit positions `pos` (bit j of c to position pos[j]).
+fn deposit(c: usize, pos: &[usize]) -> usize {
+    pos.iter()
+        .enumerate()
+        .map(|(j, &p)| ((c >> j) & 1) << p)
+        .sum()
+}
+
+/// Cut `ops` (on `n` qubits) into segments, greedily in gate order.
+pub(crate) fn plan(n: usize, ops: &[Op]) -> Vec<Segment> {
+    if n <= BITS {
+        return vec![Segment {
+            ops: ops.to_vec(),
+            nl: n,
+            layout: Layout::Whole,
+        }];
+    }
+    let mut out = Vec::new();
+    let mut cur: Vec<Op> = Vec::new();
+    let mut high: Vec<usize> = Vec::new(); // bit positions >= LOW touched so far
+    for op in ops {
+        let (qs, k) = qubits(op);
+        let new: Vec<usize> = qs[..k]
+            .iter()
+            .map(|&q| n - 1 - q)
+            .filter(|&p| p >= LOW && !high.contains(&p))
+            .collect();
+        if high.len() + new.len() > HIGH && !cur.is_empty() {
+            out.push(finish(
+                n,
+                std::mem::take(&mut cur),
+                std::mem::take(&mut high),
+            ));
+            high.extend(qs[..k].iter().map(|&q| n - 1 - q).filter(|&p| p >= LOW));
+        } else {
+            high.extend(new);
+        }
+        cur.push(*op);
+    }
+    if !cur.is_empty() {
+        out.push(finish(n, cur, high));
+    }
+    out
+}
+
+fn finish(n: usize, ops: Vec<Op>, mut high: Vec<usize>) -> Segment {
+    if high.iter().all(|&p| p < BITS) {
+        // the chunk of the 2^BITS lowest positions holds every pair: contiguous
+        let shift = n - BITS;
+        return Segment {
+            ops: ops.iter().map(|o| remap(o, |q| q - shift)).collect(),
+            nl: BITS,
+            layout: Layout::Contig,
+        };
+    }
+    high.sort_unstable();
+    let nl = LOW + high.len();
+    let local = |q: usize| {
+        let p = n - 1 - q;
+        let lp = if p < LOW {
+            p
+        } else {
+            LOW + high.iter().position(|&h| h == p).expect("planned qubit")
+        };
+        nl - 1 - lp
+    };
+    let ops = ops.iter().map(|o| remap(o, local)).collect();
+    let rest = (LOW..n).filter(|p| !high.contains(p)).collect();
+    let high_off = (0..1usize << high.len())
+        .map(|h| deposit(h, &high))
+        .collect();
+    Segment {
+        ops,
+        nl,
+        layout: Layout::Gather { high_off, rest },
+    }
+}
+
+/// A plane shared by the chunk loop; chunks touch disjoint amplitudes.
+#[derive(Clone, Copy)]
+struct Plane(*mut f64);
+unsafe impl Send for Plane {}
+unsafe impl Sync for Plane {}
+
+impl Plane {
+    /// Copy chunk `c` of a gathered segment into `buf` (`to_buf`) or back.
+    ///
+    /// # Safety
+    /// The plane holds 2^n values and `high_off` / `rest` come from one [`plan`] for n.
+    unsafe fn copy(self, buf: &mut [f64], base: usize, high_off: &[usize], to_buf: bool) {
+        let run = 1usize << LOW;
+        for (h, &off) in high_off.iter().enumerate() {
+            let p = self.0.add(base + off);
+            let b = buf.as_mut_ptr().add(h * run);
+            if to_buf {
+                std::ptr::copy_nonoverlapping(p, b, run);
+            } else {
+                std::ptr::copy_nonoverlapping(b, p, run);
+            }
+        }
+    }
+}
+
+/// Run `f(chunk, bufs)` for every chunk on `threads` threads (in the caller's pool),
+/// each thread holding its own `planes` buffers of 2^nl values; results in chunk order.
+fn chunk_map<R: Send>(
+    nc: usize,
+    len: usize,
+    planes: usize,
+    threads: usize,
+    f: impl Fn(usize, &mut [f64]) -> R + Sync,
+) -> Vec<R> {
+    if threads <= 1 || nc == 1 {
+        let mut buf = vec![0.0f64; planes * len];
+        return (0..nc).map(|c| f(c, &mut buf)).collect();
+    }
+    (0..nc)
+        .into_par_iter()
+        .with_min_len(nc.div_ceil(threads * 4).max(1))
+        .map_init(|| vec![0.0f64; planes * len], |buf, c| f(c, buf))
+        .collect()
+}
+
+/// Apply `ops` to the state (`re`, `im`: 2^n values each), segment by segment; with
+/// `threads` > 1 the chunks of a segment are spread over the current pool. One thread on
+/// a state below [`MIN_QUBITS`] runs gate by gate (the same bits).
+pub(crate) fn run(
+    n: usize,
+    ops: &[Op],
+    angles: &[f64],
+    re: &mut [f64],
+    im: &mut [f64],
+    threads: usize,
+) {
+    if threads <= 1 && n < MIN_QUBITS {
+        run_ops(n, ops, angles, re, im, false);
+    } else {
+        run_planned(n, ops, angles, re, im, threads);
+    }
+}
+
+/// [`run`] through the segments whatever the size.
+pub(crate) fn run_planned(
+    n: usize,
+    ops: &[Op],
+    angles: &[f64],
+    re: &mut [f64],
+    im: &mut [f64],
+    threads: usize,
+) {
+    for seg in plan(n, ops) {
+        run_segment(n, &seg, angles, re, im, threads);
+    }
+}
+
+fn run_segment(
+    n: usize,
+    seg: &Segment,
+    angles: &[f64],
+    re: &mut [f64],
+    im: &mut [f64],
+    threads: usize,
+) {
+    let len = 1usize << seg.nl;
+    match &seg.layout {
+        Layout::Whole => run_ops(seg.nl, &seg.ops, angles, re, im, false),
+        Layout::Contig => {
+            let body =
+                |(r, i): (&mut [f64], &mut [f64])| run_ops(seg.nl, &seg.ops, angles, r, i, false);
+            if threads > 1 {
+                re.par_chunks_mut(len)
+                    .zip(im.par_chunks_mut(len))
+                    .for_each(body);
+            } else {
+                re.chunks_mut(len).zip(im.chunks_mut(len)).for_each(body);
+            }
+        }
+        Layout::Gather { high_off, rest } => {
+            let (pr, pi) = (Plane(re.as_mut_ptr()), Plane(im.as_mut_ptr()));
+            chunk_map(seg.chunks(n), len, 2, threads, |c, buf| {
+                let base = deposit(c, rest);
+                let (br, bi) = buf.split_at_mut(len);
+                // SAFETY: the planes hold 2^n values, the offsets come from plan(n, ..),
+                // and different chunks touch disjoint amplitudes.
+                unsafe {
+                    pr.copy(br, base, high_off, true);
+                    pi.copy(bi, base, high_off, true);
+                }
+                run_ops(seg.nl, &seg.ops, angles, br, bi, false);
+                unsafe {
+                    pr.copy(br, base, high_off, false);
+                    pi.copy(bi, base, high_off, false);
+                }
+            });
+        }
+    }
+}
+
+/// The adjoint sweep (see [`super::Program::adjoint`]) on one state, segment by
+/// segment backwards: `grad[slot]` for every parameterised gate of `ops`. One thread on
+/// a state below [`MIN_QUBITS`] sweeps gate by gate.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn adjoint(
+    n: usize,
+    ops: &[Op],
+    angles: &[f64],
+    pr: &mut [f64],
+    pi: &mut [f64],
+    lr: &mut [f64],
+    li: &mut [f64],
+    grad: &mut [f64],
+    threads: usize,
+) {
+    if threads <= 1 && n < MIN_QUBITS {
+        adjoint_row(n, ops, angles, pr, pi, lr, li, grad);
+    } else {
+        adjoint_planned(n, ops, angles, pr, pi, lr, li, grad, threads);
+    }
+}
+
+/// [`adjoint`] through the segments whatever the size.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn adjoint_planned(
+    n: usize,
+    ops: &[Op],
+    angles: &[f64],
+    pr: &mut [f64],
+    pi: &mut [f64],
+    lr: &mut [f64],
+    li: &mut [f64],
+    grad: &mut [f64],
+    threads: usize,
+) {
+    for seg in plan(n, ops).iter().rev() {
+        let slots: Vec<usize> = seg
+            .ops
+            .iter()
+            .filter_map(|o| match *o {
+                Op::Rot { slot, .. } | Op::CRot { slot, .. } => Some(slot),
+                _ => None,
+            })
+            .collect();
+        let len = 1usize << seg.nl;
+        let nslots = grad.len();
+        let planes = [
+            Plane(pr.as_mut_ptr()),
+            Plane(pi.as_mut_ptr()),
+            Plane(lr.as_mut_ptr()),
+            Plane(li.as_mut_ptr()),
+        ];
+        let contig = matches!(seg.layout, Layout::Contig | Layout::Whole);
+        let parts = chunk_map(seg.chunks(n), len, 4, threads, |c, buf| {
+            let (b01, b23) = buf.split_at_mut(2 * len);
+            let (b0, b1) = b01.split_at_mut(len);
+            let (b2, b3) = b23.split_at_mut(len);
+            let mut g = vec![0.0f64; nslots];
+            match &seg.layout {
+                Layout::Gather { high_off, rest } => {
+                    let base = deposit(c, rest);
+                    // SAFETY: as in run_segment.
+                    unsafe {
+                        for (p, b) in planes.iter().zip([&mut *b0, &mut *b1, &mut *b2, &mut *b3]) {
+                            p.copy(b, base, high_off, true);
+                        }
+                    }
+                    adjoint_row(seg.nl, &seg.ops, angles, b0, b1, b2, b3, &mut g);
+                    unsafe {
+                        for (p, b) in planes.iter().zip([&mut *b0, &mut *b1, &mut *b2, &mut *b3]) {
+                            p.copy(b, base, high_off, false);
+                        }
+                    }
+                }
+                _ => {
+                    // contiguous: work on the chunk in place
+                    debug_assert!(contig);
+                    // SAFETY: chunk c is the disjoint range [c len, (c + 1) len).
+                    let v = |p: &Plane| unsafe {
+                        std::slice::from_raw_parts_mut(p.0.add(c * len), len)
+                    };
+                    let (c0, c1, c2, c3) =
+                        (v(&planes[0]), v(&planes[1]), v(&planes[2]), v(&planes[3]));
+                    adjoint_row(seg.nl, &seg.ops, angles, c0, c1, c2, c3, &mut g);
+                }
+            }
+            slots.iter().map(|&s| g[s]).collect::<Vec<f64>>()
+        });
+        for (k, &s) in slots.iter().enumerate() {
+            grad[s] = parts.iter().map(|p| p[k]).sum();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_cover_every_gate_within_the_budget() {
+        use super::super::Axis;
+        let n = 20;
+        let mut ops = Vec::new();
+        let mut slot = 0;
+        for _ in 0..2 {
+            for q in 0..n {
+                ops.push(Op::Rot {
+                    axis: Axis::X,
+                    q,
+                    slot,
+                });
+                slot += 1;
+            }
+            for q in 0..n - 1 {
+                ops.push(Op::Cx { c: q, t: q + 1 });
+            }
+        }
+        let segs = plan(n, &ops);
+        assert_eq!(segs.iter().map(|s| s.ops.len()).sum::<usize>(), ops.len());
+        for s in &segs {
+            assert!(s.nl <= BITS);
+            if let Layout::Gather { rest, high_off } = &s.layout {
+                assert_eq!(rest.len() + s.nl, n);
+                assert_eq!(high_off.len(), 1 << (s.nl - LOW));
+            }
+        }
+        // far fewer passes than gates
+        assert!(segs.len() * 4 < ops.len(), "{} segments", segs.len());
+    }
+}

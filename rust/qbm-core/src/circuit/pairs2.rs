@@ -1,0 +1,308 @@
+//! Two-qubit fusion: gates of a forward run gathered into blocks on at most two qubits,
+//! each block with more than one gate multiplied into one 4x4 matrix ([`Op::Mat2`]),
+//! applied in one pass over the state (as qsim's fuser does with its default size 2).
+//!
+//! The greedy pass keeps, per qubit, the last block touching it. A one-qubit gate joins
+//! that block (every later block leaves the qubit alone, so moving the gate earlier
+//! commutes past nothing it touches). A two-qubit gate joins the last block of both its
+//! qubits when that is one block on exactly this pair; otherwise it opens a new block,
+//! which takes over the one-qubit-only blocks that were last on either qubit (moved
+//! later past blocks that do not touch that qubit). A block of one gate is emitted as
+//! that gate; one-qubit blocks go through [`super::fuse`], and so does a two-qubit block
+//! whose gates cost fewer passes than one 4x4 pass ([`MAT2_PASSES`]).
+
+use super::{apply_op, fuse, stride, Op};
+
+/// What one [`Op::Mat2`] pass costs in one-qubit gate passes (16 complex products per 4
+/// amplitudes against 4 per pair: bound by arithmetic where a 2x2 pass is bound by loads
+/// and stores; measured 2.3-2.6 at n = 20 on the machine of `benches/circuits_large.py`).
+const MAT2_PASSES: f64 = 3.0;
+
+/// Gate passes of a gate list in one-qubit units (a controlled gate touches half the pairs).
+fn passes(ops: &[Op]) -> f64 {
+    ops.iter()
+        .map(|o| match o {
+            Op::Rot { .. } | Op::Mat { .. } => 1.0,
+            Op::Mat2 { .. } => MAT2_PASSES,
+            _ => 0.6,
+        })
+        .sum()
+}
+
+struct Block {
+    qs: [usize; 2],
+    two: bool,
+    ops: Vec<Op>,
+    alive: bool,
+}
+
+fn qubits(op: &Op) -> Option<[usize; 2]> {
+    match *op {
+        Op::CRot { c, t, .. } | Op::Cx { c, t } => Some([c, t]),
+        Op::Cz { a, b } => Some([a, b]),
+        Op::Mat2 { a, b, .. } => Some([a, b]),
+        Op::Rot { .. } | Op::Mat { .. } => None,
+    }
+}
+
+fn one_qubit(op: &Op) -> usize {
+    match *op {
+        Op::Rot { q, .. } | Op::Mat { q, .. } => q,
+        _ => unreachable!("a one-qubit op"),
+    }
+}
+
+/// `ops` (on `n` qubits, angles resolved) with two-qubit blocks fused.
+pub(crate) fn fuse_pairs(n: usize, ops: &[Op], angles: &[f64]) -> Vec<Op> {
+    let mut blocks: Vec<Block> = Vec::new();
+    let mut last: Vec<Option<usize>> = vec![None; n];
+    for op in ops {
+        match qubits(op) {
+            None => {
+                let q = one_qubit(op);
+                match last[q] {
+                    Some(b) => blocks[b].ops.push(*op),
+                    None => {
+                        last[q] = Some(blocks.len());
+                        blocks.push(Block {
+                            qs: [q, q],
+                            two: false,
+                            ops: vec![*op],
+                            alive: true,
+                        });
+                    }
+                }
+            }
+            Some([a, b]) => {
+                if let (Some(x), Some(y)) = (last[a], last[b]) {
+                    if x == y && blocks[x].two {
+                        blocks[x].ops.push(*op);
+                        continue;
+                    }
+                }
+                let mut taken = Vec::new();
+                for q in [a, b] {
+                    if let Some(x) = last[q] {
+                        if !blocks[x].two {
+                            blocks[x].alive = false;
+                            taken.append(&mut blocks[x].ops);
+                        }
+                    }
+                }
+                taken.push(*op);
+                last[a] = Some(blocks.len());
+                last[b] = Some(blocks.len());
+                blocks.push(Block {
+                    qs: [a, b],
+                    two: true,
+                    ops: taken,
+                    alive: true,
+                });
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(blocks.len());
+    for blk in blocks.into_iter().filter(|b| b.alive) {
+        if blk.ops.len() == 1 {
+            out.push(blk.ops[0]);
+            continue;
+        }
+        let single = fuse(&blk.ops, angles);
+        if blk.two && passes(&single) > MAT2_PASSES {
+            out.push(Op::Mat2 {
+                a: blk.qs[0],
+                b: blk.qs[1],
+                m: block_matrix(&blk.qs, &blk.ops, angles),
+            });
+        } else {
+            out.extend(single);
+        }
+    }
+    out
+}
+
+/// The 4x4 matrix of `ops` on qubits (a, b), basis |x_a x_b> (x_a more significant):
+/// entry (r, c) at `8 r + 2 c` (re, im). Columns are the ops run on basis states of a
+/// two-qubit register with a as qubit 0 and b as qubit 1.
+fn block_matrix(qs: &[usize; 2], ops: &[Op], angles: &[f64]) -> [f64; 32] {
+    let local = |q: usize| if q == qs[0] { 0 } else { 1 };
+    let mapped: Vec<Op> = ops
+        .iter()
+        .map(|o| match *o {
+            Op::Rot { axis, q, slot } => Op::Rot {
+                axis,
+                q: local(q),
+                slot,
+            },
+            Op::Mat { q, m } => Op::Mat { q: local(q), m },
+            Op::CRot { axis, c, t, slot } => Op::CRot {
+                axis,
+                c: local(c),
+                t: local(t),
+                slot,
+            },
+            Op::Cx { c, t } => Op::Cx {
+                c: local(c),
+                t: local(t),
+            },
+            Op::Cz { a, b } => Op::Cz {
+                a: local(a),
+                b: local(b),
+            },
+            Op::Mat2 { a, b, m } => Op::Mat2 {
+                a: local(a),
+                b: local(b),
+                m,
+            },
+        })
+        .collect();
+    let mut m = [0.0f64; 32];
+    for c in 0..4 {
+        let (mut re, mut im) = ([0.0f64; 4], [0.0f64; 4]);
+        re[c] = 1.0;
+        for op in &mapped {
+            apply_op(2, op, angles, &mut re, &mut im, false);
+        }
+        for r in 0..4 {
+            m[8 * r + 2 * c] = re[r];
+            m[8 * r + 2 * c + 1] = im[r];
+        }
+    }
+    m
+}
+
+/// `U^dag` of a 4x4 matrix in the layout of [`Op::Mat2`].
+#[inline(always)]
+pub(crate) fn dagger2(m: &[f64; 32]) -> [f64; 32] {
+    let mut out = [0.0f64; 32];
+    for r in 0..4 {
+        for c in 0..4 {
+            out[8 * r + 2 * c] = m[8 * c + 2 * r];
+            out[8 * r + 2 * c + 1] = -m[8 * c + 2 * r + 1];
+        }
+    }
+    out
+}
+
+/// Apply the 4x4 matrix `m` on qubits (a, b) of an `n`-qubit state.
+#[inline(always)]
+pub(crate) fn matrix2(n: usize, re: &mut [f64], im: &mut [f64], a: usize, b: usize, m: &[f64; 32]) {
+    let (sa, sb) = (stride(n, a), stride(n, b));
+    let (hi, lo) = (sa.max(sb), sa.min(sb));
+    let d = re.len();
+    // offsets of |x_a x_b> = 01, 10
+    let (o1, o2) = (sb, sa);
+    if hi < 8 {
+        // both qubits among the three lowest: whole groups of 2 hi amplitudes at once
+        return match (hi, lo) {
+            (2, 1) => small_quads::<4, 1, 2>(re, im, [0, o1, o2, o1 + o2], m),
+            (4, 1) => small_quads::<8, 1, 4>(re, im, [0, o1, o2, o1 + o2], m),
+            (4, 2) => small_quads::<8, 2, 4>(re, im, [0, o1, o2, o1 + o2], m),
+            _ => unreachable!("strides are distinct powers of two"),
+        };
+    }
+    let mut outer = 0;
+    while outer < d {
+        let mut mid = outer;
+        while mid < outer + hi {
+            // SAFETY: mid + o1 + o2 + lo <= d, and the four runs [mid + o, mid + o + lo)
+            // for o in {0, o1, o2, o1 + o2} are disjoint (lo <= min(o1, o2)).
+            unsafe {
+                quads(
+                    re.as_mut_ptr(),
+                    im.as_mut_ptr(),
+                    mid,
+                    lo,
+                    [0, o1, o2, o1 + o2],
+                    m,
+                )
+            };
+            mid += 2 * lo;
+        }
+        outer += 2 * hi;
+    }
+}
+
+/// [`matrix2`] for `hi` = HI < 8: every group of `W = 2 HI` amplitudes holds `W / 4`
+/// quads; fixed-size groups let the compiler vectorise across groups.
+#[inline(always)]
+fn small_quads<const W: usize, const LO: usize, const HI: usize>(
+    re: &mut [f64],
+    im: &mut [f64],
+    off: [usize; 4],
+    m: &[f64; 32],
+) {
+    for (cr, ci) in re.chunks_exact_mut(W).zip(im.chunks_exact_mut(W)) {
+        let cr: &mut [f64; W] = cr.try_into().unwrap();
+        let ci: &mut [f64; W] = ci.try_into().unwrap();
+        for j in 0..W {
+            // quad bases: both bits 0
+            if j & (LO | HI) != 0 {
+                continue;
+            }
+            let xr = [
+                cr[j + off[0]],
+                cr[j + off[1]],
+                cr[j + off[2]],
+                cr[j + off[3]],
+            ];
+            let xi = [
+                ci[j + off[0]],
+                ci[j + off[1]],
+                ci[j + off[2]],
+                ci[j + off[3]],
+            ];
+            let (yr, yi) = mul4(m, &xr, &xi);
+            for k in 0..4 {
+                cr[j + off[k]] = yr[k];
+                ci[j + off[k]] = yi[k];
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn mul4(m: &[f64; 32], xr: &[f64; 4], xi: &[f64; 4]) -> ([f64; 4], [f64; 4]) {
+    let mut yr = [0.0f64; 4];
+    let mut yi = [0.0f64; 4];
+    for row in 0..4 {
+        let mut ar = 0.0;
+        let mut ai = 0.0;
+        for k in 0..4 {
+            let (mr, mi) = (m[8 * row + 2 * k], m[8 * row + 2 * k + 1]);
+            ar += mr * xr[k] - mi * xi[k];
+            ai += mr * xi[k] + mi * xr[k];
+        }
+        yr[row] = ar;
+        yi[row] = ai;
+    }
+    (yr, yi)
+}
+
+#[inline(always)]
+unsafe fn quads(
+    re: *mut f64,
+    im: *mut f64,
+    base: usize,
+    len: usize,
+    off: [usize; 4],
+    m: &[f64; 32],
+) {
+    let r = |k: usize| std::slice::from_raw_parts_mut(re.add(base + off[k]), len);
+    let i = |k: usize| std::slice::from_raw_parts_mut(im.add(base + off[k]), len);
+    let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
+    let (i0, i1, i2, i3) = (i(0), i(1), i(2), i(3));
+    for j in 0..len {
+        let xr = [r0[j], r1[j], r2[j], r3[j]];
+        let xi = [i0[j], i1[j], i2[j], i3[j]];
+        let (yr, yi) = mul4(m, &xr, &xi);
+        r0[j] = yr[0];
+        r1[j] = yr[1];
+        r2[j] = yr[2];
+        r3[j] = yr[3];
+        i0[j] = yi[0];
+        i1[j] = yi[1];
+        i2[j] = yi[2];
+        i3[j] = yi[3];
+    }
+}
