@@ -20,8 +20,9 @@ finite-shot device and `qml.counts`). Median of `--repeats` after one warm-up.
 Each peer at its fastest documented setting (every setting listed is timed at the
 forward state and the fastest kept, named per row): qsim `max_fused_gate_size` 2, 3, 4
 (complex64; qsim has no double precision); Aer `precision` double and single (fusion on,
-its default); qulacs and lightning have one setting (complex128). qbm runs f64 (it has no
-f32 path yet). Conventions are checked first at n = 8: each simulator's probabilities must
+its default); qulacs and lightning have one setting (complex128). qbm runs f64 and,
+beside it, f32 (`precision="f32"`), with the total variation distance between the two
+output distributions. Conventions are checked first at n = 8: each simulator's probabilities must
 equal qbm's (1e-10 at double precision, 1e-5 at single; Aer and qulacs number qubits from
 the least significant bit, qulacs rotates by exp(+i a P / 2), so qubits are mirrored and
 its angles negated).
@@ -98,15 +99,18 @@ class QbmSim:
         self.c, self.theta = c, torch.tensor(angles, dtype=torch.float64)
         self.comp = engine.compile_circuit(c)
         self.a = np.ascontiguousarray(self.comp.angles(self.theta[None, :]).numpy())
+        self.precision = setting
 
     def forward(self) -> np.ndarray:
+        if self.precision == "f32":
+            return self.comp.program.states_f32(self.a, None)
         return self.comp.program.states(self.a, None)
 
     def probs(self) -> np.ndarray:
-        return self.c.run(self.theta, readout="probs").numpy()
+        return self.c.run(self.theta, readout="probs", precision=self.precision).numpy()
 
     def shots(self) -> np.ndarray:
-        return self.engine.sample_counts(self.c.run(self.theta, readout="probs"), SHOTS, seed=1)
+        return self.engine.sample_counts(self.probs(), SHOTS, seed=1)
 
 
 class QsimSim:
@@ -265,10 +269,16 @@ def worker(sim: str, n: int, repeats: int) -> dict:
             peak = (_rss_kb("VmHWM") - base) / 1024
         except OSError:
             peak = float("nan")
-        rows.append(
-            {"circuit": kind, "gates": len(gl), "setting": best, "forward": t_fwd, "shots": t_shots,
-             "settings": per, "peak_mb": peak}  # fmt: skip
-        )
+        row = {"circuit": kind, "gates": len(gl), "setting": best, "forward": t_fwd, "shots": t_shots,
+               "settings": per, "peak_mb": peak}  # fmt: skip
+        if sim == "qbm":  # the f32 path beside, and how far its distribution lies from f64's
+            s32 = QbmSim(n, gl, "f32")
+            row["forward_f32"] = median_time(s32.forward, repeats)
+            row["shots_f32"] = median_time(s32.shots, repeats)
+            p32, p64 = s32.probs(), sims[best].probs()
+            row["tvd_f32_f64"] = 0.5 * float(np.abs(p32 - p64).sum())
+            del s32
+        rows.append(row)
         del sims
     return {"sim": sim, "n": n, "rows": rows}
 
@@ -315,19 +325,28 @@ def main() -> None:
             q = by.get(("qbm", n, kind))
             if not q:
                 continue
-            line = {"n": n, "circuit": kind, "qbm fwd s": q["forward"], "qbm shots s": q["shots"], "qbm MB": q["peak_mb"]}
+            line = {"n": n, "circuit": kind, "qbm fwd s": q["forward"], "qbm shots s": q["shots"], "qbm MB": q["peak_mb"],
+                    "qbm32 fwd s": q["forward_f32"], "qbm32 shots s": q["shots_f32"],
+                    "TVD(f32, f64)": q["tvd_f32_f64"]}  # fmt: skip
             for sim in SIMS[1:]:
                 p = by.get((sim, n, kind))
                 if p:
                     line[f"{sim} fwd/qbm"] = p["forward"] / q["forward"]
                     line[f"{sim} shots/qbm"] = p["shots"] / q["shots"]
+                    line[f"{sim} fwd/qbm32"] = p["forward"] / q["forward_f32"]
+                    line[f"{sim} shots/qbm32"] = p["shots"] / q["shots_f32"]
                     line[f"{sim} MB"] = p["peak_mb"]
                     line[f"{sim} setting"] = p["setting"]
             table.append(line)
-    print("\nforward state and 1e4 shots, 1 thread each, median of repeats; peer/qbm > 1: qbm faster")
+    print("\nforward state and 1e4 shots, 1 thread each, median of repeats; peer/qbm > 1: qbm (f64) faster")
     cols = ["n", "circuit", "qbm fwd s", "qbm shots s"]
     for sim in SIMS[1:]:
         cols += [f"{sim} fwd/qbm", f"{sim} shots/qbm"]
+    print_table(table, cols)
+    print("\nthe same against qbm at f32 (peer/qbm32 > 1: qbm f32 faster); TVD between qbm's f32 and f64 distributions")
+    cols = ["n", "circuit", "qbm32 fwd s", "qbm32 shots s", "TVD(f32, f64)"]
+    for sim in SIMS[1:]:
+        cols += [f"{sim} fwd/qbm32", f"{sim} shots/qbm32"]
     print_table(table, cols)
     print("\npeak MB above set-up (forward state) and each peer's fastest setting:")
     mcols = ["n", "circuit", "qbm MB"] + [c for sim in SIMS[1:] for c in (f"{sim} MB", f"{sim} setting")]

@@ -395,3 +395,29 @@ def test_z_readout_without_a_table_of_signs_equals_the_table():
         torch.testing.assert_close(z_expect(q, n), q @ _zsigns(n), rtol=0, atol=1e-12)
         w = torch.randn(4, n, generator=g, dtype=torch.float64)
         torch.testing.assert_close(z_weights(w, n), w @ _zsigns(n).T, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [5, 12, 17])
+def test_f32_states_follow_f64_and_refuse_gradients(n):
+    # n = 12: two-qubit fusion; n = 17: cache-blocked segments, chunks shared by 2 threads
+    c = QCBM(n, layers=2, seed=n).circuit
+    theta = torch.tensor(np.random.default_rng(n).uniform(-4, 4, size=(2, c.num_params)))
+    s64 = engine.states(c, theta).reshape(2, -1)
+    s32 = engine.states(c, theta, precision="f32").reshape(2, -1)
+    assert s32.dtype == torch.complex64 and s64.dtype == torch.complex128
+    assert float((s32.to(torch.complex128) - s64).abs().max()) < 1e-5
+    p64 = c.run(theta, readout="probs")
+    p32 = c.run(theta, readout="probs", precision="f32", num_threads=2)
+    assert p32.dtype == torch.float64
+    tvd = 0.5 * float((p32 - p64).abs().sum(1).max())
+    assert tvd < 1e-5, tvd
+    one = c.run(theta, readout="probs", precision="f32", num_threads=1)
+    assert torch.equal(one, p32)  # same bits on one and two threads
+    z = c.run(theta, readout="z", precision="f32")
+    np.testing.assert_allclose(z.numpy(), c.run(theta, readout="z").detach().numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="precision.*forward only"):
+        c.run(theta.clone().requires_grad_(True), precision="f32")
+    with pytest.raises(ValueError, match="precision"):
+        c.run(theta, precision="f16")
+    with pytest.raises(ValueError, match="precision"):
+        engine.states(c, theta, precision="bf16")

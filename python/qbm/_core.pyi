@@ -180,6 +180,13 @@ class CircuitProgram:
         *,
         num_threads: int | None = None,
     ) -> npt.NDArray[np.float64]: ...
+    def states_f32(
+        self,
+        angles: npt.NDArray[np.float64],
+        initial: npt.NDArray[np.float64] | None = None,
+        *,
+        num_threads: int | None = None,
+    ) -> npt.NDArray[np.float32]: ...
     def adjoint(
         self,
         angles: npt.NDArray[np.float64],

@@ -153,10 +153,14 @@ class Circuit:
         inverse: bool = False,
         readout: str = "probs",
         num_threads: int | None = None,
+        precision: str = "f64",
     ) -> torch.Tensor:
         """Probabilities, <Z_i> or [<Z_i>, <X_i>] (float64) on the engine; differentiable
-        by the adjoint method. See :func:`qbm.quantum.engine.run`."""
-        return _engine().run(self, params, initial=initial, inverse=inverse, readout=readout, num_threads=num_threads)
+        by the adjoint method at ``precision="f64"``; ``"f32"`` runs forward only. See
+        :func:`qbm.quantum.engine.run`."""
+        return _engine().run(
+            self, params, initial=initial, inverse=inverse, readout=readout, num_threads=num_threads, precision=precision
+        )
 
     def state(
         self,

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 KINDS = {"rx": 0, "ry": 1, "rz": 2, "crx": 3, "cry": 4, "crz": 5, "cx": 6, "cz": 7, "mat": 8}
 READOUTS = ("probs", "z", "zx")
+PRECISIONS = ("f64", "f32")
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ def run(
     inverse: bool = False,
     readout: str = "probs",
     num_threads: int | None = None,
+    precision: str = "f64",
 ) -> torch.Tensor:
     """Run ``circuit`` (or its inverse) on the engine for parameters (P,) or (B, P).
 
@@ -211,26 +213,42 @@ def run(
     ((...) without the batch axis for a (P,) input), differentiable with respect to
     ``params`` by the adjoint method (not with respect to ``initial``, which is taken as a
     constant). ``initial``: a state (2^n amplitudes, or (1 or B, 2, ..., 2)), default
-    |0...0>."""
+    |0...0>. ``precision="f32"`` runs the state in float32 (half the memory; the readout
+    is computed in float32 and returned as float64; forward only, no gradient)."""
     if readout not in READOUTS:
         raise ValueError(f"readout: unknown value {readout!r}; choose one of {READOUTS}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: unknown value {precision!r}; choose one of {PRECISIONS}")
     single = params.ndim == 1
     p = params[None, :] if single else params
     if p.ndim != 2 or p.shape[1] != circuit.num_params:
         raise ValueError(f"params: expected {circuit.num_params} parameters per row, got shape {tuple(params.shape)}")
     comp = compile_circuit(circuit, inverse)
     init = None if initial is None else planes(initial, circuit.n)
-    out = _EngineRun.apply(comp.angles(p), comp, init, readout, num_threads)
+    if precision == "f32":
+        if torch.is_grad_enabled() and params.requires_grad:
+            raise ValueError("precision: 'f32' runs forward only; use 'f64' for gradients (or torch.no_grad())")
+        a = np.ascontiguousarray(comp.angles(p.detach()).numpy(), dtype=np.float64)
+        psi = torch.from_numpy(comp.program.states_f32(a, init, num_threads=num_threads))
+        out = readout_of(psi, comp.n, readout).to(torch.float64)
+    else:
+        out = _EngineRun.apply(comp.angles(p), comp, init, readout, num_threads)
     return out[0] if single else out
 
 
-def states(circuit: Circuit, params: torch.Tensor, *, initial: Any = None, inverse: bool = False) -> torch.Tensor:
-    """Output states as complex128 (B, 2, ..., 2) (no autograd)."""
+def states(
+    circuit: Circuit, params: torch.Tensor, *, initial: Any = None, inverse: bool = False, precision: str = "f64"
+) -> torch.Tensor:
+    """Output states as complex128 (B, 2, ..., 2), complex64 with ``precision="f32"``
+    (no autograd)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: unknown value {precision!r}; choose one of {PRECISIONS}")
     p = params[None, :] if params.ndim == 1 else params
     comp = compile_circuit(circuit, inverse)
     init = None if initial is None else planes(initial, circuit.n)
     a = np.ascontiguousarray(comp.angles(p.detach()).numpy())
-    psi = torch.from_numpy(comp.program.states(a, init))
+    run_states = comp.program.states_f32 if precision == "f32" else comp.program.states
+    psi = torch.from_numpy(run_states(a, init))
     return torch.complex(psi[:, 0], psi[:, 1]).reshape((p.shape[0],) + (2,) * circuit.n)
 
 

@@ -220,12 +220,36 @@ impl Program {
         num_threads: Option<usize>,
         cancel: &AtomicBool,
     ) -> Result<Vec<f64>> {
+        self.states_as::<f64>(angles, rows, initial, num_threads, cancel)
+    }
+
+    /// [`Program::states`] with f32 amplitudes (half the memory and traffic; gate
+    /// constants computed in f64 and rounded once; `initial` rounded to f32).
+    pub fn states_f32(
+        &self,
+        angles: &[f64],
+        rows: usize,
+        initial: Option<&[f64]>,
+        num_threads: Option<usize>,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<f32>> {
+        self.states_as::<f32>(angles, rows, initial, num_threads, cancel)
+    }
+
+    fn states_as<R: Real>(
+        &self,
+        angles: &[f64],
+        rows: usize,
+        initial: Option<&[f64]>,
+        num_threads: Option<usize>,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<R>> {
         self.check_angles(angles, rows)?;
         let d = self.dim();
         self.check_initial(initial, rows)?;
-        let need = memory::bytes(&[rows.max(1), 2 * d, 8], "angles")?;
+        let need = memory::bytes(&[rows.max(1), 2 * d, std::mem::size_of::<R>()], "angles")?;
         memory::ensure_fits(need, "angles")?;
-        let mut out = memory::try_vec(rows * 2 * d, 0.0f64, "angles")?;
+        let mut out = memory::try_vec(rows * 2 * d, R::default(), "angles")?;
         let s = self.num_slots();
         let all = resolve_threads(num_threads)?;
         // fusing pays for large states only (small ones are bound by per-row overhead)
@@ -271,7 +295,7 @@ impl Program {
                             1,
                         );
                     } else {
-                        run_ops(self.n, &self.ops, a, re, im, false);
+                        R::run(self.n, &self.ops, a, re, im, false);
                     }
                     Ok::<(), CoreError>(())
                 })
@@ -300,15 +324,19 @@ impl Program {
         Ok(())
     }
 
-    fn init_row(&self, st: &mut [f64], initial: Option<&[f64]>, r: usize) {
+    fn init_row<R: Real>(&self, st: &mut [R], initial: Option<&[f64]>, r: usize) {
         let d2 = 2 * self.dim();
-        match initial {
+        let src = match initial {
             None => {
-                st.fill(0.0);
-                st[0] = 1.0;
+                st.fill(R::default());
+                st[0] = R::of(1.0);
+                return;
             }
-            Some(init) if init.len() == d2 => st.copy_from_slice(init),
-            Some(init) => st.copy_from_slice(&init[r * d2..(r + 1) * d2]),
+            Some(init) if init.len() == d2 => init,
+            Some(init) => &init[r * d2..(r + 1) * d2],
+        };
+        for (x, &v) in st.iter_mut().zip(src) {
+            *x = R::of(v);
         }
     }
 
@@ -877,6 +905,58 @@ pub fn fuse(ops: &[Op], angles: &[f64]) -> Vec<Op> {
     out
 }
 
+/// Amplitude precision of the kernels: f64 (every path) or f32 (forward states only).
+/// Gate constants are computed in f64 and rounded once to the precision.
+pub trait Real:
+    Copy
+    + Send
+    + Sync
+    + Default
+    + PartialEq
+    + std::fmt::Debug
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Neg<Output = Self>
+    + 'static
+{
+    /// `v` rounded to this precision.
+    fn of(v: f64) -> Self;
+    /// `self * a + b` rounded once (exact fused multiply-add: the same bits on every CPU,
+    /// whether or not it has an FMA unit).
+    fn mul_add(self, a: Self, b: Self) -> Self;
+    /// `ops` in order on one state (the run-time dispatched kernels of this precision).
+    fn run(n: usize, ops: &[Op], angles: &[f64], re: &mut [Self], im: &mut [Self], inverse: bool);
+}
+
+impl Real for f64 {
+    #[inline(always)]
+    fn of(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f64::mul_add(self, a, b)
+    }
+    fn run(n: usize, ops: &[Op], angles: &[f64], re: &mut [f64], im: &mut [f64], inverse: bool) {
+        run_ops(n, ops, angles, re, im, inverse)
+    }
+}
+
+impl Real for f32 {
+    #[inline(always)]
+    fn of(v: f64) -> Self {
+        v as f32
+    }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f32::mul_add(self, a, b)
+    }
+    fn run(n: usize, ops: &[Op], angles: &[f64], re: &mut [f32], im: &mut [f32], inverse: bool) {
+        run_ops32(n, ops, angles, re, im, inverse)
+    }
+}
+
 // ------------------------------------------------------------------ kernels
 
 #[inline(always)]
@@ -913,13 +993,13 @@ fn for_runs(d: usize, st: usize, ctrl: usize, mut f: impl FnMut(usize, usize)) {
 /// control bit below the target's leaves runs of pairs (scalar when shorter than a
 /// vector).
 #[inline(always)]
-fn pairs<T>(re: &mut [f64], im: &mut [f64], st: usize, ctrl: usize, t: T)
+fn pairs<R: Real, T>(re: &mut [R], im: &mut [R], st: usize, ctrl: usize, t: T)
 where
-    T: Fn(f64, f64, f64, f64) -> (f64, f64, f64, f64),
+    T: Fn(R, R, R, R) -> (R, R, R, R),
 {
     match st {
-        1 => return small::<1, 2, T>(re, im, ctrl, t),
-        2 => return small::<2, 4, T>(re, im, ctrl, t),
+        1 => return small::<R, 1, 2, T>(re, im, ctrl, t),
+        2 => return small::<R, 2, 4, T>(re, im, ctrl, t),
         _ => {}
     }
     let w = 2 * st;
@@ -967,9 +1047,9 @@ where
 }
 
 #[inline(always)]
-fn full<T>(r0: &mut [f64], i0: &mut [f64], r1: &mut [f64], i1: &mut [f64], t: &T)
+fn full<R: Real, T>(r0: &mut [R], i0: &mut [R], r1: &mut [R], i1: &mut [R], t: &T)
 where
-    T: Fn(f64, f64, f64, f64) -> (f64, f64, f64, f64),
+    T: Fn(R, R, R, R) -> (R, R, R, R),
 {
     for (((a, b), c), e) in r0
         .iter_mut()
@@ -987,17 +1067,17 @@ where
 
 /// [`pairs`] for targets of stride `ST` < 4 (`W = 2 ST` amplitudes per block).
 #[inline(always)]
-fn small<const ST: usize, const W: usize, T>(re: &mut [f64], im: &mut [f64], ctrl: usize, t: T)
+fn small<R: Real, const ST: usize, const W: usize, T>(re: &mut [R], im: &mut [R], ctrl: usize, t: T)
 where
-    T: Fn(f64, f64, f64, f64) -> (f64, f64, f64, f64),
+    T: Fn(R, R, R, R) -> (R, R, R, R),
 {
     for (b, (cr, ci)) in re
         .chunks_exact_mut(W)
         .zip(im.chunks_exact_mut(W))
         .enumerate()
     {
-        let cr: &mut [f64; W] = cr.try_into().unwrap();
-        let ci: &mut [f64; W] = ci.try_into().unwrap();
+        let cr: &mut [R; W] = cr.try_into().unwrap();
+        let ci: &mut [R; W] = ci.try_into().unwrap();
         if ctrl >= W && (b * W) & ctrl == 0 {
             continue;
         }
@@ -1016,8 +1096,16 @@ where
 
 /// `exp(-i a P / 2)` (or its inverse) on the pairs.
 #[inline(always)]
-pub(crate) fn rotation(re: &mut [f64], im: &mut [f64], axis: Axis, st: usize, ctrl: usize, a: f64) {
+pub(crate) fn rotation<R: Real>(
+    re: &mut [R],
+    im: &mut [R],
+    axis: Axis,
+    st: usize,
+    ctrl: usize,
+    a: f64,
+) {
     let (s, c) = (0.5 * a).sin_cos();
+    let (s, c) = (R::of(s), R::of(c));
     match axis {
         // [[c, -is], [-is, c]]
         Axis::X => pairs(re, im, st, ctrl, |ar, ai, br, bi| {
@@ -1050,8 +1138,8 @@ pub(crate) fn rotation(re: &mut [f64], im: &mut [f64], axis: Axis, st: usize, ct
 }
 
 #[inline(always)]
-fn matrix(re: &mut [f64], im: &mut [f64], st: usize, m: &[f64; 8]) {
-    let [ar_, ai_, br_, bi_, cr_, ci_, dr_, di_] = *m;
+fn matrix<R: Real>(re: &mut [R], im: &mut [R], st: usize, m: &[f64; 8]) {
+    let [ar_, ai_, br_, bi_, cr_, ci_, dr_, di_] = m.map(R::of);
     pairs(re, im, st, 0, |xr, xi, yr, yi| {
         (
             ar_ * xr - ai_ * xi + br_ * yr - bi_ * yi,
@@ -1069,7 +1157,7 @@ fn dagger(m: &[f64; 8]) -> [f64; 8] {
 }
 
 #[inline(always)]
-fn apply_op(n: usize, op: &Op, angles: &[f64], re: &mut [f64], im: &mut [f64], inverse: bool) {
+fn apply_op<R: Real>(n: usize, op: &Op, angles: &[f64], re: &mut [R], im: &mut [R], inverse: bool) {
     let sign = if inverse { -1.0 } else { 1.0 };
     match *op {
         Op::Rot { axis, q, slot } => rotation(re, im, axis, stride(n, q), 0, sign * angles[slot]),
@@ -1106,7 +1194,7 @@ fn apply_op(n: usize, op: &Op, angles: &[f64], re: &mut [f64], im: &mut [f64], i
 
 /// The Pauli `P` (no phase factor beyond the matrix's own) on qubit `q`.
 #[inline(always)]
-fn apply_pauli(n: usize, axis: Axis, q: usize, re: &mut [f64], im: &mut [f64]) {
+fn apply_pauli<R: Real>(n: usize, axis: Axis, q: usize, re: &mut [R], im: &mut [R]) {
     let st = stride(n, q);
     match axis {
         Axis::X => pairs(re, im, st, 0, |ar, ai, br, bi| (br, bi, ar, ai)),
@@ -1117,12 +1205,12 @@ fn apply_pauli(n: usize, axis: Axis, q: usize, re: &mut [f64], im: &mut [f64]) {
 }
 
 #[inline(always)]
-fn run_ops_impl(
+fn run_ops_impl<R: Real>(
     n: usize,
     ops: &[Op],
     angles: &[f64],
-    re: &mut [f64],
-    im: &mut [f64],
+    re: &mut [R],
+    im: &mut [R],
     inverse: bool,
 ) {
     if inverse {
@@ -1138,7 +1226,12 @@ fn run_ops_impl(
 
 crate::multiversion! {
     /// Apply `ops` in order (or their inverses in reverse order).
-    fn run_ops(n: usize, ops: &[Op], angles: &[f64], re: &mut [f64], im: &mut [f64], inverse: bool) = run_ops_impl;
+    fn run_ops(n: usize, ops: &[Op], angles: &[f64], re: &mut [f64], im: &mut [f64], inverse: bool) = run_ops_impl::<f64>;
+}
+
+crate::multiversion! {
+    /// [`run_ops`] on f32 amplitudes.
+    fn run_ops32(n: usize, ops: &[Op], angles: &[f64], re: &mut [f32], im: &mut [f32], inverse: bool) = run_ops_impl::<f32>;
 }
 
 /// `Im <lambda| G |phi>` for the generator G of a (controlled) rotation.
@@ -1502,6 +1595,31 @@ mod tests {
             run_ops(n, &f, &a, re, im, true);
             assert!((re[0] - 1.0).abs() < 1e-12);
             assert!(re[1..].iter().chain(im.iter()).all(|v| v.abs() < 1e-12));
+        }
+    }
+
+    #[test]
+    fn f32_states_follow_f64_and_do_not_depend_on_threads() {
+        // unfused (n < 10), fused, and blocked with chunks shared by threads
+        for (n, seed) in [(6, 31u64), (11, 32), (blocks::BITS + 2, 33)] {
+            let (p, a) = random_program(n, 150, seed);
+            let d = p.dim();
+            let want = p.states(&a, 1, None, Some(1), &no()).unwrap();
+            let one = p.states_f32(&a, 1, None, Some(1), &no()).unwrap();
+            let two = p.states_f32(&a, 1, None, Some(2), &no()).unwrap();
+            assert_eq!(one, two);
+            let err = one
+                .iter()
+                .zip(&want)
+                .map(|(x, y)| (*x as f64 - y).abs())
+                .fold(0.0, f64::max);
+            assert!(err < 1e-5, "n {n}: {err}");
+            let norm: f64 = one.iter().map(|v| (*v as f64).powi(2)).sum();
+            assert!((norm - 1.0).abs() < 1e-5, "n {n}: norm {norm}");
+            // an initial state given in f64 is rounded once
+            let init: Vec<f64> = want.clone();
+            let from = p.states_f32(&a, 1, Some(&init), Some(1), &no()).unwrap();
+            assert_eq!(from.len(), 2 * d);
         }
     }
 

@@ -139,6 +139,31 @@ impl CircuitProgram {
         out.into_pyarray(py).reshape([rows, 2, d])
     }
 
+    /// `states` with float32 amplitudes (half the memory and memory traffic; gate
+    /// constants computed in float64 and rounded once; `initial` rounded to float32).
+    /// Returns states (rows, 2, 2^n) float32. Forward only: gradients take float64.
+    #[pyo3(signature = (angles, initial=None, *, num_threads=None))]
+    fn states_f32<'py>(
+        &self,
+        py: Python<'py>,
+        angles: PyReadonlyArray2<'py, f64>,
+        initial: Option<PyReadonlyArray3<'py, f64>>,
+        num_threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyArray3<f32>>> {
+        let (av, rows, _) = self.angle_rows(&angles)?;
+        let init = match initial {
+            Some(a) => Some(flat3(&a, "initial")?.0),
+            None => None,
+        };
+        let d = self.inner.dim();
+        let w = work(&[rows, d, self.inner.num_ops().max(1)]);
+        let prog = &self.inner;
+        let out = run_detached(py, w, move |c| {
+            prog.states_f32(&av, rows, init.as_deref(), num_threads, c)
+        })?;
+        out.into_pyarray(py).reshape([rows, 2, d])
+    }
+
     /// Adjoint gradient of the angles (rows, slots): `psi` the outputs of `states`,
     /// `lam` (rows, 2, 2^n) the derivative of the loss with respect to the conjugate
     /// amplitudes, scaled so that dL/da = 2 Re <lam| d psi/da> (a loss of the

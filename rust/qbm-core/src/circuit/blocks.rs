@@ -4,7 +4,7 @@
 //! [`HIGH`] qubits outside the [`LOW`] least significant index bits. A segment then
 //! runs chunk by chunk: a chunk is every amplitude whose other bits are fixed, 2^[`LOW`]
 //! contiguous amplitudes times 2^(high qubits touched), at most 2^[`BITS`] amplitudes
-//! (512 KiB for the two f64 planes, inside L2). The chunk is gathered into a buffer (or
+//! (512 KiB for the two f64 planes, 256 KiB at f32: inside L2). The chunk is gathered into a buffer (or
 //! used in place when its amplitudes are contiguous), every gate of the segment is
 //! applied to it with the qubits renumbered, and it is written back: one pass over
 //! memory per segment instead of one per gate.
@@ -16,7 +16,7 @@
 //! per-chunk overlaps taken in chunk order (equal to the unblocked sum to rounding,
 //! and the same on any thread count).
 
-use super::{adjoint_row, run_ops, Op};
+use super::{adjoint_row, Op, Real};
 use rayon::prelude::*;
 
 /// Index bits always inside a chunk (contiguous runs of 2^LOW amplitudes).
@@ -175,17 +175,22 @@ fn finish(n: usize, ops: Vec<Op>, mut high: Vec<usize>) -> Segment {
 }
 
 /// A plane shared by the chunk loop; chunks touch disjoint amplitudes.
-#[derive(Clone, Copy)]
-struct Plane(*mut f64);
-unsafe impl Send for Plane {}
-unsafe impl Sync for Plane {}
+struct Plane<R>(*mut R);
+impl<R> Clone for Plane<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<R> Copy for Plane<R> {}
+unsafe impl<R: Send> Send for Plane<R> {}
+unsafe impl<R: Sync> Sync for Plane<R> {}
 
-impl Plane {
+impl<R: Real> Plane<R> {
     /// Copy chunk `c` of a gathered segment into `buf` (`to_buf`) or back.
     ///
     /// # Safety
     /// The plane holds 2^n values and `high_off` / `rest` come from one [`plan`] for n.
-    unsafe fn copy(self, buf: &mut [f64], base: usize, high_off: &[usize], to_buf: bool) {
+    unsafe fn copy(self, buf: &mut [R], base: usize, high_off: &[usize], to_buf: bool) {
         let run = 1usize << LOW;
         for (h, &off) in high_off.iter().enumerate() {
             let p = self.0.add(base + off);
@@ -201,49 +206,49 @@ impl Plane {
 
 /// Run `f(chunk, bufs)` for every chunk on `threads` threads (in the caller's pool),
 /// each thread holding its own `planes` buffers of 2^nl values; results in chunk order.
-fn chunk_map<R: Send>(
+fn chunk_map<B: Real, T: Send>(
     nc: usize,
     len: usize,
     planes: usize,
     threads: usize,
-    f: impl Fn(usize, &mut [f64]) -> R + Sync,
-) -> Vec<R> {
+    f: impl Fn(usize, &mut [B]) -> T + Sync,
+) -> Vec<T> {
     if threads <= 1 || nc == 1 {
-        let mut buf = vec![0.0f64; planes * len];
+        let mut buf = vec![B::default(); planes * len];
         return (0..nc).map(|c| f(c, &mut buf)).collect();
     }
     (0..nc)
         .into_par_iter()
         .with_min_len(nc.div_ceil(threads * 4).max(1))
-        .map_init(|| vec![0.0f64; planes * len], |buf, c| f(c, buf))
+        .map_init(|| vec![B::default(); planes * len], |buf, c| f(c, buf))
         .collect()
 }
 
 /// Apply `ops` to the state (`re`, `im`: 2^n values each), segment by segment; with
 /// `threads` > 1 the chunks of a segment are spread over the current pool. One thread on
 /// a state below [`MIN_QUBITS`] runs gate by gate (the same bits).
-pub(crate) fn run(
+pub(crate) fn run<R: Real>(
     n: usize,
     ops: &[Op],
     angles: &[f64],
-    re: &mut [f64],
-    im: &mut [f64],
+    re: &mut [R],
+    im: &mut [R],
     threads: usize,
 ) {
     if threads <= 1 && n < MIN_QUBITS {
-        run_ops(n, ops, angles, re, im, false);
+        R::run(n, ops, angles, re, im, false);
     } else {
         run_planned(n, ops, angles, re, im, threads);
     }
 }
 
 /// [`run`] through the segments whatever the size.
-pub(crate) fn run_planned(
+pub(crate) fn run_planned<R: Real>(
     n: usize,
     ops: &[Op],
     angles: &[f64],
-    re: &mut [f64],
-    im: &mut [f64],
+    re: &mut [R],
+    im: &mut [R],
     threads: usize,
 ) {
     for seg in plan(n, ops) {
@@ -251,20 +256,19 @@ pub(crate) fn run_planned(
     }
 }
 
-fn run_segment(
+fn run_segment<R: Real>(
     n: usize,
     seg: &Segment,
     angles: &[f64],
-    re: &mut [f64],
-    im: &mut [f64],
+    re: &mut [R],
+    im: &mut [R],
     threads: usize,
 ) {
     let len = 1usize << seg.nl;
     match &seg.layout {
-        Layout::Whole => run_ops(seg.nl, &seg.ops, angles, re, im, false),
+        Layout::Whole => R::run(seg.nl, &seg.ops, angles, re, im, false),
         Layout::Contig => {
-            let body =
-                |(r, i): (&mut [f64], &mut [f64])| run_ops(seg.nl, &seg.ops, angles, r, i, false);
+            let body = |(r, i): (&mut [R], &mut [R])| R::run(seg.nl, &seg.ops, angles, r, i, false);
             if threads > 1 {
                 re.par_chunks_mut(len)
                     .zip(im.par_chunks_mut(len))
@@ -284,7 +288,7 @@ fn run_segment(
                     pr.copy(br, base, high_off, true);
                     pi.copy(bi, base, high_off, true);
                 }
-                run_ops(seg.nl, &seg.ops, angles, br, bi, false);
+                R::run(seg.nl, &seg.ops, angles, br, bi, false);
                 unsafe {
                     pr.copy(br, base, high_off, false);
                     pi.copy(bi, base, high_off, false);
@@ -347,7 +351,7 @@ pub(crate) fn adjoint_planned(
             Plane(li.as_mut_ptr()),
         ];
         let contig = matches!(seg.layout, Layout::Contig | Layout::Whole);
-        let parts = chunk_map(seg.chunks(n), len, 4, threads, |c, buf| {
+        let parts = chunk_map(seg.chunks(n), len, 4, threads, |c, buf: &mut [f64]| {
             let (b01, b23) = buf.split_at_mut(2 * len);
             let (b0, b1) = b01.split_at_mut(len);
             let (b2, b3) = b23.split_at_mut(len);
@@ -372,7 +376,7 @@ pub(crate) fn adjoint_planned(
                     // contiguous: work on the chunk in place
                     debug_assert!(contig);
                     // SAFETY: chunk c is the disjoint range [c len, (c + 1) len).
-                    let v = |p: &Plane| unsafe {
+                    let v = |p: &Plane<f64>| unsafe {
                         std::slice::from_raw_parts_mut(p.0.add(c * len), len)
                     };
                     let (c0, c1, c2, c3) =

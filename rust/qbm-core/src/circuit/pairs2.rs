@@ -11,7 +11,7 @@
 //! that gate; one-qubit blocks go through [`super::fuse`], and so does a two-qubit block
 //! whose gates cost fewer passes than one 4x4 pass ([`MAT2_PASSES`]).
 
-use super::{apply_op, fuse, stride, Op};
+use super::{apply_op, fuse, stride, Op, Real};
 
 /// What one [`Op::Mat2`] pass costs in one-qubit gate passes (16 complex products per 4
 /// amplitudes against 4 per pair: bound by arithmetic where a 2x2 pass is bound by loads
@@ -186,7 +186,15 @@ pub(crate) fn dagger2(m: &[f64; 32]) -> [f64; 32] {
 
 /// Apply the 4x4 matrix `m` on qubits (a, b) of an `n`-qubit state.
 #[inline(always)]
-pub(crate) fn matrix2(n: usize, re: &mut [f64], im: &mut [f64], a: usize, b: usize, m: &[f64; 32]) {
+pub(crate) fn matrix2<R: Real>(
+    n: usize,
+    re: &mut [R],
+    im: &mut [R],
+    a: usize,
+    b: usize,
+    m: &[f64; 32],
+) {
+    let m = &m.map(R::of);
     let (sa, sb) = (stride(n, a), stride(n, b));
     let (hi, lo) = (sa.max(sb), sa.min(sb));
     let d = re.len();
@@ -195,9 +203,9 @@ pub(crate) fn matrix2(n: usize, re: &mut [f64], im: &mut [f64], a: usize, b: usi
     if hi < 8 {
         // both qubits among the three lowest: whole groups of 2 hi amplitudes at once
         return match (hi, lo) {
-            (2, 1) => small_quads::<4, 1, 2>(re, im, [0, o1, o2, o1 + o2], m),
-            (4, 1) => small_quads::<8, 1, 4>(re, im, [0, o1, o2, o1 + o2], m),
-            (4, 2) => small_quads::<8, 2, 4>(re, im, [0, o1, o2, o1 + o2], m),
+            (2, 1) => small_quads::<R, 4, 1, 2>(re, im, [0, o1, o2, o1 + o2], m),
+            (4, 1) => small_quads::<R, 8, 1, 4>(re, im, [0, o1, o2, o1 + o2], m),
+            (4, 2) => small_quads::<R, 8, 2, 4>(re, im, [0, o1, o2, o1 + o2], m),
             _ => unreachable!("strides are distinct powers of two"),
         };
     }
@@ -226,15 +234,15 @@ pub(crate) fn matrix2(n: usize, re: &mut [f64], im: &mut [f64], a: usize, b: usi
 /// [`matrix2`] for `hi` = HI < 8: every group of `W = 2 HI` amplitudes holds `W / 4`
 /// quads; fixed-size groups let the compiler vectorise across groups.
 #[inline(always)]
-fn small_quads<const W: usize, const LO: usize, const HI: usize>(
-    re: &mut [f64],
-    im: &mut [f64],
+fn small_quads<R: Real, const W: usize, const LO: usize, const HI: usize>(
+    re: &mut [R],
+    im: &mut [R],
     off: [usize; 4],
-    m: &[f64; 32],
+    m: &[R; 32],
 ) {
     for (cr, ci) in re.chunks_exact_mut(W).zip(im.chunks_exact_mut(W)) {
-        let cr: &mut [f64; W] = cr.try_into().unwrap();
-        let ci: &mut [f64; W] = ci.try_into().unwrap();
+        let cr: &mut [R; W] = cr.try_into().unwrap();
+        let ci: &mut [R; W] = ci.try_into().unwrap();
         for j in 0..W {
             // quad bases: both bits 0
             if j & (LO | HI) != 0 {
@@ -262,16 +270,16 @@ fn small_quads<const W: usize, const LO: usize, const HI: usize>(
 }
 
 #[inline(always)]
-fn mul4(m: &[f64; 32], xr: &[f64; 4], xi: &[f64; 4]) -> ([f64; 4], [f64; 4]) {
-    let mut yr = [0.0f64; 4];
-    let mut yi = [0.0f64; 4];
+fn mul4<R: Real>(m: &[R; 32], xr: &[R; 4], xi: &[R; 4]) -> ([R; 4], [R; 4]) {
+    let mut yr = [R::default(); 4];
+    let mut yi = [R::default(); 4];
     for row in 0..4 {
-        let mut ar = 0.0;
-        let mut ai = 0.0;
+        let mut ar = R::default();
+        let mut ai = R::default();
         for k in 0..4 {
             let (mr, mi) = (m[8 * row + 2 * k], m[8 * row + 2 * k + 1]);
-            ar += mr * xr[k] - mi * xi[k];
-            ai += mr * xi[k] + mi * xr[k];
+            ar = mr.mul_add(xr[k], (-mi).mul_add(xi[k], ar));
+            ai = mr.mul_add(xi[k], mi.mul_add(xr[k], ai));
         }
         yr[row] = ar;
         yi[row] = ai;
@@ -280,13 +288,13 @@ fn mul4(m: &[f64; 32], xr: &[f64; 4], xi: &[f64; 4]) -> ([f64; 4], [f64; 4]) {
 }
 
 #[inline(always)]
-unsafe fn quads(
-    re: *mut f64,
-    im: *mut f64,
+unsafe fn quads<R: Real>(
+    re: *mut R,
+    im: *mut R,
     base: usize,
     len: usize,
     off: [usize; 4],
-    m: &[f64; 32],
+    m: &[R; 32],
 ) {
     let r = |k: usize| std::slice::from_raw_parts_mut(re.add(base + off[k]), len);
     let i = |k: usize| std::slice::from_raw_parts_mut(im.add(base + off[k]), len);
