@@ -325,8 +325,8 @@ def main() -> None:
             q = by.get(("qbm", n, kind))
             if not q:
                 continue
-            line = {"n": n, "circuit": kind, "qbm fwd s": q["forward"], "qbm shots s": q["shots"], "qbm MB": q["peak_mb"],
-                    "qbm32 fwd s": q["forward_f32"], "qbm32 shots s": q["shots_f32"],
+            line = {"n": n, "circuit": kind, "qbm fwd s": q["forward"], "qbm shots s": q["shots"],
+                    "qbm MB": q["peak_mb"], "qbm32 fwd s": q["forward_f32"], "qbm32 shots s": q["shots_f32"],
                     "TVD(f32, f64)": q["tvd_f32_f64"]}  # fmt: skip
             for sim in SIMS[1:]:
                 p = by.get((sim, n, kind))

@@ -158,9 +158,8 @@ class Circuit:
         """Probabilities, <Z_i> or [<Z_i>, <X_i>] (float64) on the engine; differentiable
         by the adjoint method at ``precision="f64"``; ``"f32"`` runs forward only. See
         :func:`qbm.quantum.engine.run`."""
-        return _engine().run(
-            self, params, initial=initial, inverse=inverse, readout=readout, num_threads=num_threads, precision=precision
-        )
+        kw = {"initial": initial, "inverse": inverse, "readout": readout, "num_threads": num_threads}
+        return _engine().run(self, params, precision=precision, **kw)
 
     def state(
         self,
