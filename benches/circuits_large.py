@@ -15,7 +15,11 @@ Aer: `save_statevector`; qulacs: `update_quantum_state` on a reset state; lightn
 tape returning `qml.state()`); `shots` = the circuit and 1e4 computational-basis samples
 (qbm: `Circuit.run(readout="probs")` and `engine.sample_counts`; qsim: `run` with
 measurements; Aer: `shots=10000` with `measure_all`; qulacs: `sampling`; lightning: a
-finite-shot device and `qml.counts`). Median of `--repeats` after one warm-up.
+finite-shot device and `qml.counts`); `grad` (qcbm only, qbm and lightning, the two
+adjoint-method gradients) = the gradient of sum_i <Z_i> through torch autograd (qbm:
+`Circuit.run(readout="z")` and `backward`; lightning: a torch QNode with
+diff_method="adjoint" and a sum-of-Z observable), time and peak memory. Median of
+`--repeats` after one warm-up.
 
 Each peer at its fastest documented setting (every setting listed is timed at the
 forward state and the fastest kept, named per row): qsim `max_fused_gate_size` 2, 3, 4
@@ -111,6 +115,11 @@ class QbmSim:
 
     def shots(self) -> np.ndarray:
         return self.engine.sample_counts(self.probs(), SHOTS, seed=1)
+
+    def grad(self):
+        theta = self.theta.clone().requires_grad_(True)
+        self.c.run(theta, readout="z").sum().backward()
+        return theta.grad
 
 
 class QsimSim:
@@ -222,6 +231,28 @@ class LightningSim:
         self.dev = qml.device("lightning.qubit", wires=n)
         self.state_tape = qml.tape.QuantumScript(ops, [qml.state()])
         self.shot_tape = qml.tape.QuantumScript(ops, [qml.counts(wires=range(n))], shots=SHOTS)
+        self.gl, self.n = gl, n
+
+    def grad(self):
+        import torch
+
+        qml = self.qml
+        angles = [a for _, _, a in self.gl if a is not None]
+        theta = torch.tensor(angles, dtype=torch.float64, requires_grad=True)
+
+        @qml.qnode(self.dev, diff_method="adjoint", interface="torch")
+        def f(t):
+            k = 0
+            for name, q, a in self.gl:
+                if a is None:
+                    {"cx": qml.CNOT, "cz": qml.CZ}[name](wires=list(q))
+                else:
+                    {"rx": qml.RX, "ry": qml.RY, "rz": qml.RZ}[name](t[k], wires=q[0])
+                    k += 1
+            return qml.expval(qml.sum(*[qml.Z(i) for i in range(self.n)]))
+
+        f(theta).backward()
+        return theta.grad
 
     def forward(self):
         return self.qml.execute([self.state_tape], self.dev, diff_method=None)[0]
@@ -271,6 +302,16 @@ def worker(sim: str, n: int, repeats: int) -> dict:
             peak = float("nan")
         row = {"circuit": kind, "gates": len(gl), "setting": best, "forward": t_fwd, "shots": t_shots,
                "settings": per, "peak_mb": peak}  # fmt: skip
+        if kind == "qcbm" and hasattr(cls, "grad"):  # gradient of sum_i <Z_i> (adjoint methods)
+            g_sim = sims[best]
+            row["grad"] = median_time(g_sim.grad, max(1, repeats - 1))
+            try:
+                with open("/proc/self/clear_refs", "w") as fh:
+                    fh.write("5")
+                g_sim.grad()
+                row["grad_peak_mb"] = (_rss_kb("VmHWM") - base) / 1024
+            except OSError:
+                row["grad_peak_mb"] = float("nan")
         if sim == "qbm":  # the f32 path beside, and how far its distribution lies from f64's
             s32 = QbmSim(n, gl, "f32")
             row["forward_f32"] = median_time(s32.forward, repeats)
@@ -351,7 +392,21 @@ def main() -> None:
     print("\npeak MB above set-up (forward state) and each peer's fastest setting:")
     mcols = ["n", "circuit", "qbm MB"] + [c for sim in SIMS[1:] for c in (f"{sim} MB", f"{sim} setting")]
     print_table(table, mcols)
-    write_json(os.path.join(args.out, "circuits_large.json"), {"runs": results, "table": table})
+    grad_rows = []
+    for n in args.n:
+        q = by.get(("qbm", n, "qcbm"))
+        lt = by.get(("lightning", n, "qcbm"))
+        if q and "grad" in q:
+            line = {"n": n, "qbm grad s": q["grad"], "qbm grad MB": q["grad_peak_mb"]}
+            if lt and "grad" in lt:
+                line.update({"lightning grad s": lt["grad"], "lightning grad MB": lt["grad_peak_mb"],
+                             "lightning/qbm time": lt["grad"] / q["grad"],
+                             "qbm/lightning MB": q["grad_peak_mb"] / lt["grad_peak_mb"]})  # fmt: skip
+            grad_rows.append(line)
+    print("\ngradient of sum_i <Z_i>, qcbm circuit (adjoint methods, torch autograd), 1 thread; peak MB above set-up")
+    print_table(grad_rows, ["n", "qbm grad s", "lightning grad s", "lightning/qbm time", "qbm grad MB",
+                            "lightning grad MB", "qbm/lightning MB"])  # fmt: skip
+    write_json(os.path.join(args.out, "circuits_large.json"), {"runs": results, "table": table, "grad": grad_rows})
 
 
 if __name__ == "__main__":

@@ -190,7 +190,7 @@ impl CircuitProgram {
         let w = work(&[rows, d, 3 * self.inner.num_ops().max(1)]);
         let prog = &self.inner;
         let g = run_detached(py, w, move |c| {
-            prog.adjoint(&av, rows, &pv, &lv, num_threads, c)
+            prog.adjoint(&av, rows, pv, lv, num_threads, c)
         })?;
         g.into_pyarray(py).reshape([rows, s])
     }
