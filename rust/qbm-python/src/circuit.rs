@@ -47,6 +47,38 @@ pub struct CircuitProgram {
 impl CircuitProgram {
     /// The angle array (rows, slots) as a flat vector, its rows and slots; a wrong
     /// number of slots is an error naming `angles`.
+    /// The shared body of `states` and `states_f32`: angles and initial states checked
+    /// and copied, `run` detached from the GIL, the result shaped (rows, 2, 2^n).
+    fn run_states<'py, R, F>(
+        &self,
+        py: Python<'py>,
+        angles: &PyReadonlyArray2<'py, f64>,
+        initial: Option<PyReadonlyArray3<'py, f64>>,
+        run: F,
+    ) -> PyResult<Bound<'py, PyArray3<R>>>
+    where
+        R: numpy::Element + Send,
+        F: FnOnce(
+                &Program,
+                &[f64],
+                usize,
+                Option<&[f64]>,
+                &std::sync::atomic::AtomicBool,
+            ) -> qbm_core::error::Result<Vec<R>>
+            + Send,
+    {
+        let (av, rows, _) = self.angle_rows(angles)?;
+        let init = match initial {
+            Some(a) => Some(flat3(&a, "initial")?.0),
+            None => None,
+        };
+        let d = self.inner.dim();
+        let w = work(&[rows, d, self.inner.num_ops().max(1)]);
+        let prog = &self.inner;
+        let out = run_detached(py, w, move |c| run(prog, &av, rows, init.as_deref(), c))?;
+        out.into_pyarray(py).reshape([rows, 2, d])
+    }
+
     fn angle_rows(&self, angles: &PyReadonlyArray2<'_, f64>) -> PyResult<(Vec<f64>, usize, usize)> {
         let (rows, s) = angles.as_array().dim();
         if s != self.inner.num_slots() {
@@ -125,18 +157,9 @@ impl CircuitProgram {
         initial: Option<PyReadonlyArray3<'py, f64>>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyArray3<f64>>> {
-        let (av, rows, _) = self.angle_rows(&angles)?;
-        let init = match initial {
-            Some(a) => Some(flat3(&a, "initial")?.0),
-            None => None,
-        };
-        let d = self.inner.dim();
-        let w = work(&[rows, d, self.inner.num_ops().max(1)]);
-        let prog = &self.inner;
-        let out = run_detached(py, w, move |c| {
-            prog.states(&av, rows, init.as_deref(), num_threads, c)
-        })?;
-        out.into_pyarray(py).reshape([rows, 2, d])
+        self.run_states(py, &angles, initial, move |prog, a, rows, init, c| {
+            prog.states(a, rows, init, num_threads, c)
+        })
     }
 
     /// `states` with float32 amplitudes (half the memory and memory traffic; gate
@@ -150,18 +173,9 @@ impl CircuitProgram {
         initial: Option<PyReadonlyArray3<'py, f64>>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyArray3<f32>>> {
-        let (av, rows, _) = self.angle_rows(&angles)?;
-        let init = match initial {
-            Some(a) => Some(flat3(&a, "initial")?.0),
-            None => None,
-        };
-        let d = self.inner.dim();
-        let w = work(&[rows, d, self.inner.num_ops().max(1)]);
-        let prog = &self.inner;
-        let out = run_detached(py, w, move |c| {
-            prog.states_f32(&av, rows, init.as_deref(), num_threads, c)
-        })?;
-        out.into_pyarray(py).reshape([rows, 2, d])
+        self.run_states(py, &angles, initial, move |prog, a, rows, init, c| {
+            prog.states_f32(a, rows, init, num_threads, c)
+        })
     }
 
     /// Adjoint gradient of the angles (rows, slots): `psi` the outputs of `states`,
