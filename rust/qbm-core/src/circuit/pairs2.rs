@@ -314,3 +314,43 @@ unsafe fn quads<R: Real>(
         i3[j] = yi[3];
     }
 }
+
+#[cfg(test)]
+mod probe {
+    use super::*;
+    fn time<R: Real>(n: usize) {
+        let d = 1usize << n;
+        let mut re: Vec<R> = (0..d).map(|i| R::of(((i * 7919 % 1000) as f64 - 500.0) * 1e-6)).collect();
+        let mut im: Vec<R> = (0..d).map(|i| R::of(((i * 104729 % 1000) as f64 - 500.0) * 1e-6)).collect();
+        let (c, s) = (0.6f64, 0.8f64);
+        let m1 = [c, 0.0, -s, 0.0, s, 0.0, c, 0.0];
+        let r = [[c, -s], [s, c]];
+        let mut m2 = [0.0f64; 32];
+        for a in 0..4 {
+            for b in 0..4 {
+                m2[8 * a + 2 * b] = r[a >> 1][b >> 1] * r[a & 1][b & 1];
+                m2[8 * a + 2 * b + 1] = 0.01;
+            }
+        }
+        let reps = 20;
+        let t = std::time::Instant::now();
+        for _ in 0..reps {
+            R::run(n, &[Op::Mat { q: 3, m: m1 }], &[], &mut re, &mut im, false);
+        }
+        let t1 = t.elapsed().as_secs_f64() / reps as f64;
+        let t = std::time::Instant::now();
+        for _ in 0..reps {
+            R::run(n, &[Op::Mat2 { a: 3, b: 5, m: m2 }], &[], &mut re, &mut im, false);
+        }
+        let t2 = t.elapsed().as_secs_f64() / reps as f64;
+        eprintln!("{} n {n}: mat1 {:.3} ns/amp, mat2 {:.3} ns/amp", std::any::type_name::<R>(), t1 / d as f64 * 1e9, t2 / d as f64 * 1e9);
+    }
+    #[test]
+    #[ignore]
+    fn probe_kernels() {
+        time::<f64>(16);
+        time::<f32>(16);
+        time::<f64>(20);
+        time::<f32>(20);
+    }
+}
