@@ -298,8 +298,32 @@ unsafe fn quads<R: Real>(
 ) {
     let r = |k: usize| std::slice::from_raw_parts_mut(re.add(base + off[k]), len);
     let i = |k: usize| std::slice::from_raw_parts_mut(im.add(base + off[k]), len);
-    let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
-    let (i0, i1, i2, i3) = (i(0), i(1), i(2), i(3));
+    quad_runs(r(0), r(1), r(2), r(3), i(0), i(1), i(2), i(3), m);
+}
+
+/// The 4x4 product on runs of quads held in eight disjoint slices (distinct `&mut`
+/// parameters: the compiler may assume they do not alias, and vectorises across j).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn quad_runs<R: Real>(
+    r0: &mut [R],
+    r1: &mut [R],
+    r2: &mut [R],
+    r3: &mut [R],
+    i0: &mut [R],
+    i1: &mut [R],
+    i2: &mut [R],
+    i3: &mut [R],
+    m: &[R; 32],
+) {
+    let len = r0.len();
+    let (r1, r2, r3) = (&mut r1[..len], &mut r2[..len], &mut r3[..len]);
+    let (i0, i1, i2, i3) = (
+        &mut i0[..len],
+        &mut i1[..len],
+        &mut i2[..len],
+        &mut i3[..len],
+    );
     for j in 0..len {
         let xr = [r0[j], r1[j], r2[j], r3[j]];
         let xi = [i0[j], i1[j], i2[j], i3[j]];
@@ -312,45 +336,5 @@ unsafe fn quads<R: Real>(
         i1[j] = yi[1];
         i2[j] = yi[2];
         i3[j] = yi[3];
-    }
-}
-
-#[cfg(test)]
-mod probe {
-    use super::*;
-    fn time<R: Real>(n: usize) {
-        let d = 1usize << n;
-        let mut re: Vec<R> = (0..d).map(|i| R::of(((i * 7919 % 1000) as f64 - 500.0) * 1e-6)).collect();
-        let mut im: Vec<R> = (0..d).map(|i| R::of(((i * 104729 % 1000) as f64 - 500.0) * 1e-6)).collect();
-        let (c, s) = (0.6f64, 0.8f64);
-        let m1 = [c, 0.0, -s, 0.0, s, 0.0, c, 0.0];
-        let r = [[c, -s], [s, c]];
-        let mut m2 = [0.0f64; 32];
-        for a in 0..4 {
-            for b in 0..4 {
-                m2[8 * a + 2 * b] = r[a >> 1][b >> 1] * r[a & 1][b & 1];
-                m2[8 * a + 2 * b + 1] = 0.01;
-            }
-        }
-        let reps = 20;
-        let t = std::time::Instant::now();
-        for _ in 0..reps {
-            R::run(n, &[Op::Mat { q: 3, m: m1 }], &[], &mut re, &mut im, false);
-        }
-        let t1 = t.elapsed().as_secs_f64() / reps as f64;
-        let t = std::time::Instant::now();
-        for _ in 0..reps {
-            R::run(n, &[Op::Mat2 { a: 3, b: 5, m: m2 }], &[], &mut re, &mut im, false);
-        }
-        let t2 = t.elapsed().as_secs_f64() / reps as f64;
-        eprintln!("{} n {n}: mat1 {:.3} ns/amp, mat2 {:.3} ns/amp", std::any::type_name::<R>(), t1 / d as f64 * 1e9, t2 / d as f64 * 1e9);
-    }
-    #[test]
-    #[ignore]
-    fn probe_kernels() {
-        time::<f64>(16);
-        time::<f32>(16);
-        time::<f64>(20);
-        time::<f32>(20);
     }
 }
