@@ -158,8 +158,15 @@ class Circuit:
         """Probabilities, <Z_i> or [<Z_i>, <X_i>] (float64) on the engine; differentiable
         by the adjoint method at ``precision="f64"``; ``"f32"`` runs forward only. See
         :func:`qbm.quantum.engine.run`."""
-        kw = {"initial": initial, "inverse": inverse, "readout": readout, "num_threads": num_threads}
-        return _engine().run(self, params, precision=precision, **kw)
+        return _engine().run(
+            self,
+            params,
+            initial=initial,
+            inverse=inverse,
+            readout=readout,
+            num_threads=num_threads,
+            precision=precision,
+        )
 
     def state(
         self,

@@ -34,6 +34,11 @@ READOUTS = ("probs", "z", "zx")
 PRECISIONS = ("f64", "f32")
 
 
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: unknown value {precision!r}; choose one of {PRECISIONS}")
+
+
 @dataclass(frozen=True)
 class Compiled:
     """A circuit (or its inverse) compiled for the engine."""
@@ -217,8 +222,7 @@ def run(
     is computed in float32 and returned as float64; forward only, no gradient)."""
     if readout not in READOUTS:
         raise ValueError(f"readout: unknown value {readout!r}; choose one of {READOUTS}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision: unknown value {precision!r}; choose one of {PRECISIONS}")
+    _check_precision(precision)
     single = params.ndim == 1
     p = params[None, :] if single else params
     if p.ndim != 2 or p.shape[1] != circuit.num_params:
@@ -241,8 +245,7 @@ def states(
 ) -> torch.Tensor:
     """Output states as complex128 (B, 2, ..., 2), complex64 with ``precision="f32"``
     (no autograd)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision: unknown value {precision!r}; choose one of {PRECISIONS}")
+    _check_precision(precision)
     p = params[None, :] if params.ndim == 1 else params
     comp = compile_circuit(circuit, inverse)
     init = None if initial is None else planes(initial, circuit.n)

@@ -74,6 +74,42 @@ pub enum Op {
     Mat2 { a: usize, b: usize, m: [f64; 32] },
 }
 
+impl Op {
+    /// The qubits the op acts on: `(qubits, k)` with the first `k` entries used.
+    pub(crate) fn qubits(&self) -> ([usize; 2], usize) {
+        match *self {
+            Op::Rot { q, .. } | Op::Mat { q, .. } => ([q, q], 1),
+            Op::CRot { c, t, .. } | Op::Cx { c, t } => ([c, t], 2),
+            Op::Cz { a, b } | Op::Mat2 { a, b, .. } => ([a, b], 2),
+        }
+    }
+
+    /// The same op with every qubit `q` renumbered `f(q)`.
+    pub(crate) fn remap(&self, f: impl Fn(usize) -> usize) -> Op {
+        match *self {
+            Op::Rot { axis, q, slot } => Op::Rot {
+                axis,
+                q: f(q),
+                slot,
+            },
+            Op::CRot { axis, c, t, slot } => Op::CRot {
+                axis,
+                c: f(c),
+                t: f(t),
+                slot,
+            },
+            Op::Cx { c, t } => Op::Cx { c: f(c), t: f(t) },
+            Op::Cz { a, b } => Op::Cz { a: f(a), b: f(b) },
+            Op::Mat { q, m } => Op::Mat { q: f(q), m },
+            Op::Mat2 { a, b, m } => Op::Mat2 {
+                a: f(a),
+                b: f(b),
+                m,
+            },
+        }
+    }
+}
+
 /// Gate kinds as numbered at the binding (`kind` codes of [`Program::from_codes`]).
 pub const KIND_NAMES: [&str; 9] = ["rx", "ry", "rz", "crx", "cry", "crz", "cx", "cz", "mat"];
 
@@ -251,54 +287,30 @@ impl Program {
         memory::ensure_fits(need, "angles")?;
         let mut out = memory::try_vec(rows * 2 * d, R::default(), "angles")?;
         let s = self.num_slots();
-        let all = resolve_threads(num_threads)?;
         // fusing pays for large states only (small ones are bound by per-row overhead)
         let fuse_rows = d >= 1 << 10;
-        if self.n > blocks::BITS && rows < all {
-            // fewer states than threads: the threads share each state's chunks
-            with_exact_threads(all, || {
-                for (r, st) in out.chunks_mut(2 * d).enumerate() {
-                    check_cancel(cancel)?;
-                    self.init_row(st, initial, r);
-                    let (re, im) = st.split_at_mut(d);
-                    let a = &angles[r * s..(r + 1) * s];
-                    blocks::run(
-                        self.n,
-                        &pairs2::fuse_pairs(self.n, &self.ops, a),
-                        a,
-                        re,
-                        im,
-                        all,
-                    );
-                }
-                Ok::<(), CoreError>(())
-            })??;
-            return Ok(out);
-        }
-        let threads = self.threads_for(num_threads, rows)?;
-        with_exact_threads(threads, || {
-            out.par_chunks_mut(2 * d)
-                .enumerate()
-                .with_min_len(rows.div_ceil(threads * 4).max(1))
-                .try_for_each(|(r, st)| {
-                    check_cancel(cancel)?;
-                    self.init_row(st, initial, r);
-                    let (re, im) = st.split_at_mut(d);
-                    let a = &angles[r * s..(r + 1) * s];
-                    if fuse_rows {
-                        blocks::run(
-                            self.n,
-                            &pairs2::fuse_pairs(self.n, &self.ops, a),
-                            a,
-                            re,
-                            im,
-                            1,
-                        );
-                    } else {
-                        R::run(self.n, &self.ops, a, re, im, false);
-                    }
-                    Ok::<(), CoreError>(())
-                })
+        let (threads, inner) = self.split_threads(num_threads, rows)?;
+        let row = |(r, st): (usize, &mut [R])| {
+            check_cancel(cancel)?;
+            self.init_row(st, initial, r);
+            let (re, im) = st.split_at_mut(d);
+            let a = &angles[r * s..(r + 1) * s];
+            if fuse_rows {
+                run_fused(self.n, &self.ops, a, re, im, inner);
+            } else {
+                R::run(self.n, &self.ops, a, re, im, false);
+            }
+            Ok::<(), CoreError>(())
+        };
+        with_exact_threads(threads.max(inner), || {
+            if inner > 1 {
+                out.chunks_mut(2 * d).enumerate().try_for_each(row)
+            } else {
+                out.par_chunks_mut(2 * d)
+                    .enumerate()
+                    .with_min_len(rows.div_ceil(threads * 4).max(1))
+                    .try_for_each(row)
+            }
         })??;
         Ok(out)
     }
@@ -349,6 +361,18 @@ impl Program {
         Ok(crate::parallel::useful_threads(t, units, work))
     }
 
+    /// Threads across rows and threads inside each row's state: a call with fewer rows
+    /// than threads above one chunk ([`blocks::BITS`]) runs its rows one after another,
+    /// each spread over every thread by chunks; otherwise rows go to threads whole.
+    fn split_threads(&self, num_threads: Option<usize>, rows: usize) -> Result<(usize, usize)> {
+        let all = resolve_threads(num_threads)?;
+        if self.n > blocks::BITS && rows < all {
+            Ok((1, all))
+        } else {
+            Ok((self.threads_for(num_threads, rows)?, 1))
+        }
+    }
+
     /// Gradient of the angles by the adjoint method for `rows` states: `psi` the
     /// circuit's outputs (as [`Program::states`] returns them), `lambda` the derivative
     /// of the loss with respect to the conjugate amplitudes, scaled so that
@@ -386,13 +410,7 @@ impl Program {
         )?;
         let s = self.num_slots();
         let mut grad = vec![0.0f64; rows * s];
-        let all = resolve_threads(num_threads)?;
-        // fewer states than threads: the threads share each state's chunks
-        let (threads, inner) = if self.n > blocks::BITS && rows < all {
-            (1, all)
-        } else {
-            (self.threads_for(num_threads, rows)?, 1)
-        };
+        let (threads, inner) = self.split_threads(num_threads, rows)?;
         type Row<'a> = (usize, (&'a mut [f64], (&'a mut [f64], &'a mut [f64])));
         let row = |(r, (g, (phi, lam))): Row<'_>| {
             check_cancel(cancel)?;
@@ -483,14 +501,7 @@ impl Program {
         self.init_row(&mut psi, initial, 0);
         {
             let (re, im) = psi.split_at_mut(d);
-            blocks::run(
-                self.n,
-                &pairs2::fuse_pairs(self.n, &self.ops, angles),
-                angles,
-                re,
-                im,
-                1,
-            );
+            run_fused(self.n, &self.ops, angles, re, im, 1);
         }
         let chunks = self.fork_chunks(resolve_threads(num_threads)?);
         let threads = resolve_threads(num_threads)?.min(chunks.len()).max(1);
@@ -581,14 +592,7 @@ impl Program {
             {
                 let (re, im) = ws.fork.split_at_mut(d);
                 apply_pauli(self.n, q.0, q.1, re, im);
-                blocks::run(
-                    self.n,
-                    &pairs2::fuse_pairs(self.n, &self.ops[j + 1..], angles),
-                    angles,
-                    re,
-                    im,
-                    1,
-                );
+                run_fused(self.n, &self.ops[j + 1..], angles, re, im, 1);
             }
             let (pr, pi) = psi.split_at(d);
             let (fr, fi) = ws.fork.split_at(d);
@@ -837,6 +841,26 @@ pub fn sample_counts(
 }
 
 // ------------------------------------------------------------------ fusion
+
+/// A forward run of `ops` (angles resolved) with two-qubit fusion, blocked above the
+/// caches or on `threads` > 1 ([`blocks::run`]).
+fn run_fused<R: Real>(
+    n: usize,
+    ops: &[Op],
+    angles: &[f64],
+    re: &mut [R],
+    im: &mut [R],
+    threads: usize,
+) {
+    blocks::run(
+        n,
+        &pairs2::fuse_pairs(n, ops, angles),
+        angles,
+        re,
+        im,
+        threads,
+    );
+}
 
 /// The 2x2 matrix of a one-qubit op at the given angles (None for other ops).
 fn single(op: &Op, angles: &[f64]) -> Option<(usize, [f64; 8])> {

@@ -47,6 +47,20 @@ pub struct CircuitProgram {
 impl CircuitProgram {
     /// The angle array (rows, slots) as a flat vector, its rows and slots; a wrong
     /// number of slots is an error naming `angles`.
+    fn angle_rows(&self, angles: &PyReadonlyArray2<'_, f64>) -> PyResult<(Vec<f64>, usize, usize)> {
+        let (rows, s) = angles.as_array().dim();
+        if s != self.inner.num_slots() {
+            return Err(value_error(
+                "angles",
+                format!(
+                    "expected (rows, {}), got ({rows}, {s})",
+                    self.inner.num_slots()
+                ),
+            ));
+        }
+        Ok((angles.as_array().iter().copied().collect(), rows, s))
+    }
+
     /// The shared body of `states` and `states_f32`: angles and initial states checked
     /// and copied, `run` detached from the GIL, the result shaped (rows, 2, 2^n).
     fn run_states<'py, R, F>(
@@ -77,20 +91,6 @@ impl CircuitProgram {
         let prog = &self.inner;
         let out = run_detached(py, w, move |c| run(prog, &av, rows, init.as_deref(), c))?;
         out.into_pyarray(py).reshape([rows, 2, d])
-    }
-
-    fn angle_rows(&self, angles: &PyReadonlyArray2<'_, f64>) -> PyResult<(Vec<f64>, usize, usize)> {
-        let (rows, s) = angles.as_array().dim();
-        if s != self.inner.num_slots() {
-            return Err(value_error(
-                "angles",
-                format!(
-                    "expected (rows, {}), got ({rows}, {s})",
-                    self.inner.num_slots()
-                ),
-            ));
-        }
-        Ok((angles.as_array().iter().copied().collect(), rows, s))
     }
 }
 

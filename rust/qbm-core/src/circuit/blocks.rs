@@ -64,38 +64,6 @@ impl Segment {
     }
 }
 
-fn qubits(op: &Op) -> ([usize; 2], usize) {
-    match *op {
-        Op::Rot { q, .. } | Op::Mat { q, .. } => ([q, q], 1),
-        Op::CRot { c, t, .. } | Op::Cx { c, t } => ([c, t], 2),
-        Op::Cz { a, b } | Op::Mat2 { a, b, .. } => ([a, b], 2),
-    }
-}
-
-fn remap(op: &Op, f: impl Fn(usize) -> usize) -> Op {
-    match *op {
-        Op::Rot { axis, q, slot } => Op::Rot {
-            axis,
-            q: f(q),
-            slot,
-        },
-        Op::CRot { axis, c, t, slot } => Op::CRot {
-            axis,
-            c: f(c),
-            t: f(t),
-            slot,
-        },
-        Op::Cx { c, t } => Op::Cx { c: f(c), t: f(t) },
-        Op::Cz { a, b } => Op::Cz { a: f(a), b: f(b) },
-        Op::Mat { q, m } => Op::Mat { q: f(q), m },
-        Op::Mat2 { a, b, m } => Op::Mat2 {
-            a: f(a),
-            b: f(b),
-            m,
-        },
-    }
-}
-
 /// `c`'s bits written to the bit positions `pos` (bit j of c to position pos[j]).
 fn deposit(c: usize, pos: &[usize]) -> usize {
     pos.iter()
@@ -117,21 +85,20 @@ pub(crate) fn plan(n: usize, ops: &[Op]) -> Vec<Segment> {
     let mut cur: Vec<Op> = Vec::new();
     let mut high: Vec<usize> = Vec::new(); // bit positions >= LOW touched so far
     for op in ops {
-        let (qs, k) = qubits(op);
-        let new: Vec<usize> = qs[..k]
-            .iter()
-            .map(|&q| n - 1 - q)
-            .filter(|&p| p >= LOW && !high.contains(&p))
-            .collect();
-        if high.len() + new.len() > HIGH && !cur.is_empty() {
+        let (qs, k) = op.qubits();
+        let touched = qs[..k].iter().map(|&q| n - 1 - q).filter(|&p| p >= LOW);
+        let fresh = touched.clone().filter(|p| !high.contains(p)).count();
+        if high.len() + fresh > HIGH && !cur.is_empty() {
             out.push(finish(
                 n,
                 std::mem::take(&mut cur),
                 std::mem::take(&mut high),
             ));
-            high.extend(qs[..k].iter().map(|&q| n - 1 - q).filter(|&p| p >= LOW));
-        } else {
-            high.extend(new);
+        }
+        for p in touched {
+            if !high.contains(&p) {
+                high.push(p);
+            }
         }
         cur.push(*op);
     }
@@ -146,7 +113,7 @@ fn finish(n: usize, ops: Vec<Op>, mut high: Vec<usize>) -> Segment {
         // the chunk of the 2^BITS lowest positions holds every pair: contiguous
         let shift = n - BITS;
         return Segment {
-            ops: ops.iter().map(|o| remap(o, |q| q - shift)).collect(),
+            ops: ops.iter().map(|o| o.remap(|q| q - shift)).collect(),
             nl: BITS,
             layout: Layout::Contig,
         };
@@ -162,7 +129,7 @@ fn finish(n: usize, ops: Vec<Op>, mut high: Vec<usize>) -> Segment {
         };
         nl - 1 - lp
     };
-    let ops = ops.iter().map(|o| remap(o, local)).collect();
+    let ops = ops.iter().map(|o| o.remap(local)).collect();
     let rest = (LOW..n).filter(|p| !high.contains(p)).collect();
     let high_off = (0..1usize << high.len())
         .map(|h| deposit(h, &high))
@@ -204,23 +171,55 @@ impl<R: Real> Plane<R> {
     }
 }
 
-/// Run `f(chunk, bufs)` for every chunk on `threads` threads (in the caller's pool),
-/// each thread holding its own `planes` buffers of 2^nl values; results in chunk order.
-fn chunk_map<B: Real, T: Send>(
-    nc: usize,
-    len: usize,
-    planes: usize,
+/// Run `f(part)` on every chunk of `seg` for `K` planes of 2^n values (`part[k]`: plane
+/// k's amplitudes of the chunk, gathered into a per-thread buffer and written back, or
+/// the plane's own contiguous range), on `threads` threads of the caller's pool; results
+/// in chunk order.
+///
+/// # Safety
+/// Every plane holds 2^n values and nothing else touches them during the call; `seg`
+/// comes from [`plan`] for `n` (different chunks then touch disjoint amplitudes).
+unsafe fn for_chunks<R: Real, T: Send, const K: usize>(
+    n: usize,
+    seg: &Segment,
+    planes: [Plane<R>; K],
     threads: usize,
-    f: impl Fn(usize, &mut [B]) -> T + Sync,
+    f: impl Fn([&mut [R]; K]) -> T + Sync,
 ) -> Vec<T> {
+    let len = 1usize << seg.nl;
+    let body = |c: usize, buf: &mut [R]| match &seg.layout {
+        Layout::Gather { high_off, rest } => {
+            let base = deposit(c, rest);
+            let mut parts = buf.chunks_mut(len);
+            let mut part: [&mut [R]; K] =
+                std::array::from_fn(|_| parts.next().expect("a buffer of K planes"));
+            for (p, b) in planes.iter().zip(part.iter_mut()) {
+                p.copy(b, base, high_off, true);
+            }
+            let out = f(part.each_mut().map(|b| &mut **b));
+            for (p, b) in planes.iter().zip(part.iter_mut()) {
+                p.copy(b, base, high_off, false);
+            }
+            out
+        }
+        // contiguous: chunk c is the range [c len, (c + 1) len) of every plane
+        Layout::Contig | Layout::Whole => {
+            f(planes.map(|p| std::slice::from_raw_parts_mut(p.0.add(c * len), len)))
+        }
+    };
+    let nc = seg.chunks(n);
+    let buf_len = match seg.layout {
+        Layout::Gather { .. } => K * len,
+        _ => 0,
+    };
     if threads <= 1 || nc == 1 {
-        let mut buf = vec![B::default(); planes * len];
-        return (0..nc).map(|c| f(c, &mut buf)).collect();
+        let mut buf = vec![R::default(); buf_len];
+        return (0..nc).map(|c| body(c, &mut buf)).collect();
     }
     (0..nc)
         .into_par_iter()
         .with_min_len(nc.div_ceil(threads * 4).max(1))
-        .map_init(|| vec![B::default(); planes * len], |buf, c| f(c, buf))
+        .map_init(|| vec![R::default(); buf_len], |buf, c| body(c, buf))
         .collect()
 }
 
@@ -264,37 +263,12 @@ fn run_segment<R: Real>(
     im: &mut [R],
     threads: usize,
 ) {
-    let len = 1usize << seg.nl;
-    match &seg.layout {
-        Layout::Whole => R::run(seg.nl, &seg.ops, angles, re, im, false),
-        Layout::Contig => {
-            let body = |(r, i): (&mut [R], &mut [R])| R::run(seg.nl, &seg.ops, angles, r, i, false);
-            if threads > 1 {
-                re.par_chunks_mut(len)
-                    .zip(im.par_chunks_mut(len))
-                    .for_each(body);
-            } else {
-                re.chunks_mut(len).zip(im.chunks_mut(len)).for_each(body);
-            }
-        }
-        Layout::Gather { high_off, rest } => {
-            let (pr, pi) = (Plane(re.as_mut_ptr()), Plane(im.as_mut_ptr()));
-            chunk_map(seg.chunks(n), len, 2, threads, |c, buf| {
-                let base = deposit(c, rest);
-                let (br, bi) = buf.split_at_mut(len);
-                // SAFETY: the planes hold 2^n values, the offsets come from plan(n, ..),
-                // and different chunks touch disjoint amplitudes.
-                unsafe {
-                    pr.copy(br, base, high_off, true);
-                    pi.copy(bi, base, high_off, true);
-                }
-                R::run(seg.nl, &seg.ops, angles, br, bi, false);
-                unsafe {
-                    pr.copy(br, base, high_off, false);
-                    pi.copy(bi, base, high_off, false);
-                }
-            });
-        }
+    let planes = [Plane(re.as_mut_ptr()), Plane(im.as_mut_ptr())];
+    // SAFETY: both planes hold 2^n values, borrowed mutably for the call; seg is planned for n.
+    unsafe {
+        for_chunks(n, seg, planes, threads, |[r, i]| {
+            R::run(seg.nl, &seg.ops, angles, r, i, false)
+        });
     }
 }
 
@@ -342,7 +316,6 @@ pub(crate) fn adjoint_planned(
                 _ => None,
             })
             .collect();
-        let len = 1usize << seg.nl;
         let nslots = grad.len();
         let planes = [
             Plane(pr.as_mut_ptr()),
@@ -350,42 +323,14 @@ pub(crate) fn adjoint_planned(
             Plane(lr.as_mut_ptr()),
             Plane(li.as_mut_ptr()),
         ];
-        let contig = matches!(seg.layout, Layout::Contig | Layout::Whole);
-        let parts = chunk_map(seg.chunks(n), len, 4, threads, |c, buf: &mut [f64]| {
-            let (b01, b23) = buf.split_at_mut(2 * len);
-            let (b0, b1) = b01.split_at_mut(len);
-            let (b2, b3) = b23.split_at_mut(len);
-            let mut g = vec![0.0f64; nslots];
-            match &seg.layout {
-                Layout::Gather { high_off, rest } => {
-                    let base = deposit(c, rest);
-                    // SAFETY: as in run_segment.
-                    unsafe {
-                        for (p, b) in planes.iter().zip([&mut *b0, &mut *b1, &mut *b2, &mut *b3]) {
-                            p.copy(b, base, high_off, true);
-                        }
-                    }
-                    adjoint_row(seg.nl, &seg.ops, angles, b0, b1, b2, b3, &mut g);
-                    unsafe {
-                        for (p, b) in planes.iter().zip([&mut *b0, &mut *b1, &mut *b2, &mut *b3]) {
-                            p.copy(b, base, high_off, false);
-                        }
-                    }
-                }
-                _ => {
-                    // contiguous: work on the chunk in place
-                    debug_assert!(contig);
-                    // SAFETY: chunk c is the disjoint range [c len, (c + 1) len).
-                    let v = |p: &Plane<f64>| unsafe {
-                        std::slice::from_raw_parts_mut(p.0.add(c * len), len)
-                    };
-                    let (c0, c1, c2, c3) =
-                        (v(&planes[0]), v(&planes[1]), v(&planes[2]), v(&planes[3]));
-                    adjoint_row(seg.nl, &seg.ops, angles, c0, c1, c2, c3, &mut g);
-                }
-            }
-            slots.iter().map(|&s| g[s]).collect::<Vec<f64>>()
-        });
+        // SAFETY: the four planes hold 2^n values each, borrowed mutably for the call.
+        let parts = unsafe {
+            for_chunks(n, seg, planes, threads, |[b0, b1, b2, b3]| {
+                let mut g = vec![0.0f64; nslots];
+                adjoint_row(seg.nl, &seg.ops, angles, b0, b1, b2, b3, &mut g);
+                slots.iter().map(|&s| g[s]).collect::<Vec<f64>>()
+            })
+        };
         for (k, &s) in slots.iter().enumerate() {
             grad[s] = parts.iter().map(|p| p[k]).sum();
         }

@@ -36,44 +36,25 @@ struct Block {
     alive: bool,
 }
 
-fn qubits(op: &Op) -> Option<[usize; 2]> {
-    match *op {
-        Op::CRot { c, t, .. } | Op::Cx { c, t } => Some([c, t]),
-        Op::Cz { a, b } => Some([a, b]),
-        Op::Mat2 { a, b, .. } => Some([a, b]),
-        Op::Rot { .. } | Op::Mat { .. } => None,
-    }
-}
-
-fn one_qubit(op: &Op) -> usize {
-    match *op {
-        Op::Rot { q, .. } | Op::Mat { q, .. } => q,
-        _ => unreachable!("a one-qubit op"),
-    }
-}
-
 /// `ops` (on `n` qubits, angles resolved) with two-qubit blocks fused.
 pub(crate) fn fuse_pairs(n: usize, ops: &[Op], angles: &[f64]) -> Vec<Op> {
     let mut blocks: Vec<Block> = Vec::new();
     let mut last: Vec<Option<usize>> = vec![None; n];
     for op in ops {
-        match qubits(op) {
-            None => {
-                let q = one_qubit(op);
-                match last[q] {
-                    Some(b) => blocks[b].ops.push(*op),
-                    None => {
-                        last[q] = Some(blocks.len());
-                        blocks.push(Block {
-                            qs: [q, q],
-                            two: false,
-                            ops: vec![*op],
-                            alive: true,
-                        });
-                    }
+        match op.qubits() {
+            ([q, _], 1) => match last[q] {
+                Some(b) => blocks[b].ops.push(*op),
+                None => {
+                    last[q] = Some(blocks.len());
+                    blocks.push(Block {
+                        qs: [q, q],
+                        two: false,
+                        ops: vec![*op],
+                        alive: true,
+                    });
                 }
-            }
-            Some([a, b]) => {
+            },
+            ([a, b], _) => {
                 if let (Some(x), Some(y)) = (last[a], last[b]) {
                     if x == y && blocks[x].two {
                         blocks[x].ops.push(*op);
@@ -126,36 +107,7 @@ pub(crate) fn fuse_pairs(n: usize, ops: &[Op], angles: &[f64]) -> Vec<Op> {
 /// two-qubit register with a as qubit 0 and b as qubit 1.
 fn block_matrix(qs: &[usize; 2], ops: &[Op], angles: &[f64]) -> [f64; 32] {
     let local = |q: usize| if q == qs[0] { 0 } else { 1 };
-    let mapped: Vec<Op> = ops
-        .iter()
-        .map(|o| match *o {
-            Op::Rot { axis, q, slot } => Op::Rot {
-                axis,
-                q: local(q),
-                slot,
-            },
-            Op::Mat { q, m } => Op::Mat { q: local(q), m },
-            Op::CRot { axis, c, t, slot } => Op::CRot {
-                axis,
-                c: local(c),
-                t: local(t),
-                slot,
-            },
-            Op::Cx { c, t } => Op::Cx {
-                c: local(c),
-                t: local(t),
-            },
-            Op::Cz { a, b } => Op::Cz {
-                a: local(a),
-                b: local(b),
-            },
-            Op::Mat2 { a, b, m } => Op::Mat2 {
-                a: local(a),
-                b: local(b),
-                m,
-            },
-        })
-        .collect();
+    let mapped: Vec<Op> = ops.iter().map(|o| o.remap(local)).collect();
     let mut m = [0.0f64; 32];
     for c in 0..4 {
         let (mut re, mut im) = ([0.0f64; 4], [0.0f64; 4]);
