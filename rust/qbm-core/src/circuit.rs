@@ -1370,6 +1370,14 @@ mod tests {
         AtomicBool::new(false)
     }
 
+    /// The largest |x - y| over two equally long vectors.
+    fn max_diff(x: &[f64], y: &[f64]) -> f64 {
+        x.iter()
+            .zip(y)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+    }
+
     /// Dense 2^n x 2^n complex matrix of one op (reference), row-major (re, im).
     fn dense(n: usize, op: &Op, angles: &[f64]) -> Vec<(f64, f64)> {
         let d = 1 << n;
@@ -1570,11 +1578,7 @@ mod tests {
                     if ops.len() == p.ops.len() {
                         assert_eq!(st, want, "n {n}, {threads} threads");
                     } else {
-                        let err = st
-                            .iter()
-                            .zip(&want)
-                            .map(|(x, y)| (x - y).abs())
-                            .fold(0.0, f64::max);
+                        let err = max_diff(&st, &want);
                         assert!(err < 1e-12, "fused: {err}");
                     }
                 }
@@ -1609,11 +1613,7 @@ mod tests {
                 let (re, im) = got.split_at_mut(d);
                 run_ops(n, &f, &a, re, im, false);
             }
-            let err = got
-                .iter()
-                .zip(&want)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0, f64::max);
+            let err = max_diff(&got, &want);
             assert!(err < 1e-12, "n {n}: {err}");
             // the public call fuses pairs from 2^10 amplitudes on
             let st = p.states(&a, 1, None, Some(1), &no()).unwrap();
@@ -1637,18 +1637,16 @@ mod tests {
             let one = p.states_f32(&a, 1, None, Some(1), &no()).unwrap();
             let two = p.states_f32(&a, 1, None, Some(2), &no()).unwrap();
             assert_eq!(one, two);
-            let err = one
-                .iter()
-                .zip(&want)
-                .map(|(x, y)| (*x as f64 - y).abs())
-                .fold(0.0, f64::max);
+            let wide: Vec<f64> = one.iter().map(|&v| v as f64).collect();
+            let err = max_diff(&wide, &want);
             assert!(err < 1e-5, "n {n}: {err}");
             let norm: f64 = one.iter().map(|v| (*v as f64).powi(2)).sum();
             assert!((norm - 1.0).abs() < 1e-5, "n {n}: norm {norm}");
-            // an initial state given in f64 is rounded once
-            let init: Vec<f64> = want.clone();
-            let from = p.states_f32(&a, 1, Some(&init), Some(1), &no()).unwrap();
-            assert_eq!(from.len(), 2 * d);
+            // an initial state given in f64 is rounded once: |0...0> given equals the default
+            let mut zero = vec![0.0f64; 2 * d];
+            zero[0] = 1.0;
+            let from = p.states_f32(&a, 1, Some(&zero), Some(1), &no()).unwrap();
+            assert_eq!(from, one);
         }
     }
 
