@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from qbm.data import showers as sh
 from qbm.studies import gradient_variance as gv
 from qbm.studies import shower_losses as sl
 from qbm.studies import spurious as sp
+from qbm.studies.trainability import analyse_variance
 
 
 # ------------------------------------------------------------------ showers
@@ -237,6 +239,46 @@ def test_claim_verdicts_for_claims_1_and_2():
     assert gv.claim_verdicts(part)["claim2"].startswith("undecided")
 
 
+def test_claim1_rule_v2():
+    good = {
+        ("line", L, f"kl@{s}", w): _series("exponential")
+        for L in (1, 2)
+        for s in gv.SHOTS
+        for w in ("loss_deviates", "nonzero")
+    }
+    v = gv.claim_verdicts(good)
+    assert v["claim1_v2"].startswith("supported") and v["claim1"].startswith("undecided")  # v1 needs loss_var
+    bad = dict(good)
+    bad[("line", 1, "kl@100", "loss_deviates")] = _series("polynomial")
+    v = gv.claim_verdicts(bad)
+    assert v["claim1_v2"].startswith("refuted") and "kl@100 L=1 loss_deviates" in v["claim1_v2"]
+    part = dict(good)
+    del part[("line", 2, "kl@10000", "nonzero")]
+    assert gv.claim_verdicts(part)["claim1_v2"].startswith("undecided")
+
+
+def test_kl_only_draws_match_the_full_draws_and_concentrate_at_log_one_over_eps():
+    full = gv.draw_values(6, "line", 1, 6, 3)
+    kl = gv.draw_values(6, "line", 1, 6, 3, losses="kl")
+    assert set(kl) == {"kl", "kl@100", "kl@1000", "kl@10000"}
+    for m in ("loss", "grad"):  # same parameter draws, same exact KL (from the support's amplitudes only)
+        np.testing.assert_allclose(kl["kl"][m], full["kl"][m], rtol=1e-10, atol=1e-12)
+    fresh = gv.draw_values(6, "line", 1, 6, 3, losses="kl", stream=1)
+    assert not np.allclose(fresh["kl"]["loss"], kl["kl"]["loss"])  # stream 1 draws other parameters
+    # at n = 14 a random line circuit puts ~2^-14 on the GHZ support: most 100-shot losses sit exactly at
+    # the concentrated value (no shot on the support); a draw off it has a shot there, so a smaller loss
+    big = gv.draw_values(14, "line", 1, 20, 0, losses="kl", stream=1)
+    conc = gv.kl_concentrated(np.array([0.5, 0.5]))
+    assert conc == pytest.approx(math.log(0.5 / gv.EPS))
+    at = big["kl@100"]["loss"] == conc
+    assert at.sum() >= 15
+    assert np.all(big["kl@100"]["loss"][~at] < conc)
+    with pytest.raises(ValueError, match="losses"):
+        gv.draw_values(4, "line", 1, 1, 0, losses="mmd")
+    with pytest.raises(ValueError, match="stream"):
+        gv.draw_values(4, "line", 1, 1, 0, stream=-1)
+
+
 def _rec(n, loss, t_target, t_uni, t_odd=0.9):
     return {"config": {"n": n, "loss": loss}, "status": "ok",
             "result": {"tvd_target": t_target, "tvd_uniform": t_uni, "tvd_odd": t_odd}}  # fmt: skip
@@ -291,8 +333,24 @@ def test_gradient_variance_command_writes_and_resumes(tmp_path):
         assert os.path.exists(os.path.join(out, f))
     with open(os.path.join(out, "series.json")) as fh:
         s = json.load(fh)
-    assert set(s["verdicts"]) == {"claim1", "claim2"}
+    assert set(s["verdicts"]) == {"claim1", "claim1_v2", "claim2"}
     assert "gradient_variance.py" in s["rules"]
+    with open(os.path.join(out, "report.md")) as fh:
+        text = fh.read()
+    assert "- Claim 1 (KL at finite shots concentrates exponentially; rule v1)" in text
+    assert "rule v2" not in "".join(line for line in text.splitlines() if line.startswith("- Claim"))
+    # rule v2's fresh draws: KL only, stream 1, its own directory; mixing streams in one directory is refused
+    out1 = str(tmp_path / "gv1")
+    args1 = ["study", "gradient-variance", "--n", "4", "5", "--draws", "10", "--chunk", "5", "--ansatz", "line",
+             "--deep-max", "2", "--losses", "kl", "--stream", "1", "--out", out1, "--workers", "1",
+             "--quiet"]  # fmt: skip
+    assert _cli(args1) == 0
+    with open(os.path.join(out1, "report.md")) as fh:
+        claims = [line for line in fh.read().splitlines() if line.startswith("- Claim")]
+    assert len(claims) == 1 and "rule v2, fresh stream 1" in claims[0]
+    shutil.copytree(os.path.join(out1, "n=04", "runs"), os.path.join(out, "n=04", "runs"), dirs_exist_ok=True)
+    with pytest.raises(ValueError, match="streams"):
+        analyse_variance(out)
 
 
 @pytest.mark.slow

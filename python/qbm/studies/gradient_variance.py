@@ -51,6 +51,21 @@ Rule (fixed before the runs; the report prints the commit of this file):
   the line ansatz at L = 1 and 2 and every shot count, the loss variance and the
   fraction of nonzero gradients both decay exponentially; refuted when any of these
   series decays polynomially or is flat; else undecided.
+* Claim 1, rule v2 (written on 2026-12-03 after rule v1's analysis of stream 0 came out
+  undecided, and before any draw of stream 1; v1 stays as it was and is reported beside).
+  Why: science.md states the claim as concentration at a parameter-independent value
+  (log(1/eps) for a point-mass target), and the variance of the clipped loss is not
+  monotone in n (it rises while shots still hit the target's support, then falls), so no
+  single law fits it. Concentration is measured directly: P(loss != L_conc), the
+  probability that the shot loss differs from its concentrated value
+  L_conc = sum_x p(x) log(p(x) / eps) (no shot of the circuit on the target's support),
+  beside P(gradient != 0) as in v1. Supported when, on draws of stream >= 1 only (seeds
+  disjoint from the data v2 was written after), for the line ansatz at L = 1 and 2 and
+  every shot count, both series decay exponentially under the series rule above; refuted
+  when any of them decays polynomially or is flat; else undecided. Stream >= 1 runs the KL
+  losses only (``losses="kl"``): the counts on the target's support are drawn from their
+  exact joint law (multinomial over the support's patterns and the rest), which is the law
+  of the full-state sampler's counts there.
 * Claim 2 (MMD at sigma in O(1) exponential, at sigma in Theta(n) polynomial): supported
   when, for the line ansatz at L = 1 and 2, the derivative variance at sigma = 1 decays
   exponentially and at sigma = n / 4 polynomially or flat; refuted when sigma = 1 is
@@ -142,15 +157,40 @@ def _probs_rows(comp: Any, params: np.ndarray, init: np.ndarray | None, *, lazy:
     return gen if lazy else list(gen)
 
 
+LOSS_SETS = ("all", "kl")
+
+
+def kl_concentrated(ps: np.ndarray) -> float:
+    """The shot-KL loss when no shot lands on the target's support: sum p log(p / eps),
+    computed by the estimator's own expression (so equality with it is exact)."""
+    return float((ps * np.log(ps / np.maximum(np.zeros_like(ps), EPS))).sum())
+
+
 def draw_values(
-    n: int, ansatz: str, layers: int, draws: int, seed: int, *, shots: tuple[int, ...] = SHOTS, progress: bool = False
+    n: int,
+    ansatz: str,
+    layers: int,
+    draws: int,
+    seed: int,
+    *,
+    shots: tuple[int, ...] = SHOTS,
+    losses: str = "all",
+    stream: int = 0,
+    progress: bool = False,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Per loss key: arrays ``loss`` and ``grad`` (draws,) at random initialisations,
-    draw i from the stream (seed, i)."""
+    draw i from the stream (seed, i) (stream 0) or (seed, i, stream). ``losses="kl"``
+    computes the KL keys only, from the amplitudes on the target's support."""
     from qbm.quantum import engine
 
     if n < 2:
         raise ValueError(f"n: needs at least 2 qubits, got {n}")
+    if losses not in LOSS_SETS:
+        raise ValueError(f"losses: one of {LOSS_SETS}, got {losses!r}")
+    if stream < 0:
+        raise ValueError(f"stream: must be >= 0, got {stream}")
+    if losses == "kl":
+        return _draw_kl(n, ansatz, layers, draws, seed, shots=shots, stream=stream, progress=progress)
     model = _build_qcbm(n, ansatz, layers)
     P, k = model.circuit.num_params, fixed_parameter(n)
     support = np.array([0, 2**n - 1])  # the GHZ target, kept sparse: p(x) = 1/2 on its support
@@ -217,9 +257,57 @@ def draw_values(
     return res
 
 
+def _draw_kl(
+    n: int, ansatz: str, layers: int, draws: int, seed: int, *, shots: tuple[int, ...], stream: int, progress: bool
+) -> dict[str, dict[str, np.ndarray]]:
+    """The KL keys of :func:`draw_values` from the three circuits' amplitudes on the GHZ
+    support; shot counts there from their exact multinomial law (rule v2 of claim 1)."""
+    model = _build_qcbm(n, ansatz, layers)
+    P, k = model.circuit.num_params, fixed_parameter(n)
+    support = np.array([0, 2**n - 1])
+    ps = np.array([0.5, 0.5])
+    comp = model.circuit.compile()
+    res = {key: {"loss": np.empty(draws), "grad": np.empty(draws)} for key in ("kl", *(f"kl@{s}" for s in shots))}
+    from tqdm import tqdm
+
+    for i in tqdm(range(draws), desc=f"n={n} {ansatz} L={layers} (KL)", disable=not progress):
+        rng = np.random.default_rng([seed, i] if stream == 0 else [seed, i, stream])
+        theta = rng.uniform(0.0, 2 * math.pi, P)
+        q = np.empty((3, support.size))
+        for r, shift in enumerate((0.0, math.pi / 2, -math.pi / 2)):
+            row = theta.copy()
+            row[k] += shift
+            psi = _states(comp, row, None)[0][:, support]
+            q[r] = psi[0] * psi[0] + psi[1] * psi[1]
+            del psi
+        q0s = q[0]
+        res["kl"]["loss"][i] = float((ps * np.log(ps / q0s)).sum())
+        res["kl"]["grad"][i] = float(-(ps * (q[1] - q[2]) / (2 * q0s)).sum())
+        shot_rng = np.random.default_rng(int(rng.integers(0, 2**62)))
+        rest = np.clip(1.0 - q.sum(axis=1, keepdims=True), 0.0, None)
+        pv = np.concatenate([q, rest], axis=1)
+        pv /= pv.sum(axis=1, keepdims=True)
+        for s in shots:
+            c = np.stack([shot_rng.multinomial(s, pv[r])[: support.size] for r in range(3)]).astype(np.float64) / s
+            f0 = c[0]
+            w = ps / np.maximum(f0, EPS)
+            res[f"kl@{s}"]["loss"][i] = float((ps * np.log(ps / np.maximum(f0, EPS))).sum())
+            res[f"kl@{s}"]["grad"][i] = float(-0.5 * (w * (c[1] - c[2])).sum())
+    return res
+
+
 def variance_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
-    """One chunk of draws at one (ansatz, layers, n) (a run of the study runner)."""
-    vals = draw_values(int(config["n"]), config["ansatz"], int(config["layers"]), int(config["draws"]), seed)
+    """One chunk of draws at one (ansatz, layers, n) (a run of the study runner); the
+    optional config keys ``losses`` and ``stream`` select rule v2's KL-only fresh draws."""
+    vals = draw_values(
+        int(config["n"]),
+        config["ansatz"],
+        int(config["layers"]),
+        int(config["draws"]),
+        seed,
+        losses=config.get("losses", "all"),
+        stream=int(config.get("stream", 0)),
+    )
     return {key: {"loss": v["loss"].tolist(), "grad": v["grad"].tolist()} for key, v in vals.items()}
 
 
@@ -311,6 +399,18 @@ def claim_verdicts(series: dict[tuple[str, int, str, str], dict[str, Any]]) -> d
         out["claim1"] = "refuted: " + "; ".join(bad)
     else:
         out["claim1"] = "undecided: " + "; ".join(f"{k[2]} L={k[1]} {k[3]}: {c}" for k, c in zip(need1, got1))
+    need2 = [("line", L, f"kl@{s}", w) for L in (1, 2) for s in SHOTS for w in ("loss_deviates", "nonzero")]
+    got2 = [series.get(k, {}).get("class", "missing") for k in need2]
+    detail2 = "; ".join(f"{k[2]} L={k[1]} {k[3]}: {c}" for k, c in zip(need2, got2))
+    if all(c == "exponential" for c in got2):
+        out["claim1_v2"] = (
+            "supported: P(loss != L_conc) and P(nonzero gradient) of KL at 1e2-1e4 shots decay exponentially"
+        )
+    elif any(c in ("polynomial", "flat") for c in got2):
+        bad2 = [f"{k[2]} L={k[1]} {k[3]}: {c}" for k, c in zip(need2, got2) if c in ("polynomial", "flat")]
+        out["claim1_v2"] = "refuted: " + "; ".join(bad2)
+    else:
+        out["claim1_v2"] = "undecided: " + detail2
     s1 = [series.get(("line", L, "mmd:1", "grad_var"), {}).get("class", "missing") for L in (1, 2)]
     sn = [series.get(("line", L, "mmd:n/4", "grad_var"), {}).get("class", "missing") for L in (1, 2)]
     detail = f"sigma=1: {s1}, sigma=n/4: {sn} (line, L = 1, 2)"

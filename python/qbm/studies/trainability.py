@@ -53,9 +53,17 @@ def rule_provenance() -> dict[str, Any]:
 DEPTHS = ("1", "2", "n/2")
 
 
-def variance_configs(ns: list[int], ansatzes: list[str], chunk: int, deep_max: int) -> dict[int, list]:
+def variance_configs(
+    ns: list[int], ansatzes: list[str], chunk: int, deep_max: int, *, losses: str = "all", stream: int = 0
+) -> dict[int, list]:
     """Per n: the configs (product at depth 0; line / all_to_all at L = 1, 2 and n / 2
-    while n <= deep_max), each split into chunks of ``chunk`` draws."""
+    while n <= deep_max), each split into chunks of ``chunk`` draws. ``losses`` and
+    ``stream`` enter a config only when not the defaults (the first study's runs keep their keys)."""
+    extra: dict[str, Any] = {}
+    if losses != "all":
+        extra["losses"] = losses
+    if stream:
+        extra["stream"] = stream
     out: dict[int, list] = {}
     for n in ns:
         cells: list[tuple[str, int]] = []
@@ -69,24 +77,27 @@ def variance_configs(ns: list[int], ansatzes: list[str], chunk: int, deep_max: i
                 L = n // 2 if d == "n/2" else int(d)
                 if (a, L) not in cells:
                     cells.append((a, L))
-        out[n] = [{"n": n, "ansatz": a, "layers": L, "draws": chunk} for a, L in cells]
+        out[n] = [{"n": n, "ansatz": a, "layers": L, "draws": chunk, **extra} for a, L in cells]
     return out
 
 
-def _load_variance_records(out: str) -> dict[tuple[str, int, int], dict[str, dict[str, np.ndarray]]]:
+def _load_variance_records(out: str) -> tuple[dict[tuple[str, int, int], dict[str, dict[str, np.ndarray]]], set[int]]:
     """(ansatz, layers, n) -> loss key -> {"loss", "grad"} arrays over every finished
-    chunk found under ``out``/n=*/runs."""
+    chunk found under ``out``/n=*/runs, and the draw streams they come from."""
     acc: dict[tuple[str, int, int], dict[str, dict[str, list[float]]]] = {}
+    streams: set[int] = set()
     for rec in _records(out):
         if rec.get("status") != "ok":
             continue
         c = rec["config"]
+        streams.add(int(c.get("stream", 0)))
         cell = acc.setdefault((c["ansatz"], int(c["layers"]), int(c["n"])), {})
         for key, v in rec["result"].items():
             d = cell.setdefault(key, {"loss": [], "grad": []})
             d["loss"].extend(v["loss"])
             d["grad"].extend(v["grad"])
-    return {k: {key: {m: np.asarray(a) for m, a in v.items()} for key, v in cell.items()} for k, cell in acc.items()}
+    cells = {k: {key: {m: np.asarray(a) for m, a in v.items()} for key, v in cell.items()} for k, cell in acc.items()}
+    return cells, streams
 
 
 def _depth_label(ansatz: str, layers: int, n: int) -> list[str]:
@@ -103,7 +114,11 @@ def analyse_variance(out: str, *, boot: int = 200) -> dict[str, Any]:
     from qbm.studies import gradient_variance as gv
     from qbm.studies.mmd_variance import closed_form_variance
 
-    cells = _load_variance_records(out)
+    cells, streams = _load_variance_records(out)
+    if len(streams) > 1:
+        raise ValueError(f"{out}: holds draws of streams {sorted(streams)}; one stream per output directory")
+    stream = streams.pop() if streams else 0
+    l_conc = gv.kl_concentrated(np.array([0.5, 0.5]))
     rows: list[dict[str, Any]] = []
     series_data: dict[tuple[str, str, str, str], dict[int, np.ndarray]] = {}
     for (ansatz, layers, n), by_loss in sorted(cells.items()):
@@ -124,6 +139,8 @@ def analyse_variance(out: str, *, boot: int = 200) -> dict[str, Any]:
                 "grad_var_hi": g["var_hi"],
                 "grad_zero_fraction": g["zero_fraction"],
             }
+            if key.startswith("kl@"):
+                row["loss_deviates_fraction"] = float(np.mean(v["loss"] != l_conc))
             if ansatz == "product" and key.startswith("mmd:") and key != "mmd:mix":
                 sigma = 1.0 if key == "mmd:1" else n / 4
                 row["closed_form_loss_var"] = closed_form_variance(n, sigma, "ghz", moments=gv.PRODUCT_MOMENTS)
@@ -133,14 +150,15 @@ def analyse_variance(out: str, *, boot: int = 200) -> dict[str, Any]:
                 series_data.setdefault((ansatz, d, key, "loss_var"), {})[n] = v["loss"]
                 if key.startswith("kl@"):
                     series_data.setdefault((ansatz, d, key, "nonzero"), {})[n] = v["grad"]
+                    series_data.setdefault((ansatz, d, key, "loss_deviates"), {})[n] = v["loss"] - l_conc
     classified: dict[tuple[str, Any, str, str], dict[str, Any]] = {}
     for (ansatz, d, key, what), by_n in sorted(series_data.items()):
         ns = sorted(by_n)
-        stat = "nonzero" if what == "nonzero" else "var"
+        stat = "nonzero" if what in ("nonzero", "loss_deviates") else "var"
         res = gv.classify_series(ns, [by_n[n] for n in ns], stat=stat, boot=boot)
         classified[(ansatz, int(d) if d.isdigit() else d, key, what)] = res
     verdicts = gv.claim_verdicts(classified)  # type: ignore[arg-type]
-    return {"rows": rows, "series": classified, "verdicts": verdicts}
+    return {"rows": rows, "series": classified, "verdicts": verdicts, "stream": stream}
 
 
 ZERO_FLOOR = 1e-28  # below this a variance is rounding noise around an exact zero (drawn as a censored point)
@@ -282,10 +300,24 @@ def write_variance_report(out: str, analysis: dict[str, Any]) -> list[str]:
         "",
         *_series_table(analysis["series"]),
         "",
-        f"- Claim 1 (KL at finite shots concentrates exponentially): {v['claim1']}",
-        f"- Claim 2 (MMD: sigma = 1 exponential, sigma = n/4 polynomial): {v['claim2']}",
-        "",
     ]
+    if analysis["stream"] == 0:
+        lines += [
+            f"- Claim 1 (KL at finite shots concentrates exponentially; rule v1): {v['claim1']}",
+            f"- Claim 2 (MMD: sigma = 1 exponential, sigma = n/4 polynomial): {v['claim2']}",
+            "",
+            "Rule v2 of claim 1 applied to these draws (stream 0, seen before v2 was written, so not its test; "
+            f"the test is `--losses kl --stream 1`): {v['claim1_v2']}",
+            "",
+        ]
+    else:
+        lines += [
+            f"- Claim 1 (KL at finite shots concentrates at log(1/eps); rule v2, fresh stream {analysis['stream']}): "
+            f"{v['claim1_v2']}",
+            "",
+            f"Rule v1 of claim 1 on the same draws, for comparison: {v['claim1']}",
+            "",
+        ]
     return lines
 
 
@@ -295,13 +327,15 @@ def cmd_gradient_variance(args: argparse.Namespace) -> int:
 
     if args.draws % args.chunk:
         raise ValueError(f"--draws: must be a multiple of --chunk ({args.chunk}), got {args.draws}")
-    per_n = variance_configs(sorted(set(args.n)), args.ansatz, args.chunk, args.deep_max)
+    per_n = variance_configs(
+        sorted(set(args.n)), args.ansatz, args.chunk, args.deep_max, losses=args.losses, stream=args.stream
+    )
     chunks = list(range(args.draws // args.chunk))
     os.makedirs(args.out, exist_ok=True)
     total = sum(len(c) for c in per_n.values()) * len(chunks)
     print(
         f"gradient variance: n {sorted(per_n)}, ansatz {args.ansatz}, {args.draws} draws per point "
-        f"({total} runs of {args.chunk} draws) -> {args.out}"
+        f"({total} runs of {args.chunk} draws), losses {args.losses}, draw stream {args.stream} -> {args.out}"
     )
     for n, configs in per_n.items():
         study = Study(f"gradient-variance n={n}", "qbm.studies.gradient_variance:variance_run", grid(configs, chunks))
@@ -333,6 +367,15 @@ def add_parsers(study: Any) -> None:
     p.add_argument("--draws", type=positive_int, default=200, help="random initialisations per point")
     p.add_argument("--chunk", type=positive_int, default=50, help="draws per run of the study runner")
     p.add_argument("--deep-max", type=positive_int, default=20, help="largest n with depth L = n/2")
+    p.add_argument(
+        "--losses", default="all", choices=["all", "kl"], help="kl: the KL losses only (claim 1, rule v2), cheaper"
+    )
+    p.add_argument(
+        "--stream",
+        type=int_range(0, 1000),
+        default=0,
+        help="draw stream: 0 is the first study's; rule v2 of claim 1 is judged on streams >= 1 only",
+    )
     p.add_argument("--out", default="runs/gradient-variance")
     add_runner_options(p, seeds=None)
     p.set_defaults(func=cmd_gradient_variance)
@@ -714,12 +757,21 @@ def add_shower_parser(study: Any) -> None:
 
 
 # ------------------------------------------------------------------ the report
+PARTS = {  # output sub-directory -> the study command that fills it
+    "gradient-variance": "gradient-variance",
+    "claim1-stream1": "gradient-variance",
+    "spurious-minima": "spurious-minima",
+    "shower-losses": "shower-losses",
+}
+CLAIM1_V2 = ["--ansatz", "line", "--deep-max", "2", "--losses", "kl", "--stream", "1"]
 BUDGETS = {
     # variance to n = 22 (L = n/2 to n = 20), 200 draws; the paper's HEP protocol. n = 24 alone costs about
     # 7 core-hours on the development machine (about 60 s per draw, 200 draws, 5 cells): add it to the same
     # report with `qbm study gradient-variance --n 24 --out DIR/gradient-variance` where the hours exist
     "paper": {
         "gradient-variance": ["--n", *map(str, range(4, 23, 2))],
+        # claim 1's rule v2 on fresh draws: KL only, line ansatz, L = 1, 2 (about 1 core-hour, most of it at n = 24)
+        "claim1-stream1": [*CLAIM1_V2, "--n", *map(str, range(4, 25, 2))],
         "spurious-minima": [],
         "shower-losses": [],
     },
@@ -739,6 +791,7 @@ BUDGETS = {
             "product",
             "line",
         ],
+        "claim1-stream1": [*CLAIM1_V2, "--n", "4", "5", "6", "7", "8", "--draws", "40", "--chunk", "20"],
         "spurious-minima": ["--n", "6", "--steps", "200", "--seeds", "0", "1", "2"],
         "shower-losses": [
             "--n",
@@ -772,7 +825,7 @@ def cmd_trainability(args: argparse.Namespace) -> int:
     os.makedirs(args.out, exist_ok=True)
     sections: list[str] = []
     verdicts: list[str] = []
-    for part in ("gradient-variance", "spurious-minima", "shower-losses"):
+    for part, command in PARTS.items():
         if part in args.skip:
             continue
         out = os.path.join(args.out, part)
@@ -782,7 +835,7 @@ def cmd_trainability(args: argparse.Namespace) -> int:
                 continue
         else:
             print(f"== {part} -> {out}")
-            pargs = parser.parse_args([part, "--out", out, *BUDGETS[args.budget][part], *runner])
+            pargs = parser.parse_args([command, "--out", out, *BUDGETS[args.budget][part], *runner])
             pargs.func(pargs)
         with open(os.path.join(out, "report.md")) as fh:
             body = fh.read().splitlines()[2:]
@@ -831,7 +884,7 @@ def add_report_parser(study: Any) -> None:
         action="store_true",
         help="write report.md from the parts' reports already in --out; run nothing",
     )
-    p.add_argument("--skip", nargs="*", default=[], choices=["gradient-variance", "spurious-minima", "shower-losses"])
+    p.add_argument("--skip", nargs="*", default=[], choices=list(PARTS))
     p.add_argument("--out", default="runs/trainability")
     add_runner_options(p, seeds=None)
     p.set_defaults(func=cmd_trainability)
