@@ -204,6 +204,7 @@ class CircuitProgram:
         initial: npt.NDArray[np.float64] | None = None,
         *,
         num_threads: int | None = None,
+        precision: str = "f64",
     ) -> npt.NDArray[np.float64]: ...
 
 def sample_counts(

@@ -138,6 +138,7 @@ def shot_loss_and_grad(
     generator: torch.Generator,
     sigmas: Any,
     eps: float,
+    precision: str = "f64",
 ) -> tuple[float, torch.Tensor]:
     """A shot-based loss estimate and its parameter-shift gradient.
 
@@ -146,10 +147,18 @@ def shot_loss_and_grad(
     estimate from count vectors. KL: -sum_x p(x) (q_k^+ - q_k^-)(x) / (2 max(q(x), eps))
     with empirical frequencies. Fidelity: shift rule on <Z_i> estimated from shots of
     U^dag |phi>. Every gradient is sum_x (f_k^+ - f_k^-)(x) w(x) for a weight vector w
-    over the 2^n outcomes, which the engine evaluates fork by fork.
+    over the 2^n outcomes, which the engine evaluates fork by fork. ``precision="f32"``
+    runs the circuit and its forks on f32 amplitudes in the engine (the draws and sums
+    stay f64, the random streams the same); the torch path runs at the model's dtype.
     """
+    engine._check_precision(precision)
     if model.uses_engine() and model.circuit.single_use_params():
-        return _engine_shot_loss_and_grad(model, target_probs, loss, shots, generator, sigmas, eps)
+        return _engine_shot_loss_and_grad(model, target_probs, loss, shots, generator, sigmas, eps, precision)
+    if precision != "f64":
+        raise ValueError(
+            "precision: 'f32' applies to the engine's shot gradient (CPU, single-use parameters); "
+            "the torch path runs at the model's dtype"
+        )
     return _torch_shot_loss_and_grad(model, target_probs, loss, shots, generator, sigmas, eps)
 
 
@@ -167,6 +176,7 @@ def _engine_shot_loss_and_grad(
     generator: torch.Generator,
     sigmas: Any,
     eps: float,
+    precision: str = "f64",
 ) -> tuple[float, torch.Tensor]:
     n, P = model.n, model.circuit.num_params
     p_t = np.asarray(target_probs, dtype=np.float64)
@@ -176,7 +186,10 @@ def _engine_shot_loss_and_grad(
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
     init = engine.planes(np.sqrt(p_t), n) if fid else None
     angles = np.ascontiguousarray(comp.angles(model.theta.detach()[None]).numpy())
-    psi = comp.program.states(angles, init)
+    if precision == "f32":
+        psi = comp.program.states_f32(angles, init).astype(np.float64)
+    else:
+        psi = comp.program.states(angles, init)
     q0 = psi[0, 0] ** 2 + psi[0, 1] ** 2
     # fork streams are (seed, 1..2S); the unshifted circuit and the target draw after them
     if loss == "mmd":
@@ -194,7 +207,9 @@ def _engine_shot_loss_and_grad(
             zb = _zbar(n)
             value = float(0.5 - 0.5 * cur @ zb)
             w, scale = zb, -0.25
-    g = comp.program.shift_gradient(angles[0], np.ascontiguousarray(w, dtype=np.float64), int(shots), seed, init)
+    g = comp.program.shift_gradient(
+        angles[0], np.ascontiguousarray(w, dtype=np.float64), int(shots), seed, init, precision=precision
+    )
     return float(value), scale * comp.param_grad(g, P)
 
 
@@ -290,12 +305,17 @@ def train_qcbm(
     lr_schedule: Any = paper_lr,
     seed: int = 0,
     progress: bool = True,
+    precision: str = "f64",
 ) -> dict[str, Any]:
     """Train with Adam and the paper's learning-rate schedule. ``shots=None`` uses exact
-    losses and autograd; an integer uses shot estimates and parameter-shift gradients.
-    Returns the history: loss and exact TVD per step, wall time."""
+    losses and autograd; an integer uses shot estimates and parameter-shift gradients
+    (``precision="f32"``: on f32 amplitudes, see :func:`shot_loss_and_grad`; the exact TVD
+    of the history stays f64). Returns the history: loss and exact TVD per step, wall time."""
     if loss not in ("mmd", "kl", "fidelity"):
         raise ValueError(f"loss: unknown value {loss!r}; choose 'mmd', 'kl' or 'fidelity'")
+    engine._check_precision(precision)
+    if precision != "f64" and shots is None:
+        raise ValueError("precision: 'f32' applies to shot training (shots=...); exact gradients run at f64")
     if shots is not None and not 2 <= shots <= MAX_SHOTS:
         raise ValueError(f"shots: must lie in [2, {MAX_SHOTS}] or be None, got {shots}")
     p = np.asarray(target_probs, dtype=np.float64)
@@ -323,7 +343,7 @@ def train_qcbm(
             val.backward()
             value = float(val.detach())
         else:
-            value, grad = shot_loss_and_grad(model, p, loss, shots, gen, sig, eps)
+            value, grad = shot_loss_and_grad(model, p, loss, shots, gen, sig, eps, precision)
             model.theta.grad = grad.to(model.theta.dtype)
         opt.step()
         with torch.no_grad():

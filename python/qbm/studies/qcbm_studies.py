@@ -267,13 +267,21 @@ def cmd_train_qcbm(args: argparse.Namespace) -> int:
     os.makedirs(args.out, exist_ok=True)
     model = QCBM(args.n, ansatz=args.ansatz, layers=args.layers, seed=args.seed)
     h = train_qcbm(
-        model, target, loss=args.loss, steps=args.steps, shots=args.shots, seed=args.seed, progress=not args.quiet
+        model,
+        target,
+        loss=args.loss,
+        steps=args.steps,
+        shots=args.shots,
+        seed=args.seed,
+        progress=not args.quiet,
+        precision=args.precision,
     )
     metrics = {
         "n": args.n,
         "target": target_label(args.target),
         "loss_name": args.loss,
         "shots": args.shots,
+        "precision": args.precision,
         "ansatz": args.ansatz,
         "layers": args.layers,
         "num_params": model.circuit.num_params,
@@ -331,6 +339,12 @@ def add_parsers(study: Any, train: Any) -> None:
     p.add_argument("--ansatz", default="line", choices=["product", "line", "all_to_all"])
     p.add_argument("--layers", type=positive_int, default=4)
     p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument(
+        "--precision",
+        default="f64",
+        choices=["f64", "f32"],
+        help="amplitudes of the shot gradient's circuits (f32: faster from about 16 qubits; needs --shots)",
+    )
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--force", action="store_true", help="replace a finished run in --out")
     p.add_argument("--out", default="runs/qcbm")

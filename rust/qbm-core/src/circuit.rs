@@ -466,6 +466,37 @@ impl Program {
         num_threads: Option<usize>,
         cancel: &AtomicBool,
     ) -> Result<Vec<f64>> {
+        self.shift_gradient_as::<f64>(angles, initial, weight, shots, seed, num_threads, cancel)
+    }
+
+    /// [`Program::shift_gradient`] with the circuit and every fork run on f32 amplitudes
+    /// (gate constants computed in f64 and rounded once); the shifted distributions, the
+    /// draws and the sums are computed in f64 from them. The same random streams as at f64.
+    #[allow(clippy::too_many_arguments)]
+    pub fn shift_gradient_f32(
+        &self,
+        angles: &[f64],
+        initial: Option<&[f64]>,
+        weight: &[f64],
+        shots: Option<u64>,
+        seed: u64,
+        num_threads: Option<usize>,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<f64>> {
+        self.shift_gradient_as::<f32>(angles, initial, weight, shots, seed, num_threads, cancel)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn shift_gradient_as<R: Real>(
+        &self,
+        angles: &[f64],
+        initial: Option<&[f64]>,
+        weight: &[f64],
+        shots: Option<u64>,
+        seed: u64,
+        num_threads: Option<usize>,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<f64>> {
         self.check_angles(angles, 1)?;
         self.check_initial(initial, 1)?;
         let d = self.dim();
@@ -497,7 +528,7 @@ impl Program {
             return Ok(Vec::new());
         }
         // the unshifted output, shared by every fork
-        let mut psi = vec![0.0f64; 2 * d];
+        let mut psi = vec![R::default(); 2 * d];
         self.init_row(&mut psi, initial, 0);
         {
             let (re, im) = psi.split_at_mut(d);
@@ -506,13 +537,16 @@ impl Program {
         let chunks = self.fork_chunks(resolve_threads(num_threads)?);
         let threads = resolve_threads(num_threads)?.min(chunks.len()).max(1);
         let held = shots.unwrap_or(0).min(SHOT_CHUNK) as usize;
-        let per_thread = memory::bytes(&[6 * d + held + 1, 8], "shots")?;
+        // per thread: prefix and fork (4 d amplitudes), the two shifted distributions (2 d
+        // f64) and the spacings
+        let amp = std::mem::size_of::<R>();
+        let per_thread = memory::bytes(&[4 * d * amp + 8 * (2 * d + held + 1), 1], "shots")?;
         memory::ensure_fits(per_thread.saturating_mul(threads as u128), "shots")?;
         let parts: Vec<Vec<f64>> = with_exact_threads(threads, || {
             chunks
                 .par_iter()
                 .map(|range| {
-                    let mut ws = ForkWork::new(d, shots);
+                    let mut ws = ForkWork::<R>::new(d, shots);
                     self.forks(
                         range.clone(),
                         angles,
@@ -559,16 +593,16 @@ impl Program {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn forks(
+    fn forks<R: Real>(
         &self,
         range: std::ops::Range<usize>,
         angles: &[f64],
         initial: Option<&[f64]>,
-        psi: &[f64],
+        psi: &[R],
         weight: &[f64],
         shots: Option<u64>,
         seed: u64,
-        ws: &mut ForkWork,
+        ws: &mut ForkWork<R>,
         cancel: &AtomicBool,
     ) -> Result<Vec<f64>> {
         let d = self.dim();
@@ -581,7 +615,7 @@ impl Program {
             let j = self.slot_op[k];
             {
                 let (re, im) = ws.prefix.split_at_mut(d);
-                run_ops(self.n, &self.ops[done..=j], angles, re, im, false);
+                R::run(self.n, &self.ops[done..=j], angles, re, im, false);
             }
             done = j + 1;
             ws.fork.copy_from_slice(&ws.prefix);
@@ -625,21 +659,21 @@ impl Program {
     }
 }
 
-/// Per-thread buffers of the fork sweep.
-struct ForkWork {
-    prefix: Vec<f64>,
-    fork: Vec<f64>,
+/// Per-thread buffers of the fork sweep (amplitudes at the sweep's precision).
+struct ForkWork<R> {
+    prefix: Vec<R>,
+    fork: Vec<R>,
     qp: Vec<f64>,
     qm: Vec<f64>,
     spacing: Vec<f64>,
 }
 
-impl ForkWork {
+impl<R: Real> ForkWork<R> {
     fn new(d: usize, shots: Option<u64>) -> Self {
         let sampled = shots.is_some();
         Self {
-            prefix: vec![0.0; 2 * d],
-            fork: vec![0.0; 2 * d],
+            prefix: vec![R::default(); 2 * d],
+            fork: vec![R::default(); 2 * d],
             qp: if sampled { vec![0.0; d] } else { Vec::new() },
             qm: if sampled { vec![0.0; d] } else { Vec::new() },
             spacing: Vec::with_capacity(shots.unwrap_or(0).min(SHOT_CHUNK) as usize + 1),
@@ -648,37 +682,39 @@ impl ForkWork {
 }
 
 /// `sum_x 2 Im(conj(psi_x) phi_x) w_x` = `sum_x (q^+ - q^-)(x) w(x)` exactly.
-fn exact_fork(pr: &[f64], pi: &[f64], fr: &[f64], fi: &[f64], w: &[f64]) -> f64 {
+fn exact_fork<R: Real>(pr: &[R], pi: &[R], fr: &[R], fi: &[R], w: &[f64]) -> f64 {
     let mut acc = [0.0f64; 4];
     let d = pr.len();
+    let im = |i: usize| pr[i].wide() * fi[i].wide() - pi[i].wide() * fr[i].wide();
     let mut x = 0;
     while x + 4 <= d {
         for l in 0..4 {
             let i = x + l;
-            acc[l] += 2.0 * (pr[i] * fi[i] - pi[i] * fr[i]) * w[i];
+            acc[l] += 2.0 * im(i) * w[i];
         }
         x += 4;
     }
     for i in x..d {
-        acc[0] += 2.0 * (pr[i] * fi[i] - pi[i] * fr[i]) * w[i];
+        acc[0] += 2.0 * im(i) * w[i];
     }
     (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
 /// The two shifted distributions `(|psi|^2 + |phi|^2) / 2 +- Im(conj(psi) phi)` (clipped
 /// at 0) and their totals.
-fn shifted_probs(
-    pr: &[f64],
-    pi: &[f64],
-    fr: &[f64],
-    fi: &[f64],
+fn shifted_probs<R: Real>(
+    pr: &[R],
+    pi: &[R],
+    fr: &[R],
+    fi: &[R],
     qp: &mut [f64],
     qm: &mut [f64],
 ) -> (f64, f64) {
     let (mut tp, mut tm) = (0.0, 0.0);
     for i in 0..pr.len() {
-        let m = 0.5 * (pr[i] * pr[i] + pi[i] * pi[i] + fr[i] * fr[i] + fi[i] * fi[i]);
-        let c = pr[i] * fi[i] - pi[i] * fr[i];
+        let (a, b, c, e) = (pr[i].wide(), pi[i].wide(), fr[i].wide(), fi[i].wide());
+        let m = 0.5 * (a * a + b * b + c * c + e * e);
+        let c = a * e - b * c;
         let a = (m + c).max(0.0);
         let b = (m - c).max(0.0);
         qp[i] = a;
@@ -954,6 +990,8 @@ pub trait Real:
     fn mul_add(self, a: Self, b: Self) -> Self;
     /// `ops` in order on one state (the run-time dispatched kernels of this precision).
     fn run(n: usize, ops: &[Op], angles: &[f64], re: &mut [Self], im: &mut [Self], inverse: bool);
+    /// `self` as f64 (exact).
+    fn wide(self) -> f64;
 }
 
 impl Real for f64 {
@@ -968,6 +1006,10 @@ impl Real for f64 {
     fn run(n: usize, ops: &[Op], angles: &[f64], re: &mut [f64], im: &mut [f64], inverse: bool) {
         run_ops(n, ops, angles, re, im, inverse)
     }
+    #[inline(always)]
+    fn wide(self) -> f64 {
+        self
+    }
 }
 
 impl Real for f32 {
@@ -981,6 +1023,10 @@ impl Real for f32 {
     }
     fn run(n: usize, ops: &[Op], angles: &[f64], re: &mut [f32], im: &mut [f32], inverse: bool) {
         run_ops32(n, ops, angles, re, im, inverse)
+    }
+    #[inline(always)]
+    fn wide(self) -> f64 {
+        self as f64
     }
 }
 
@@ -1552,6 +1598,34 @@ mod tests {
             .shift_gradient(&a, None, &w, Some(500), 9, Some(2), &no())
             .unwrap();
         assert_eq!(s1, s2);
+        // f32 forks: exact gradients within 1e-5 of f64; shots from the same streams, the
+        // same on 1 and 2 threads, and equal to f64's unless a draw sits within rounding
+        // of a cumulative boundary (each slot's estimate moves by at most a few draws)
+        for threads in [1, 2] {
+            let g = p
+                .shift_gradient(&a, None, &w, None, 0, Some(threads), &no())
+                .unwrap();
+            let g32 = p
+                .shift_gradient_f32(&a, None, &w, None, 0, Some(threads), &no())
+                .unwrap();
+            let err = g
+                .iter()
+                .zip(&g32)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max);
+            assert!(err < 1e-5, "threads {threads}: {err}");
+        }
+        let t1 = p
+            .shift_gradient_f32(&a, None, &w, Some(500), 9, Some(1), &no())
+            .unwrap();
+        let t2 = p
+            .shift_gradient_f32(&a, None, &w, Some(500), 9, Some(2), &no())
+            .unwrap();
+        assert_eq!(t1, t2);
+        let wmax = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (x, y) in s1.iter().zip(&t1) {
+            assert!((x - y).abs() <= 4.0 * 2.0 * wmax / 500.0, "{x} vs {y}");
+        }
     }
 
     #[test]

@@ -213,8 +213,10 @@ impl CircuitProgram {
     /// (2^n,): g_k = sum_x (f_k^+(x) - f_k^-(x)) weight(x), f_k^+- the output
     /// distribution with slot k shifted by +-pi/2, exact (`shots=None`) or as frequencies
     /// of `shots` draws from streams (seed, 1 + k) and (seed, 1 + slots + k). Each shifted
-    /// circuit is forked from the unshifted prefix and streamed.
-    #[pyo3(signature = (angles, weight, shots, seed, initial=None, *, num_threads=None))]
+    /// circuit is forked from the unshifted prefix and streamed. `precision="f32"` runs the
+    /// circuit and every fork on f32 amplitudes (the draws and sums stay f64, the streams
+    /// the same).
+    #[pyo3(signature = (angles, weight, shots, seed, initial=None, *, num_threads=None, precision="f64"))]
     #[allow(clippy::too_many_arguments)]
     fn shift_gradient<'py>(
         &self,
@@ -225,7 +227,18 @@ impl CircuitProgram {
         seed: u64,
         initial: Option<PyReadonlyArray3<'py, f64>>,
         num_threads: Option<usize>,
+        precision: &str,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let f32_path = match precision {
+            "f64" => false,
+            "f32" => true,
+            other => {
+                return Err(value_error(
+                    "precision",
+                    format!("one of 'f64', 'f32', got {other:?}"),
+                ))
+            }
+        };
         let av = angles.as_array().to_vec();
         let wv = weight.as_array().to_vec();
         let init = match initial {
@@ -240,7 +253,12 @@ impl CircuitProgram {
         ]);
         let prog = &self.inner;
         let g = run_detached(py, w, move |c| {
-            prog.shift_gradient(&av, init.as_deref(), &wv, shots, seed, num_threads, c)
+            let init = init.as_deref();
+            if f32_path {
+                prog.shift_gradient_f32(&av, init, &wv, shots, seed, num_threads, c)
+            } else {
+                prog.shift_gradient(&av, init, &wv, shots, seed, num_threads, c)
+            }
         })?;
         Ok(g.into_pyarray(py))
     }
