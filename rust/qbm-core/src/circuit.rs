@@ -455,39 +455,12 @@ impl Program {
     /// `(seed, 1 + S + k)` for -, S the number of slots). Every parameterised gate must
     /// be an uncontrolled rotation (the two-term rule). `initial` as in
     /// [`Program::states`] (one state).
+    ///
+    /// With `R = f32` the circuit and every fork run on f32 amplitudes (gate constants
+    /// computed in f64 and rounded once); the shifted distributions, the draws and the
+    /// sums are computed in f64 from them, from the same random streams as at f64.
     #[allow(clippy::too_many_arguments)]
-    pub fn shift_gradient(
-        &self,
-        angles: &[f64],
-        initial: Option<&[f64]>,
-        weight: &[f64],
-        shots: Option<u64>,
-        seed: u64,
-        num_threads: Option<usize>,
-        cancel: &AtomicBool,
-    ) -> Result<Vec<f64>> {
-        self.shift_gradient_as::<f64>(angles, initial, weight, shots, seed, num_threads, cancel)
-    }
-
-    /// [`Program::shift_gradient`] with the circuit and every fork run on f32 amplitudes
-    /// (gate constants computed in f64 and rounded once); the shifted distributions, the
-    /// draws and the sums are computed in f64 from them. The same random streams as at f64.
-    #[allow(clippy::too_many_arguments)]
-    pub fn shift_gradient_f32(
-        &self,
-        angles: &[f64],
-        initial: Option<&[f64]>,
-        weight: &[f64],
-        shots: Option<u64>,
-        seed: u64,
-        num_threads: Option<usize>,
-        cancel: &AtomicBool,
-    ) -> Result<Vec<f64>> {
-        self.shift_gradient_as::<f32>(angles, initial, weight, shots, seed, num_threads, cancel)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn shift_gradient_as<R: Real>(
+    pub fn shift_gradient<R: Real>(
         &self,
         angles: &[f64],
         initial: Option<&[f64]>,
@@ -1581,7 +1554,7 @@ mod tests {
         };
         for threads in [1, 2, 3] {
             let g = p
-                .shift_gradient(&a, None, &w, None, 0, Some(threads), &no())
+                .shift_gradient::<f64>(&a, None, &w, None, 0, Some(threads), &no())
                 .unwrap();
             for k in 0..p.num_slots() {
                 let mut up = a.clone();
@@ -1592,10 +1565,10 @@ mod tests {
             }
         }
         let s1 = p
-            .shift_gradient(&a, None, &w, Some(500), 9, Some(1), &no())
+            .shift_gradient::<f64>(&a, None, &w, Some(500), 9, Some(1), &no())
             .unwrap();
         let s2 = p
-            .shift_gradient(&a, None, &w, Some(500), 9, Some(2), &no())
+            .shift_gradient::<f64>(&a, None, &w, Some(500), 9, Some(2), &no())
             .unwrap();
         assert_eq!(s1, s2);
         // f32 forks: exact gradients within 1e-5 of f64; shots from the same streams, the
@@ -1603,10 +1576,10 @@ mod tests {
         // of a cumulative boundary (each slot's estimate moves by at most a few draws)
         for threads in [1, 2] {
             let g = p
-                .shift_gradient(&a, None, &w, None, 0, Some(threads), &no())
+                .shift_gradient::<f64>(&a, None, &w, None, 0, Some(threads), &no())
                 .unwrap();
             let g32 = p
-                .shift_gradient_f32(&a, None, &w, None, 0, Some(threads), &no())
+                .shift_gradient::<f32>(&a, None, &w, None, 0, Some(threads), &no())
                 .unwrap();
             let err = g
                 .iter()
@@ -1616,10 +1589,10 @@ mod tests {
             assert!(err < 1e-5, "threads {threads}: {err}");
         }
         let t1 = p
-            .shift_gradient_f32(&a, None, &w, Some(500), 9, Some(1), &no())
+            .shift_gradient::<f32>(&a, None, &w, Some(500), 9, Some(1), &no())
             .unwrap();
         let t2 = p
-            .shift_gradient_f32(&a, None, &w, Some(500), 9, Some(2), &no())
+            .shift_gradient::<f32>(&a, None, &w, Some(500), 9, Some(2), &no())
             .unwrap();
         assert_eq!(t1, t2);
         let wmax = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -1854,7 +1827,7 @@ mod tests {
         assert!(Program::from_codes(31, &[], &[], &[], &[]).is_err());
         let p = Program::from_codes(2, &[4], &[0], &[1], &m).unwrap();
         let e = p
-            .shift_gradient(&[0.1], None, &[0.0; 4], None, 0, Some(1), &no())
+            .shift_gradient::<f64>(&[0.1], None, &[0.0; 4], None, 0, Some(1), &no())
             .unwrap_err();
         assert!(e.to_string().contains("controlled"));
         assert!(p.states(&[f64::NAN], 1, None, None, &no()).is_err());

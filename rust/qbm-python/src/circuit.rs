@@ -255,9 +255,9 @@ impl CircuitProgram {
         let g = run_detached(py, w, move |c| {
             let init = init.as_deref();
             if f32_path {
-                prog.shift_gradient_f32(&av, init, &wv, shots, seed, num_threads, c)
+                prog.shift_gradient::<f32>(&av, init, &wv, shots, seed, num_threads, c)
             } else {
-                prog.shift_gradient(&av, init, &wv, shots, seed, num_threads, c)
+                prog.shift_gradient::<f64>(&av, init, &wv, shots, seed, num_threads, c)
             }
         })?;
         Ok(g.into_pyarray(py))
