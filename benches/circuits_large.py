@@ -13,7 +13,7 @@ Timed: `forward` = the circuit from |0...0> to the full state vector in memory (
 compiled program's `states`, the core call returning both f64 planes; qsim: `simulate`;
 Aer: `save_statevector`; qulacs: `update_quantum_state` on a reset state; lightning: a
 tape returning `qml.state()`); `shots` = the circuit and 1e4 computational-basis samples
-(qbm: `Circuit.run(readout="probs")` and `engine.sample_counts`; qsim: `run` with
+(qbm: `Circuit.sample`, the draws made in the core from the amplitudes; qsim: `run` with
 measurements; Aer: `shots=10000` with `measure_all`; qulacs: `sampling`; lightning: a
 finite-shot device and `qml.counts`); `grad` (qcbm only, qbm and lightning, the two
 adjoint-method gradients) = the gradient of sum_i <Z_i> through torch autograd (qbm:
@@ -119,7 +119,7 @@ class QbmSim:
         return self.c.run(self.theta, readout="probs", precision=self.precision).numpy()
 
     def shots(self) -> np.ndarray:
-        return self.engine.sample_counts(self.probs(), SHOTS, seed=1)
+        return self.c.sample(self.theta, SHOTS, 1, precision=self.precision)
 
     def grad(self):
         theta = self.theta.clone().requires_grad_(True)

@@ -220,6 +220,34 @@ def test_sampled_counts_follow_the_probabilities():
     )
 
 
+@pytest.mark.parametrize("inverse", [False, True])
+def test_shots_from_the_state_are_sample_counts_draws(inverse):
+    """Circuit.sample draws in the core from the amplitudes: at f64 exactly the counts of
+    sample_counts on the same stream (so its distribution tests carry over), in increasing
+    order; at f32 the same up to draws within rounding of a boundary."""
+    n = 9
+    model = QCBM(n, layers=2, seed=4)
+    c, th = model.circuit, model.theta.detach()
+    rng = np.random.default_rng(0)
+    phi = rng.standard_normal(2**n) + 1j * rng.standard_normal(2**n)
+    phi /= np.linalg.norm(phi)
+    for init in (None, torch.as_tensor(phi).reshape((1,) + (2,) * n)):
+        p = c.run(th, initial=init, inverse=inverse, readout="probs").numpy()
+        want = engine.sample_counts(p[None], 3000, seed=11, index0=2)[0]
+        idx = engine.sample(c, th, 3000, 11, initial=init, inverse=inverse, index0=2)
+        assert idx.dtype == np.int64 and len(idx) == 3000 and np.all(np.diff(idx) >= 0)
+        np.testing.assert_array_equal(np.bincount(idx, minlength=2**n), want)
+        i32 = c.sample(th, 3000, 11, initial=init, inverse=inverse, precision="f32")
+        base = engine.sample_counts(p[None], 3000, seed=11)[0]
+        assert np.abs(np.bincount(i32, minlength=2**n) - base).sum() <= 10
+    with pytest.raises(ValueError, match="shots"):
+        c.sample(th, 0, 1)
+    with pytest.raises(ValueError, match="params"):
+        c.sample(th[None].repeat(2, 1), 10, 1)
+    with pytest.raises(ValueError, match="precision"):
+        c.sample(th, 10, 1, precision="f16")
+
+
 def test_shot_gradients_are_unbiased():
     """Mean of the shot-based shift gradient over independent seeds = the exact one, within
     5 standard errors per parameter."""

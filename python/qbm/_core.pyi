@@ -206,6 +206,17 @@ class CircuitProgram:
         num_threads: int | None = None,
         precision: str = "f64",
     ) -> npt.NDArray[np.float64]: ...
+    def sample(
+        self,
+        angles: npt.NDArray[np.float64],
+        shots: int,
+        seed: int,
+        initial: npt.NDArray[np.float64] | None = None,
+        *,
+        index0: int = 0,
+        num_threads: int | None = None,
+        precision: str = "f64",
+    ) -> npt.NDArray[np.uint64]: ...
 
 def sample_counts(
     probs: npt.NDArray[np.float64],

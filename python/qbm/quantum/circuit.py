@@ -168,6 +168,30 @@ class Circuit:
             precision=precision,
         )
 
+    def sample(
+        self,
+        params: torch.Tensor,
+        shots: int,
+        seed: int,
+        *,
+        initial: Any = None,
+        inverse: bool = False,
+        num_threads: int | None = None,
+        precision: str = "f64",
+    ) -> Any:
+        """``shots`` basis-state draws (indices, increasing) from the engine's output state
+        for one parameter vector; see :func:`qbm.quantum.engine.sample`."""
+        return _engine().sample(
+            self,
+            params,
+            shots,
+            seed,
+            initial=initial,
+            inverse=inverse,
+            num_threads=num_threads,
+            precision=precision,
+        )
+
     def state(
         self,
         params: torch.Tensor,

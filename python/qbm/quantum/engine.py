@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from qbm import _core
+from qbm._validate import MAX_SHOTS
 from qbm.quantum.circuit import bind_engine
 
 if TYPE_CHECKING:
@@ -253,6 +254,37 @@ def states(
     run_states = comp.program.states_f32 if precision == "f32" else comp.program.states
     psi = torch.from_numpy(run_states(a, init))
     return torch.complex(psi[:, 0], psi[:, 1]).reshape((p.shape[0],) + (2,) * circuit.n)
+
+
+def sample(
+    circuit: Circuit,
+    params: torch.Tensor,
+    shots: int,
+    seed: int,
+    *,
+    initial: Any = None,
+    inverse: bool = False,
+    index0: int = 0,
+    num_threads: int | None = None,
+    precision: str = "f64",
+) -> np.ndarray:
+    """``shots`` computational-basis draws from the output state for one parameter
+    vector (P,): outcome indices (shots,) int64 in increasing order (qubit 0 the most
+    significant bit), from the engine stream (seed, index0) -- the draws
+    :func:`sample_counts` makes from the state's probabilities on that stream (the same
+    counts at f64), computed in the core without a 2^n array of probabilities."""
+    _check_precision(precision)
+    if params.ndim != 1 or params.shape[0] != circuit.num_params:
+        raise ValueError(f"params: expected one vector of {circuit.num_params} parameters, got {tuple(params.shape)}")
+    if not 1 <= int(shots) <= MAX_SHOTS:
+        raise ValueError(f"shots: must lie in [1, {MAX_SHOTS}], got {shots}")
+    comp = compile_circuit(circuit, inverse)
+    init = None if initial is None else planes(initial, circuit.n)
+    a = np.ascontiguousarray(comp.angles(params.detach()[None]).numpy(), dtype=np.float64)[0]
+    out = comp.program.sample(
+        a, int(shots), int(seed), init, index0=int(index0), num_threads=num_threads, precision=precision
+    )
+    return out.astype(np.int64)
 
 
 def sample_counts(probs: Any, shots: int, seed: int, index0: int = 0) -> np.ndarray:

@@ -537,6 +537,51 @@ impl Program {
         Ok(parts.concat())
     }
 
+    /// `shots` computational-basis draws from the circuit's output state (one angle
+    /// vector; `initial` as in [`Program::states`]), as basis-state indices in increasing
+    /// order, from stream `(seed, index0)`: the draws of [`sample_counts`] on the same
+    /// stream for |psi|^2 (bit for bit at f64, where |psi_x|^2 = re^2 + im^2), without an
+    /// array of probabilities (they are computed from the planes on the fly, in f64).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sample<R: Real>(
+        &self,
+        angles: &[f64],
+        initial: Option<&[f64]>,
+        shots: u64,
+        seed: u64,
+        index0: u64,
+        num_threads: Option<usize>,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<u64>> {
+        ensure((1..=MAX_SHOTS).contains(&shots), "shots", || {
+            format!("must lie in [1, {MAX_SHOTS}], got {shots}")
+        })?;
+        let held = shots.min(SHOT_CHUNK) as usize + 1;
+        memory::ensure_fits(
+            memory::bytes(&[held + shots as usize, 8], "shots")?,
+            "shots",
+        )?;
+        let st = self.states_as::<R>(angles, 1, initial, num_threads, cancel)?;
+        check_cancel(cancel)?;
+        let d = self.dim();
+        let (re, im) = st.split_at(d);
+        let probs = re
+            .iter()
+            .zip(im)
+            .map(|(&a, &b)| a.wide() * a.wide() + b.wide() * b.wide());
+        let total: f64 = probs.clone().sum();
+        let mut rng = Xoshiro256pp::stream(seed, tags::CIRCUIT, index0);
+        let mut buf = Vec::with_capacity(held);
+        let mut out = Vec::with_capacity(shots as usize);
+        merge_draws(probs, total, shots, &mut rng, &mut buf, |x| {
+            out.push(x as u64)
+        });
+        if shots > SHOT_CHUNK {
+            out.sort_unstable(); // each pass of SHOT_CHUNK draws comes out sorted
+        }
+        Ok(out)
+    }
+
     /// Split the slots into contiguous ranges of about equal fork cost (gates after the
     /// slot's gate): one range for one thread, a few per thread otherwise.
     fn fork_chunks(&self, threads: usize) -> Vec<std::ops::Range<usize>> {
@@ -726,8 +771,10 @@ pub const MAX_SHOTS: u64 = 1_000_000_000;
 /// Walk the cumulative distribution of `probs` (summing to `total`) against `shots`
 /// sorted uniforms, calling `hit(x)` once per draw landing on basis state x; in passes
 /// of at most [`SHOT_CHUNK`] shots (one pass, bit for bit as before, below it).
+/// `probs` is any re-walkable sequence of the 2^n probabilities (a slice's values, or
+/// |psi|^2 computed from the planes on the fly).
 fn merge_draws(
-    probs: &[f64],
+    probs: impl Iterator<Item = f64> + Clone,
     total: f64,
     shots: u64,
     rng: &mut Xoshiro256pp,
@@ -737,13 +784,13 @@ fn merge_draws(
     let mut left = shots;
     while left > 0 {
         let n = left.min(SHOT_CHUNK);
-        merge_pass(probs, total, n, rng, buf, &mut hit);
+        merge_pass(probs.clone(), total, n, rng, buf, &mut hit);
         left -= n;
     }
 }
 
 fn merge_pass(
-    probs: &[f64],
+    probs: impl Iterator<Item = f64>,
     total: f64,
     shots: u64,
     rng: &mut Xoshiro256pp,
@@ -754,7 +801,7 @@ fn merge_pass(
     let mut k = 0;
     let mut cum = 0.0f64;
     let mut last = 0;
-    for (x, &p) in probs.iter().enumerate() {
+    for (x, p) in probs.enumerate() {
         if p <= 0.0 {
             continue;
         }
@@ -784,7 +831,9 @@ fn weighted_draws(
     buf: &mut Vec<f64>,
 ) -> f64 {
     let mut acc = 0.0f64;
-    merge_draws(probs, total, shots, rng, buf, |x| acc += w[x]);
+    merge_draws(probs.iter().copied(), total, shots, rng, buf, |x| {
+        acc += w[x]
+    });
     acc
 }
 
@@ -842,7 +891,9 @@ pub fn sample_counts(
                 }
                 let mut rng = Xoshiro256pp::stream(seed, tags::CIRCUIT, index0 + r as u64);
                 let mut buf = Vec::with_capacity(held);
-                merge_draws(p, total, shots, &mut rng, &mut buf, |x| c[x] += 1);
+                merge_draws(p.iter().copied(), total, shots, &mut rng, &mut buf, |x| {
+                    c[x] += 1
+                });
                 Ok::<(), CoreError>(())
             })
     })??;

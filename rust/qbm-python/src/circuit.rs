@@ -229,16 +229,7 @@ impl CircuitProgram {
         num_threads: Option<usize>,
         precision: &str,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let f32_path = match precision {
-            "f64" => false,
-            "f32" => true,
-            other => {
-                return Err(value_error(
-                    "precision",
-                    format!("one of 'f64', 'f32', got {other:?}"),
-                ))
-            }
-        };
+        let f32_path = parse_precision(precision)?;
         let av = angles.as_array().to_vec();
         let wv = weight.as_array().to_vec();
         let init = match initial {
@@ -261,6 +252,44 @@ impl CircuitProgram {
             }
         })?;
         Ok(g.into_pyarray(py))
+    }
+
+    /// `shots` computational-basis draws (outcome indices, increasing, uint64) from the
+    /// output state for one angle vector (slots,), stream (seed, index0): the draws
+    /// `sample_counts` makes from |psi|^2 on that stream (the same at f64), computed
+    /// from the amplitudes without an array of probabilities. `precision="f32"` runs the
+    /// state on f32 amplitudes.
+    #[pyo3(signature = (angles, shots, seed, initial=None, *, index0=0, num_threads=None, precision="f64"))]
+    #[allow(clippy::too_many_arguments)]
+    fn sample<'py>(
+        &self,
+        py: Python<'py>,
+        angles: PyReadonlyArray1<'py, f64>,
+        shots: u64,
+        seed: u64,
+        initial: Option<PyReadonlyArray3<'py, f64>>,
+        index0: u64,
+        num_threads: Option<usize>,
+        precision: &str,
+    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let f32_path = parse_precision(precision)?;
+        let av = angles.as_array().to_vec();
+        let init = match initial {
+            Some(a) => Some(flat3(&a, "initial")?.0),
+            None => None,
+        };
+        let d = self.inner.dim();
+        let w = work(&[d, self.inner.num_ops().max(1)]);
+        let prog = &self.inner;
+        let out = run_detached(py, w, move |c| {
+            let init = init.as_deref();
+            if f32_path {
+                prog.sample::<f32>(&av, init, shots, seed, index0, num_threads, c)
+            } else {
+                prog.sample::<f64>(&av, init, shots, seed, index0, num_threads, c)
+            }
+        })?;
+        Ok(out.into_pyarray(py))
     }
 
     fn __repr__(&self) -> String {
@@ -300,4 +329,16 @@ fn sample_counts<'py>(
     })?;
     let v: Vec<i64> = c.into_iter().map(|x| x as i64).collect();
     v.into_pyarray(py).reshape([rows, d])
+}
+
+/// `precision`: "f64" (false) or "f32" (true).
+fn parse_precision(precision: &str) -> PyResult<bool> {
+    match precision {
+        "f64" => Ok(false),
+        "f32" => Ok(true),
+        other => Err(value_error(
+            "precision",
+            format!("one of 'f64', 'f32', got {other:?}"),
+        )),
+    }
 }
