@@ -1615,12 +1615,15 @@ mod tests {
                 assert!((g[k] - (f(&up) - f(&dn))).abs() < 1e-12);
             }
         }
-        let s1 = p
-            .shift_gradient::<f64>(&a, None, &w, Some(500), 9, Some(1), &no())
-            .unwrap();
-        let s2 = p
-            .shift_gradient::<f64>(&a, None, &w, Some(500), 9, Some(2), &no())
-            .unwrap();
+        // 500-shot estimates on 1 and 2 threads (they must be equal)
+        fn shots_1_2<R: Real>(p: &Program, a: &[f64], w: &[f64]) -> (Vec<f64>, Vec<f64>) {
+            let on = |t| {
+                p.shift_gradient::<R>(a, None, w, Some(500), 9, Some(t), &no())
+                    .unwrap()
+            };
+            (on(1), on(2))
+        }
+        let (s1, s2) = shots_1_2::<f64>(&p, &a, &w);
         assert_eq!(s1, s2);
         // f32 forks: exact gradients within 1e-5 of f64; shots from the same streams, the
         // same on 1 and 2 threads, and equal to f64's unless a draw sits within rounding
@@ -1639,12 +1642,7 @@ mod tests {
                 .fold(0.0, f64::max);
             assert!(err < 1e-5, "threads {threads}: {err}");
         }
-        let t1 = p
-            .shift_gradient::<f32>(&a, None, &w, Some(500), 9, Some(1), &no())
-            .unwrap();
-        let t2 = p
-            .shift_gradient::<f32>(&a, None, &w, Some(500), 9, Some(2), &no())
-            .unwrap();
+        let (t1, t2) = shots_1_2::<f32>(&p, &a, &w);
         assert_eq!(t1, t2);
         let wmax = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         for (x, y) in s1.iter().zip(&t1) {
