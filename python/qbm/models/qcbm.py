@@ -151,7 +151,7 @@ def shot_loss_and_grad(
     runs the circuit and its forks on f32 amplitudes in the engine (the draws and sums
     stay f64, the random streams the same); the torch path runs at the model's dtype.
     """
-    engine._check_precision(precision)
+    engine.check_precision(precision)
     if model.uses_engine() and model.circuit.single_use_params():
         return _engine_shot_loss_and_grad(model, target_probs, loss, shots, generator, sigmas, eps, precision)
     if precision != "f64":
@@ -313,7 +313,7 @@ def train_qcbm(
     of the history stays f64). Returns the history: loss and exact TVD per step, wall time."""
     if loss not in ("mmd", "kl", "fidelity"):
         raise ValueError(f"loss: unknown value {loss!r}; choose 'mmd', 'kl' or 'fidelity'")
-    engine._check_precision(precision)
+    engine.check_precision(precision)
     if precision != "f64" and shots is None:
         raise ValueError("precision: 'f32' applies to shot training (shots=...); exact gradients run at f64")
     if shots is not None and not 2 <= shots <= MAX_SHOTS:

@@ -35,7 +35,8 @@ READOUTS = ("probs", "z", "zx")
 PRECISIONS = ("f64", "f32")
 
 
-def _check_precision(precision: str) -> None:
+def check_precision(precision: str) -> None:
+    """A clear error naming ``precision`` unless it is one of :data:`PRECISIONS`."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision: unknown value {precision!r}; choose one of {PRECISIONS}")
 
@@ -223,7 +224,7 @@ def run(
     is computed in float32 and returned as float64; forward only, no gradient)."""
     if readout not in READOUTS:
         raise ValueError(f"readout: unknown value {readout!r}; choose one of {READOUTS}")
-    _check_precision(precision)
+    check_precision(precision)
     single = params.ndim == 1
     p = params[None, :] if single else params
     if p.ndim != 2 or p.shape[1] != circuit.num_params:
@@ -246,7 +247,7 @@ def states(
 ) -> torch.Tensor:
     """Output states as complex128 (B, 2, ..., 2), complex64 with ``precision="f32"``
     (no autograd)."""
-    _check_precision(precision)
+    check_precision(precision)
     p = params[None, :] if params.ndim == 1 else params
     comp = compile_circuit(circuit, inverse)
     init = None if initial is None else planes(initial, circuit.n)
@@ -273,7 +274,7 @@ def sample(
     significant bit), from the engine stream (seed, index0) -- the draws
     :func:`sample_counts` makes from the state's probabilities on that stream (the same
     counts at f64), computed in the core without a 2^n array of probabilities."""
-    _check_precision(precision)
+    check_precision(precision)
     if params.ndim != 1 or params.shape[0] != circuit.num_params:
         raise ValueError(f"params: expected one vector of {circuit.num_params} parameters, got {tuple(params.shape)}")
     if not 1 <= int(shots) <= MAX_SHOTS:

@@ -160,10 +160,29 @@ def _probs_rows(comp: Any, params: np.ndarray, init: np.ndarray | None, *, lazy:
 LOSS_SETS = ("all", "kl")
 
 
+def exact_kl(ps: np.ndarray, q0: np.ndarray, qp: np.ndarray, qm: np.ndarray) -> tuple[float, float]:
+    """Exact KL (no clipping) and its derivative -sum p (q+ - q-) / (2 q), from the
+    probabilities of the circuit and its two shifted circuits on the target's support."""
+    return float((ps * np.log(ps / q0)).sum()), float(-(ps * (qp - qm) / (2 * q0)).sum())
+
+
+def shot_kl(ps: np.ndarray, c: np.ndarray) -> tuple[float, float]:
+    """The training estimator from the frequencies ``c`` (3, support) of the circuit and
+    its two shifted circuits on the target's support: KL(p || max(f, eps)) and
+    -1/2 sum p (f+ - f-) / max(f, eps)."""
+    w = ps / np.maximum(c[0], EPS)
+    return float((ps * np.log(ps / np.maximum(c[0], EPS))).sum()), float(-0.5 * (w * (c[1] - c[2])).sum())
+
+
+def ghz_target(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The target family, kept sparse: its support (0...0 and 1...1) and p = 1/2 there."""
+    return np.array([0, 2**n - 1]), np.array([0.5, 0.5])
+
+
 def kl_concentrated(ps: np.ndarray) -> float:
     """The shot-KL loss when no shot lands on the target's support: sum p log(p / eps),
-    computed by the estimator's own expression (so equality with it is exact)."""
-    return float((ps * np.log(ps / np.maximum(np.zeros_like(ps), EPS))).sum())
+    computed by the estimator itself (so equality with it is exact)."""
+    return shot_kl(ps, np.zeros((3, len(ps))))[0]
 
 
 def draw_values(
@@ -193,8 +212,7 @@ def draw_values(
         return _draw_kl(n, ansatz, layers, draws, seed, shots=shots, stream=stream, progress=progress)
     model = _build_qcbm(n, ansatz, layers)
     P, k = model.circuit.num_params, fixed_parameter(n)
-    support = np.array([0, 2**n - 1])  # the GHZ target, kept sparse: p(x) = 1/2 on its support
-    ps = np.array([0.5, 0.5])
+    support, ps = ghz_target(n)
     comp = model.circuit.compile()
     # U^dag runs the circuit backwards, so theta_k's gate is near its end: the part of U^dag before
     # that gate (the inverse of everything after it in U) runs once per draw, and only the short
@@ -222,9 +240,7 @@ def draw_values(
         rows[2, k] -= math.pi / 2
         q0, qp, qm = _probs_rows(comp, rows, None)
         # exact KL (no clipping): d/dtheta_k = -sum p(x) (q+ - q-)(x) / (2 q(x))
-        q0s = q0[support]
-        res["kl"]["loss"][i] = float((ps * np.log(ps / q0s)).sum())
-        res["kl"]["grad"][i] = float(-(ps * (qp[support] - qm[support]) / (2 * q0s)).sum())
+        res["kl"]["loss"][i], res["kl"]["grad"][i] = exact_kl(ps, q0[support], qp[support], qm[support])
         shot_seed = int(rng.integers(0, 2**62))
         for j, s in enumerate(shots):
             # row r of the (q0, q+, q-) triple from the stream (shot_seed, 3 j + r); only the support is read
@@ -237,10 +253,7 @@ def draw_values(
                 ).astype(np.float64)
                 / s
             )
-            f0 = c[0]
-            w = ps / np.maximum(f0, EPS)
-            res[f"kl@{s}"]["loss"][i] = float((ps * np.log(ps / np.maximum(f0, EPS))).sum())
-            res[f"kl@{s}"]["grad"][i] = float(-0.5 * (w * (c[1] - c[2])).sum())
+            res[f"kl@{s}"]["loss"][i], res[f"kl@{s}"]["grad"][i] = shot_kl(ps, c)
         qp -= qm  # q+ - q-
         del qm
         q0[support] -= ps  # q - p
@@ -264,8 +277,7 @@ def _draw_kl(
     support; shot counts there from their exact multinomial law (rule v2 of claim 1)."""
     model = _build_qcbm(n, ansatz, layers)
     P, k = model.circuit.num_params, fixed_parameter(n)
-    support = np.array([0, 2**n - 1])
-    ps = np.array([0.5, 0.5])
+    support, ps = ghz_target(n)
     comp = model.circuit.compile()
     res = {key: {"loss": np.empty(draws), "grad": np.empty(draws)} for key in ("kl", *(f"kl@{s}" for s in shots))}
     from tqdm import tqdm
@@ -280,19 +292,14 @@ def _draw_kl(
             psi = _states(comp, row, None)[0][:, support]
             q[r] = psi[0] * psi[0] + psi[1] * psi[1]
             del psi
-        q0s = q[0]
-        res["kl"]["loss"][i] = float((ps * np.log(ps / q0s)).sum())
-        res["kl"]["grad"][i] = float(-(ps * (q[1] - q[2]) / (2 * q0s)).sum())
+        res["kl"]["loss"][i], res["kl"]["grad"][i] = exact_kl(ps, q[0], q[1], q[2])
         shot_rng = np.random.default_rng(int(rng.integers(0, 2**62)))
         rest = np.clip(1.0 - q.sum(axis=1, keepdims=True), 0.0, None)
         pv = np.concatenate([q, rest], axis=1)
         pv /= pv.sum(axis=1, keepdims=True)
         for s in shots:
             c = np.stack([shot_rng.multinomial(s, pv[r])[: support.size] for r in range(3)]).astype(np.float64) / s
-            f0 = c[0]
-            w = ps / np.maximum(f0, EPS)
-            res[f"kl@{s}"]["loss"][i] = float((ps * np.log(ps / np.maximum(f0, EPS))).sum())
-            res[f"kl@{s}"]["grad"][i] = float(-0.5 * (w * (c[1] - c[2])).sum())
+            res[f"kl@{s}"]["loss"][i], res[f"kl@{s}"]["grad"][i] = shot_kl(ps, c)
     return res
 
 
@@ -388,29 +395,21 @@ def classify_series(
 
 def claim_verdicts(series: dict[tuple[str, int, str, str], dict[str, Any]]) -> dict[str, str]:
     """Claims 1 and 2 from classified series keyed (ansatz, layers, loss, what) with
-    what in "loss_var", "grad_var", "nonzero"."""
+    what in "loss_var", "loss_deviates", "grad_var", "nonzero"."""
     out = {}
-    need1 = [("line", L, f"kl@{s}", w) for L in (1, 2) for s in SHOTS for w in ("loss_var", "nonzero")]
-    got1 = [series.get(k, {}).get("class", "missing") for k in need1]
-    if all(c == "exponential" for c in got1):
-        out["claim1"] = "supported: loss variance and P(nonzero gradient) of KL at 1e2-1e4 shots decay exponentially"
-    elif any(c in ("polynomial", "flat") for c in got1):
-        bad = [f"{k[2]} L={k[1]} {k[3]}: {c}" for k, c in zip(need1, got1) if c in ("polynomial", "flat")]
-        out["claim1"] = "refuted: " + "; ".join(bad)
-    else:
-        out["claim1"] = "undecided: " + "; ".join(f"{k[2]} L={k[1]} {k[3]}: {c}" for k, c in zip(need1, got1))
-    need2 = [("line", L, f"kl@{s}", w) for L in (1, 2) for s in SHOTS for w in ("loss_deviates", "nonzero")]
-    got2 = [series.get(k, {}).get("class", "missing") for k in need2]
-    detail2 = "; ".join(f"{k[2]} L={k[1]} {k[3]}: {c}" for k, c in zip(need2, got2))
-    if all(c == "exponential" for c in got2):
-        out["claim1_v2"] = (
-            "supported: P(loss != L_conc) and P(nonzero gradient) of KL at 1e2-1e4 shots decay exponentially"
-        )
-    elif any(c in ("polynomial", "flat") for c in got2):
-        bad2 = [f"{k[2]} L={k[1]} {k[3]}: {c}" for k, c in zip(need2, got2) if c in ("polynomial", "flat")]
-        out["claim1_v2"] = "refuted: " + "; ".join(bad2)
-    else:
-        out["claim1_v2"] = "undecided: " + detail2
+    for key, what, claim in (
+        ("claim1", "loss_var", "loss variance"),
+        ("claim1_v2", "loss_deviates", "P(loss != L_conc)"),
+    ):
+        need = [("line", L, f"kl@{s}", w) for L in (1, 2) for s in SHOTS for w in (what, "nonzero")]
+        got = [series.get(k, {}).get("class", "missing") for k in need]
+        detail = [f"{k[2]} L={k[1]} {k[3]}: {c}" for k, c in zip(need, got)]
+        if all(c == "exponential" for c in got):
+            out[key] = f"supported: {claim} and P(nonzero gradient) of KL at 1e2-1e4 shots decay exponentially"
+        elif any(c in ("polynomial", "flat") for c in got):
+            out[key] = "refuted: " + "; ".join(d for d, c in zip(detail, got) if c in ("polynomial", "flat"))
+        else:
+            out[key] = "undecided: " + "; ".join(detail)
     s1 = [series.get(("line", L, "mmd:1", "grad_var"), {}).get("class", "missing") for L in (1, 2)]
     sn = [series.get(("line", L, "mmd:n/4", "grad_var"), {}).get("class", "missing") for L in (1, 2)]
     detail = f"sigma=1: {s1}, sigma=n/4: {sn} (line, L = 1, 2)"

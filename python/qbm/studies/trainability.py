@@ -118,7 +118,7 @@ def analyse_variance(out: str, *, boot: int = 200) -> dict[str, Any]:
     if len(streams) > 1:
         raise ValueError(f"{out}: holds draws of streams {sorted(streams)}; one stream per output directory")
     stream = streams.pop() if streams else 0
-    l_conc = gv.kl_concentrated(np.array([0.5, 0.5]))
+    l_conc = gv.kl_concentrated(gv.ghz_target(2)[1])  # the same value at every n
     rows: list[dict[str, Any]] = []
     series_data: dict[tuple[str, str, str, str], dict[int, np.ndarray]] = {}
     for (ansatz, layers, n), by_loss in sorted(cells.items()):
