@@ -730,9 +730,9 @@ fn shifted_probs<R: Real>(
 ) -> (f64, f64) {
     let (mut tp, mut tm) = (0.0, 0.0);
     for i in 0..pr.len() {
-        let (a, b, c, e) = (pr[i].wide(), pi[i].wide(), fr[i].wide(), fi[i].wide());
-        let m = 0.5 * (a * a + b * b + c * c + e * e);
-        let c = a * e - b * c;
+        let (xr, xi, yr, yi) = (pr[i].wide(), pi[i].wide(), fr[i].wide(), fi[i].wide());
+        let m = 0.5 * (xr * xr + xi * xi + yr * yr + yi * yi);
+        let c = xr * yi - xi * yr;
         let a = (m + c).max(0.0);
         let b = (m - c).max(0.0);
         qp[i] = a;
@@ -1635,11 +1635,7 @@ mod tests {
             let g32 = p
                 .shift_gradient::<f32>(&a, None, &w, None, 0, Some(threads), &no())
                 .unwrap();
-            let err = g
-                .iter()
-                .zip(&g32)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0, f64::max);
+            let err = max_diff(&g, &g32);
             assert!(err < 1e-5, "threads {threads}: {err}");
         }
         let (t1, t2) = shots_1_2::<f32>(&p, &a, &w);

@@ -153,7 +153,7 @@ pub(crate) fn matrix2<R: Real>(
     // offsets of |x_a x_b> = 01, 10
     let (o1, o2) = (sb, sa);
     if lo < LOW_BELOW && d >= LANES {
-        // the lower stride inside one vector: in-register shuffles (see `low_quads`)
+        // the lower stride inside one vector: constant shuffles (`in_register`, `low_split`)
         let swap = o1 != lo; // the quad's second amplitude (x_a x_b = 01) at the higher stride
         macro_rules! both {
             ($(($l:literal, $h:literal)),*) => {
