@@ -295,7 +295,9 @@ def cmd_train_qcbm(args: argparse.Namespace) -> int:
         {"loss": h["loss"], "TVD (exact)": h["tvd"]},
         ylabel="value",
         logy=True,
-        title=f"QCBM n={args.n}, {args.loss}, target {target_label(args.target)}",
+        title=f"QCBM n={args.n}, {args.loss}, "
+        + ("exact gradients" if args.shots is None else f"{args.shots} shots ({args.precision})")
+        + f", target {target_label(args.target)}",
     )
     print(f"final TVD {h['final_tvd']:.4f} after {args.steps} steps ({h['seconds']:.1f} s); wrote {args.out}")
     return 0
