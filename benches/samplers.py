@@ -202,7 +202,10 @@ def bench_small(args, z4_rate_1thr):
 
 
 def _ordered(ss, labels):
-    """A dimod-like response's samples as rows in ``labels`` order."""
+    """A dimod-like response's samples as rows in ``labels`` order (an array is already in
+    the model's index order, which is ``labels``)."""
+    if isinstance(ss, np.ndarray):
+        return ss
     cols = [list(ss.variables).index(v) for v in labels]
     return np.repeat(ss.record.sample[:, cols], ss.record.num_occurrences, axis=0)
 
@@ -247,7 +250,86 @@ def gibbs_peer_variants(model, beta, R, S, best=True, seed=1):
         out["openjij SA (fixed beta)"] = v
     except ImportError:
         print("openjij not installed; skipped (pip install .[bench])")
+    try:
+        out["ferrotherm (chromatic Gibbs)"] = {"sweep, 1 thread (default)": _ferrotherm_call(model, beta, R, S, seed)}
+    except ImportError:
+        print("ferrotherm not installed; skipped (pip install .[bench])")
+    try:
+        out["thrml (block Gibbs, JAX)"] = {"colour blocks, vmap over chains, jit": _thrml_call(model, beta, R, S, seed)}
+    except ImportError:
+        print("thrml not installed; skipped (pip install .[bench])")
     return out
+
+
+def _upper_edges(model):
+    """(i, j, J_ij) for i < j in the model's index order (qbm counts each pair once)."""
+    c = model.J.tocoo()
+    m = c.row < c.col
+    return c.row[m], c.col[m], c.data[m]
+
+
+def _ferrotherm_call(model, beta, R, S, seed):
+    """ferrotherm (Rust, ctypes): one ``Sim`` per chain, ``sweep(S)`` chromatic Gibbs sweeps on
+    one thread. Its energy is -sum J s s - sum h s, so qbm's h and J enter negated (checked
+    against enumeration by :func:`check_peer_conventions`). The R chains are built once, outside
+    the timed calls (building them from the spec is not timed); each call continues them by S
+    sweeps and reads their states back."""
+    import ferrotherm as ft
+
+    ii, jj, vv = _upper_edges(model)
+    spec = {"graph": {"n": int(model.num_variables),
+                      "couplings": [[int(i), int(j), float(-v)] for i, j, v in zip(ii, jj, vv)],
+                      "biases": [[int(i), float(-x)] for i, x in enumerate(model.h)]}}  # fmt: skip
+    base = 0 if seed is None else int(seed) * 100_003
+    sims = [ft.from_spec(spec, beta=beta, seed=base + k + 1) for k in range(R)]
+
+    def call():
+        for s_ in sims:
+            s_.sweep(S, threads=1)
+        return np.array([s_.spins for s_ in sims], dtype=np.int8)
+
+    return call
+
+
+def _thrml_call(model, beta, R, S, seed):
+    """thrml (JAX): an ``IsingEBM`` (E = -beta (sum b s + sum J s s), so b = -h and the pair
+    weights -J_ij), block Gibbs over the greedy colour classes, ``hinton_init`` starts, S
+    sweeps, ``jax.vmap`` over the R chains under one ``jax.jit`` (compiled in the untimed
+    warm-up call); XLA on one thread."""
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    import jax
+    import jax.numpy as jnp
+    from thrml import Block, SamplingSchedule, SpinNode, sample_states
+    from thrml.models import IsingEBM, IsingSamplingProgram, hinton_init
+
+    n = model.num_variables
+    ii, jj, vv = _upper_edges(model)
+    nodes = [SpinNode() for _ in range(n)]
+    ebm = IsingEBM(nodes, [(nodes[i], nodes[j]) for i, j in zip(ii, jj)], jnp.asarray(-model.h, jnp.float32),
+                   jnp.asarray(-vv, jnp.float32), jnp.array(beta, jnp.float32))  # fmt: skip
+    g = nx.Graph()
+    g.add_nodes_from(range(n))
+    g.add_edges_from(zip(ii.tolist(), jj.tolist()))
+    classes: dict[int, list[int]] = {}
+    for v, c in nx.greedy_color(g, strategy="largest_first").items():
+        classes.setdefault(c, []).append(v)
+    blocks = [Block([nodes[v] for v in sorted(c)]) for c in classes.values()]
+    program = IsingSamplingProgram(ebm, blocks, clamped_blocks=[])
+    schedule = SamplingSchedule(n_warmup=S - 1, n_samples=1, steps_per_sample=1)
+
+    def one(key):
+        k1, k2 = jax.random.split(key)
+        return sample_states(k2, program, schedule, hinton_init(k1, ebm, blocks, ()), [], [Block(nodes)])[0][0]
+
+    run = jax.jit(jax.vmap(one))
+    counter = [0 if seed is None else int(seed) * 100_003]
+
+    def call():
+        counter[0] += 1
+        out = np.asarray(run(jax.random.split(jax.random.key(counter[0]), R)).block_until_ready())
+        return np.where(out, 1, -1).astype(np.int8)
+
+    return call
 
 
 def check_peer_conventions(beta=0.7):
