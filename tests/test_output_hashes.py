@@ -1,8 +1,9 @@
 """Bit-identity: every sampler's outputs on fixed inputs hash to the values recorded
 before the sampler-engine refactor (``benches/output_hashes.py``; the circuit engine's
 cases were recorded when it replaced the torch simulator; its states and exact shift
-gradients were re-recorded when two-qubit fusion changed their rounding, equal to the
-gate-by-gate path to 1e-12 as the core's tests check), on any thread count and
+gradients were re-recorded when two-qubit fusion changed their rounding, and the exact shift
+gradients again when f64 runs fused cheaper blocks, equal to the gate-by-gate path to 1e-12
+as the core's tests check), on any thread count and
 instruction set."""
 
 import json

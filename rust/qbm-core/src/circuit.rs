@@ -914,7 +914,7 @@ fn run_fused<R: Real>(
 ) {
     blocks::run(
         n,
-        &pairs2::fuse_pairs(n, ops, angles),
+        &pairs2::fuse_pairs(n, ops, angles, std::mem::size_of::<R>() == 8),
         angles,
         re,
         im,
@@ -1688,7 +1688,7 @@ mod tests {
         // the three lowest included (the fixed-group kernel)
         for (n, seed) in [(3, 5u64), (5, 6), (9, 7), (blocks::BITS + 2, 8)] {
             let (p, a) = random_program(n, 400, seed);
-            let f = pairs2::fuse_pairs(n, &p.ops, &a);
+            let f = pairs2::fuse_pairs(n, &p.ops, &a, true);
             let mat2 = f.iter().filter(|o| matches!(o, Op::Mat2 { .. })).count();
             assert!(
                 mat2 > 0 && f.len() < p.ops.len(),

@@ -9,21 +9,35 @@
 //! which takes over the one-qubit-only blocks that were last on either qubit (moved
 //! later past blocks that do not touch that qubit). A block of one gate is emitted as
 //! that gate; one-qubit blocks go through [`super::fuse`], and so does a two-qubit block
-//! whose gates cost fewer passes than one 4x4 pass ([`MAT2_PASSES`]).
+//! whose gates cost fewer passes than one 4x4 pass ([`mat2_passes`]: by precision).
 
 use super::{apply_op, fuse, stride, Op, Real};
 
-/// What one [`Op::Mat2`] pass costs in one-qubit gate passes (16 complex products per 4
-/// amplitudes against 4 per pair: bound by arithmetic where a 2x2 pass is bound by loads
-/// and stores; measured 2.3-2.6 at n = 20 on the machine of `benches/circuits_large.py`).
-const MAT2_PASSES: f64 = 3.0;
+/// What one [`Op::Mat2`] pass costs in one-qubit gate passes, per amplitude precision
+/// (16 complex products per 4 amplitudes against 4 per pair). At f32 a 4x4 pass measured
+/// 2.3-2.6 one-qubit passes at n = 20, and fusing blocks cheaper than 3 passes gained
+/// nothing. At f64 the 4x4 pass is relatively cheaper: with 2.0 instead of 3.0 the depth-20
+/// brick circuit (blocks of two one-qubit matrices and a CZ, 2.6 passes) runs 1.4-1.9x
+/// faster at n = 20-22 and 1.2x at n = 24 (`benches/circuits_large.py`, one thread), the
+/// QCBM unchanged (its blocks cost more than 3 either way); 1.5 and 2.5 were no better.
+const MAT2_PASSES_F32: f64 = 3.0;
+const MAT2_PASSES_F64: f64 = 2.0;
+
+/// [`MAT2_PASSES_F64`] for f64 amplitudes (`wide`), [`MAT2_PASSES_F32`] otherwise.
+fn mat2_passes(wide: bool) -> f64 {
+    if wide {
+        MAT2_PASSES_F64
+    } else {
+        MAT2_PASSES_F32
+    }
+}
 
 /// Gate passes of a gate list in one-qubit units (a controlled gate touches half the pairs).
-fn passes(ops: &[Op]) -> f64 {
+fn passes(ops: &[Op], mat2: f64) -> f64 {
     ops.iter()
         .map(|o| match o {
             Op::Rot { .. } | Op::Mat { .. } => 1.0,
-            Op::Mat2 { .. } => MAT2_PASSES,
+            Op::Mat2 { .. } => mat2,
             _ => 0.6,
         })
         .sum()
@@ -36,8 +50,10 @@ struct Block {
     alive: bool,
 }
 
-/// `ops` (on `n` qubits, angles resolved) with two-qubit blocks fused.
-pub(crate) fn fuse_pairs(n: usize, ops: &[Op], angles: &[f64]) -> Vec<Op> {
+/// `ops` (on `n` qubits, angles resolved) with two-qubit blocks fused, for f64 amplitudes
+/// when `wide` (else f32).
+pub(crate) fn fuse_pairs(n: usize, ops: &[Op], angles: &[f64], wide: bool) -> Vec<Op> {
+    let mat2 = mat2_passes(wide);
     let mut blocks: Vec<Block> = Vec::new();
     let mut last: Vec<Option<usize>> = vec![None; n];
     for op in ops {
@@ -89,7 +105,7 @@ pub(crate) fn fuse_pairs(n: usize, ops: &[Op], angles: &[f64]) -> Vec<Op> {
             continue;
         }
         let single = fuse(&blk.ops, angles);
-        if blk.two && passes(&single) > MAT2_PASSES {
+        if blk.two && passes(&single, mat2) > mat2 {
             out.push(Op::Mat2 {
                 a: blk.qs[0],
                 b: blk.qs[1],
