@@ -1659,6 +1659,22 @@ mod tests {
                 run_ops(n, &p.ops, &a, re, im, false);
             }
             for ops in [p.ops.clone(), fuse(&p.ops, &a)] {
+                // the gate-by-gate run of the plan's order: the blocked runs' bits
+                let mut exact = vec![0.0f64; 2 * d];
+                exact[0] = 1.0;
+                {
+                    let (re, im) = exact.split_at_mut(d);
+                    run_ops(
+                        n,
+                        &blocks::planned_order(n, &ops, blocks::HIGH),
+                        &a,
+                        re,
+                        im,
+                        false,
+                    );
+                }
+                let err = max_diff(&exact, &want);
+                assert!(err < 1e-12, "planned order or fusion: {err}");
                 for threads in [1, 3] {
                     let mut st = vec![0.0f64; 2 * d];
                     st[0] = 1.0;
@@ -1667,12 +1683,7 @@ mod tests {
                         blocks::run_planned(n, &ops, &a, re, im, threads)
                     })
                     .unwrap();
-                    if ops.len() == p.ops.len() {
-                        assert_eq!(st, want, "n {n}, {threads} threads");
-                    } else {
-                        let err = max_diff(&st, &want);
-                        assert!(err < 1e-12, "fused: {err}");
-                    }
+                    assert_eq!(st, exact, "n {n}, {threads} threads");
                 }
             }
             // the public call, one row on one and two threads
@@ -1707,10 +1718,22 @@ mod tests {
             }
             let err = max_diff(&got, &want);
             assert!(err < 1e-12, "n {n}: {err}");
-            // the public call fuses pairs from 2^10 amplitudes on
+            // the public call fuses pairs from 2^10 amplitudes on (and runs the gates in
+            // the plan's order above one chunk)
             let st = p.states(&a, 1, None, Some(1), &no()).unwrap();
             if d >= 1 << 10 {
-                assert_eq!(st, got);
+                let mut planned = vec![0.0f64; 2 * d];
+                planned[0] = 1.0;
+                let (re, im) = planned.split_at_mut(d);
+                run_ops(
+                    n,
+                    &blocks::planned_order(n, &f, blocks::HIGH),
+                    &a,
+                    re,
+                    im,
+                    false,
+                );
+                assert_eq!(st, planned);
             }
             let (re, im) = got.split_at_mut(d);
             run_ops(n, &f, &a, re, im, true);

@@ -10,9 +10,12 @@
 //! applied to it with the qubits renumbered, and it is written back: one pass over
 //! memory per segment instead of one per gate.
 //!
-//! Each amplitude goes through the same arithmetic in the same order as with the
-//! unblocked kernels, so states are bit for bit those of [`super::run_ops`]; chunks
-//! are independent, so they may run on several threads with the same bits.
+//! The plan may run commuting gates (on disjoint qubits) in another order than the
+//! program's ([`plan`]), which changes rounding only (1e-12 to program order, tested); the
+//! gate-by-gate path of a state above one chunk runs the same order ([`planned_order`]).
+//! Given that order, each amplitude goes through the same arithmetic as with the unblocked
+//! kernels, so states are bit for bit those of [`super::run_ops`] on it; chunks are
+//! independent, so they may run on several threads with the same bits.
 //! The adjoint sweep runs the same segments backwards; a gradient is then a sum of
 //! per-chunk overlaps taken in chunk order (equal to the unblocked sum to rounding,
 //! and the same on any thread count).
@@ -80,7 +83,10 @@ fn deposit(c: usize, pos: &[usize]) -> usize {
 }
 
 /// Cut `ops` (on `n` qubits) into segments touching at most `high_max` qubits above
-/// [`LOW`], greedily in gate order.
+/// [`LOW`]: the fewer of two plans, the gates in program order cut greedily
+/// ([`cut_in_order`]) or scheduled across commuting gates ([`cut_scheduled`]; on a tie,
+/// program order). The segments' gates, concatenated, are a reordering of `ops` that
+/// keeps every qubit's sequence of gates, so the same unitary.
 pub(crate) fn plan(n: usize, ops: &[Op], high_max: usize) -> Vec<Segment> {
     let bits = LOW + high_max;
     if n <= bits {
@@ -90,22 +96,52 @@ pub(crate) fn plan(n: usize, ops: &[Op], high_max: usize) -> Vec<Segment> {
             layout: Layout::Whole,
         }];
     }
+    let in_order = cut_in_order(n, ops, high_max);
+    let scheduled = cut_scheduled(n, ops, high_max);
+    let pick = if scheduled.len() < in_order.len() {
+        scheduled
+    } else {
+        in_order
+    };
+    pick.into_iter()
+        .map(|(ops, high)| finish(n, bits, ops, high))
+        .collect()
+}
+
+/// `ops` in the order [`plan`] runs them (unchanged when the state fits one chunk): the
+/// gate-by-gate path runs this order too, so a state has the same bits on any number of
+/// threads, blocked or not.
+pub(crate) fn planned_order(n: usize, ops: &[Op], high_max: usize) -> Vec<Op> {
+    if n <= LOW + high_max {
+        return ops.to_vec();
+    }
+    let in_order = cut_in_order(n, ops, high_max);
+    let scheduled = cut_scheduled(n, ops, high_max);
+    let pick = if scheduled.len() < in_order.len() {
+        scheduled
+    } else {
+        in_order
+    };
+    pick.into_iter().flat_map(|(ops, _)| ops).collect()
+}
+
+/// Bit positions at or above [`LOW`] of the qubits `op` touches.
+fn high_positions(n: usize, op: &Op) -> impl Iterator<Item = usize> {
+    let (qs, k) = op.qubits();
+    (0..k).map(move |j| n - 1 - qs[j]).filter(|&p| p >= LOW)
+}
+
+/// Segments (gates, high positions touched) cut greedily in program order.
+fn cut_in_order(n: usize, ops: &[Op], high_max: usize) -> Vec<(Vec<Op>, Vec<usize>)> {
     let mut out = Vec::new();
     let mut cur: Vec<Op> = Vec::new();
-    let mut high: Vec<usize> = Vec::new(); // bit positions >= LOW touched so far
+    let mut high: Vec<usize> = Vec::new();
     for op in ops {
-        let (qs, k) = op.qubits();
-        let touched = qs[..k].iter().map(|&q| n - 1 - q).filter(|&p| p >= LOW);
-        let fresh = touched.clone().filter(|p| !high.contains(p)).count();
+        let fresh = high_positions(n, op).filter(|p| !high.contains(p)).count();
         if high.len() + fresh > high_max && !cur.is_empty() {
-            out.push(finish(
-                n,
-                bits,
-                std::mem::take(&mut cur),
-                std::mem::take(&mut high),
-            ));
+            out.push((std::mem::take(&mut cur), std::mem::take(&mut high)));
         }
-        for p in touched {
+        for p in high_positions(n, op) {
             if !high.contains(&p) {
                 high.push(p);
             }
@@ -113,7 +149,75 @@ pub(crate) fn plan(n: usize, ops: &[Op], high_max: usize) -> Vec<Segment> {
         cur.push(*op);
     }
     if !cur.is_empty() {
-        out.push(finish(n, bits, cur, high));
+        out.push((cur, high));
+    }
+    out
+}
+
+/// Segments scheduled across commuting gates: a gate is *ready* when every earlier gate
+/// on its qubits is placed. A segment takes every ready gate inside its high positions
+/// (repeatedly, as placing gates readies others); while it has room, it then opens the
+/// ready gate that adds the fewest new high positions (the earliest in program order on
+/// a tie), and closes when no ready gate fits. On a line of nearest-neighbour layers
+/// (the brick circuit) a segment advances a window of qubits by several layers where
+/// program order cuts every layer into pieces.
+fn cut_scheduled(n: usize, ops: &[Op], high_max: usize) -> Vec<(Vec<Op>, Vec<usize>)> {
+    // per qubit, the indices of its gates in program order, and the next one not placed
+    let mut queue: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, op) in ops.iter().enumerate() {
+        let (qs, k) = op.qubits();
+        for &q in &qs[..k] {
+            queue[q].push(i);
+        }
+    }
+    let mut next = vec![0usize; n];
+    let head = |q: usize, next: &[usize]| queue[q].get(next[q]).copied();
+    let ready = |i: usize, next: &[usize]| {
+        let (qs, k) = ops[i].qubits();
+        qs[..k].iter().all(|&q| head(q, next) == Some(i))
+    };
+    let mut out = Vec::new();
+    let mut placed = 0;
+    while placed < ops.len() {
+        let mut cur: Vec<Op> = Vec::new();
+        let mut high: Vec<usize> = Vec::new();
+        loop {
+            // the ready gates: heads of some qubit's queue, ready on all of theirs
+            let mut cands: Vec<usize> = (0..n)
+                .filter_map(|q| head(q, &next))
+                .filter(|&i| ready(i, &next))
+                .collect();
+            cands.sort_unstable();
+            cands.dedup();
+            let fresh = |i: usize| {
+                high_positions(n, &ops[i])
+                    .filter(|p| !high.contains(p))
+                    .count()
+            };
+            let pick = match cands.iter().find(|&&i| fresh(i) == 0) {
+                Some(&i) => Some(i),
+                None => cands
+                    .iter()
+                    .map(|&i| (fresh(i), i))
+                    .filter(|&(f, _)| high.len() + f <= high_max)
+                    .min()
+                    .map(|(_, i)| i),
+            };
+            let Some(i) = pick else { break };
+            for p in high_positions(n, &ops[i]) {
+                if !high.contains(&p) {
+                    high.push(p);
+                }
+            }
+            let (qs, k) = ops[i].qubits();
+            for &q in &qs[..k] {
+                next[q] += 1;
+            }
+            cur.push(ops[i]);
+            placed += 1;
+        }
+        debug_assert!(!cur.is_empty(), "a ready gate always exists");
+        out.push((cur, high));
     }
     out
 }
@@ -245,7 +349,7 @@ pub(crate) fn run<R: Real>(
     threads: usize,
 ) {
     if threads <= 1 && n < MIN_QUBITS {
-        R::run(n, ops, angles, re, im, false);
+        R::run(n, &planned_order(n, ops, HIGH), angles, re, im, false);
     } else {
         run_planned(n, ops, angles, re, im, threads);
     }
@@ -381,5 +485,58 @@ mod tests {
         }
         // far fewer passes than gates
         assert!(segs.len() * 4 < ops.len(), "{} segments", segs.len());
+    }
+
+    /// The depth-20 brick circuit of `benches/circuits_large.py` on n qubits (one-qubit
+    /// gates as RX, entanglers as CZ).
+    fn brick(n: usize) -> Vec<Op> {
+        use super::super::Axis;
+        let mut ops = Vec::new();
+        for layer in 0..20 {
+            for q in 0..n {
+                let slot = ops.len();
+                ops.push(Op::Rot {
+                    axis: Axis::X,
+                    q,
+                    slot,
+                });
+            }
+            for q in (layer % 2..n - 1).step_by(2) {
+                ops.push(Op::Cz { a: q, b: q + 1 });
+            }
+        }
+        ops
+    }
+
+    #[test]
+    fn scheduled_plans_keep_every_qubits_gate_order_in_fewer_segments() {
+        for n in [BITS + 1, 22, 24] {
+            let ops = brick(n);
+            let order = planned_order(n, &ops, HIGH);
+            assert_eq!(order.len(), ops.len());
+            // the same gates, and on every qubit the same sequence (so the same unitary)
+            let seq = |list: &[Op], q: usize| -> Vec<Op> {
+                list.iter()
+                    .filter(|o| {
+                        let (qs, k) = o.qubits();
+                        qs[..k].contains(&q)
+                    })
+                    .copied()
+                    .collect()
+            };
+            for q in 0..n {
+                assert_eq!(seq(&order, q), seq(&ops, q), "n {n}, qubit {q}");
+            }
+            let segs = plan(n, &ops, HIGH);
+            let flat: Vec<usize> = segs.iter().map(|s| s.ops.len()).collect();
+            assert_eq!(flat.iter().sum::<usize>(), ops.len());
+            let (sched, greedy) = (
+                cut_scheduled(n, &ops, HIGH).len(),
+                cut_in_order(n, &ops, HIGH).len(),
+            );
+            assert_eq!(segs.len(), sched.min(greedy));
+            // the scheduler's gain on the brick circuit (program order cuts every layer)
+            assert!(2 * sched < greedy, "n {n}: {sched} vs {greedy} segments");
+        }
     }
 }
