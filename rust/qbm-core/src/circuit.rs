@@ -1464,6 +1464,24 @@ mod tests {
         m
     }
 
+    /// |0...0> run gate by gate through `ops` in the order the blocked path plans them
+    /// (both planes, re then im).
+    fn planned_from_zero(n: usize, ops: &[Op], a: &[f64]) -> Vec<f64> {
+        let d = 1usize << n;
+        let mut st = vec![0.0f64; 2 * d];
+        st[0] = 1.0;
+        let (re, im) = st.split_at_mut(d);
+        run_ops(
+            n,
+            &blocks::planned_order(n, ops, blocks::HIGH),
+            a,
+            re,
+            im,
+            false,
+        );
+        st
+    }
+
     fn random_program(n: usize, gates: usize, seed: u64) -> (Program, Vec<f64>) {
         let mut rng = Xoshiro256pp::stream(seed, 99, 0);
         let (mut kinds, mut q0, mut q1, mut mats) = (vec![], vec![], vec![], vec![]);
@@ -1660,19 +1678,7 @@ mod tests {
             }
             for ops in [p.ops.clone(), fuse(&p.ops, &a)] {
                 // the gate-by-gate run of the plan's order: the blocked runs' bits
-                let mut exact = vec![0.0f64; 2 * d];
-                exact[0] = 1.0;
-                {
-                    let (re, im) = exact.split_at_mut(d);
-                    run_ops(
-                        n,
-                        &blocks::planned_order(n, &ops, blocks::HIGH),
-                        &a,
-                        re,
-                        im,
-                        false,
-                    );
-                }
+                let exact = planned_from_zero(n, &ops, &a);
                 let err = max_diff(&exact, &want);
                 assert!(err < 1e-12, "planned order or fusion: {err}");
                 for threads in [1, 3] {
@@ -1722,18 +1728,7 @@ mod tests {
             // the plan's order above one chunk)
             let st = p.states(&a, 1, None, Some(1), &no()).unwrap();
             if d >= 1 << 10 {
-                let mut planned = vec![0.0f64; 2 * d];
-                planned[0] = 1.0;
-                let (re, im) = planned.split_at_mut(d);
-                run_ops(
-                    n,
-                    &blocks::planned_order(n, &f, blocks::HIGH),
-                    &a,
-                    re,
-                    im,
-                    false,
-                );
-                assert_eq!(st, planned);
+                assert_eq!(st, planned_from_zero(n, &f, &a));
             }
             let (re, im) = got.split_at_mut(d);
             run_ops(n, &f, &a, re, im, true);

@@ -96,16 +96,21 @@ pub(crate) fn plan(n: usize, ops: &[Op], high_max: usize) -> Vec<Segment> {
             layout: Layout::Whole,
         }];
     }
+    cuts(n, ops, high_max)
+        .into_iter()
+        .map(|(ops, high)| finish(n, bits, ops, high))
+        .collect()
+}
+
+/// The segments' (gates, high positions) of [`plan`] for a state above one chunk.
+fn cuts(n: usize, ops: &[Op], high_max: usize) -> Vec<(Vec<Op>, Vec<usize>)> {
     let in_order = cut_in_order(n, ops, high_max);
     let scheduled = cut_scheduled(n, ops, high_max);
-    let pick = if scheduled.len() < in_order.len() {
+    if scheduled.len() < in_order.len() {
         scheduled
     } else {
         in_order
-    };
-    pick.into_iter()
-        .map(|(ops, high)| finish(n, bits, ops, high))
-        .collect()
+    }
 }
 
 /// `ops` in the order [`plan`] runs them (unchanged when the state fits one chunk): the
@@ -115,14 +120,10 @@ pub(crate) fn planned_order(n: usize, ops: &[Op], high_max: usize) -> Vec<Op> {
     if n <= LOW + high_max {
         return ops.to_vec();
     }
-    let in_order = cut_in_order(n, ops, high_max);
-    let scheduled = cut_scheduled(n, ops, high_max);
-    let pick = if scheduled.len() < in_order.len() {
-        scheduled
-    } else {
-        in_order
-    };
-    pick.into_iter().flat_map(|(ops, _)| ops).collect()
+    cuts(n, ops, high_max)
+        .into_iter()
+        .flat_map(|(ops, _)| ops)
+        .collect()
 }
 
 /// Bit positions at or above [`LOW`] of the qubits `op` touches.
