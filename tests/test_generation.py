@@ -225,8 +225,13 @@ def test_learned_bias_fields_match_exact_moment_matching_on_a_5_spin_prior():
             h = h + step / max(1.0, np.abs(step).max())  # damped: at most 1 per step
         assert np.allclose(_tilted_exact(model, h)[1], t, atol=1e-10)
         exact.append(h)
-    r = learn_bias_fields(model, targets, num_chains=2000, seed=1)
+    said: list[str] = []
+    r = learn_bias_fields(model, targets, num_chains=2000, seed=1, progress=said.append)
     assert all(r["converged"])
+    # every label's start is reported (a long fit is not silent)
+    assert [line for line in said if "step" not in line] == [
+        f"c-QA fields: label {k + 1} of {len(targets)}" for k in range(len(targets))
+    ]
     for k, t in enumerate(targets):
         _, m = _tilted_exact(model, r["fields"][k])
         se = np.sqrt((1 - t**2) / 2000)

@@ -192,6 +192,7 @@ def learn_bias_fields(
     max_iters: int = 300,
     tol_se: float = 2.0,
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """c-QA by learned bias fields: for every row m_y of ``targets`` (K, n), fields h_y with
     the couplings fixed such that the tilted prior p_h(z) ~ exp(-E(z) + h . z) has mean
@@ -205,7 +206,9 @@ def learn_bias_fields(
     :data:`MAX_FIELD_STEP`; it stops when
     |m_y - E_h[z]| is below ``tol_se`` sampler standard errors on every spin (the standard
     error at the larger of the two variances, over ``num_chains`` chains), else after
-    ``max_iters`` steps (reported). Returns ``fields`` (K, n), per-label ``converged``,
+    ``max_iters`` steps (reported). ``progress`` (a callable taking a line) hears where the
+    fit is: each label's start and every 10th step with its largest gap in standard errors
+    (on 2176 spins a label takes minutes). Returns ``fields`` (K, n), per-label ``converged``,
     ``iterations`` and the final ``max_gap_se``."""
     from qbm.samplers import GibbsSampler
 
@@ -219,7 +222,11 @@ def learn_bias_fields(
         h = np.zeros(t.shape[1])
         state = None
         ok, gap, it = False, float("inf"), 0
+        if progress is not None:
+            progress(f"c-QA fields: label {k + 1} of {len(t)}")
         for it in range(1, max_iters + 1):
+            if progress is not None and it % 10 == 0:
+                progress(f"c-QA fields: label {k + 1} of {len(t)}, step {it} of at most {max_iters}, gap {gap:.1f} se")
             res = g.sample_model(
                 _ising(model, h), beta=1.0, num_reads=num_chains, num_sweeps=burn_in if state is None else sweeps,
                 initial_states=state, seed=seed + 100_003 * k + it,
@@ -688,7 +695,7 @@ def evaluate_bm(
     picker = lam.pop("_picker")
     say("learning c-QA bias fields per label (moment matching of the encoded spins)")
     learned = learn_bias_fields(model, class_means(model, x_tr[fit_idx], np.asarray(data.y_train)[fit_idx], k),
-                                seed=seed + 31)  # fmt: skip
+                                seed=seed + 31, progress=say)  # fmt: skip
     fields = learned["fields"]
     choice = choose_cqa(model, lam, fields, picker, num=cqa_num, num_sweeps=num_sweeps // 2, seed=seed)
     methods, scales = choice["method"], choice["field_scale"]
