@@ -289,6 +289,45 @@ def test_newton_direction_through_the_gram_matrix_equals_the_dense_solve():
     assert alpha3 < 0.01
 
 
+def test_posterior_accuracy_matches_the_exact_expectation_over_the_posterior():
+    """Three latent spins: the exact accuracy per label is sum_z q(z | x) [judge(decode(z)) = y]
+    over the 8 codes; one posterior draw per image over many copies of two images lands
+    within a few standard errors of it (a draw with the wrong sign convention, or labels
+    mixed up, would not)."""
+    from types import SimpleNamespace
+
+    from qbm.diagnostics import all_states
+    from qbm.generation import decode, encoded_means, posterior_accuracy
+    from qbm.models.vae import BMVAE
+
+    torch.manual_seed(0)
+    model = BMVAE((1, 4, 4), 3, graph="full", seed=0)
+    model.eval()
+    last = [mod for mod in model.encoder.modules() if isinstance(mod, torch.nn.Linear)][-1]
+    with torch.no_grad():  # posterior means away from 0 and of both signs
+        last.weight.mul_(0.2)
+        last.bias.copy_(torch.tensor([2.4, -1.6, 1.0] + [0.0] * (last.bias.numel() - 3)))
+    codes = all_states(3).astype(np.float64)
+    brightness = decode(model, codes).reshape(8, -1).mean(1)
+    cut = float(np.median(brightness))
+    judge = SimpleNamespace(num_classes=2, predict=lambda imgs: (imgs.reshape(len(imgs), -1).mean(1) > cut).astype(int))
+    rng = np.random.default_rng(1)
+    two = rng.random((2, 1, 4, 4)).astype(np.float32)
+    reps = 2000
+    x = np.repeat(two, reps, axis=0)
+    y = np.repeat([0, 1], reps)
+    got = posterior_accuracy(model, judge, x, y, seed=3)
+    m = encoded_means(model, two)
+    assert np.all(np.abs(m) < 0.95) and np.all(np.abs(m) > 0.3), m  # random draws, not the sign of the mean
+    pred = judge.predict(decode(model, codes))
+    for c in range(2):
+        q = np.prod(np.where(codes > 0, (1 + m[c]) / 2, (1 - m[c]) / 2), axis=1)  # q(z | x_c) per code
+        exact = float(q @ (pred == c))
+        se = np.sqrt(exact * (1 - exact) / reps) + 1e-9
+        assert abs(got[c] - exact) < 4 * se + 1e-3, (c, got[c], exact)
+    assert np.isnan(posterior_accuracy(model, judge, x[:reps], y[:reps], seed=3)[1])  # a label absent: nan
+
+
 def test_cqa_samples_from_learned_fields_follow_the_exact_tilted_distribution():
     from helpers import empirical, tvd, tvd_bound
 

@@ -532,7 +532,8 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
             ]
             for lab in range(len(cq[0]["per_label"]) if cq else 0):  # the per-label c-QA table
                 per = [c["per_label"][lab] for c in cq]
-                for k in ("relative_accuracy", "relative_diversity", "relative_diversity_real", "distinct_fraction"):
+                for k in ("relative_accuracy", "relative_diversity", "relative_diversity_real", "distinct_fraction",
+                          "relative_posterior_accuracy"):  # fmt: skip
                     metrics[f"cqa_label{lab}_{k}"] = [p.get(k, float("nan")) for p in per]
                 metrics[f"cqa_label{lab}_fields"] = [float(p["method"] == "fields") for p in per]
         metrics["fid_floor"] = [r["generation"]["fid_floor"] for r in rs if "generation" in r]
@@ -693,15 +694,16 @@ def _markdown_table(
         gen += (
             f"\nc-QA per label, {r['model']} (ratios to the judge's accuracy on real images of the label, to the "
             "within-class diversity of the prior's own samples of the label and of real test images of the label; "
-            "share of seeds using learned fields):\n\n| label | accuracy | diversity / prior's | diversity / real | "
-            "distinct | fields |\n|---|---|---|---|---|---|\n"
+            "share of seeds using learned fields; the label's own posterior codes decoded and judged, the same ratio: "
+            "the autoencoder's reference):\n\n| label | accuracy | diversity / prior's | diversity / real | "
+            "distinct | fields | own codes' accuracy |\n|---|---|---|---|---|---|---|\n"
         )
         for lab in labels:
             k = f"cqa_label{lab}"
             gen += (
                 f"| {lab} | {_fmt_ci(r, k + '_relative_accuracy')} | {_fmt_ci(r, k + '_relative_diversity')} | "
                 f"{_fmt_ci(r, k + '_relative_diversity_real')} | {_fmt_ci(r, k + '_distinct_fraction')} | "
-                f"{r[k + '_fields_mean']:.2f} |\n"
+                f"{r[k + '_fields_mean']:.2f} | {_fmt_ci(r, k + '_relative_posterior_accuracy')} |\n"
             )
     ood = ""
     if any("ood_auroc_neg_elbo_mean" in r for r in rows):
