@@ -35,11 +35,19 @@ pub(crate) const HIGH: usize = 6;
 pub(crate) const ADJOINT_HIGH: usize = 5;
 /// Index bits of the largest chunk.
 pub(crate) const BITS: usize = LOW + HIGH;
-/// Qubits from which one thread blocks a state: 2^21 amplitudes (32 MiB) and more, where
-/// a gate pass leaves the last-level cache (measured by `benches/circuits_large.py`:
-/// below it gate-by-gate passes are as fast, since each pass is bound by loads and
-/// stores rather than memory). Several threads on one state always share it by chunks.
-pub(crate) const MIN_QUBITS: usize = 21;
+/// State bytes (all planes) from which one thread blocks a state: 16 MiB, where a gate
+/// pass leaves the last-level cache's share of one core (below it gate-by-gate passes are
+/// as fast, each pass bound by loads and stores rather than memory). Measured with
+/// `benches/circuits_large.py`-style probes, one thread: f64 forward states (16 bytes per
+/// amplitude) block from n = 20, 8-15% faster on the brick circuit there than gate by
+/// gate; f32 (8 bytes) from n = 21, since at n = 20 blocking gained nothing for the brick
+/// circuit and lost 10% on the QCBM. Several threads on one state always share it by chunks.
+pub(crate) const MIN_BYTES: usize = 16 << 20;
+
+/// Whether one thread blocks a state of `n` qubits holding `bytes` per amplitude.
+fn blocked(n: usize, bytes: usize) -> bool {
+    (bytes << n) >= MIN_BYTES
+}
 
 #[derive(Clone, Debug)]
 enum Layout {
@@ -340,7 +348,7 @@ unsafe fn for_chunks<R: Real, T: Send, const K: usize>(
 
 /// Apply `ops` to the state (`re`, `im`: 2^n values each), segment by segment; with
 /// `threads` > 1 the chunks of a segment are spread over the current pool. One thread on
-/// a state below [`MIN_QUBITS`] runs gate by gate (the same bits).
+/// a state below [`MIN_BYTES`] runs gate by gate (the same bits).
 pub(crate) fn run<R: Real>(
     n: usize,
     ops: &[Op],
@@ -349,7 +357,7 @@ pub(crate) fn run<R: Real>(
     im: &mut [R],
     threads: usize,
 ) {
-    if threads <= 1 && n < MIN_QUBITS {
+    if threads <= 1 && !blocked(n, 2 * std::mem::size_of::<R>()) {
         R::run(n, &planned_order(n, ops, HIGH), angles, re, im, false);
     } else {
         run_planned(n, ops, angles, re, im, threads);
@@ -389,7 +397,7 @@ fn run_segment<R: Real>(
 
 /// The adjoint sweep (see [`super::Program::adjoint`]) on one state, segment by
 /// segment backwards: `grad[slot]` for every parameterised gate of `ops`. One thread on
-/// a state below [`MIN_QUBITS`] sweeps gate by gate.
+/// a state (psi and lambda) below [`MIN_BYTES`] sweeps gate by gate.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn adjoint(
     n: usize,
@@ -402,7 +410,7 @@ pub(crate) fn adjoint(
     grad: &mut [f64],
     threads: usize,
 ) {
-    if threads <= 1 && n < MIN_QUBITS {
+    if threads <= 1 && !blocked(n, 4 * std::mem::size_of::<f64>()) {
         adjoint_row(n, ops, angles, pr, pi, lr, li, grad);
     } else {
         adjoint_planned(n, ops, angles, pr, pi, lr, li, grad, threads);
