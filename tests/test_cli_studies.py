@@ -183,6 +183,12 @@ def test_compare_vae_tiny(tmp_path, capsys):
     assert "epochs to target recon" in text and "target reconstruction" in text
     g = next(r for r in rows if r["model"] == "gaussian")
     assert g["reached_target_recon"] in ("0", "1", "2") and int(g["final_images"]) == 359
+    # the IW ladder from the final evaluation's draws: K = 1 and 10 at or below K = 50, the table's number
+    # (equal within noise where one epoch left the posterior at the prior)
+    for r in rows:
+        assert float(r["iw_k50_mean"]) == pytest.approx(float(r["iw_loglik_mean"]), abs=1e-9)
+        assert float(r["iw_k1_mean"]) <= float(r["iw_k50_mean"]) + 0.01 and "iw_k10_mean" in r
+    assert "IW log-likelihood by K" in open(os.path.join(out, "compare.md")).read()
 
 
 @pytest.mark.slow

@@ -61,6 +61,29 @@ def test_iw_estimate_converges_to_exact_log_px():
     assert torch.all(small <= exact + 0.02)
 
 
+def test_iw_ladder_is_the_prefix_of_one_draw_and_tightens_with_k():
+    """Each rung k of the ladder is the k-sample estimate of the first k draws: equal to
+    iw_loglik at K = k with the same seed (torch's uniform draws fill the (K, B, n) block in
+    order, so the first k rows are what a k-draw call draws); the ladder's top equals the plain
+    call, and the bound rises from k = 1 to the exact log p(x) (within noise at the top)."""
+    from qbm.models.evaluation import iw_loglik_ladder
+
+    m = _tiny_bm()
+    x = _x()
+    one = 3000 * len(x)  # every image in one chunk, so one (K, B, n) block of draws
+    lad = iw_loglik_ladder(m, x, 3000, (1, 30, 300, 3000), seed=4, chunk=one)
+    for k in (1, 30, 300):
+        ref = iw_loglik(m, x, k, seed=4, chunk=k * len(x))
+        torch.testing.assert_close(lad[k], ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(lad[3000], iw_loglik(m, x, 3000, seed=4, chunk=one), rtol=0, atol=0)
+    means = [float(lad[k].mean()) for k in (1, 30, 300, 3000)]
+    exact = float(_exact_log_px(m, x).mean())
+    assert means[0] < means[1] - 0.5 and means[1] < exact + 0.02, (means, exact)
+    assert abs(means[-1] - exact) < 0.05, (means, exact)
+    with pytest.raises(ValueError, match="ks"):
+        iw_loglik_ladder(m, x, 10, (20,))
+
+
 def test_iw_not_reported_for_spike_and_exponential():
     assert iw_loglik(_tiny_bm(relaxation="spike_exp"), _x(), 10) is None
 

@@ -213,7 +213,7 @@ def write_outputs(
             "failed": gen["cqa"]["failed"],
         }
     else:
-        gen = G.evaluate_gaussian(tr.model, tr.data, judge, seed=tr.seed)
+        gen = G.evaluate_gaussian(tr.model, tr.data, judge, seed=tr.seed, progress=say)
         imgs = G.gaussian_images(tr.model, 64, seed=tr.seed).transpose(0, 2, 3, 1)
         save_image_grid(os.path.join(out, "samples.png"), imgs, title="samples from N(0, I)")
         extra["generation"] = gen
@@ -315,6 +315,9 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
         f"{final['active_units']} active units; {tr.wall:.1f} s training; evaluation of {final['images']} of "
         f"{final['of_images']} test images {final['seconds']:.1f} s, peak memory {final['peak_rss_mb']:.0f} MB"
     )
+    if final.get("iw_by_k") and len(final["iw_by_k"]) > 1:
+        print("IW log-likelihood by K (the first K of the same draws): "
+              + ", ".join(f"K = {k}: {v:.3f}" for k, v in final["iw_by_k"].items()))  # fmt: skip
     if "log_z_method" in final:
         print(f"log Z: {final['log_z_method']}" + (f"; {final['iw_note']}" if "iw_note" in final else ""))
     print(
@@ -516,6 +519,11 @@ def cmd_compare_vae(args: argparse.Namespace) -> int:
             "active_units": [r["final"]["active_units"] for r in rs],
             "seconds_per_epoch": [r["seconds_per_epoch"] for r in rs],
         }
+        # the IW estimate at each smaller K from the final evaluation's own draws (how far the bound moves with K)
+        ladder = [r["final"].get("iw_by_k") or {} for r in rs]
+        for k in sorted({int(k) for lad in ladder for k in lad}):
+            metrics[f"iw_k{k}"] = [lad[str(k)] for lad in ladder if str(k) in lad]
+            bounds[f"iw_k{k}"] = bounds["iw_loglik"]
         for mode in ("prior", "qa"):
             for k in ("fid", "coverage", "min_class_fraction", "precision", "recall"):
                 metrics[f"{mode}_{k}"] = [r["generation"][mode][k] for r in rs if "generation" in r]
@@ -636,6 +644,14 @@ def _markdown_table(
             f"({r['reached_target']}/{r['seeds']}) | {_fmt_ci(r, 'epochs_to_target_recon', 1)} "
             f"({r['reached_target_recon']}/{r['seeds']}) | {_fmt_ci(r, 'seconds_per_epoch', 3)} |"
         )
+    ladder = ""
+    for r in rows:
+        ks = sorted(int(k[len("iw_k") : -len("_mean")]) for k in r if k.startswith("iw_k") and k.endswith("_mean"))
+        if len(ks) > 1:
+            ladder += (
+                f"\n{r['model']}: IW log-likelihood by K from the final evaluation's draws (the first K of each "
+                "image's): " + ", ".join(f"K = {k}: {_fmt_ci(r, f'iw_k{k}')}" for k in ks) + "\n"
+            )
     tgt = "-" if target is None else f"{target:.3f}"
     foot = (
         f"\nMean [95% t interval] over seeds {args.seeds}; {args.dataset}, latent {args.latent}, {args.epochs} epochs, "
@@ -718,7 +734,7 @@ def _markdown_table(
             )
             + "\n"
         )
-    return head + "\n".join(lines) + "\n" + foot + gen + ood
+    return head + "\n".join(lines) + "\n" + foot + ladder + gen + ood
 
 
 def _band_plot(path: str, by_model: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> None:

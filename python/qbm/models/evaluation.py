@@ -26,6 +26,7 @@ and are not comparable with published binarised-MNIST log-likelihoods.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -81,6 +82,9 @@ def _bernoulli_log_q(z: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return -torch.nn.functional.softplus(-z * logits).sum(-1)
 
 
+IW_LADDER = (1, 10, 100, 1000, 5000)  # the sample sizes :func:`evaluate_vae` reports below its own K
+
+
 @torch.no_grad()
 def iw_loglik(
     model: BMVAE | GaussianVAE,
@@ -94,11 +98,38 @@ def iw_loglik(
     """Per-example IW estimates of log p(x) (B,) with ``num_samples`` posterior samples;
     None for a BM-VAE with the spike-and-exponential relaxation (see the module docs).
     ``log_z``: the BM prior's log Z (computed with :func:`log_partition` when None)."""
+    out = iw_loglik_ladder(model, x, num_samples, (num_samples,), log_z=log_z, seed=seed, chunk=chunk)
+    return None if out is None else out[num_samples]
+
+
+@torch.no_grad()
+def iw_loglik_ladder(
+    model: BMVAE | GaussianVAE,
+    x: torch.Tensor,
+    num_samples: int,
+    ks: Sequence[int],
+    *,
+    log_z: float | None = None,
+    seed: int = 0,
+    chunk: int = 8192,
+) -> dict[int, torch.Tensor] | None:
+    """:func:`iw_loglik` at every k in ``ks`` (each <= ``num_samples``) from one set of
+    ``num_samples`` draws: the k-sample estimate uses the first k draws of each image, so the
+    ladder costs what the largest K costs and shows how far the bound still moves with K
+    (Burda et al. 2016, Table 1's K = 1 / 50 / 5000 columns). Returns {k: (B,)}."""
     if num_samples < 1:
         raise ValueError(f"num_samples: must be >= 1, got {num_samples}")
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1 or ks[-1] > num_samples:
+        raise ValueError(f"ks: every k must be in [1, num_samples = {num_samples}], got {ks}")
     g = torch.Generator().manual_seed(seed)
     model.eval()
-    out = []
+    out: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
+
+    def collect(logw: torch.Tensor) -> None:  # (K, B)
+        for k in ks:
+            out[k].append(torch.logsumexp(logw[:k], 0) - math.log(k))
+
     per = max(1, chunk // num_samples)
     if isinstance(model, BMVAE):
         if model.relaxation != "gumbel":
@@ -114,8 +145,8 @@ def iw_loglik(
             log_px_z = -rec.reshape(num_samples, -1).to(torch.float64)
             log_pz = -model.prior.energy(flat).reshape(num_samples, -1) - lz
             log_q = _bernoulli_log_q(z, logit)
-            out.append(torch.logsumexp(log_px_z + log_pz - log_q, 0) - math.log(num_samples))
-        return torch.cat(out)
+            collect(log_px_z + log_pz - log_q)
+        return {k: torch.cat(v) for k, v in out.items()}
     for s in range(0, len(x), per):
         xb = x[s : s + per]
         mu, logvar = (t.to(torch.float64) for t in model.posterior(xb))
@@ -128,8 +159,8 @@ def iw_loglik(
         c = 0.5 * math.log(2 * math.pi)
         log_pz = (-0.5 * z**2 - c).sum(-1)
         log_q = (-0.5 * eps**2 - c - 0.5 * logvar).sum(-1)
-        out.append(torch.logsumexp(log_px_z + log_pz - log_q, 0) - math.log(num_samples))
-    return torch.cat(out)
+        collect(log_px_z + log_pz - log_q)
+    return {k: torch.cat(v) for k, v in out.items()}
 
 
 @torch.no_grad()
@@ -157,10 +188,14 @@ def evaluate_vae(
     lz = log_z if log_z is not None else (log_partition(model.prior) if isinstance(model, BMVAE) else None)
     out = model.forward_losses(x, None, g, 0.0 if lz is None else lz["log_z"])
     mode_rec = float(reconstruction_loss(model.most_likely_logits(x), x, model.likelihood).mean())
-    iw = iw_loglik(model, x, num_samples, log_z=None if lz is None else lz["log_z"], seed=seed + 1)
+    ks = [k for k in IW_LADDER if k < num_samples] + [num_samples]
+    ladder = iw_loglik_ladder(model, x, num_samples, ks, log_z=None if lz is None else lz["log_z"], seed=seed + 1)
+    iw = None if ladder is None else ladder[num_samples]
     res: dict[str, Any] = {
         "iw_loglik": None if iw is None else float(iw.mean()),
         "iw_samples": num_samples,
+        # the same draws' estimate at each smaller K (how far the bound still moves with K)
+        "iw_by_k": None if ladder is None else {str(k): float(v.mean()) for k, v in ladder.items()},
         "elbo": -(float(out["recon"]) + float(out["kl"])),
         "recon_sampled": float(out["recon"]),
         "kl": float(out["kl"]),
