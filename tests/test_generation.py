@@ -121,9 +121,22 @@ def test_qa_rule_picks_the_coldest_beta_that_keeps_coverage_and_recall():
             cov, rec = self.table[float(images[0])]
             return {"fid": 10.0, "coverage": cov, "recall": rec, "precision": 1.0, "min_class_fraction": 0.05}
 
-    beta, table = G.choose_beta(lambda b, n, s: np.full(n, b), FakeJudge(), np.zeros(10), betas=(1.0, 1.5, 2.0, 3.0))
+    said, sizes = [], []
+
+    def sample(b, n, s):
+        sizes.append(n)
+        return np.full(n, b)
+
+    beta, table = G.choose_beta(sample, FakeJudge(), np.zeros(10), betas=(1.0, 1.5, 2.0, 3.0), progress=said.append)
     assert beta == 1.5  # 2.0 keeps coverage but recall 0.35 < 0.8 x 0.5
     assert [r["chosen"] for r in table] == [False, True, False, False]
+    # every beta is announced before it is judged (minutes each at thousands of spins)
+    assert len(said) == 4 and "beta 2.0 (3 of 4)" in said[2], said
+    # as many samples as validation images, at most QA_VAL_IMAGES
+    assert sizes == [10] * 4
+    sizes.clear()
+    G.choose_beta(sample, FakeJudge(), np.zeros(G.QA_VAL_IMAGES + 7), betas=(1.0, 1.5))
+    assert sizes == [G.QA_VAL_IMAGES] * 2
 
 
 def test_wilson_lower_bound():

@@ -169,7 +169,11 @@ def test_conditional_generation_moves_toward_class(trained_digits, tmp_path):
     assigns them to the requested label far above chance, and above lambda = 0."""
     from qbm import generation as G
 
-    res = G.choose_lambda(trained_digits.model, trained_digits.data, lambdas=(0.0, 4.0), num=24, num_sweeps=300)
+    said: list[str] = []
+    res = G.choose_lambda(trained_digits.model, trained_digits.data, lambdas=(0.0, 4.0), num=24, num_sweeps=300,
+                          progress=said.append)  # fmt: skip
+    # each phase announced: the two logistic fits, then each lambda
+    assert len(said) == 4 and "directions" in said[0] and "picker" in said[1] and "lambda 4.0 (2 of 2)" in said[3]
     acc = {r["lambda"]: r["accuracy"] for r in res["table"]}
     assert acc[4.0] > 0.5  # chance is 0.1
     assert acc[4.0] > acc[0.0] + 0.3

@@ -51,10 +51,13 @@ MIN_RECALL_RATIO = 0.8
 MIN_CLASS_FRACTION = 0.03
 MAX_FID_RATIO = 1.2
 MIN_RELATIVE_ACCURACY = 0.95
+QA_VAL_IMAGES = 5000  # the QA beta choice judges at most this many validation images per beta
+DIRECTION_IMAGES = 10000  # the logistic directions are fitted on at most this many training images
 QA_RULE = (
     f"the coldest final beta in {list(QA_BETAS)} whose samples keep class coverage >= {MIN_COVERAGE}, every class "
     f">= {MIN_CLASS_FRACTION:.0%} of samples, recall >= {MIN_RECALL_RATIO}x and FID <= {MAX_FID_RATIO}x those of "
-    "the beta = 1 samples, on a validation split of the training set (beta = 1 when no colder one does)"
+    f"the beta = 1 samples, on a validation split of the training set (at most {QA_VAL_IMAGES} of its images, "
+    "as many samples per beta; beta = 1 when no colder one does)"
 )
 LAMBDA_RULE = (
     f"per label, the smallest lambda in {list(LAMBDAS)} whose c-QA images the picker (logistic regression on "
@@ -146,11 +149,17 @@ def encoded_means(model: Any, x: np.ndarray, chunk: int = 2048) -> np.ndarray:
 def directions(model: Any, x: np.ndarray, y: np.ndarray, num_classes: int, seed: int = 0) -> np.ndarray:
     """b_c (num_classes, n): weights of a multinomial logistic regression of the label on
     spins drawn from the encoder (4 draws per image; the mean spin m = tanh(l / 2) gives
-    P(z_i = +1) = (1 + m_i) / 2). A class absent from ``y`` gets b_c = 0."""
+    P(z_i = +1) = (1 + m_i) / 2), on at most :data:`DIRECTION_IMAGES` images (a fixed random
+    subset of larger sets: at 2176 spins the fit on 48k images x 4 draws took most of 20
+    minutes). A class absent from ``y`` gets b_c = 0."""
     from sklearn.linear_model import LogisticRegression
 
-    means = encoded_means(model, x)
     rng = np.random.default_rng(seed)
+    y = np.asarray(y)
+    if len(x) > DIRECTION_IMAGES:
+        keep = np.sort(rng.permutation(len(x))[:DIRECTION_IMAGES])
+        x, y = x[keep], y[keep]
+    means = encoded_means(model, x)
     reps = 4
     m = np.repeat(means, reps, 0)
     z = np.where(rng.random(m.shape) < (1 + m) / 2, 1.0, -1.0)
@@ -561,11 +570,21 @@ class Judge:
 
 # ------------------------------------------------------------------ choices
 def choose_beta(
-    sample: Callable[[float, int, int], np.ndarray], judge: Judge, real_val: np.ndarray, *, betas=QA_BETAS, seed=0
+    sample: Callable[[float, int, int], np.ndarray],
+    judge: Judge,
+    real_val: np.ndarray,
+    *,
+    betas=QA_BETAS,
+    seed=0,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[float, list[dict[str, Any]]]:
-    """:data:`QA_RULE` for any sampler ``sample(beta, num, seed) -> images``."""
+    """:data:`QA_RULE` for any sampler ``sample(beta, num, seed) -> images``; ``progress`` hears
+    each beta as it starts."""
+    real_val = real_val[:QA_VAL_IMAGES]
     table = []
-    for beta in betas:
+    for i, beta in enumerate(betas):
+        if progress is not None:
+            progress(f"QA final beta: judging beta {beta} ({i + 1} of {len(betas)}), {len(real_val)} samples")
         m = judge.judge(sample(beta, len(real_val), seed), real_val)
         table.append({"beta": float(beta), **m})
     base = table[0]
@@ -600,21 +619,33 @@ def wilson_lower(p: float, n: int, z: float = 1.96) -> float:
 
 
 def choose_lambda(
-    model: Any, data: Any, *, lambdas: Sequence[float] = LAMBDAS, num: int = 32, num_sweeps: int = 500, seed: int = 0
+    model: Any,
+    data: Any,
+    *,
+    lambdas: Sequence[float] = LAMBDAS,
+    num: int = 32,
+    num_sweeps: int = 500,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """:data:`LAMBDA_RULE` on a validation split of the training set; returns the chosen
-    lambda, the table and the directions computed on the fit split."""
+    lambda, the table and the directions computed on the fit split. ``progress`` hears each
+    phase (the two logistic fits, each lambda)."""
     from sklearn.linear_model import LogisticRegression
 
+    say = progress or (lambda line: None)
     fit, val = validation_split(len(data.x_train), seed=seed)
     x, y = data.rows("train"), np.asarray(data.y_train)
     k = int(data.num_classes)
+    say(f"c-QA lambda: logistic directions on {min(len(fit), DIRECTION_IMAGES)} images' encoded spins")
     dirs = directions(model, x[fit], y[fit], k)
+    say(f"c-QA lambda: the picker (logistic regression on pixels) on {len(fit)} images")
     picker = LogisticRegression(max_iter=2000, random_state=seed).fit(x[fit].reshape(len(fit), -1), y[fit])
     real_pred = picker.predict(x[val].reshape(len(val), -1))
     real_acc = np.array([np.mean(real_pred[y[val] == c] == c) if np.any(y[val] == c) else np.nan for c in range(k)])
     table = []
-    for lam in lambdas:
+    for i, lam in enumerate(lambdas):
+        say(f"c-QA lambda: judging lambda {lam} ({i + 1} of {len(lambdas)}), {num} images per label")
         acc, div = [], []
         for c in range(k):
             imgs = decode(model, cqa_spins(model, num, dirs[c], lam, num_sweeps=num_sweeps, seed=seed + 7919 * c))
@@ -677,6 +708,7 @@ def choose_cqa(
     num_sweeps: int = 500,
     seed: int = 0,
     scales: Sequence[float] = FIELD_SCALES,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """:data:`CQA_RULE`: per label the tilt of the prior (learned fields x s or the logistic
     direction x lambda, from ``choose_lambda``'s table) that keeps the picker's accuracy at
@@ -687,6 +719,8 @@ def choose_cqa(
     real = np.asarray(lam["picker_real_accuracy"], dtype=np.float64)
     table: list[dict[str, Any]] = []
     for c in range(k):
+        if progress is not None:
+            progress(f"c-QA: judging learned fields x {list(scales)} on label {c + 1} of {k}")
         rows = []
         for sc in scales:
             imgs = decode(model, prior_spins(model, num, extra_field=sc * fields[c], num_sweeps=num_sweeps,
@@ -737,9 +771,9 @@ def evaluate_bm(
             return decode(model, prior_spins(model, num, num_sweeps=num_sweeps, seed=s))
         return decode(model, qa_spins(model, num, beta_final=beta, num_sweeps=num_sweeps, seed=s))
 
-    beta, qa_table = choose_beta(qa, judge, real_val, seed=seed + 1)
+    beta, qa_table = choose_beta(qa, judge, real_val, seed=seed + 1, progress=say)
     say(f"QA final beta {beta}; choosing c-QA lambda per label on validation data")
-    lam = choose_lambda(model, data, num=cqa_num, num_sweeps=num_sweeps // 2, seed=seed)
+    lam = choose_lambda(model, data, num=cqa_num, num_sweeps=num_sweeps // 2, seed=seed, progress=say)
     # the test-side numbers, fresh seeds
     say(f"judging the prior and QA modes on {n_test} test images")
     prior_sp = prior_spins(model, n_test, num_sweeps=num_sweeps, seed=seed + 11)
@@ -762,7 +796,7 @@ def evaluate_bm(
     learned = learn_bias_fields(model, class_means(model, x_tr[fit_idx], np.asarray(data.y_train)[fit_idx], k),
                                 seed=seed + 31, progress=say)  # fmt: skip
     fields = learned["fields"]
-    choice = choose_cqa(model, lam, fields, picker, num=cqa_num, num_sweeps=num_sweeps // 2, seed=seed)
+    choice = choose_cqa(model, lam, fields, picker, num=cqa_num, num_sweeps=num_sweeps // 2, seed=seed, progress=say)
     methods, scales = choice["method"], choice["field_scale"]
     n_fields = sum(m == "fields" for m in methods)
     say(f"judging c-QA per label ({n_fields} of {k} labels by learned fields x {choice['field_scale']}, the rest by "
@@ -875,9 +909,12 @@ def real_floor(judge: Judge, data: Any, seed: int = 0) -> float:
     return fid_from_features(judge.features(x_tr[idx]), judge.features(data.x_test[:n]))
 
 
-def evaluate_gaussian(model: Any, data: Any, judge: Judge, *, seed: int = 0) -> dict[str, Any]:
+def evaluate_gaussian(
+    model: Any, data: Any, judge: Judge, *, seed: int = 0, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """The Gaussian VAE at tau = 1 and at the coldest tau = beta^(-1/2) chosen by the QA
     rule (the fair match for QA)."""
+    say = progress or (lambda line: None)
     x_tr = data.rows("train")
     _, val = validation_split(len(x_tr), seed=seed)
     real_test = data.rows("test")
@@ -885,7 +922,8 @@ def evaluate_gaussian(model: Any, data: Any, judge: Judge, *, seed: int = 0) -> 
     def sample(beta: float, num: int, s: int) -> np.ndarray:
         return gaussian_images(model, num, tau=beta**-0.5, seed=s)
 
-    beta, table = choose_beta(sample, judge, x_tr[val], seed=seed + 1)
+    beta, table = choose_beta(sample, judge, x_tr[val], seed=seed + 1, progress=say)
+    say(f"judging tau = 1 and tau = {beta**-0.5:.3g} on {len(real_test)} test images")
     return {
         "judge": judge.summary(),
         "fid_floor": real_floor(judge, data, seed),

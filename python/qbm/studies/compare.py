@@ -95,7 +95,7 @@ def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     judge = G.Judge(data)  # one cached judge per data set, shared by every run
     if kind == "gaussian":
         say("judging generation")
-        gen = G.evaluate_gaussian(t.model, data, judge, seed=seed)
+        gen = G.evaluate_gaussian(t.model, data, judge, seed=seed, progress=lambda m: say(f"generation: {m}"))
     else:
         gen = G.evaluate_bm(t.model, data, judge, seed=seed, progress=lambda m: say(f"generation: {m}"))
         gen = {k: v for k, v in gen.items() if not k.startswith("_")}  # images and arrays stay out of records
