@@ -63,7 +63,7 @@ impl Pairwise<'_> {
         )
     }
 
-    #[inline]
+    #[cfg(test)]
     fn row_energy(&self, z: &[f64]) -> f64 {
         let mut e = 0.0;
         for (hi, zi) in self.h.iter().zip(z) {
@@ -93,6 +93,108 @@ fn threads_for(num_threads: Option<usize>, rows: usize, edges: usize) -> Result<
     Ok(useful_threads(t, rows.div_ceil(CHUNK), work))
 }
 
+/// Rows `r0 .. r0 + len` of `z` (rows x n) transposed into `zt` (n x CHUNK), so that
+/// one edge's term for all rows of a chunk is one contiguous, vectorised pass; the rows
+/// past `len` are zero.
+fn transpose_in(z: &[f64], n: usize, r0: usize, len: usize, zt: &mut [f64]) {
+    for r in 0..len {
+        for (i, &v) in z[(r0 + r) * n..(r0 + r + 1) * n].iter().enumerate() {
+            zt[i * CHUNK + r] = v;
+        }
+    }
+    for i in 0..n {
+        zt[i * CHUNK + len..(i + 1) * CHUNK].fill(0.0);
+    }
+}
+
+crate::multiversion! {
+    fn chunk_energies(model: &Pairwise<'_>, zt: &[f64], out: &mut [f64]) = chunk_energies_impl;
+}
+crate::multiversion! {
+    fn chunk_coupling_grad(model: &Pairwise<'_>, zt: &[f64], g: &[f64], gj: &mut [f64]) = chunk_coupling_grad_impl;
+}
+crate::multiversion! {
+    fn chunk_z_grad(model: &Pairwise<'_>, zt: &[f64], g: &[f64], ot: &mut [f64]) = chunk_z_grad_impl;
+}
+
+/// E of every row of a transposed chunk: per row, [`Pairwise::row_energy`]'s terms in its
+/// order (the same bits), across the rows at once.
+#[inline(always)]
+fn chunk_energies_impl(model: &Pairwise<'_>, zt: &[f64], out: &mut [f64]) {
+    let mut e = [0.0f64; CHUNK];
+    for (i, &hi) in model.h.iter().enumerate() {
+        let zi = &zt[i * CHUNK..(i + 1) * CHUNK];
+        for r in 0..CHUNK {
+            e[r] -= hi * zi[r];
+        }
+    }
+    let mut c = [0.0f64; CHUNK];
+    for ((&x, &y), &w) in model.a.iter().zip(model.b).zip(model.j) {
+        let za = &zt[x as usize * CHUNK..(x as usize + 1) * CHUNK];
+        let zb = &zt[y as usize * CHUNK..(y as usize + 1) * CHUNK];
+        for r in 0..CHUNK {
+            c[r] += w * za[r] * zb[r];
+        }
+    }
+    for (r, o) in out.iter_mut().enumerate() {
+        *o = e[r] - c[r];
+    }
+}
+
+/// d/dJ_e of sum_r g_r E(z_r) over one chunk: -sum_r g_r z_ra z_rb, rows in order for
+/// every edge (the per-row form's order), eight edges at a time (independent sums).
+#[inline(always)]
+fn chunk_coupling_grad_impl(model: &Pairwise<'_>, zt: &[f64], g: &[f64], gj: &mut [f64]) {
+    const E: usize = 8;
+    let m = model.j.len();
+    let mut e0 = 0;
+    while e0 < m {
+        let k = E.min(m - e0);
+        let mut pa = [0usize; E];
+        let mut pb = [0usize; E];
+        for q in 0..k {
+            pa[q] = model.a[e0 + q] as usize * CHUNK;
+            pb[q] = model.b[e0 + q] as usize * CHUNK;
+        }
+        let mut acc = [0.0f64; E];
+        for (r, &w) in g.iter().enumerate() {
+            for q in 0..E {
+                // lanes past k read row 0 of zt and are dropped below
+                acc[q] -= w * zt[pa[q] + r] * zt[pb[q] + r];
+            }
+        }
+        gj[e0..e0 + k].copy_from_slice(&acc[..k]);
+        e0 += k;
+    }
+}
+
+/// d/dz of sum_r g_r E(z_r) over one chunk, transposed (n x CHUNK): per row, the field
+/// term and then every edge's two terms in edge order (the per-row form's order).
+#[inline(always)]
+fn chunk_z_grad_impl(model: &Pairwise<'_>, zt: &[f64], g: &[f64], ot: &mut [f64]) {
+    let mut gg = [0.0f64; CHUNK];
+    gg[..g.len()].copy_from_slice(g);
+    for (i, &hi) in model.h.iter().enumerate() {
+        let o = &mut ot[i * CHUNK..(i + 1) * CHUNK];
+        for r in 0..CHUNK {
+            o[r] = -gg[r] * hi;
+        }
+    }
+    let mut wj = [0.0f64; CHUNK];
+    for ((&x, &y), &jv) in model.a.iter().zip(model.b).zip(model.j) {
+        let (x, y) = (x as usize * CHUNK, y as usize * CHUNK);
+        for r in 0..CHUNK {
+            wj[r] = gg[r] * jv;
+        }
+        for r in 0..CHUNK {
+            ot[x + r] -= wj[r] * zt[y + r];
+        }
+        for r in 0..CHUNK {
+            ot[y + r] -= wj[r] * zt[x + r];
+        }
+    }
+}
+
 /// E(z) for every row of `z` (rows x n, row-major).
 pub fn energies(
     model: &Pairwise<'_>,
@@ -110,10 +212,9 @@ pub fn energies(
             .enumerate()
             .try_for_each(|(c, o)| {
                 check_cancel(cancel)?;
-                for (k, v) in o.iter_mut().enumerate() {
-                    let r = c * CHUNK + k;
-                    *v = model.row_energy(&z[r * n..(r + 1) * n]);
-                }
+                let mut zt = vec![0.0f64; n * CHUNK];
+                transpose_in(z, n, c * CHUNK, o.len(), &mut zt);
+                chunk_energies(model, &zt, o);
                 Ok::<(), CoreError>(())
             })
     })??;
@@ -166,23 +267,24 @@ pub fn energy_grad(
                 let mut gh = vec![0.0f64; n];
                 let mut gj = vec![0.0f64; m];
                 let end = ((c + 1) * CHUNK).min(rows);
-                for r in c * CHUNK..end {
-                    let zr = &z[r * n..(r + 1) * n];
-                    let w = g[r];
+                let len = end - c * CHUNK;
+                let gc = &g[c * CHUNK..end];
+                for (r, &w) in gc.iter().enumerate() {
+                    let zr = &z[(c * CHUNK + r) * n..(c * CHUNK + r + 1) * n];
                     for (a, zi) in gh.iter_mut().zip(zr) {
                         *a -= w * zi;
                     }
-                    for ((&x, &y), a) in model.a.iter().zip(model.b).zip(gj.iter_mut()) {
-                        *a -= w * zr[x as usize] * zr[y as usize];
-                    }
-                    if let Some(zg) = zg.as_deref_mut() {
-                        let o = &mut zg[(r - c * CHUNK) * n..(r - c * CHUNK + 1) * n];
-                        for (oi, hi) in o.iter_mut().zip(model.h) {
-                            *oi = -w * hi;
-                        }
-                        for ((&x, &y), &jv) in model.a.iter().zip(model.b).zip(model.j) {
-                            o[x as usize] -= w * jv * zr[y as usize];
-                            o[y as usize] -= w * jv * zr[x as usize];
+                }
+                let mut zt = vec![0.0f64; n * CHUNK];
+                transpose_in(z, n, c * CHUNK, len, &mut zt);
+                chunk_coupling_grad(model, &zt, gc, &mut gj);
+                if let Some(zg) = zg.as_deref_mut() {
+                    let mut ot = vec![0.0f64; n * CHUNK];
+                    chunk_z_grad(model, &zt, gc, &mut ot);
+                    for r in 0..len {
+                        let o = &mut zg[r * n..(r + 1) * n];
+                        for (i, oi) in o.iter_mut().enumerate() {
+                            *oi = ot[i * CHUNK + r];
                         }
                     }
                 }
@@ -293,5 +395,76 @@ mod tests {
             j: &[1.0],
         };
         assert!(energies(&bad, &z, None, &no).is_err());
+    }
+
+    #[test]
+    fn chunked_kernels_give_the_per_row_forms_bits() {
+        // the plain per-row loops (the layout before the chunk kernels), bit for bit, on a
+        // model with a partial last chunk and an edge count that is not a multiple of 8
+        let (n, rows) = (37usize, 2 * CHUNK + 11);
+        let mut s = 12345u64;
+        let mut next = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let h: Vec<f64> = (0..n).map(|_| next() - 0.5).collect();
+        let (mut a, mut b, mut j) = (Vec::new(), Vec::new(), Vec::new());
+        for x in 0..n as u32 {
+            for y in x + 1..n as u32 {
+                if next() < 0.3 {
+                    a.push(x);
+                    b.push(y);
+                    j.push(next() - 0.5);
+                }
+            }
+        }
+        if j.len() % 8 == 0 {
+            a.pop();
+            b.pop();
+            j.pop();
+        }
+        let model = Pairwise {
+            n,
+            h: &h,
+            a: &a,
+            b: &b,
+            j: &j,
+        };
+        let z: Vec<f64> = (0..rows * n).map(|_| 2.0 * next() - 1.0).collect();
+        let g: Vec<f64> = (0..rows).map(|_| next() - 0.3).collect();
+        let no = AtomicBool::new(false);
+        let e = energies(&model, &z, Some(1), &no).unwrap();
+        let gr = energy_grad(&model, &z, &g, true, Some(1), &no).unwrap();
+        let mut gj_want = vec![0.0f64; j.len()];
+        let mut gj_chunk = vec![0.0f64; j.len()];
+        for r in 0..rows {
+            let zr = &z[r * n..(r + 1) * n];
+            assert_eq!(e[r].to_bits(), model.row_energy(zr).to_bits(), "row {r}");
+            let w = g[r];
+            let mut o: Vec<f64> = h.iter().map(|hi| -w * hi).collect();
+            for (k, ((&x, &y), &jv)) in a.iter().zip(&b).zip(&j).enumerate() {
+                o[x as usize] -= w * jv * zr[y as usize];
+                o[y as usize] -= w * jv * zr[x as usize];
+                gj_chunk[k] -= w * zr[x as usize] * zr[y as usize];
+            }
+            let got = &gr.z.as_ref().unwrap()[r * n..(r + 1) * n];
+            assert!(
+                o.iter().zip(got).all(|(p, q)| p.to_bits() == q.to_bits()),
+                "z grad row {r}"
+            );
+            if (r + 1) % CHUNK == 0 || r + 1 == rows {
+                for (w, c) in gj_want.iter_mut().zip(&mut gj_chunk) {
+                    *w += *c;
+                    *c = 0.0;
+                }
+            }
+        }
+        assert!(gr
+            .j
+            .iter()
+            .zip(&gj_want)
+            .all(|(p, q)| p.to_bits() == q.to_bits()));
     }
 }

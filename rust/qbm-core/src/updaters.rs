@@ -273,6 +273,39 @@ pub fn lane_energy(model: &IsingModel, spins: &[Lane], l: usize) -> f64 {
     model.energy_of(&s)
 }
 
+/// Energies of every lane of a block at once: [`IsingModel::energy_of`]'s arithmetic, term
+/// by term in the same order, across the lanes (the same f64 bits as [`lane_energy`] per
+/// lane, at a fraction of its cost: one pass over the couplings for all lanes, vectorised,
+/// where the per-lane form passes over them once per lane; at 2176 Zephyr spins and 128
+/// chains the per-chain energies cost more than a sweep).
+pub fn lane_energies(model: &IsingModel, spins: &[Lane]) -> [f64; LANES] {
+    crate::multiversion! {
+        fn run(model: &IsingModel, spins: &[Lane]) -> [f64; LANES] = lane_energies_impl;
+    }
+    run(model, spins)
+}
+
+#[inline(always)]
+fn lane_energies_impl(model: &IsingModel, spins: &[Lane]) -> [f64; LANES] {
+    let (h, ptr, idx, data) = (model.h(), model.indptr(), model.indices(), model.data());
+    let mut e = [0f64; LANES];
+    for i in 0..model.num_variables() {
+        let mut f = [0f64; LANES];
+        for k in ptr[i]..ptr[i + 1] {
+            let jk = data[k];
+            let sj = &spins[idx[k] as usize];
+            for l in 0..LANES {
+                f[l] += jk * sj[l] as f64;
+            }
+        }
+        let si = &spins[i];
+        for l in 0..LANES {
+            e[l] += si[l] as f64 * (h[i] + 0.5 * f[l]);
+        }
+    }
+    e
+}
+
 /// Random +-1 initial state for every lane.
 pub fn random_block(n: usize, rng: &mut LaneRng) -> Vec<Lane> {
     (0..n)
@@ -281,4 +314,28 @@ pub fn random_block(n: usize, rng: &mut LaneRng) -> Vec<Lane> {
             std::array::from_fn(|l| if r[l] >> 31 == 1 { 1.0 } else { -1.0 })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tests::random_model;
+    use crate::rng::LaneRng;
+
+    #[test]
+    fn lane_energies_equal_each_lanes_energy_bit_for_bit() {
+        for (n, density, seed) in [(1, 0.0, 1), (7, 0.5, 2), (40, 0.3, 3), (64, 1.0, 4)] {
+            let m = random_model(n, density, seed);
+            let mut rng = LaneRng::from_keys(&std::array::from_fn(|l| seed * 100 + l as u64));
+            let spins = random_block(n, &mut rng);
+            let all = lane_energies(&m, &spins);
+            for (l, e) in all.iter().enumerate() {
+                assert_eq!(
+                    e.to_bits(),
+                    lane_energy(&m, &spins, l).to_bits(),
+                    "n {n}, lane {l}"
+                );
+            }
+        }
+    }
 }

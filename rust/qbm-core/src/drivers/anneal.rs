@@ -9,7 +9,7 @@ use crate::model::IsingModel;
 use crate::parallel::check_cancel;
 use crate::rng::LaneRng;
 use crate::simd::{Lane, LANES};
-use crate::updaters::{base_order, lane_energy, sweep, sweep_tracked, Csr32, UpdateRule};
+use crate::updaters::{base_order, lane_energies, sweep, sweep_tracked, Csr32, UpdateRule};
 use std::sync::atomic::AtomicBool;
 
 /// Parameters of a schedule run.
@@ -113,7 +113,7 @@ pub fn sample_schedule(
         let mut spins = ctx.start(n);
         let mut trace = Vec::new();
         if run.trace {
-            trace.push(std::array::from_fn(|l| lane_energy(model, &spins, l)));
+            trace.push(lane_energies(model, &spins));
         }
         let flips = block_sweeps_mv(
             &csr,
@@ -125,7 +125,8 @@ pub fn sample_schedule(
             if run.trace { Some(&mut trace) } else { None },
             cancel,
         )?;
-        Ok((spins, flips, trace))
+        let energies = lane_energies(model, &spins);
+        Ok((spins, flips, trace, energies))
     })?;
     let mut out = Samples {
         num_variables: n,
@@ -135,10 +136,10 @@ pub fn sample_schedule(
         trace: try_vec(reads * trace_len, 0.0, "num_reads")?,
     };
     let updates = (t_len * n).max(1) as f64;
-    for (b, (spins, flips, trace)) in blocks.into_iter().enumerate() {
+    for (b, (spins, flips, trace, energies)) in blocks.into_iter().enumerate() {
         write_rows(chains, &spins, b, &mut out.spins);
         for (l, c) in chains.reads_of(b) {
-            out.energies[c] = model.energy_of(&out.spins[c * n..(c + 1) * n]);
+            out.energies[c] = energies[l];
             out.flip_fraction[c] = flips[l] as f64 / updates;
             for (t, e) in trace.iter().enumerate() {
                 out.trace[c * t_len + t] = e[l];

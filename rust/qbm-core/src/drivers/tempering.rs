@@ -124,7 +124,7 @@ fn slot_sweeps_dispatch(
 }
 
 fn exact_lane_energies(model: &IsingModel, spins: &[Lane]) -> [f64; LANES] {
-    std::array::from_fn(|l| crate::updaters::lane_energy(model, spins, l))
+    crate::updaters::lane_energies(model, spins)
 }
 
 impl Block {
