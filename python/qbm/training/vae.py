@@ -94,7 +94,10 @@ class VAETrainer:
         # classes already removed from ``data`` (ImageData.without_classes): recorded in the
         # checkpoint so that a resumed run trains on the same images
         self.holdout = sorted(int(c) for c in holdout)
-        self.opt = torch.optim.Adam(model.parameters(), lr=lr)
+        # the fused kernel (one pass per parameter group, elementwise, so the same bits on any
+        # thread count): Adam over a 2176-latent conv VAE 15.9 -> 2.2 ms per step on one
+        # thread, the 32-latent one 3.8 -> 1.2 ms; CUDA parameters get their own fused kernel
+        self.opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
         self.gen = torch.Generator().manual_seed(seed)
         self.sampler_name = sampler if self.is_bm else "none"
         self.negative = (
