@@ -116,7 +116,8 @@ def iw_loglik_ladder(
     """:func:`iw_loglik` at every k in ``ks`` (each <= ``num_samples``) from one set of
     ``num_samples`` draws: the k-sample estimate uses the first k draws of each image, so the
     ladder costs what the largest K costs and shows how far the bound still moves with K
-    (Burda et al. 2016, Table 1's K = 1 / 50 / 5000 columns). Returns {k: (B,)}."""
+    (published binarised-MNIST numbers, Burda et al. 2015 Table 1, are at K = 5000).
+    Returns {k: (B,)}."""
     if num_samples < 1:
         raise ValueError(f"num_samples: must be >= 1, got {num_samples}")
     ks = sorted({int(k) for k in ks})

@@ -93,11 +93,14 @@ def compare_run(config: dict[str, Any], seed: int) -> dict[str, Any]:
     from qbm import generation as G
 
     judge = G.Judge(data)  # one cached judge per data set, shared by every run
+    def gen_say(m: str) -> None:
+        say(f"generation: {m}")
+
     if kind == "gaussian":
         say("judging generation")
-        gen = G.evaluate_gaussian(t.model, data, judge, seed=seed, progress=lambda m: say(f"generation: {m}"))
+        gen = G.evaluate_gaussian(t.model, data, judge, seed=seed, progress=gen_say)
     else:
-        gen = G.evaluate_bm(t.model, data, judge, seed=seed, progress=lambda m: say(f"generation: {m}"))
+        gen = G.evaluate_bm(t.model, data, judge, seed=seed, progress=gen_say)
         gen = {k: v for k, v in gen.items() if not k.startswith("_")}  # images and arrays stay out of records
     return {
         "ood": ood,

@@ -142,33 +142,22 @@ fn chunk_energies_impl(model: &Pairwise<'_>, zt: &[f64], out: &mut [f64]) {
 }
 
 /// d/dJ_e of sum_r g_r E(z_r) over one chunk: -sum_r (g_r z_ra) z_rb, one dot product
-/// of two contiguous rows of the transposed chunk per edge, summed in 8 interleaved partial
+/// over two contiguous rows of the transposed chunk per edge, summed in 8 interleaved partial
 /// sums (rows r = q mod 8) added in a fixed order: the same bits on any thread count (the
 /// chunks are fixed), not the per-row loop's order (rounding apart, its value).
 #[inline(always)]
 fn chunk_coupling_grad_impl(model: &Pairwise<'_>, zt: &[f64], g: &[f64], gj: &mut [f64]) {
     const W: usize = 8;
-    let n = model.n;
-    let mut gg = [0.0f64; CHUNK];
+    let mut gg = [0.0f64; CHUNK]; // rows past the chunk's end: zero here and in zt
     gg[..g.len()].copy_from_slice(g);
-    // gz[i][r] = g_r z_ri (rows past the chunk's end are zero in zt and gg)
-    let mut gz = vec![0.0f64; n * CHUNK];
-    for i in 0..n {
-        let (src, dst) = (
-            &zt[i * CHUNK..(i + 1) * CHUNK],
-            &mut gz[i * CHUNK..(i + 1) * CHUNK],
-        );
-        for r in 0..CHUNK {
-            dst[r] = gg[r] * src[r];
-        }
-    }
     for ((&x, &y), out) in model.a.iter().zip(model.b).zip(gj.iter_mut()) {
-        let ga = &gz[x as usize * CHUNK..(x as usize + 1) * CHUNK];
+        let za = &zt[x as usize * CHUNK..(x as usize + 1) * CHUNK];
         let zb = &zt[y as usize * CHUNK..(y as usize + 1) * CHUNK];
         let mut acc = [0.0f64; W];
         for blk in 0..CHUNK / W {
             for q in 0..W {
-                acc[q] += ga[blk * W + q] * zb[blk * W + q];
+                let r = blk * W + q;
+                acc[q] += gg[r] * za[r] * zb[r];
             }
         }
         let s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));

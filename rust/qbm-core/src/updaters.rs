@@ -267,7 +267,9 @@ pub(crate) fn sweep_tracked<const TRACK: bool>(
     }
 }
 
-/// Energy of lane `l` of a block, in f64 against the model's own values.
+/// Energy of lane `l` of a block, in f64 against the model's own values (the reference
+/// [`lane_energies`] is tested against).
+#[cfg(test)]
 pub fn lane_energy(model: &IsingModel, spins: &[Lane], l: usize) -> f64 {
     let s: Vec<i8> = spins.iter().map(|row| row[l] as i8).collect();
     model.energy_of(&s)

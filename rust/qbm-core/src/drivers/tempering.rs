@@ -123,10 +123,6 @@ fn slot_sweeps_dispatch(
     run(m, slot, ladder, rule, sweeps)
 }
 
-fn exact_lane_energies(model: &IsingModel, spins: &[Lane]) -> [f64; LANES] {
-    crate::updaters::lane_energies(model, spins)
-}
-
 impl Block {
     fn new(model: &IsingModel, run: &TemperingRun<'_>, b: usize, k: usize, base: &[u32]) -> Self {
         let n = model.num_variables();
@@ -142,7 +138,7 @@ impl Block {
                 let mut rng = LaneRng::from_keys(&keys);
                 let spins = run.chains.start(n, b, &mut rng);
                 let visit = run.chains.visit(base, (b * k + slot) as u64);
-                let energy = exact_lane_energies(model, &spins);
+                let energy = crate::updaters::lane_energies(model, &spins);
                 Slot {
                     spins,
                     rng,
