@@ -278,6 +278,40 @@ def test_large_fid_tail_and_ema_resume_bit_for_bit(tmp_path, monkeypatch):
     assert longer["history"]["tail_epochs"] == [3, 4]
 
 
+def test_a_study_run_measures_the_rules_tail_bit_for_bit_at_a_fraction_of_the_cost(tmp_path, monkeypatch):
+    """A study run measures only the rule's weights over its last tail_evaluations epochs
+    and no latent MMD: the series the rule reads is the calibration design's last k large
+    FIDs bit for bit, and the other weights' large FID is never computed."""
+    from dataclasses import replace
+
+    from qbm.data import load_dataset
+    from qbm.training.qgan import QGANConfig, Shared, train_qgan
+
+    monkeypatch.setenv("QBM_CACHE_DIR", str(tmp_path / "cache"))
+    shared = Shared(load_dataset("digits", None), 2, ae_epochs=1, eval_samples=100)
+    full = QGANConfig(qubits=2, layers=1, latent=2, readout="z", disc_width=8, epochs=6, iters_per_epoch=3,
+                      eval_samples=100, tail_fid_fraction=0.5)  # fmt: skip
+    h = train_qgan(full, shared, progress=False)["history"]
+    assert h["tail_epochs"] == [4, 5, 6] and np.all(np.isfinite(h["latent_mmd"]))
+    rule = {"weights": "ema", "tail_evaluations": 2, "budget": {"tail_fid_fraction": 0.5, "epochs": 6}}
+    calls = {"n": 0}
+    big = shared.fid_big
+
+    def counted(z):
+        calls["n"] += 1
+        return big(z)
+
+    monkeypatch.setattr(shared, "fid_big", counted)
+    study = replace(full, tail_fid_fraction=C.study_tail_fraction(rule), tail_weights="ema", monitor_mmd=False)
+    s = train_qgan(study, shared, progress=False)["history"]
+    assert s["tail_epochs"] == [5, 6] and s["tail_fid_ema"] == h["tail_fid_ema"][-2:] and s["tail_fid_raw"] == []
+    assert calls["n"] == 2 and np.all(np.isnan(s["latent_mmd"]))
+    assert s["fid"] == h["fid"] and s["d_loss"] == h["d_loss"]  # training itself untouched
+    assert C.study_tail_fraction({**rule, "tail_evaluations": 5}) == 0.5  # never past the calibration's tail
+    with pytest.raises(ValueError, match="tail_weights"):
+        train_qgan(replace(full, tail_weights="both-ish"), shared, progress=False)
+
+
 def test_the_packaged_digits_rule_loads_as_committed():
     """qbm's own digits rule: complete, of this rule version, and accepted (committed in a
     clone, or packaged in an installed qbm), with its blob hash recorded."""

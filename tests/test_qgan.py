@@ -208,7 +208,7 @@ def test_shared_pieces_are_cached_by_content_and_reused_without_images(tmp_path,
     path = str(tmp_path / "shared.pt")
     a = Q.Shared(d, 4, ae_epochs=2, eval_samples=100, cache=path)
     calls = []
-    monkeypatch.setattr(Q.Shared, "_train_ae", lambda self, *a_, **k: calls.append(1) or {"test_mse": 0.0})
+    monkeypatch.setattr(Q.Shared, "_train_ae", lambda self, *a_, **k: calls.append(1) or {"test_mse": 0.0, "val_code_sd": 0.5})
     b = Q.Shared(d, 4, ae_epochs=2, eval_samples=100, cache=path)  # same content: no training
     assert not calls and b.key == a.key
     c = Q.Shared.from_cache(path, latent=4, dataset="digits")
@@ -229,6 +229,33 @@ def test_shared_pieces_are_cached_by_content_and_reused_without_images(tmp_path,
     f = Q.Shared(d, 6, ae_epochs=1, eval_samples=100)
     for p, q in zip(a.clf.state_dict().values(), f.clf.state_dict().values()):
         assert torch.equal(p, q)
+
+
+def test_a_collapsed_autoencoder_is_trained_again_from_the_next_seed(monkeypatch):
+    """An autoencoder that gives every image the same code (MNIST at latent 5 did: its
+    reconstruction FID was 2260) is retrained from the next seed; three collapses are an
+    error naming the latent. The code spread is measured on the validation images."""
+    from qbm.data import load_digits
+    from qbm.training import qgan as Q
+
+    d = load_digits()
+    real = Q.Shared._train_ae
+    seeds: list[int] = []
+
+    def collapse_first(self, epochs, seed, progress):
+        seeds.append(seed)
+        if len(seeds) == 1:  # a dead encoder: the same code for every image
+            for p in self.ae.enc.parameters():
+                p.data.zero_()
+        return real(self, epochs if len(seeds) > 1 else 0, seed, progress)
+
+    monkeypatch.setattr(Q.Shared, "_train_ae", collapse_first)
+    sh = Q.Shared(d, 3, ae_epochs=2, eval_samples=100)
+    assert seeds == [0, 1] and sh.ae_report["collapsed_attempts"] == 1 and sh.ae_report["val_code_sd"] >= 0.01
+    assert float(sh.z_train.std(0).max()) >= 0.01
+    monkeypatch.setattr(Q.Shared, "_train_ae", lambda self, e, s, p: {"val_code_sd": 0.0})
+    with pytest.raises(RuntimeError, match="3-latent autoencoder collapsed on 3 seeds"):
+        Q.Shared(d, 3, ae_epochs=2, eval_samples=100)
 
 
 def _synthetic_rows(threshold_of, widths, params_of_width, seeds=5, flip=0.0, seed=0):

@@ -131,6 +131,45 @@ def test_live_pools_and_threads_are_bounded():
     assert threads <= _core.MAX_POOLS * 41 + 16, threads
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through /proc")
+def test_one_thread_calls_start_no_threads():
+    """A call that runs on one thread (QBM_NUM_THREADS=1, or a small call) stays on the
+    calling thread: the circuit engine, pair energies and their gradients, shot counts and
+    parallel tempering used to hand their rows to rayon's global pool (every core) and wait
+    for it, which on a busy machine put 3-5 ms stalls on one call in five."""
+    r = _run(
+        """
+        import os
+        import numpy as np
+        import torch
+        from qbm import IsingModel, _core
+        from qbm.quantum import Circuit
+        from qbm.samplers import ParallelTemperingSampler
+        rng = np.random.default_rng(0)
+        c = Circuit(4)
+        for q in range(4):
+            c.ry(q)
+        c.cx(0, 1)
+        j = np.triu(rng.normal(size=(8, 8)), 1)
+        m = IsingModel(np.zeros(8), j + j.T)
+        edges = np.array([(a, b) for a in range(6) for b in range(a + 1, 6)], dtype=np.int64)
+        z = rng.choice([-1.0, 1.0], size=(300, 6))
+        before = len(os.listdir("/proc/self/task"))
+        for _ in range(3):
+            p = c.run(torch.as_tensor(np.tile(rng.normal(size=c.num_params), (64, 1))))
+            _core.sample_counts(np.ascontiguousarray(p.numpy()), 100, 0)
+            _core.pair_energies(z, np.zeros(6), edges, np.ones(len(edges)))
+            _core.pair_energy_grad(z, np.zeros(6), edges, np.ones(len(edges)), np.ones(300), True)
+            ParallelTemperingSampler().sample_model(m, num_reads=64, num_sweeps=20, seed=0)
+        print(before, len(os.listdir("/proc/self/task")))
+        """,
+        env={"QBM_NUM_THREADS": "1"},
+    )
+    assert r.returncode == 0, r.stderr
+    before, after = map(int, r.stdout.split())
+    assert after == before, (before, after, r.stderr)
+
+
 @pytest.mark.parametrize(
     "cls,kw",
     [

@@ -302,8 +302,10 @@ impl Program {
             }
             Ok::<(), CoreError>(())
         };
+        // one thread: rows in order on the calling thread (a parallel iterator outside a
+        // pool would hand them to rayon's global pool, all cores, and wait for it)
         with_exact_threads(threads.max(inner), || {
-            if inner > 1 {
+            if inner > 1 || threads <= 1 {
                 out.chunks_mut(2 * d).enumerate().try_for_each(row)
             } else {
                 out.par_chunks_mut(2 * d)
@@ -431,7 +433,7 @@ impl Program {
         };
         let w = s.max(1);
         with_exact_threads(threads.max(inner), || {
-            if inner > 1 {
+            if inner > 1 || threads <= 1 {
                 grad.chunks_mut(w)
                     .zip(psi.chunks_mut(2 * d).zip(lambda.chunks_mut(2 * d)))
                     .enumerate()
@@ -515,24 +517,26 @@ impl Program {
         let amp = std::mem::size_of::<R>();
         let per_thread = memory::bytes(&[4 * d * amp + 8 * (2 * d + held + 1), 1], "shots")?;
         memory::ensure_fits(per_thread.saturating_mul(threads as u128), "shots")?;
+        let fork = |range: &std::ops::Range<usize>| {
+            let mut ws = ForkWork::<R>::new(d, shots);
+            self.forks(
+                range.clone(),
+                angles,
+                initial,
+                &psi,
+                weight,
+                shots,
+                seed,
+                &mut ws,
+                cancel,
+            )
+        };
         let parts: Vec<Vec<f64>> = with_exact_threads(threads, || {
-            chunks
-                .par_iter()
-                .map(|range| {
-                    let mut ws = ForkWork::<R>::new(d, shots);
-                    self.forks(
-                        range.clone(),
-                        angles,
-                        initial,
-                        &psi,
-                        weight,
-                        shots,
-                        seed,
-                        &mut ws,
-                        cancel,
-                    )
-                })
-                .collect::<Result<Vec<_>>>()
+            if threads <= 1 {
+                chunks.iter().map(fork).collect::<Result<Vec<_>>>()
+            } else {
+                chunks.par_iter().map(fork).collect::<Result<Vec<_>>>()
+            }
         })??;
         Ok(parts.concat())
     }
@@ -876,26 +880,29 @@ pub fn sample_counts(
     let mut out = memory::try_vec(rows * d, 0u64, "probs")?;
     let threads =
         crate::parallel::useful_threads(t, rows, (rows as u64).saturating_mul(d as u64 + shots));
+    let row = |(r, c): (usize, &mut [u64])| {
+        check_cancel(cancel)?;
+        let p = &probs[r * d..(r + 1) * d];
+        let total: f64 = p.iter().sum();
+        if total <= 0.0 {
+            return Err(CoreError::param(
+                "probs",
+                format!("row {r} sums to {total}: no outcome to draw"),
+            ));
+        }
+        let mut rng = Xoshiro256pp::stream(seed, tags::CIRCUIT, index0 + r as u64);
+        let mut buf = Vec::with_capacity(held);
+        merge_draws(p.iter().copied(), total, shots, &mut rng, &mut buf, |x| {
+            c[x] += 1
+        });
+        Ok::<(), CoreError>(())
+    };
     with_exact_threads(threads, || {
-        out.par_chunks_mut(d.max(1))
-            .enumerate()
-            .try_for_each(|(r, c)| {
-                check_cancel(cancel)?;
-                let p = &probs[r * d..(r + 1) * d];
-                let total: f64 = p.iter().sum();
-                if total <= 0.0 {
-                    return Err(CoreError::param(
-                        "probs",
-                        format!("row {r} sums to {total}: no outcome to draw"),
-                    ));
-                }
-                let mut rng = Xoshiro256pp::stream(seed, tags::CIRCUIT, index0 + r as u64);
-                let mut buf = Vec::with_capacity(held);
-                merge_draws(p.iter().copied(), total, shots, &mut rng, &mut buf, |x| {
-                    c[x] += 1
-                });
-                Ok::<(), CoreError>(())
-            })
+        if threads <= 1 {
+            out.chunks_mut(d.max(1)).enumerate().try_for_each(row)
+        } else {
+            out.par_chunks_mut(d.max(1)).enumerate().try_for_each(row)
+        }
     })??;
     Ok(out)
 }

@@ -204,16 +204,21 @@ pub fn energies(
     let n = model.n;
     let mut out = vec![0.0f64; rows];
     let threads = threads_for(num_threads, rows, model.j.len())?;
+    let chunk = |(c, o): (usize, &mut [f64])| {
+        check_cancel(cancel)?;
+        let mut zt = vec![0.0f64; n * CHUNK];
+        transpose_in(z, n, c * CHUNK, o.len(), &mut zt);
+        chunk_energies(model, &zt, o);
+        Ok::<(), CoreError>(())
+    };
+    // one thread: on the calling thread (a parallel iterator outside a pool would go to
+    // rayon's global pool, all cores)
     with_exact_threads(threads, || {
-        out.par_chunks_mut(CHUNK)
-            .enumerate()
-            .try_for_each(|(c, o)| {
-                check_cancel(cancel)?;
-                let mut zt = vec![0.0f64; n * CHUNK];
-                transpose_in(z, n, c * CHUNK, o.len(), &mut zt);
-                chunk_energies(model, &zt, o);
-                Ok::<(), CoreError>(())
-            })
+        if threads <= 1 {
+            out.chunks_mut(CHUNK).enumerate().try_for_each(chunk)
+        } else {
+            out.par_chunks_mut(CHUNK).enumerate().try_for_each(chunk)
+        }
     })??;
     Ok(out)
 }
@@ -256,38 +261,47 @@ pub fn energy_grad(
         } else {
             (0..chunks).map(|_| None).collect()
         };
-        zg_chunks
-            .into_par_iter()
-            .enumerate()
-            .map(|(c, mut zg)| {
-                check_cancel(cancel)?;
-                let mut gh = vec![0.0f64; n];
-                let mut gj = vec![0.0f64; m];
-                let end = ((c + 1) * CHUNK).min(rows);
-                let len = end - c * CHUNK;
-                let gc = &g[c * CHUNK..end];
-                for (r, &w) in gc.iter().enumerate() {
-                    let zr = &z[(c * CHUNK + r) * n..(c * CHUNK + r + 1) * n];
-                    for (a, zi) in gh.iter_mut().zip(zr) {
-                        *a -= w * zi;
+        let part = |(c, mut zg): (usize, Option<&mut [f64]>)| {
+            check_cancel(cancel)?;
+            let mut gh = vec![0.0f64; n];
+            let mut gj = vec![0.0f64; m];
+            let end = ((c + 1) * CHUNK).min(rows);
+            let len = end - c * CHUNK;
+            let gc = &g[c * CHUNK..end];
+            for (r, &w) in gc.iter().enumerate() {
+                let zr = &z[(c * CHUNK + r) * n..(c * CHUNK + r + 1) * n];
+                for (a, zi) in gh.iter_mut().zip(zr) {
+                    *a -= w * zi;
+                }
+            }
+            let mut zt = vec![0.0f64; n * CHUNK];
+            transpose_in(z, n, c * CHUNK, len, &mut zt);
+            chunk_coupling_grad(model, &zt, gc, &mut gj);
+            if let Some(zg) = zg.as_deref_mut() {
+                let mut ot = vec![0.0f64; n * CHUNK];
+                chunk_z_grad(model, &zt, gc, &mut ot);
+                for r in 0..len {
+                    let o = &mut zg[r * n..(r + 1) * n];
+                    for (i, oi) in o.iter_mut().enumerate() {
+                        *oi = ot[i * CHUNK + r];
                     }
                 }
-                let mut zt = vec![0.0f64; n * CHUNK];
-                transpose_in(z, n, c * CHUNK, len, &mut zt);
-                chunk_coupling_grad(model, &zt, gc, &mut gj);
-                if let Some(zg) = zg.as_deref_mut() {
-                    let mut ot = vec![0.0f64; n * CHUNK];
-                    chunk_z_grad(model, &zt, gc, &mut ot);
-                    for r in 0..len {
-                        let o = &mut zg[r * n..(r + 1) * n];
-                        for (i, oi) in o.iter_mut().enumerate() {
-                            *oi = ot[i * CHUNK + r];
-                        }
-                    }
-                }
-                Ok((gh, gj))
-            })
-            .collect::<Result<Vec<_>>>()
+            }
+            Ok((gh, gj))
+        };
+        if threads <= 1 {
+            zg_chunks
+                .into_iter()
+                .enumerate()
+                .map(part)
+                .collect::<Result<Vec<_>>>()
+        } else {
+            zg_chunks
+                .into_par_iter()
+                .enumerate()
+                .map(part)
+                .collect::<Result<Vec<_>>>()
+        }
     })??;
     let mut h = vec![0.0f64; n];
     let mut j = vec![0.0f64; m];

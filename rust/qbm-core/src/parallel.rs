@@ -15,6 +15,7 @@
 //! samplers work in `multiprocessing` workers started with `fork`.
 
 use crate::error::{CoreError, Result};
+use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -156,6 +157,18 @@ pub fn with_exact_threads<T: Send>(n: usize, f: impl FnOnce() -> T + Send) -> Re
         Ok(f())
     } else {
         Ok(pool(check_count(n, "num_threads")?)?.install(f))
+    }
+}
+
+/// `f` on every item, spread over the current pool's threads when called inside one
+/// (qbm installs a pool whenever a call runs on more than one thread) and in order on the
+/// calling thread otherwise: a parallel iterator outside a pool would hand the items to
+/// rayon's global pool (every core) and wait for it, on a call meant to take one thread.
+pub fn each_mut<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync + Send) {
+    if rayon::current_thread_index().is_some() {
+        items.par_iter_mut().for_each(f);
+    } else {
+        items.iter_mut().for_each(f);
     }
 }
 

@@ -21,7 +21,7 @@ use super::validate_betas;
 use crate::error::{ensure, Result};
 use crate::memory::{bytes, try_vec};
 use crate::model::IsingModel;
-use crate::parallel::{check_cancel, with_exact_threads};
+use crate::parallel::{check_cancel, each_mut, with_exact_threads};
 use crate::rng::{stream_key, tags, LaneRng, Xoshiro256pp};
 use crate::simd::{Lane, LANES};
 use crate::updaters::{base_order, sweep_tracked, Csr32, UpdateRule};
@@ -185,7 +185,7 @@ impl Block {
         base: &[u32],
         sweeps: usize,
     ) {
-        self.slots.par_iter_mut().for_each(|slot| {
+        each_mut(&mut self.slots, |slot| {
             slot.visit.restart(base);
             slot_sweeps_dispatch(m, slot, ladder, rule, sweeps);
         });
@@ -329,17 +329,19 @@ pub fn sample_tempering(
     let threads = chains.threads_for(nb * k, work_per_slot)?;
 
     let blocks = with_exact_threads(threads, || -> Result<Vec<Block>> {
-        let mut blocks: Vec<Block> = (0..nb)
-            .into_par_iter()
-            .map(|b| Block::new(model, run, b, k, &base))
-            .collect();
+        let new_block = |b| Block::new(model, run, b, k, &base);
+        let mut blocks: Vec<Block> = if threads <= 1 {
+            (0..nb).map(new_block).collect()
+        } else {
+            (0..nb).into_par_iter().map(new_block).collect()
+        };
         // Adaptation windows: the ladder changes only between windows.
         let mut done = 0;
         while done < run.adapt_sweeps {
             check_cancel(cancel)?;
             let window = run.adapt_interval.min(run.adapt_sweeps - done);
             let l32: Vec<f32> = ladder.iter().map(|&b| b as f32).collect();
-            blocks.par_iter_mut().for_each(|blk| {
+            each_mut(&mut blocks, |blk| {
                 blk.reset_stats();
                 let mut s = 0;
                 // a cancelled call stops within one swap step (results are discarded)
@@ -356,13 +358,13 @@ pub fn sample_tempering(
         }
         // Production.
         let l32: Vec<f32> = ladder.iter().map(|&b| b as f32).collect();
-        blocks.par_iter_mut().for_each(|b| b.reset_stats());
+        each_mut(&mut blocks, |b| b.reset_stats());
         let chunk = run.swap_interval * (1024 / run.swap_interval).max(1);
         let mut done = 0;
         while done < run.num_sweeps {
             check_cancel(cancel)?;
             let window = chunk.min(run.num_sweeps - done);
-            blocks.par_iter_mut().for_each(|blk| {
+            each_mut(&mut blocks, |blk| {
                 let mut s = 0;
                 while s < window && !cancel.load(std::sync::atomic::Ordering::Relaxed) {
                     let w = run.swap_interval.min(window - s);
