@@ -208,7 +208,8 @@ def test_shared_pieces_are_cached_by_content_and_reused_without_images(tmp_path,
     path = str(tmp_path / "shared.pt")
     a = Q.Shared(d, 4, ae_epochs=2, eval_samples=100, cache=path)
     calls = []
-    monkeypatch.setattr(Q.Shared, "_train_ae", lambda self, *a_, **k: calls.append(1) or {"test_mse": 0.0, "val_code_sd": 0.5})
+    report = {"test_mse": 0.0, "val_code_sd": 0.5}
+    monkeypatch.setattr(Q.Shared, "_train_ae", lambda self, *a_, **k: calls.append(1) or report)
     b = Q.Shared(d, 4, ae_epochs=2, eval_samples=100, cache=path)  # same content: no training
     assert not calls and b.key == a.key
     c = Q.Shared.from_cache(path, latent=4, dataset="digits")
