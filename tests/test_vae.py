@@ -416,3 +416,30 @@ def test_final_evaluation_on_a_fixed_subset_reports_time_and_memory():
     assert part["seconds"] > 0 and part["peak_rss_mb"] > 10
     with pytest.raises(ValueError, match="images"):
         t.final_evaluation(7, images=0)
+
+
+@pytest.mark.parametrize("shape", [(5, 32, 14, 14), (3, 8, 7, 9)])
+def test_fold_transposed_convolution_equals_torchs(shape):
+    """The one-channel decoder output layer (matmul + fold) against nn.ConvTranspose2d with
+    the same weights: outputs and the gradients of input, weight and bias."""
+    from torch import nn
+
+    from qbm.models.vae import FoldConvTranspose2d, conv_decoder
+
+    torch.manual_seed(0)
+    ref = nn.ConvTranspose2d(shape[1], 1, 4, 2, 1).double()
+    fold = FoldConvTranspose2d(shape[1], 1, 4, 2, 1).double()
+    fold.load_state_dict(ref.state_dict())
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    a, b = ref(x), fold(x2)
+    assert a.shape == b.shape == (shape[0], 1, 2 * shape[2], 2 * shape[3])
+    torch.testing.assert_close(b, a, rtol=0, atol=1e-12)
+    w = torch.randn_like(a)
+    (a * w).sum().backward()
+    (b * w).sum().backward()
+    torch.testing.assert_close(x2.grad, x.grad, rtol=0, atol=1e-12)
+    torch.testing.assert_close(fold.weight.grad, ref.weight.grad, rtol=0, atol=1e-10)
+    torch.testing.assert_close(fold.bias.grad, ref.bias.grad, rtol=0, atol=1e-10)
+    kinds = [type(m) for m in conv_decoder(8, 1)] + [type(m) for m in conv_decoder(8, 3)]
+    assert kinds.count(FoldConvTranspose2d) == 1 and kinds.count(nn.ConvTranspose2d) == 3

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qbm.models.vae import upsample
 from qbm.quantum import Circuit
 from qbm.quantum import statevector as sv
 
@@ -165,9 +166,9 @@ class LatentAutoencoder(nn.Module):
                 nn.Linear(128, 64 * 7 * 7),
                 nn.LeakyReLU(0.2),
                 nn.Unflatten(1, (64, 7, 7)),
-                nn.ConvTranspose2d(64, 32, 4, 2, 1),
+                upsample(64, 32),
                 nn.LeakyReLU(0.2),
-                nn.ConvTranspose2d(32, c, 4, 2, 1),
+                upsample(32, c),
                 nn.Sigmoid(),
             )
         else:
