@@ -5,11 +5,13 @@ The calibrated rule (this version; its constants come from ``qbm study capacity-
 and live in a committed ``rule.json``, never in this file, and the study refuses to start
 from a rule file that is not committed):
 
-0. Measurement. Every run trains the paper's budget (the rule's epochs x iterations) and, over
-   the last half of its epochs, measures the *large FID*: :data:`TAIL_FID_SAMPLES` generated
-   latents (decoded) against as many test images (all of a smaller test set), for the raw
-   generator weights and for their exponential moving average (half-life 5% of the generator
-   steps, bias-corrected). The rule's ``weights`` says which of the two it judges.
+0. Measurement. Every run trains the paper's budget (the rule's epochs x iterations) and
+   measures the *large FID*: :data:`TAIL_FID_SAMPLES` generated latents (decoded) against as
+   many test images (all of a smaller test set), for the raw generator weights and for their
+   exponential moving average (half-life 5% of the generator steps, bias-corrected). The
+   calibration measures both over the last half of the epochs; the rule's ``weights`` says
+   which of the two it judges, and a study run measures only those, over the last
+   ``tail_evaluations`` epochs (:func:`study_tail_fraction`: the same numbers bit for bit).
 1. A run is *optimal* when, over its last ``tail_evaluations`` large FIDs, the mean is at
    most ``low_factor`` x the autoencoder's reconstruction FID at the same latent size and
    sample size (the best any latent generator can reach there), the absolute spread
