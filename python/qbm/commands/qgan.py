@@ -193,8 +193,10 @@ def cmd_capacity(args: argparse.Namespace) -> int:
           f"{'commit ' + prov['commit'][:12] if prov['commit'] else prov['source']})")  # fmt: skip
     print(f"budget: {len(qgrid)} quantum + {len(classical)} classical generators, about {per_gen} runs each "
           f"(coarse {len(s['coarse'])} widths x {len(s['coarse_seeds'])} seeds, then top-ups and bisection): "
-          f"{n_runs} runs x {secs:.0f} s (calibration median) = about {n_runs * secs / 3600:.1f} core-hours, "
-          f"{n_runs * secs / 3600 / workers:.1f} h on {workers} workers; resumable")  # fmt: skip
+          f"{n_runs} runs x {secs:.0f} s (the calibration's median run, which measured both weights' large FID "
+          f"over half the epochs; a study run measures the rule's tail only, 0.6x on MNIST) = at most about "
+          f"{n_runs * secs / 3600:.1f} core-hours, {n_runs * secs / 3600 / workers:.1f} h on {workers} workers; "
+          "resumable")  # fmt: skip
     res = capacity_study(base, rule=rule, provenance=prov, quantum_grid=qgrid, classical_widths=classical,
                          classical_latent=latent, out=args.out, runner_kw=runner_kwargs(args))  # fmt: skip
     print(f"rule: last {rule['tail_evaluations']} large FIDs ({rule['weights']} weights), sd <= "
