@@ -137,6 +137,13 @@ def test_search_censors_and_bootstrap_interval():
     # (not one), so the top-up at 16 moves the bracket to (16, 32] and bisection ends at 23
     t, _, ver = _search(lambda w, s: w >= 20 or (w >= 11 and s % 2 == 0))
     assert t == 23 and sorted(ver) == [2, 4, 8, 16, 19, 23, 32, 64, 128]
+    assert C.search_status(ver, SEARCH).startswith("threshold in (19, 23], search done; optimal seeds by width 2: 0/5")
+    assert "16: 5/10" in C.search_status(ver, SEARCH)
+    partial = {w: v for w, v in ver.items() if w <= 16}
+    assert C.search_status(partial, SEARCH).startswith("coarse grid running")
+    assert C.search_status(_search(lambda w, s: False)[2], SEARCH).startswith("censored")
+    coarse = {w: {sd: w >= 20 or (w >= 11 and sd % 2 == 0) for sd in range(5)} for w in SEARCH["coarse"]}
+    assert C.search_status(coarse, SEARCH).startswith("threshold in (8, 16]; ")
     ti = C.threshold_interval(ver, {w: 10 * w for w in ver}, bootstrap=200)
     assert ti["width"] == 23 and ti["params"] == 230
     lo, hi = ti["params_ci"]

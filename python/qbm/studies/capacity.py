@@ -395,6 +395,29 @@ def plan_widths(verdicts: dict[int, dict[int, bool | None]], search: dict[str, A
     return [(cand[len(cand) // 2], fseeds)]
 
 
+def search_status(verdicts: dict[int, dict[int, bool | None]], search: dict[str, Any]) -> str:
+    """One generator's search so far, for the log after every round: each tested width
+    with its optimal / finished seeds, and where rule 3 stands (coarse grid running,
+    censored, bracketed between two widths, or done)."""
+    if not verdicts:
+        return "nothing run yet"
+    cells = []
+    for w in sorted(verdicts):
+        v = [b for b in verdicts[w].values() if b is not None]
+        cells.append(f"{w}: {sum(v)}/{len(v)}")
+    coarse_done = all(sd in verdicts.get(w, {}) for w in search["coarse"] for sd in search["coarse_seeds"])
+    t = tested_threshold({w: point_optimal(v) for w, v in verdicts.items()})
+    if not coarse_done:
+        state = "coarse grid running"
+    elif t is None:
+        state = "censored (the widest width is not optimal)"
+    else:
+        below = [w for w in verdicts if w < t]
+        todo = plan_widths(verdicts, search)
+        state = f"threshold in ({max(below) if below else 0}, {t}]" + ("" if todo else ", search done")
+    return f"{state}; optimal seeds by width {', '.join(cells)}"
+
+
 def threshold_interval(
     verdicts: dict[int, dict[int, bool | None]], dparams: dict[int, int], *, bootstrap: int = BOOTSTRAP, seed: int = 0
 ) -> dict[str, Any]:
@@ -750,6 +773,8 @@ def capacity_study(
         for r in runs:  # a run the runner lost counts as failed, never as "still to run"
             records.setdefault(r.key, {"status": "failed", "config": r.config, "seed": r.seed,
                                        "error": {"type": "Missing", "message": "no record"}})  # fmt: skip
+        for g in gens:
+            log(f"after round {rnd}, {_generator_name(g)}: {search_status(_verdicts_of(g, records, rule), search)}")
         rnd += 1
     return summarise_study(gens, records, rule, provenance, out, rounds=rnd)
 
