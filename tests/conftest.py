@@ -19,3 +19,15 @@ def pytest_configure(config):
 
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _split_every_call_in_thread_tests(request, monkeypatch):
+    """Tests of thread-count independence (their names say "thread") split every call that
+    has more than one unit (QBM_MIN_WORK_PER_THREAD=1): at the sizes tests use, the default
+    policy would run both sides of "1 thread against 2" on one thread."""
+    if "thread" in request.node.name:
+        monkeypatch.setenv("QBM_MIN_WORK_PER_THREAD", "1")

@@ -131,6 +131,46 @@ def test_live_pools_and_threads_are_bounded():
     assert threads <= _core.MAX_POOLS * 41 + 16, threads
 
 
+def test_min_work_per_thread_is_validated_and_splits_small_calls(monkeypatch):
+    """QBM_MIN_WORK_PER_THREAD: a bad value is an error naming it; 1 makes a small
+    two-thread call split (the thread tests rely on it), and the bits never change."""
+    from qbm.quantum import Circuit
+
+    c = Circuit(5)
+    for q in range(5):
+        c.ry(q)
+    c.cx(0, 1)
+    comp = c.compile()
+    a = comp.angles(__import__("torch").tensor(np.random.default_rng(0).normal(size=(16, c.num_params)))).numpy()
+    one = comp.program.states(a, num_threads=1)
+    for bad in ("0", "-3", "many"):
+        monkeypatch.setenv("QBM_MIN_WORK_PER_THREAD", bad)
+        with pytest.raises(ValueError, match="QBM_MIN_WORK_PER_THREAD"):
+            comp.program.states(a, num_threads=2)
+    r = _run(
+        """
+        import os
+        import numpy as np
+        import torch
+        from qbm.quantum import Circuit
+        c = Circuit(5)
+        for q in range(5):
+            c.ry(q)
+        comp = c.compile()
+        a = comp.angles(torch.tensor(np.random.default_rng(0).normal(size=(16, c.num_params)))).numpy()
+        before = len(os.listdir("/proc/self/task"))
+        comp.program.states(a, num_threads=2)
+        print(before, len(os.listdir("/proc/self/task")))
+        """,
+        env={"QBM_MIN_WORK_PER_THREAD": "1"},
+    )
+    assert r.returncode == 0, r.stderr
+    before, after = map(int, r.stdout.split())
+    assert after == before + 2  # a pool of two threads: the small call was split
+    monkeypatch.setenv("QBM_MIN_WORK_PER_THREAD", "1")
+    np.testing.assert_array_equal(comp.program.states(a, num_threads=2), one)
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through /proc")
 def test_one_thread_calls_start_no_threads():
     """A call that runs on one thread (QBM_NUM_THREADS=1, or a small call) stays on the

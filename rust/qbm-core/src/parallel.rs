@@ -24,10 +24,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub const MAX_THREADS: usize = 1024;
 /// Most thread pools kept alive at once.
 pub const MAX_POOLS: usize = 4;
-/// Below this many single-spin (or unit) updates per thread a call is not split further:
-/// handing work to another thread costs more than it saves (about 2^17 updates take
-/// ~0.1-0.3 ms on one core).
-pub const MIN_WORK_PER_THREAD: u64 = 1 << 17;
+/// Below this many single-spin (or unit) updates per thread a call is not split further
+/// (unless `QBM_MIN_WORK_PER_THREAD` says otherwise, see [`min_work_per_thread`]): about
+/// 2^20 updates take 1-2 ms on one core. Handing work to another thread pays on an idle
+/// machine from about 2^17; with other processes on the cores a woken thread waits for a
+/// time slice, and a 6-qubit batch-64 circuit call (0.2 ms on its thread) split over 2
+/// threads took 1.42 ms on average beside two busy processes, against 0.25 ms unsplit.
+pub const MIN_WORK_PER_THREAD: u64 = 1 << 20;
 
 fn check_count(n: usize, name: &str) -> Result<usize> {
     if n == 0 {
@@ -70,8 +73,27 @@ pub fn cores() -> usize {
     })
 }
 
-/// Resolve a requested thread count (validated) or the default.
+/// The work a thread must get before a call is split (see [`MIN_WORK_PER_THREAD`]):
+/// `QBM_MIN_WORK_PER_THREAD` when set (a positive integer; 1 splits every call, which the
+/// tests of thread-count independence use), else the constant. An unparsable or zero
+/// value is an error naming it.
+pub fn min_work_per_thread() -> Result<u64> {
+    match std::env::var("QBM_MIN_WORK_PER_THREAD") {
+        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(CoreError::param(
+                "QBM_MIN_WORK_PER_THREAD",
+                format!("expected a positive integer, got {v:?}"),
+            )),
+        },
+        _ => Ok(MIN_WORK_PER_THREAD),
+    }
+}
+
+/// Resolve a requested thread count (validated) or the default; also validates
+/// `QBM_MIN_WORK_PER_THREAD`, which every split decision after it reads.
 pub fn resolve_threads(num_threads: Option<usize>) -> Result<usize> {
+    min_work_per_thread()?;
     match num_threads {
         Some(n) => check_count(n, "num_threads"),
         None => default_threads(),
@@ -132,9 +154,9 @@ pub fn live_pools() -> usize {
 
 /// Threads worth using for `units` independent units totalling `work` updates: never
 /// more than requested or than units, and only as many as have
-/// [`MIN_WORK_PER_THREAD`] each.
+/// [`min_work_per_thread`] each.
 pub fn useful_threads(requested: usize, units: usize, work: u64) -> usize {
-    let by_work = (work / MIN_WORK_PER_THREAD).max(1);
+    let by_work = (work / min_work_per_thread().unwrap_or(MIN_WORK_PER_THREAD)).max(1);
     requested
         .min(units.max(1))
         .min(usize::try_from(by_work).unwrap_or(usize::MAX))
