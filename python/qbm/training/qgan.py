@@ -482,9 +482,9 @@ def train_qgan(
 
         with torch.no_grad():
             z = gen(eval_noise)
-        idx = torch.randperm(len(shared.z_train), generator=torch.Generator().manual_seed(1))[: cfg.eval_samples]
         if not cfg.monitor_mmd:
             return shared.fid_of_latents(z), float("nan")
+        idx = torch.randperm(len(shared.z_train), generator=torch.Generator().manual_seed(1))[: cfg.eval_samples]
         return shared.fid_of_latents(z), mmd2(z.numpy(), shared.z_train[idx].numpy(), "median", kernel="rbf")
 
     initial_fid, _ = evaluate()
