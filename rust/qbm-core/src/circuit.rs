@@ -1068,28 +1068,6 @@ fn stride(n: usize, q: usize) -> usize {
     1usize << (n - 1 - q)
 }
 
-/// Call `f(i0, len)` for every run of indices `i0..i0 + len` whose target bit (`st`) is
-/// 0 and whose control bit (`ctrl`, 0 for none) is 1; the partners lie at `+ st`.
-#[inline(always)]
-fn for_runs(d: usize, st: usize, ctrl: usize, mut f: impl FnMut(usize, usize)) {
-    if ctrl == 0 {
-        let mut b = 0;
-        while b < d {
-            f(b, st);
-            b += 2 * st;
-        }
-    } else {
-        let run = st.min(ctrl);
-        let mut i = 0;
-        while i < d {
-            if i & st == 0 && i & ctrl != 0 {
-                f(i, run);
-            }
-            i += run;
-        }
-    }
-}
-
 /// Apply `t(a_re, a_im, b_re, b_im) -> (a_re, a_im, b_re, b_im)` to every pair of
 /// amplitudes (target bit 0, target bit 1) with the control bit set (`ctrl` 0: all).
 /// Blocks of `2 st` amplitudes hold `st` pairs at distance `st`; the loops are written
@@ -1339,6 +1317,12 @@ crate::multiversion! {
 }
 
 /// `Im <lambda| G |phi>` for the generator G of a (controlled) rotation.
+///
+/// The axis is matched once, outside the loops, and runs of pairs are read as fixed
+/// arrays of four (no bounds check per amplitude), so the four partial sums are one
+/// vector. (Indexed access, the axis matched per pair and a closure per run, compiled
+/// as a function of its own without the sweep's vector instruction set, kept this loop
+/// scalar: it took more time than the two rotations the sweep applies after it.)
 #[inline(always)]
 fn generator_overlap(
     lr: &[f64],
@@ -1349,60 +1333,101 @@ fn generator_overlap(
     st: usize,
     ctrl: usize,
 ) -> f64 {
-    let d = lr.len();
-    let mut acc = 0.0f64;
-    if ctrl == 0 && st < 4 {
-        let w = 2 * st;
-        let mut b = 0;
-        while b < d {
-            for j in b..b + st {
-                acc += overlap_term(axis, lr, li, pr, pi, j, j + st);
-            }
-            b += w;
-        }
-        return acc;
+    match axis {
+        Axis::X => overlap_axis::<AX_X>(lr, li, pr, pi, st, ctrl),
+        Axis::Y => overlap_axis::<AX_Y>(lr, li, pr, pi, st, ctrl),
+        Axis::Z => overlap_axis::<AX_Z>(lr, li, pr, pi, st, ctrl),
     }
-    for_runs(d, st, ctrl, |i0, len| {
-        let mut part = [0.0f64; 4];
-        let mut j = i0;
-        let end = i0 + len;
-        while j + 4 <= end {
-            for l in 0..4 {
-                part[l] += overlap_term(axis, lr, li, pr, pi, j + l, j + l + st);
-            }
-            j += 4;
-        }
-        while j < end {
-            part[0] += overlap_term(axis, lr, li, pr, pi, j, j + st);
-            j += 1;
-        }
-        acc += (part[0] + part[1]) + (part[2] + part[3]);
-    });
-    acc
 }
 
-/// The contribution of the pair (a, b) (target bit 0, 1) to `Im <lambda| P |phi>`.
+const AX_X: u8 = 0;
+const AX_Y: u8 = 1;
+const AX_Z: u8 = 2;
+
+/// The contribution of one pair (target bit 0: `a`, 1: `b`; `l` lambda, `p` psi) to
+/// `Im <lambda| P |phi>` for the axis `A`.
 #[inline(always)]
-fn overlap_term(
-    axis: Axis,
+#[allow(clippy::too_many_arguments)]
+fn pair_term<const A: u8>(
+    lar: f64,
+    lai: f64,
+    lbr: f64,
+    lbi: f64,
+    par: f64,
+    pai: f64,
+    pbr: f64,
+    pbi: f64,
+) -> f64 {
+    // Im(conj(l) f) = l_r f_i - l_i f_r; Re(conj(l) f) = l_r f_r + l_i f_i
+    match A {
+        // Z: conj(l_a) f_a - conj(l_b) f_b
+        AX_Z => (lar * pai - lai * par) - (lbr * pbi - lbi * pbr),
+        // X: conj(l_a) f_b + conj(l_b) f_a
+        AX_X => (lar * pbi - lai * pbr) + (lbr * pai - lbi * par),
+        // Y: conj(l_a) (-i f_b) + conj(l_b) (i f_a): Im(-i z) = -Re z, Im(i z) = Re z
+        _ => -(lar * pbr + lai * pbi) + (lbr * par + lbi * pai),
+    }
+}
+
+/// [`generator_overlap`] for one axis: one running sum below stride 4 without a control,
+/// else four partial sums per run of pairs (a block of `st` pairs at distance `st`; with a
+/// control, every run of `min(st, ctrl)` indices whose target bit is 0 and control bit 1),
+/// added to the total run by run.
+#[inline(always)]
+fn overlap_axis<const A: u8>(
     lr: &[f64],
     li: &[f64],
     pr: &[f64],
     pi: &[f64],
-    a: usize,
-    b: usize,
+    st: usize,
+    ctrl: usize,
 ) -> f64 {
-    // Im(conj(l) f) = l_r f_i - l_i f_r; Re(conj(l) f) = l_r f_r + l_i f_i
-    let im_lf = |x: usize, y: usize| lr[x] * pi[y] - li[x] * pr[y];
-    let re_lf = |x: usize, y: usize| lr[x] * pr[y] + li[x] * pi[y];
-    match axis {
-        // Z: conj(l_a) f_a - conj(l_b) f_b
-        Axis::Z => im_lf(a, a) - im_lf(b, b),
-        // X: conj(l_a) f_b + conj(l_b) f_a
-        Axis::X => im_lf(a, b) + im_lf(b, a),
-        // Y: conj(l_a) (-i f_b) + conj(l_b) (i f_a): Im(-i z) = -Re z, Im(i z) = Re z
-        Axis::Y => -re_lf(a, b) + re_lf(b, a),
+    let d = lr.len();
+    let mut acc = 0.0f64;
+    if ctrl == 0 && st < 4 {
+        let mut b = 0;
+        while b < d {
+            for j in b..b + st {
+                let k = j + st;
+                acc += pair_term::<A>(lr[j], li[j], lr[k], li[k], pr[j], pi[j], pr[k], pi[k]);
+            }
+            b += 2 * st;
+        }
+        return acc;
     }
+    #[inline(always)]
+    fn four(x: &[f64], at: usize) -> [f64; 4] {
+        x[at..at + 4].try_into().unwrap()
+    }
+    let run = if ctrl == 0 { st } else { st.min(ctrl) };
+    let step = if ctrl == 0 { 2 * st } else { run };
+    let mut i0 = 0;
+    while i0 < d {
+        if ctrl == 0 || (i0 & st == 0 && i0 & ctrl != 0) {
+            let mut part = [0.0f64; 4];
+            let mut j = i0;
+            let end = i0 + run;
+            while j + 4 <= end {
+                let k = j + st;
+                let (lar, lai, lbr, lbi) = (four(lr, j), four(li, j), four(lr, k), four(li, k));
+                let (par, pai, pbr, pbi) = (four(pr, j), four(pi, j), four(pr, k), four(pi, k));
+                for l in 0..4 {
+                    part[l] += pair_term::<A>(
+                        lar[l], lai[l], lbr[l], lbi[l], par[l], pai[l], pbr[l], pbi[l],
+                    );
+                }
+                j += 4;
+            }
+            while j < end {
+                let k = j + st;
+                part[0] += pair_term::<A>(lr[j], li[j], lr[k], li[k], pr[j], pi[j], pr[k], pi[k]);
+                j += 1;
+            }
+            acc += (part[0] + part[1]) + (part[2] + part[3]);
+        }
+        i0 += step;
+    }
+    acc
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1417,7 +1442,24 @@ fn adjoint_row_impl(
     li: &mut [f64],
     grad: &mut [f64],
 ) {
-    for op in ops.iter().rev() {
+    let mut end = ops.len();
+    while end > 0 {
+        // a run of rotations on one qubit is swept in one pass (see `fused_rotations`)
+        if let Op::Rot { q, .. } = ops[end - 1] {
+            let mut start = end - 1;
+            while start > 0
+                && end - start < MAX_FUSED_ROTATIONS
+                && matches!(ops[start - 1], Op::Rot { q: q2, .. } if q2 == q)
+            {
+                start -= 1;
+            }
+            if end - start >= 2 {
+                fused_rotations(n, &ops[start..end], angles, pr, pi, lr, li, grad);
+                end = start;
+                continue;
+            }
+        }
+        let op = &ops[end - 1];
         match *op {
             Op::Rot { axis, q, slot } => {
                 grad[slot] = generator_overlap(lr, li, pr, pi, axis, stride(n, q), 0);
@@ -1431,6 +1473,227 @@ fn adjoint_row_impl(
         }
         apply_op(n, op, angles, pr, pi, true);
         apply_op(n, op, angles, lr, li, true);
+        end -= 1;
+    }
+}
+
+/// Longest run of rotations [`fused_rotations`] takes at once.
+const MAX_FUSED_ROTATIONS: usize = 8;
+
+/// Lanes of [`fused_rotations`]: `N` pairs of amplitudes of psi (`p`) and lambda (`l`),
+/// target bit 0 (`a`) and 1 (`b`), real and imaginary parts.
+struct PairLanes<const N: usize> {
+    par: [f64; N],
+    pai: [f64; N],
+    pbr: [f64; N],
+    pbi: [f64; N],
+    lar: [f64; N],
+    lai: [f64; N],
+    lbr: [f64; N],
+    lbi: [f64; N],
+}
+
+impl<const N: usize> PairLanes<N> {
+    #[inline(always)]
+    fn load(pr: &[f64], pi: &[f64], lr: &[f64], li: &[f64], j: usize, st: usize) -> Self {
+        let at = |x: &[f64], i: usize| -> [f64; N] { x[i..i + N].try_into().unwrap() };
+        Self {
+            par: at(pr, j),
+            pai: at(pi, j),
+            pbr: at(pr, j + st),
+            pbi: at(pi, j + st),
+            lar: at(lr, j),
+            lai: at(li, j),
+            lbr: at(lr, j + st),
+            lbi: at(li, j + st),
+        }
+    }
+
+    #[inline(always)]
+    fn store(
+        &self,
+        pr: &mut [f64],
+        pi: &mut [f64],
+        lr: &mut [f64],
+        li: &mut [f64],
+        j: usize,
+        st: usize,
+    ) {
+        pr[j..j + N].copy_from_slice(&self.par);
+        pi[j..j + N].copy_from_slice(&self.pai);
+        pr[j + st..j + st + N].copy_from_slice(&self.pbr);
+        pi[j + st..j + st + N].copy_from_slice(&self.pbi);
+        lr[j..j + N].copy_from_slice(&self.lar);
+        li[j..j + N].copy_from_slice(&self.lai);
+        lr[j + st..j + st + N].copy_from_slice(&self.lbr);
+        li[j + st..j + st + N].copy_from_slice(&self.lbi);
+    }
+
+    /// Add gate `A`'s overlap terms into `part` (lane by lane), then undo the gate
+    /// (inverse rotation, `c` and `s` of the negated angle) on psi and lambda: the
+    /// arithmetic of [`pair_term`] and [`rotation`], term by term.
+    #[inline(always)]
+    fn step<const A: u8>(&mut self, c: f64, s: f64, part: &mut [f64; N]) {
+        for l in 0..N {
+            part[l] += pair_term::<A>(
+                self.lar[l],
+                self.lai[l],
+                self.lbr[l],
+                self.lbi[l],
+                self.par[l],
+                self.pai[l],
+                self.pbr[l],
+                self.pbi[l],
+            );
+        }
+        #[inline(always)]
+        fn rot<const A: u8>(
+            c: f64,
+            s: f64,
+            ar: f64,
+            ai: f64,
+            br: f64,
+            bi: f64,
+        ) -> (f64, f64, f64, f64) {
+            match A {
+                AX_X => (
+                    c * ar + s * bi,
+                    c * ai - s * br,
+                    s * ai + c * br,
+                    c * bi - s * ar,
+                ),
+                AX_Y => (
+                    c * ar - s * br,
+                    c * ai - s * bi,
+                    s * ar + c * br,
+                    s * ai + c * bi,
+                ),
+                _ => (
+                    c * ar + s * ai,
+                    c * ai - s * ar,
+                    c * br - s * bi,
+                    c * bi + s * br,
+                ),
+            }
+        }
+        for l in 0..N {
+            (self.par[l], self.pai[l], self.pbr[l], self.pbi[l]) =
+                rot::<A>(c, s, self.par[l], self.pai[l], self.pbr[l], self.pbi[l]);
+            (self.lar[l], self.lai[l], self.lbr[l], self.lbi[l]) =
+                rot::<A>(c, s, self.lar[l], self.lai[l], self.lbr[l], self.lbi[l]);
+        }
+    }
+
+    /// Every gate of the run on these lanes, the last gate first.
+    #[inline(always)]
+    fn sweep<const K: usize>(
+        &mut self,
+        axes: &[Axis; K],
+        cs: &[(f64, f64); K],
+        part: &mut [[f64; N]; K],
+    ) {
+        for ((ax, &(c, s)), p) in axes.iter().zip(cs).zip(part.iter_mut()) {
+            match ax {
+                Axis::X => self.step::<AX_X>(c, s, p),
+                Axis::Y => self.step::<AX_Y>(c, s, p),
+                Axis::Z => self.step::<AX_Z>(c, s, p),
+            }
+        }
+    }
+}
+
+/// The adjoint sweep over `run`, 2 to [`MAX_FUSED_ROTATIONS`] consecutive rotations on one
+/// qubit, in one pass over psi and lambda instead of three per gate: pairs of amplitudes
+/// are loaded once, and for each gate from the last to the first its gradient terms are
+/// added and the gate undone on both states. The terms are summed in
+/// [`generator_overlap`]'s order (one running sum below stride 4, four partial sums per
+/// block of pairs above) and every pair sees [`rotation`]'s arithmetic, so gradients and
+/// undone states equal the gate-by-gate sweep's bit for bit.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn fused_rotations(
+    n: usize,
+    run: &[Op],
+    angles: &[f64],
+    pr: &mut [f64],
+    pi: &mut [f64],
+    lr: &mut [f64],
+    li: &mut [f64],
+    grad: &mut [f64],
+) {
+    // the run length as a constant, so the per-gate sums stay in registers
+    match run.len() {
+        2 => fused_run::<2>(n, run, angles, pr, pi, lr, li, grad),
+        3 => fused_run::<3>(n, run, angles, pr, pi, lr, li, grad),
+        4 => fused_run::<4>(n, run, angles, pr, pi, lr, li, grad),
+        5 => fused_run::<5>(n, run, angles, pr, pi, lr, li, grad),
+        6 => fused_run::<6>(n, run, angles, pr, pi, lr, li, grad),
+        7 => fused_run::<7>(n, run, angles, pr, pi, lr, li, grad),
+        _ => fused_run::<8>(n, run, angles, pr, pi, lr, li, grad),
+    }
+}
+
+/// [`fused_rotations`] for a run of exactly `K` gates.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn fused_run<const K: usize>(
+    n: usize,
+    run: &[Op],
+    angles: &[f64],
+    pr: &mut [f64],
+    pi: &mut [f64],
+    lr: &mut [f64],
+    li: &mut [f64],
+    grad: &mut [f64],
+) {
+    let k = K;
+    assert_eq!(run.len(), K, "fused_run: run length");
+    let mut axes = [Axis::X; K];
+    let mut slots = [0usize; K];
+    let mut cs = [(0f64, 0f64); K];
+    let mut q = 0;
+    // gate m of the sweep is run[k - 1 - m]; its inverse is `rotation` at -angle
+    for m in 0..k {
+        if let Op::Rot { axis, q: qq, slot } = run[k - 1 - m] {
+            let (s, c) = (0.5 * -angles[slot]).sin_cos(); // -1.0 * x in `apply_op`: the same bits
+            (axes[m], slots[m], cs[m], q) = (axis, slot, (c, s), qq);
+        }
+    }
+    let st = stride(n, q);
+    let d = pr.len();
+    let mut acc = [0f64; K];
+    if st < 4 {
+        let mut part = [[0f64; 1]; K];
+        let mut b = 0;
+        while b < d {
+            for j in b..b + st {
+                let mut x = PairLanes::<1>::load(pr, pi, lr, li, j, st);
+                x.sweep(&axes, &cs, &mut part);
+                x.store(pr, pi, lr, li, j, st);
+            }
+            b += 2 * st;
+        }
+        for m in 0..k {
+            acc[m] = part[m][0];
+        }
+    } else {
+        let mut b = 0;
+        while b < d {
+            let mut part = [[0f64; 4]; K];
+            for j in (b..b + st).step_by(4) {
+                let mut x = PairLanes::<4>::load(pr, pi, lr, li, j, st);
+                x.sweep(&axes, &cs, &mut part);
+                x.store(pr, pi, lr, li, j, st);
+            }
+            for m in 0..k {
+                let p = &part[m];
+                acc[m] += (p[0] + p[1]) + (p[2] + p[3]);
+            }
+            b += 2 * st;
+        }
+    }
+    for m in 0..k {
+        grad[slots[m]] = acc[m];
     }
 }
 
@@ -1808,6 +2071,90 @@ mod tests {
         let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         for (x, y) in g1.iter().zip(&want) {
             assert!((x - y).abs() <= 1e-12 * scale.max(1.0), "{x} vs {y}");
+        }
+    }
+
+    /// The adjoint sweep one gate at a time (overlap, then the inverse gate on psi and on
+    /// lambda): the reference the fused runs of rotations must equal bit for bit.
+    fn adjoint_gate_by_gate(
+        n: usize,
+        ops: &[Op],
+        a: &[f64],
+        pr: &mut [f64],
+        pi: &mut [f64],
+        lr: &mut [f64],
+        li: &mut [f64],
+        g: &mut [f64],
+    ) {
+        for op in ops.iter().rev() {
+            match *op {
+                Op::Rot { axis, q, slot } => {
+                    g[slot] = generator_overlap(lr, li, pr, pi, axis, stride(n, q), 0)
+                }
+                Op::CRot { axis, c, t, slot } => {
+                    g[slot] = generator_overlap(lr, li, pr, pi, axis, stride(n, t), stride(n, c))
+                }
+                _ => {}
+            }
+            apply_op(n, op, a, pr, pi, true);
+            apply_op(n, op, a, lr, li, true);
+        }
+    }
+
+    #[test]
+    fn fused_rotation_runs_in_the_adjoint_equal_the_gate_by_gate_sweep() {
+        // runs of 1-11 rotations (random axes) on every qubit, so every stride and runs
+        // longer than one fused block, between controlled rotations, CNOTs and matrices
+        for (n, seed) in [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (7, 6), (9, 7)] {
+            let mut rng = Xoshiro256pp::stream(seed, 98, 0);
+            let (mut kinds, mut q0, mut q1) = (vec![], vec![], vec![]);
+            for _ in 0..6 * n {
+                let q = rng.below(n) as i64;
+                for _ in 0..1 + rng.below(11) {
+                    kinds.push(rng.below(3) as i64);
+                    q0.push(q);
+                    q1.push(q);
+                }
+                if n > 1 {
+                    let t = (q + 1 + rng.below(n - 1) as i64) % n as i64;
+                    kinds.push([3, 4, 5, 6, 8][rng.below(5)]);
+                    q0.push(q);
+                    q1.push(t);
+                }
+            }
+            let mats = vec![[0.6, 0.0, 0.8, 0.0, -0.8, 0.0, 0.6, 0.0]; kinds.len()];
+            let p = Program::from_codes(n, &kinds, &q0, &q1, &mats).unwrap();
+            let a: Vec<f64> = (0..p.num_slots())
+                .map(|_| rng.next_f64() * 6.0 - 3.0)
+                .collect();
+            let d = p.dim();
+            let psi = p.states(&a, 1, None, Some(1), &no()).unwrap();
+            let lam: Vec<f64> = (0..2 * d).map(|_| rng.next_f64() - 0.5).collect();
+            let sweep = |fused: bool| {
+                let (mut phi, mut l) = (psi.clone(), lam.clone());
+                let mut g = vec![0.0; p.num_slots()];
+                {
+                    let (pr, pi) = phi.split_at_mut(d);
+                    let (lr, li) = l.split_at_mut(d);
+                    if fused {
+                        adjoint_row(n, &p.ops, &a, pr, pi, lr, li, &mut g);
+                    } else {
+                        adjoint_gate_by_gate(n, &p.ops, &a, pr, pi, lr, li, &mut g);
+                    }
+                }
+                (g, phi, l)
+            };
+            let (g0, phi0, l0) = sweep(false);
+            let (g1, phi1, l1) = sweep(true);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&g1), bits(&g0), "gradients, n = {n}");
+            assert_eq!(bits(&phi1), bits(&phi0), "undone psi, n = {n}");
+            assert_eq!(bits(&l1), bits(&l0), "undone lambda, n = {n}");
+            // the undone psi is the initial state |0...0> (to rounding)
+            assert!(
+                (phi1[0] - 1.0).abs() < 1e-9 && phi1[1..].iter().all(|v| v.abs() < 1e-9),
+                "n = {n}"
+            );
         }
     }
 

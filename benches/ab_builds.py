@@ -1,0 +1,100 @@
+"""Two builds of qbm's core timed against each other in one process (A/B of a kernel change).
+
+``python benches/ab_builds.py OLD/_core.abi3.so NEW/_core.abi3.so [--n 4 6 8 10] [--iters 60]``
+loads both extension files side by side, checks that they give the same bits, and times the
+forward states and the adjoint sweep of the style-based QGAN generator's circuit (n qubits x 2
+layers: RY RZ RY RZ on every qubit, a ring of controlled RY, a last RY layer; batch 64, one
+thread), alternating A and B call by call. It prints medians and the median of the paired
+ratios B / A. On a shared VM whose speed moves by 20% from one process to the next, timing
+each build in its own process cannot resolve a 10% change; alternating calls in one process
+can (two copies of the same build give ratios 1.00 +- 0.01).
+
+Build the old side from a checkout with ``cargo build --release -p qbm-python`` and copy
+``target/release/lib_core.so`` to ``OLD/_core.abi3.so`` (any directory; the files are loaded
+under their own module names).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import time
+
+import numpy as np
+
+
+def load(tag: str, path: str):
+    """The extension at ``path`` as module ``{tag}._core`` (its init symbol is ``PyInit__core``)."""
+    spec = importlib.util.spec_from_file_location(f"{tag}._core", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"{path}: not a loadable extension module")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def qgan_program_args(n: int):
+    """The engine's constructor arguments for the QGAN circuit, and its angles for batch 64."""
+    import torch
+
+    import qbm.quantum.engine as eng
+    from qbm.models.qgan import StyleQuantumGenerator
+
+    captured: dict = {}
+    real = eng._core.CircuitProgram
+
+    def capture(*a, **k):
+        captured["args"], captured["kwargs"] = a, k
+        return real(*a, **k)
+
+    g = StyleQuantumGenerator(n, 2, seed=0)
+    eng._core.CircuitProgram = capture
+    try:
+        comp = eng.compile_circuit(g.circuit)
+    finally:
+        eng._core.CircuitProgram = real
+    z = g.sample_noise(64, generator=torch.Generator().manual_seed(1))
+    angles = np.ascontiguousarray(comp.angles(g.angles(z).detach()).numpy())
+    return captured["args"], captured["kwargs"], angles
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("old")
+    ap.add_argument("new")
+    ap.add_argument("--n", type=int, nargs="+", default=[4, 6, 8, 10])
+    ap.add_argument("--iters", type=int, default=60)
+    args = ap.parse_args()
+    for p in (args.old, args.new):
+        if not os.path.isfile(p):
+            raise SystemExit(f"{p}: no such file")
+    a_mod, b_mod = load("qbm_ab_old", args.old), load("qbm_ab_new", args.new)
+    print("A =", args.old, "| B =", args.new, "| 1 thread, batch 64, calls alternated")
+    for n in args.n:
+        pargs, pkw, angles = qgan_program_args(n)
+        pa, pb = a_mod.CircuitProgram(*pargs, **pkw), b_mod.CircuitProgram(*pargs, **pkw)
+        psi = pa.states(angles, None, num_threads=1)
+        lam = np.ascontiguousarray(np.random.default_rng(n).normal(size=psi.shape))
+        same = np.array_equal(psi, pb.states(angles, None, num_threads=1)) and np.array_equal(
+            pa.adjoint(angles, psi, lam, num_threads=1), pb.adjoint(angles, psi, lam, num_threads=1)
+        )
+        t = {k: [] for k in ("A states", "B states", "A adjoint", "B adjoint")}
+        for it in range(args.iters):
+            for tag, prog in (("A", pa), ("B", pb)) if it % 2 == 0 else (("B", pb), ("A", pa)):
+                s = time.perf_counter()
+                prog.states(angles, None, num_threads=1)
+                t[f"{tag} states"].append(time.perf_counter() - s)
+                s = time.perf_counter()
+                prog.adjoint(angles, psi, lam, num_threads=1)
+                t[f"{tag} adjoint"].append(time.perf_counter() - s)
+        for k in ("states", "adjoint"):
+            ra, rb = np.array(t[f"A {k}"]), np.array(t[f"B {k}"])
+            print(
+                f"n = {n:2d} {k:8s} A {np.median(ra) * 1e3:7.3f} ms  B {np.median(rb) * 1e3:7.3f} ms  "
+                f"B / A {np.median(rb / ra):.3f}  (same bits: {'yes' if same else 'NO'})"
+            )
+
+
+if __name__ == "__main__":
+    main()
