@@ -38,25 +38,14 @@ def qgan_program_args(n: int):
     """The engine's constructor arguments for the QGAN circuit, and its angles for batch 64."""
     import torch
 
-    import qbm.quantum.engine as eng
     from qbm.models.qgan import StyleQuantumGenerator
-
-    captured: dict = {}
-    real = eng._core.CircuitProgram
-
-    def capture(*a, **k):
-        captured["args"], captured["kwargs"] = a, k
-        return real(*a, **k)
+    from qbm.quantum.engine import compile_circuit, program_codes
 
     g = StyleQuantumGenerator(n, 2, seed=0)
-    eng._core.CircuitProgram = capture
-    try:
-        comp = eng.compile_circuit(g.circuit)
-    finally:
-        eng._core.CircuitProgram = real
+    codes, _ = program_codes(g.circuit)
     z = g.sample_noise(64, generator=torch.Generator().manual_seed(1))
-    angles = np.ascontiguousarray(comp.angles(g.angles(z).detach()).numpy())
-    return captured["args"], captured["kwargs"], angles
+    angles = np.ascontiguousarray(compile_circuit(g.circuit).angles(g.angles(z).detach()).numpy())
+    return codes, angles
 
 
 def main() -> None:
@@ -72,8 +61,8 @@ def main() -> None:
     a_mod, b_mod = load("qbm_ab_old", args.old), load("qbm_ab_new", args.new)
     print("A =", args.old, "| B =", args.new, "| 1 thread, batch 64, calls alternated")
     for n in args.n:
-        pargs, pkw, angles = qgan_program_args(n)
-        pa, pb = a_mod.CircuitProgram(*pargs, **pkw), b_mod.CircuitProgram(*pargs, **pkw)
+        codes, angles = qgan_program_args(n)
+        pa, pb = a_mod.CircuitProgram(*codes), b_mod.CircuitProgram(*codes)
         psi = pa.states(angles, None, num_threads=1)
         lam = np.ascontiguousarray(np.random.default_rng(n).normal(size=psi.shape))
         same = np.array_equal(psi, pb.states(angles, None, num_threads=1)) and np.array_equal(

@@ -69,14 +69,9 @@ def _dagger(m: np.ndarray) -> np.ndarray:
     return m.conj().T
 
 
-def compile_circuit(circuit: Circuit, inverse: bool = False) -> Compiled:
-    """Compile ``circuit`` (or its inverse: gates reversed, angles negated, fixed matrices
-    conjugate-transposed) for the engine. Cached on the circuit until a gate is added."""
-    key = (len(circuit.gates), bool(inverse))
-    cache = circuit.__dict__.setdefault("_compiled", {})
-    hit = cache.get(key)
-    if hit is not None:
-        return hit
+def program_codes(circuit: Circuit, inverse: bool = False) -> tuple[tuple[Any, ...], list[int]]:
+    """The arguments of ``_core.CircuitProgram`` for ``circuit`` (or its inverse): (n, kinds,
+    first qubits, second qubits, fixed matrices (G, 8)), and the parameter index of every slot."""
     gates = list(reversed(circuit.gates)) if inverse else list(circuit.gates)
     kinds, q0, q1, mats, slot_param = [], [], [], [], []
     for g in gates:
@@ -93,13 +88,26 @@ def compile_circuit(circuit: Circuit, inverse: bool = False) -> Compiled:
         mats.append(m)
         if g.param is not None:
             slot_param.append(g.param)
-    program = _core.CircuitProgram(
+    codes = (
         circuit.n,
         np.asarray(kinds, dtype=np.int64),
         np.asarray(q0, dtype=np.int64),
         np.asarray(q1, dtype=np.int64),
         np.asarray(mats, dtype=np.float64).reshape(len(gates), 8),
     )
+    return codes, slot_param
+
+
+def compile_circuit(circuit: Circuit, inverse: bool = False) -> Compiled:
+    """Compile ``circuit`` (or its inverse: gates reversed, angles negated, fixed matrices
+    conjugate-transposed) for the engine. Cached on the circuit until a gate is added."""
+    key = (len(circuit.gates), bool(inverse))
+    cache = circuit.__dict__.setdefault("_compiled", {})
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    codes, slot_param = program_codes(circuit, inverse)
+    program = _core.CircuitProgram(*codes)
     sp = torch.as_tensor(slot_param, dtype=torch.long)
     coef = torch.full((len(slot_param),), -1.0 if inverse else 1.0, dtype=torch.float64)
     out = Compiled(program, circuit.n, sp, coef, bool(inverse))

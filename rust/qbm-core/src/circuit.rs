@@ -1189,33 +1189,50 @@ pub(crate) fn rotation<R: Real>(
     let (s, c) = (0.5 * a).sin_cos();
     let (s, c) = (R::of(s), R::of(c));
     match axis {
-        // [[c, -is], [-is, c]]
         Axis::X => pairs(re, im, st, ctrl, |ar, ai, br, bi| {
-            (
-                c * ar + s * bi,
-                c * ai - s * br,
-                s * ai + c * br,
-                c * bi - s * ar,
-            )
+            rot_pair::<AX_X, R>(c, s, ar, ai, br, bi)
         }),
-        // [[c, -s], [s, c]]
         Axis::Y => pairs(re, im, st, ctrl, |ar, ai, br, bi| {
-            (
-                c * ar - s * br,
-                c * ai - s * bi,
-                s * ar + c * br,
-                s * ai + c * bi,
-            )
+            rot_pair::<AX_Y, R>(c, s, ar, ai, br, bi)
         }),
-        // diag(c - is, c + is)
         Axis::Z => pairs(re, im, st, ctrl, |ar, ai, br, bi| {
-            (
-                c * ar + s * ai,
-                c * ai - s * ar,
-                c * br - s * bi,
-                c * bi + s * br,
-            )
+            rot_pair::<AX_Z, R>(c, s, ar, ai, br, bi)
         }),
+    }
+}
+
+/// Axes as constants, for kernels specialised per axis.
+const AX_X: u8 = 0;
+const AX_Y: u8 = 1;
+const AX_Z: u8 = 2;
+
+/// `exp(-i a P / 2)` (axis `A`) on one pair (target bit 0: `a`, 1: `b`), `c` and `s` the
+/// cosine and sine of `a / 2`: the arithmetic of every rotation, forward and in the
+/// adjoint sweep.
+#[inline(always)]
+fn rot_pair<const A: u8, R: Real>(c: R, s: R, ar: R, ai: R, br: R, bi: R) -> (R, R, R, R) {
+    match A {
+        // [[c, -is], [-is, c]]
+        AX_X => (
+            c * ar + s * bi,
+            c * ai - s * br,
+            s * ai + c * br,
+            c * bi - s * ar,
+        ),
+        // [[c, -s], [s, c]]
+        AX_Y => (
+            c * ar - s * br,
+            c * ai - s * bi,
+            s * ar + c * br,
+            s * ai + c * bi,
+        ),
+        // diag(c - is, c + is)
+        _ => (
+            c * ar + s * ai,
+            c * ai - s * ar,
+            c * br - s * bi,
+            c * bi + s * br,
+        ),
     }
 }
 
@@ -1340,10 +1357,6 @@ fn generator_overlap(
     }
 }
 
-const AX_X: u8 = 0;
-const AX_Y: u8 = 1;
-const AX_Z: u8 = 2;
-
 /// The contribution of one pair (target bit 0: `a`, 1: `b`; `l` lambda, `p` psi) to
 /// `Im <lambda| P |phi>` for the axis `A`.
 #[inline(always)]
@@ -1459,22 +1472,38 @@ fn adjoint_row_impl(
                 continue;
             }
         }
-        let op = &ops[end - 1];
-        match *op {
-            Op::Rot { axis, q, slot } => {
-                grad[slot] = generator_overlap(lr, li, pr, pi, axis, stride(n, q), 0);
-            }
-            Op::CRot {
-                axis, c, t, slot, ..
-            } => {
-                grad[slot] = generator_overlap(lr, li, pr, pi, axis, stride(n, t), stride(n, c));
-            }
-            _ => {}
-        }
-        apply_op(n, op, angles, pr, pi, true);
-        apply_op(n, op, angles, lr, li, true);
+        adjoint_gate(n, &ops[end - 1], angles, pr, pi, lr, li, grad);
         end -= 1;
     }
+}
+
+/// One gate of the adjoint sweep: its gradient when it has an angle, then the gate undone
+/// on psi and on lambda.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn adjoint_gate(
+    n: usize,
+    op: &Op,
+    angles: &[f64],
+    pr: &mut [f64],
+    pi: &mut [f64],
+    lr: &mut [f64],
+    li: &mut [f64],
+    grad: &mut [f64],
+) {
+    match *op {
+        Op::Rot { axis, q, slot } => {
+            grad[slot] = generator_overlap(lr, li, pr, pi, axis, stride(n, q), 0);
+        }
+        Op::CRot {
+            axis, c, t, slot, ..
+        } => {
+            grad[slot] = generator_overlap(lr, li, pr, pi, axis, stride(n, t), stride(n, c));
+        }
+        _ => {}
+    }
+    apply_op(n, op, angles, pr, pi, true);
+    apply_op(n, op, angles, lr, li, true);
 }
 
 /// Longest run of rotations [`fused_rotations`] takes at once.
@@ -1530,8 +1559,8 @@ impl<const N: usize> PairLanes<N> {
     }
 
     /// Add gate `A`'s overlap terms into `part` (lane by lane), then undo the gate
-    /// (inverse rotation, `c` and `s` of the negated angle) on psi and lambda: the
-    /// arithmetic of [`pair_term`] and [`rotation`], term by term.
+    /// (inverse rotation, `c` and `s` of the negated angle) on psi and lambda, with
+    /// [`pair_term`] and [`rot_pair`], the arithmetic of the gate-by-gate sweep.
     #[inline(always)]
     fn step<const A: u8>(&mut self, c: f64, s: f64, part: &mut [f64; N]) {
         for l in 0..N {
@@ -1546,41 +1575,11 @@ impl<const N: usize> PairLanes<N> {
                 self.pbi[l],
             );
         }
-        #[inline(always)]
-        fn rot<const A: u8>(
-            c: f64,
-            s: f64,
-            ar: f64,
-            ai: f64,
-            br: f64,
-            bi: f64,
-        ) -> (f64, f64, f64, f64) {
-            match A {
-                AX_X => (
-                    c * ar + s * bi,
-                    c * ai - s * br,
-                    s * ai + c * br,
-                    c * bi - s * ar,
-                ),
-                AX_Y => (
-                    c * ar - s * br,
-                    c * ai - s * bi,
-                    s * ar + c * br,
-                    s * ai + c * bi,
-                ),
-                _ => (
-                    c * ar + s * ai,
-                    c * ai - s * ar,
-                    c * br - s * bi,
-                    c * bi + s * br,
-                ),
-            }
-        }
         for l in 0..N {
             (self.par[l], self.pai[l], self.pbr[l], self.pbi[l]) =
-                rot::<A>(c, s, self.par[l], self.pai[l], self.pbr[l], self.pbi[l]);
+                rot_pair::<A, f64>(c, s, self.par[l], self.pai[l], self.pbr[l], self.pbi[l]);
             (self.lar[l], self.lai[l], self.lbr[l], self.lbi[l]) =
-                rot::<A>(c, s, self.lar[l], self.lai[l], self.lbr[l], self.lbi[l]);
+                rot_pair::<A, f64>(c, s, self.lar[l], self.lai[l], self.lbr[l], self.lbi[l]);
         }
     }
 
@@ -1646,15 +1645,14 @@ fn fused_run<const K: usize>(
     li: &mut [f64],
     grad: &mut [f64],
 ) {
-    let k = K;
     assert_eq!(run.len(), K, "fused_run: run length");
     let mut axes = [Axis::X; K];
     let mut slots = [0usize; K];
     let mut cs = [(0f64, 0f64); K];
     let mut q = 0;
-    // gate m of the sweep is run[k - 1 - m]; its inverse is `rotation` at -angle
-    for m in 0..k {
-        if let Op::Rot { axis, q: qq, slot } = run[k - 1 - m] {
+    // gate m of the sweep is run[K - 1 - m]; its inverse is `rotation` at -angle
+    for m in 0..K {
+        if let Op::Rot { axis, q: qq, slot } = run[K - 1 - m] {
             let (s, c) = (0.5 * -angles[slot]).sin_cos(); // -1.0 * x in `apply_op`: the same bits
             (axes[m], slots[m], cs[m], q) = (axis, slot, (c, s), qq);
         }
@@ -1673,7 +1671,7 @@ fn fused_run<const K: usize>(
             }
             b += 2 * st;
         }
-        for m in 0..k {
+        for m in 0..K {
             acc[m] = part[m][0];
         }
     } else {
@@ -1685,14 +1683,14 @@ fn fused_run<const K: usize>(
                 x.sweep(&axes, &cs, &mut part);
                 x.store(pr, pi, lr, li, j, st);
             }
-            for m in 0..k {
+            for m in 0..K {
                 let p = &part[m];
                 acc[m] += (p[0] + p[1]) + (p[2] + p[3]);
             }
             b += 2 * st;
         }
     }
-    for m in 0..k {
+    for m in 0..K {
         grad[slots[m]] = acc[m];
     }
 }
@@ -2087,17 +2085,7 @@ mod tests {
         g: &mut [f64],
     ) {
         for op in ops.iter().rev() {
-            match *op {
-                Op::Rot { axis, q, slot } => {
-                    g[slot] = generator_overlap(lr, li, pr, pi, axis, stride(n, q), 0)
-                }
-                Op::CRot { axis, c, t, slot } => {
-                    g[slot] = generator_overlap(lr, li, pr, pi, axis, stride(n, t), stride(n, c))
-                }
-                _ => {}
-            }
-            apply_op(n, op, a, pr, pi, true);
-            apply_op(n, op, a, lr, li, true);
+            adjoint_gate(n, op, a, pr, pi, lr, li, g);
         }
     }
 
