@@ -9,6 +9,12 @@ ratios B / A. On a shared VM whose speed moves by 20% from one process to the ne
 each build in its own process cannot resolve a 10% change; alternating calls in one process
 can (two copies of the same build give ratios 1.00 +- 0.01).
 
+``--kernel gibbs`` times the fixed-temperature sampler instead (``sample_schedule``: heat bath,
+colour order, 100 reads x 200 sweeps at beta 1 on the Zephyr glasses of ``--zephyr 4 12``, one
+thread), its spins and energies compared between the builds; ``--kernel sqa`` times SQA
+(``sample_sqa``: cluster moves, ``--trotter 8`` slices, 20 reads x ``--sweeps`` sweeps, s from 0
+to 1, beta 5, Gamma 1) the same way.
+
 Build the old side from a checkout with ``cargo build --release -p qbm-python`` and copy
 ``target/release/lib_core.so`` to ``OLD/_core.abi3.so`` (any directory; the files are loaded
 under their own module names).
@@ -48,17 +54,60 @@ def qgan_program_args(n: int):
     return codes, angles
 
 
+def sampler_ab(a_mod, b_mod, args) -> None:
+    """Gibbs or SQA on Zephyr glasses, both builds, calls alternated."""
+    from qbm.problems import spin_glass, zephyr_graph
+
+    for m in args.zephyr:
+        model = spin_glass(zephyr_graph(m), seed=0)
+        indptr, indices, data = model.core.csr()
+        arrays = (model.h, np.asarray(indptr, np.int64), np.asarray(indices, np.int64), np.asarray(data))
+        ma, mb = a_mod.IsingCsr(*arrays), b_mod.IsingCsr(*arrays)
+        betas, sched = np.ones(args.sweeps), np.linspace(0.0, 1.0, args.sweeps)
+        reads, slices = (100, 1) if args.kernel == "gibbs" else (20, args.trotter)
+
+        def call(mod, core):
+            if args.kernel == "gibbs":
+                return mod.sample_schedule(core, betas, reads, seed=1, num_threads=1)
+            return mod.sample_sqa(
+                core, sched, reads, beta=5.0, gamma=1.0, num_trotter_slices=slices, seed=1, num_threads=1
+            )
+
+        oa, ob = call(a_mod, ma), call(b_mod, mb)
+        same = np.array_equal(oa["spins"], ob["spins"]) and np.array_equal(oa["energies"], ob["energies"])
+        t = {"A": [], "B": []}
+        for it in range(args.iters):
+            for tag, mod, core in (("A", a_mod, ma), ("B", b_mod, mb)) if it % 2 == 0 else (("B", b_mod, mb), ("A", a_mod, ma)):
+                s = time.perf_counter()
+                call(mod, core)
+                t[tag].append(time.perf_counter() - s)
+        ra, rb = np.array(t["A"]), np.array(t["B"])
+        upd = model.num_variables * reads * slices * args.sweeps
+        print(
+            f"Z({m}) n = {model.num_variables}: A {upd / np.median(ra):.3g} B {upd / np.median(rb):.3g} "
+            f"spin{'-slice' if slices > 1 else ''} updates/s  B / A time {np.median(rb / ra):.3f}  (same bits: {'yes' if same else 'NO'})"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("old")
     ap.add_argument("new")
     ap.add_argument("--n", type=int, nargs="+", default=[4, 6, 8, 10])
     ap.add_argument("--iters", type=int, default=60)
+    ap.add_argument("--kernel", choices=["circuit", "gibbs", "sqa"], default="circuit")
+    ap.add_argument("--trotter", type=int, default=8, help="sqa: Trotter slices")
+    ap.add_argument("--zephyr", type=int, nargs="+", default=[4, 12], help="gibbs, sqa: Zephyr sizes m")
+    ap.add_argument("--sweeps", type=int, default=200, help="gibbs, sqa: sweeps per call")
     args = ap.parse_args()
     for p in (args.old, args.new):
         if not os.path.isfile(p):
             raise SystemExit(f"{p}: no such file")
     a_mod, b_mod = load("qbm_ab_old", args.old), load("qbm_ab_new", args.new)
+    if args.kernel != "circuit":
+        print("A =", args.old, "| B =", args.new, f"| {args.kernel}, 1 thread, colour order, calls alternated")
+        sampler_ab(a_mod, b_mod, args)
+        return
     print("A =", args.old, "| B =", args.new, "| 1 thread, batch 64, calls alternated")
     for n in args.n:
         codes, angles = qgan_program_args(n)

@@ -137,6 +137,8 @@ fn slice_sweep(
     order: &[u32],
     flips: &mut [u32; LANES],
 ) {
+    // the generator's state in registers (see `updaters::sweep_tracked`)
+    let mut r = rng.clone();
     let n = m.h.len();
     // a real check, once per slice sweep: the unchecked indexing below relies on it
     assert!(cur.len() == n && up.len() == n && dn.len() == n);
@@ -155,10 +157,11 @@ fn slice_sweep(
         for l in 0..LANES {
             x[l] = 2.0 * (a * (hi + c[l]) - kk * (zu[l] + zd[l]));
         }
-        let u = rng.next_f32();
+        let u = r.next_f32();
         let s = unsafe { cur.get_unchecked_mut(i) };
         apply_update(rule, s, &x, &u, flips);
     }
+    *rng = r;
 }
 
 crate::multiversion! {
@@ -187,6 +190,8 @@ fn worldline_pass(
     rng: &mut LaneRng,
     order: &[u32],
 ) -> (u64, u64) {
+    // the generator's state in registers (see `updaters::sweep_tracked`)
+    let mut r = rng.clone();
     let n = m.h.len();
     let p = spins.len() / n;
     let (mut wl_acc, mut wl_try) = (0u64, 0u64);
@@ -207,7 +212,7 @@ fn worldline_pass(
             y[l] = (2.0 * a * acc[l]).min(0.0);
         }
         let e = exp_lanes(&y);
-        let u = rng.next_f32();
+        let u = r.next_f32();
         let mut flip = [1f32; LANES];
         for l in 0..LANES {
             let ok = u[l] < e[l];
@@ -222,6 +227,7 @@ fn worldline_pass(
             }
         }
     }
+    *rng = r;
     (wl_acc, wl_try)
 }
 
@@ -352,6 +358,8 @@ fn cluster_sweep(
     scr: &mut ClusterScratch,
     flips: &mut [u32; LANES],
 ) {
+    // the generator's state in registers (see `updaters::sweep_tracked`)
+    let mut r = rng.clone();
     let n = m.h.len();
     let p = spins.len() / n;
     // a real check, once per sweep: the unchecked indexing below relies on it
@@ -383,7 +391,7 @@ fn cluster_sweep(
                     scr.closing.get_unchecked_mut(k),
                 )
             };
-            let u = rng.next_f32();
+            let u = r.next_f32();
             // bit masks (all ones / zero) rather than bools, computed into whole
             // arrays and stored at once, so these loops vectorise
             let mut br = [0u32; LANES];
@@ -405,7 +413,7 @@ fn cluster_sweep(
             }
         }
         // the wrap segment: the tail past the last break plus the head up to the first
-        let uw = rng.next_f32();
+        let uw = r.next_f32();
         let mut wrap = [0f32; LANES];
         for l in 0..LANES {
             wrap[l] = acc[l] + f32::from_bits(head[l].to_bits() & seen[l]);
@@ -416,7 +424,7 @@ fn cluster_sweep(
         // order the random numbers are drawn in), then the backward pass: each slice
         // takes the value decided at the next closing slice
         for k in (0..p).rev() {
-            let u = rng.next_f32();
+            let u = r.next_f32();
             // SAFETY: k < p.
             let cl_k = unsafe { scr.closing.get_unchecked_mut(k) };
             *cl_k = heat_bath_values(two_a, cl_k, &u);
@@ -443,6 +451,7 @@ fn cluster_sweep(
             }
         }
     }
+    *rng = r;
 }
 
 /// Heat-bath values +-1 for segment sums `f`: +1 where u (1 + exp(two_a f)) < 1.
