@@ -433,22 +433,26 @@ fn cluster_sweep(
             // SAFETY: k < p, i < n.
             let (hb, br_k, first_k, z) = unsafe {
                 (
-                    scr.closing.get_unchecked(k),
-                    scr.broken.get_unchecked(k),
-                    scr.first.get_unchecked(k),
+                    *scr.closing.get_unchecked(k),
+                    *scr.broken.get_unchecked(k),
+                    *scr.first.get_unchecked(k),
                     spins.get_unchecked_mut(i * p + k),
                 )
             };
-            // bit selects on +-1.0 (they differ only in the sign bit), so this loop
-            // vectorises: cur = br ? (first ? wrap : hb) : cur
+            // bit selects on +-1.0 (they differ only in the sign bit), on copies in
+            // registers and stored at once, so this loop vectorises whatever LLVM makes of
+            // the aliasing: cur = br ? (first ? wrap : hb) : cur
+            let old = *z;
+            let mut new = [0f32; LANES];
             for l in 0..LANES {
                 let (f, b) = (first_k[l], br_k[l]);
                 let decided = (wrap_val[l].to_bits() & f) | (hb[l].to_bits() & !f);
                 let c = (decided & b) | (cur[l].to_bits() & !b);
-                flips[l] += (z[l].to_bits() ^ c) >> 31;
+                flips[l] += (old[l].to_bits() ^ c) >> 31;
                 cur[l] = f32::from_bits(c);
-                z[l] = cur[l];
+                new[l] = cur[l];
             }
+            *z = new;
         }
     }
     *rng = r;
