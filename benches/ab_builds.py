@@ -26,6 +26,7 @@ import argparse
 import importlib.util
 import os
 import time
+from functools import partial
 
 import numpy as np
 
@@ -54,6 +55,13 @@ def qgan_program_args(n: int):
     return codes, angles
 
 
+def _sampler_call(kernel, betas, sched, reads, slices, mod, core):
+    """One Gibbs (``sample_schedule``) or SQA (``sample_sqa``) call of build ``mod``."""
+    if kernel == "gibbs":
+        return mod.sample_schedule(core, betas, reads, seed=1, num_threads=1)
+    return mod.sample_sqa(core, sched, reads, beta=5.0, gamma=1.0, num_trotter_slices=slices, seed=1, num_threads=1)
+
+
 def sampler_ab(a_mod, b_mod, args) -> None:
     """Gibbs or SQA on Zephyr glasses, both builds, calls alternated."""
     from qbm.problems import spin_glass, zephyr_graph
@@ -65,27 +73,22 @@ def sampler_ab(a_mod, b_mod, args) -> None:
         ma, mb = a_mod.IsingCsr(*arrays), b_mod.IsingCsr(*arrays)
         betas, sched = np.ones(args.sweeps), np.linspace(0.0, 1.0, args.sweeps)
         reads, slices = (100, 1) if args.kernel == "gibbs" else (20, args.trotter)
-
-        def call(mod, core):
-            if args.kernel == "gibbs":
-                return mod.sample_schedule(core, betas, reads, seed=1, num_threads=1)
-            return mod.sample_sqa(
-                core, sched, reads, beta=5.0, gamma=1.0, num_trotter_slices=slices, seed=1, num_threads=1
-            )
-
+        call = partial(_sampler_call, args.kernel, betas, sched, reads, slices)
         oa, ob = call(a_mod, ma), call(b_mod, mb)
         same = np.array_equal(oa["spins"], ob["spins"]) and np.array_equal(oa["energies"], ob["energies"])
         t = {"A": [], "B": []}
+        sides = (("A", a_mod, ma), ("B", b_mod, mb))
         for it in range(args.iters):
-            for tag, mod, core in (("A", a_mod, ma), ("B", b_mod, mb)) if it % 2 == 0 else (("B", b_mod, mb), ("A", a_mod, ma)):
+            for tag, mod, core in sides if it % 2 == 0 else sides[::-1]:
                 s = time.perf_counter()
                 call(mod, core)
                 t[tag].append(time.perf_counter() - s)
         ra, rb = np.array(t["A"]), np.array(t["B"])
         upd = model.num_variables * reads * slices * args.sweeps
+        what = "spin-slice updates/s" if slices > 1 else "spin updates/s"
         print(
-            f"Z({m}) n = {model.num_variables}: A {upd / np.median(ra):.3g} B {upd / np.median(rb):.3g} "
-            f"spin{'-slice' if slices > 1 else ''} updates/s  B / A time {np.median(rb / ra):.3f}  (same bits: {'yes' if same else 'NO'})"
+            f"Z({m}) n = {model.num_variables}: A {upd / np.median(ra):.3g} B {upd / np.median(rb):.3g} {what}  "
+            f"B / A time {np.median(rb / ra):.3f}  (same bits: {'yes' if same else 'NO'})"
         )
 
 
