@@ -670,12 +670,17 @@ def main():
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
 
         fig, axes = plt.subplots(1, len(summary), figsize=(6 * len(summary), 4), squeeze=False)
         for ax, s in zip(axes[0], summary):
             names = list(s["results"])
-            ax.barh(names, [s["results"][k] for k in names])
+            vals = [s["results"][k] for k in names]
+            bars = ax.barh(names, vals)
+            ax.bar_label(bars, labels=[f"{v:.2g}" for v in vals], padding=2, fontsize=8)
             ax.set_xscale("log")
+            ax.set_xlim(right=max(vals) * 3)  # room for the labels
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlapped
             ax.set_xlabel("spin updates / s")
             ax.set_title(s["problem"])
         fig.tight_layout()
