@@ -262,12 +262,24 @@ pub(crate) fn sweep(
 /// sweep computes both updates together (two independent dependency chains for the CPU to
 /// overlap; the same arithmetic and draws in the same order, so the same bits). Groups of
 /// four measured slower than pairs (the fields of four spins do not stay in registers).
-pub(crate) const PAIRED: u32 = 1 << 31;
+const PAIRED: u32 = 1 << 31;
+
+/// The visiting order of [`sweep_tracked`] for `order`: [`base_order`], with pairs marked
+/// ([`paired_order`]) when the order stays fixed (a random order is reshuffled every sweep,
+/// which would move the marks). Only the single-spin sweeps read the marks; the SQA sweeps
+/// take [`base_order`].
+pub(crate) fn sweep_order(model: &IsingModel, order: Order) -> Vec<u32> {
+    let base = base_order(model, order);
+    match order {
+        Order::Random => base,
+        Order::Sequential | Order::Colour => paired_order(model, &base),
+    }
+}
 
 /// `order` with [`PAIRED`] set on the first spin of every pair of consecutive uncoupled
 /// spins, taken greedily from the start (a colour-class order pairs almost every spin).
 /// Only for orders that stay fixed: a shuffled order would move the marks.
-pub(crate) fn paired_order(model: &IsingModel, order: &[u32]) -> Vec<u32> {
+fn paired_order(model: &IsingModel, order: &[u32]) -> Vec<u32> {
     assert!(
         model.num_variables() < PAIRED as usize,
         "paired_order: too many spins"
@@ -468,9 +480,14 @@ mod tests {
         for (n, density, seed) in [(2, 1.0, 5), (9, 0.3, 6), (40, 0.15, 7), (64, 0.6, 8)] {
             let m = random_model(n, density, seed);
             let csr = Csr32::of(&m);
+            // a shuffled order carries no marks
+            let random = sweep_order(&m, Order::Random);
+            assert_eq!(random, base_order(&m, Order::Random));
+            assert!(random.iter().all(|&v| v & PAIRED == 0));
             for order in [Order::Sequential, Order::Colour] {
                 let plain = base_order(&m, order);
                 let paired = paired_order(&m, &plain);
+                assert_eq!(sweep_order(&m, order), paired);
                 // marks only on uncoupled consecutive spins, never on the last or on a pair's second
                 let mut k = 0;
                 while k < paired.len() {

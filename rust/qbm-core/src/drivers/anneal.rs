@@ -9,9 +9,7 @@ use crate::model::IsingModel;
 use crate::parallel::check_cancel;
 use crate::rng::LaneRng;
 use crate::simd::{Lane, LANES};
-use crate::updaters::{
-    base_order, lane_energies, paired_order, sweep, sweep_tracked, Csr32, Order, UpdateRule,
-};
+use crate::updaters::{lane_energies, sweep, sweep_order, sweep_tracked, Csr32, UpdateRule};
 use std::sync::atomic::AtomicBool;
 
 /// Parameters of a schedule run.
@@ -109,10 +107,7 @@ pub fn sample_schedule(
     )?;
     let betas32: Vec<f32> = run.betas.iter().map(|&b| b as f32).collect();
     let csr = Csr32::of(model);
-    let mut base = base_order(model, chains.order);
-    if chains.order != Order::Random {
-        base = paired_order(model, &base);
-    }
+    let base = sweep_order(model, chains.order);
     let work = (n as u64 + model.indices().len() as u64 / 2) * t_len as u64;
     let blocks = drive(chains, &base, work, |ctx| {
         let mut spins = ctx.start(n);

@@ -24,7 +24,7 @@ use crate::model::IsingModel;
 use crate::parallel::{check_cancel, each_mut, with_exact_threads};
 use crate::rng::{stream_key, tags, LaneRng, Xoshiro256pp};
 use crate::simd::{Lane, LANES};
-use crate::updaters::{base_order, paired_order, sweep_tracked, Csr32, UpdateRule};
+use crate::updaters::{sweep_order, sweep_tracked, Csr32, UpdateRule};
 use rayon::prelude::*;
 use std::sync::atomic::AtomicBool;
 
@@ -321,10 +321,7 @@ pub fn sample_tempering(
         &mem_name,
     )?;
     let csr = Csr32::of(model);
-    let mut base = base_order(model, chains.order);
-    if chains.order != crate::updaters::Order::Random {
-        base = paired_order(model, &base);
-    }
+    let base = sweep_order(model, chains.order);
     let nb = chains.num_blocks();
     let mut ladder: Vec<f64> = run.betas.to_vec();
     let work_per_slot = (n as u64 + model.indices().len() as u64 / 2)
