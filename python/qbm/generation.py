@@ -41,6 +41,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from qbm._adam import Adam
+from qbm._logistic import fit_logistic
 from qbm.data.cache import cache_dir
 
 MODES = ("prior", "qa", "cqa")
@@ -152,8 +154,6 @@ def directions(model: Any, x: np.ndarray, y: np.ndarray, num_classes: int, seed:
     P(z_i = +1) = (1 + m_i) / 2), on at most :data:`DIRECTION_IMAGES` images (a fixed random
     subset of larger sets: at 2176 spins the fit on 48k images x 4 draws took most of 20
     minutes). A class absent from ``y`` gets b_c = 0."""
-    from sklearn.linear_model import LogisticRegression
-
     rng = np.random.default_rng(seed)
     y = np.asarray(y)
     if len(x) > DIRECTION_IMAGES:
@@ -164,14 +164,10 @@ def directions(model: Any, x: np.ndarray, y: np.ndarray, num_classes: int, seed:
     m = np.repeat(means, reps, 0)
     z = np.where(rng.random(m.shape) < (1 + m) / 2, 1.0, -1.0)
     yy = np.repeat(np.asarray(y), reps)
-    lr = LogisticRegression(max_iter=3000, random_state=seed).fit(z, yy)
+    lr = fit_logistic(z, yy, max_iter=3000)
     out = np.zeros((num_classes, means.shape[1]))
-    classes = list(lr.classes_)
-    if len(classes) == 2:  # sklearn keeps one weight vector for two classes
-        out[classes[1]], out[classes[0]] = lr.coef_[0] / 2, -lr.coef_[0] / 2
-    else:
-        for i, c in enumerate(classes):
-            out[int(c)] = lr.coef_[i]
+    for i, c in enumerate(lr.classes):  # two classes: scikit-learn's vector w as (-w/2, +w/2)
+        out[int(c)] = lr.coef[i]
     return out
 
 
@@ -212,9 +208,9 @@ def bonferroni_se(n: int, level: float = 0.05) -> float:
     """The gap in standard errors that the largest of ``n`` spins' sampling errors alone
     exceeds with probability ``level`` (two-sided, Bonferroni): the stopping bound of
     :func:`learn_bias_fields`. 1.96 at n = 1, 3.16 at 32, 3.92 at 576, 4.23 at 2176."""
-    from scipy.stats import norm
+    from statistics import NormalDist
 
-    return float(norm.isf(level / (2 * max(1, int(n)))))
+    return -NormalDist().inv_cdf(level / (2 * max(1, int(n))))
 
 
 def newton_direction(spins: np.ndarray, grad: np.ndarray) -> tuple[np.ndarray, float]:
@@ -498,7 +494,7 @@ class Judge:
         yv = np.asarray(data.y_train)[val]
         from qbm.checkpoint import BestWeights
 
-        opt = torch.optim.Adam(self.net.parameters(), lr=2e-3)
+        opt = Adam(self.net.parameters(), lr=2e-3)  # torch.optim.Adam's bits without the dynamo import
         stop = BestWeights(self.PATIENCE, lambda acc, best: acc > best, -1.0)
         ran = 0
         from tqdm import tqdm
@@ -631,8 +627,6 @@ def choose_lambda(
     """:data:`LAMBDA_RULE` on a validation split of the training set; returns the chosen
     lambda, the table and the directions computed on the fit split. ``progress`` hears each
     phase (the two logistic fits, each lambda)."""
-    from sklearn.linear_model import LogisticRegression
-
     say = progress or (lambda line: None)
     fit, val = validation_split(len(data.x_train), seed=seed)
     x, y = data.rows("train"), np.asarray(data.y_train)
@@ -640,7 +634,7 @@ def choose_lambda(
     say(f"c-QA lambda: logistic directions on {min(len(fit), DIRECTION_IMAGES)} images' encoded spins")
     dirs = directions(model, x[fit], y[fit], k)
     say(f"c-QA lambda: the picker (logistic regression on pixels) on {len(fit)} images")
-    picker = LogisticRegression(max_iter=2000, random_state=seed).fit(x[fit].reshape(len(fit), -1), y[fit])
+    picker = fit_logistic(x[fit].reshape(len(fit), -1), y[fit], max_iter=2000)
     real_pred = picker.predict(x[val].reshape(len(val), -1))
     real_acc = np.array([np.mean(real_pred[y[val] == c] == c) if np.any(y[val] == c) else np.nan for c in range(k)])
     table = []
