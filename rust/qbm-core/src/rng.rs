@@ -6,7 +6,7 @@
 //! [`LaneRng`] runs one xoshiro128+ per SIMD lane so that a block of chains draws
 //! its uniforms in one vectorised step.
 
-use crate::simd::{Lane, LANES};
+use crate::simd::LANES;
 
 /// SplitMix64 step: a good 64-bit mixer used for seeding.
 #[inline]
@@ -101,23 +101,56 @@ impl Xoshiro256pp {
 }
 
 /// One xoshiro128+ generator per SIMD lane, stored lane-minor so that a step of all
-/// lanes is a handful of vector instructions.
+/// lanes is a handful of vector instructions. `W` lanes: [`LANES`] for a block; twice
+/// that for two blocks run in lockstep ([`LaneRng::twin`]), whose lanes draw exactly what
+/// each block's own generator draws.
 #[derive(Clone, Debug)]
-pub struct LaneRng {
-    s0: [u32; LANES],
-    s1: [u32; LANES],
-    s2: [u32; LANES],
-    s3: [u32; LANES],
+pub struct LaneRng<const W: usize = LANES> {
+    s0: [u32; W],
+    s1: [u32; W],
+    s2: [u32; W],
+    s3: [u32; W],
 }
 
-impl LaneRng {
+impl LaneRng<LANES> {
+    /// The generators of two blocks side by side: lanes `0..LANES` are `a`'s, the rest
+    /// `b`'s ([`LaneRng::split`] gives them back).
+    pub fn twin(a: &Self, b: &Self) -> LaneRng<{ 2 * LANES }> {
+        let cat = |x: &[u32; LANES], y: &[u32; LANES]| -> [u32; 2 * LANES] {
+            std::array::from_fn(|l| if l < LANES { x[l] } else { y[l - LANES] })
+        };
+        LaneRng {
+            s0: cat(&a.s0, &b.s0),
+            s1: cat(&a.s1, &b.s1),
+            s2: cat(&a.s2, &b.s2),
+            s3: cat(&a.s3, &b.s3),
+        }
+    }
+}
+
+impl LaneRng<{ 2 * LANES }> {
+    /// The two blocks' generators of a [`LaneRng::twin`].
+    pub fn split(&self) -> (LaneRng, LaneRng) {
+        let half =
+            |x: &[u32; 2 * LANES], o: usize| -> [u32; LANES] { std::array::from_fn(|l| x[o + l]) };
+        let part = |o| LaneRng {
+            s0: half(&self.s0, o),
+            s1: half(&self.s1, o),
+            s2: half(&self.s2, o),
+            s3: half(&self.s3, o),
+        };
+        (part(0), part(LANES))
+    }
+}
+
+impl<const W: usize> LaneRng<W> {
     /// Lane `l` is seeded from `keys[l]` (one key per chain).
-    pub fn from_keys(keys: &[u64; LANES]) -> Self {
+    pub fn from_keys(keys: &[u64; W]) -> Self {
         let mut r = Self {
-            s0: [0; LANES],
-            s1: [0; LANES],
-            s2: [0; LANES],
-            s3: [0; LANES],
+            s0: [0; W],
+            s1: [0; W],
+            s2: [0; W],
+            s3: [0; W],
         };
         for (l, &k) in keys.iter().enumerate() {
             let mut st = k;
@@ -133,9 +166,9 @@ impl LaneRng {
 
     /// Raw 32-bit outputs of every lane.
     #[inline(always)]
-    pub fn next_u32(&mut self) -> [u32; LANES] {
-        let mut out = [0u32; LANES];
-        for l in 0..LANES {
+    pub fn next_u32(&mut self) -> [u32; W] {
+        let mut out = [0u32; W];
+        for l in 0..W {
             let result = self.s0[l].wrapping_add(self.s3[l]);
             let t = self.s1[l] << 9;
             self.s2[l] ^= self.s0[l];
@@ -151,10 +184,10 @@ impl LaneRng {
 
     /// Uniforms in [0, 1) with 24 random bits (the top bits of xoshiro128+).
     #[inline(always)]
-    pub fn next_f32(&mut self) -> Lane {
+    pub fn next_f32(&mut self) -> [f32; W] {
         let r = self.next_u32();
-        let mut u = [0f32; LANES];
-        for l in 0..LANES {
+        let mut u = [0f32; W];
+        for l in 0..W {
             u[l] = ((r[l] >> 8) as i32) as f32 * (1.0 / 16_777_216.0);
         }
         u

@@ -13,15 +13,16 @@ pub const LANES: usize = 8;
 pub type Lane = [f32; LANES];
 
 /// `exp(x)` for every lane, relative error about 2e-7 on [-87, 88]; inputs are clamped
-/// to that range (so the result is never inf or 0 for finite x).
+/// to that range (so the result is never inf or 0 for finite x). Any width `W` (a block's
+/// [`LANES`], or two blocks in lockstep): each lane's arithmetic is the same.
 #[inline(always)]
-pub fn exp_lanes(x: &Lane) -> Lane {
+pub fn exp_lanes<const W: usize>(x: &[f32; W]) -> [f32; W] {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const C1: f32 = 0.693_359_4;
     const C2: f32 = -2.121_944_4e-4;
     const SHIFTER: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
-    let mut out = [0f32; LANES];
-    for l in 0..LANES {
+    let mut out = [0f32; W];
+    for l in 0..W {
         let v = x[l].clamp(-87.0, 88.0);
         let t = v * LOG2E + SHIFTER;
         let n = t - SHIFTER;

@@ -100,38 +100,43 @@ impl<'a> Csr32<'a> {
 /// Crate-private: `spins` must hold at least n rows and `i < n` (callers index blocks
 /// they built with n rows per slice and orders of indices < n).
 #[inline(always)]
-pub(crate) fn coupling_field(m: &Csr32<'_>, spins: &[Lane], i: usize) -> Lane {
-    let mut acc = [[0f32; LANES]; 4];
+pub(crate) fn coupling_field<const W: usize>(
+    m: &Csr32<'_>,
+    spins: &[[f32; W]],
+    i: usize,
+) -> [f32; W] {
+    // four named accumulators, not an array indexed by the unrolled position: at 16 lanes
+    // LLVM kept an indexed array on the stack (every add a store-to-load round trip)
+    let (mut a0, mut a1, mut a2, mut a3) = ([0f32; W], [0f32; W], [0f32; W], [0f32; W]);
     // SAFETY: the model validated every index < n and indptr within bounds;
     // `spins` has n rows (checked by callers through debug asserts).
     unsafe {
         let a = *m.indptr.get_unchecked(i);
         let b = *m.indptr.get_unchecked(i + 1);
-        let mut k = a;
-        while k + 4 <= b {
-            for q in 0..4 {
-                let j = *m.indices.get_unchecked(k + q) as usize;
-                let w = *m.data.get_unchecked(k + q);
-                let sj = spins.get_unchecked(j);
-                for l in 0..LANES {
-                    acc[q][l] += w * sj[l];
-                }
-            }
-            k += 4;
-        }
-        while k < b {
+        let term = |acc: &mut [f32; W], k: usize| {
             let j = *m.indices.get_unchecked(k) as usize;
             let w = *m.data.get_unchecked(k);
             let sj = spins.get_unchecked(j);
-            for l in 0..LANES {
-                acc[0][l] += w * sj[l];
+            for l in 0..W {
+                acc[l] += w * sj[l];
             }
+        };
+        let mut k = a;
+        while k + 4 <= b {
+            term(&mut a0, k);
+            term(&mut a1, k + 1);
+            term(&mut a2, k + 2);
+            term(&mut a3, k + 3);
+            k += 4;
+        }
+        while k < b {
+            term(&mut a0, k);
             k += 1;
         }
     }
-    let mut out = [0f32; LANES];
-    for l in 0..LANES {
-        out[l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
+    let mut out = [0f32; W];
+    for l in 0..W {
+        out[l] = (a0[l] + a1[l]) + (a2[l] + a3[l]);
     }
     out
 }
@@ -207,18 +212,18 @@ fn slice_group_fields<const G: usize>(
 /// `x[l]` is 2 * beta_l * f_i(l); flips are counted in `flips`. Returns the change
 /// (new - old) of the spin in every lane (0 or +-2).
 #[inline(always)]
-pub(crate) fn apply_update(
+pub(crate) fn apply_update<const W: usize>(
     rule: UpdateRule,
-    s: &mut Lane,
-    x: &Lane,
-    u: &Lane,
-    flips: &mut [u32; LANES],
-) -> Lane {
-    let mut ds = [0f32; LANES];
+    s: &mut [f32; W],
+    x: &[f32; W],
+    u: &[f32; W],
+    flips: &mut [u32; W],
+) -> [f32; W] {
+    let mut ds = [0f32; W];
     match rule {
         UpdateRule::HeatBath => {
             let e = exp_lanes(x);
-            for l in 0..LANES {
+            for l in 0..W {
                 let new = if u[l] * (1.0 + e[l]) < 1.0 { 1.0 } else { -1.0 };
                 ds[l] = new - s[l];
                 flips[l] += (new != s[l]) as u32;
@@ -226,12 +231,12 @@ pub(crate) fn apply_update(
             }
         }
         UpdateRule::Metropolis => {
-            let mut y = [0f32; LANES];
-            for l in 0..LANES {
+            let mut y = [0f32; W];
+            for l in 0..W {
                 y[l] = (x[l] * s[l]).min(0.0);
             }
             let e = exp_lanes(&y);
-            for l in 0..LANES {
+            for l in 0..W {
                 let acc = u[l] < e[l];
                 flips[l] += acc as u32;
                 let new = if acc { -s[l] } else { s[l] };
@@ -245,17 +250,17 @@ pub(crate) fn apply_update(
 
 /// One sweep over `order` at per-lane inverse temperatures `beta`.
 #[inline(always)]
-pub(crate) fn sweep(
+pub(crate) fn sweep<const W: usize>(
     m: &Csr32<'_>,
-    spins: &mut [Lane],
-    rng: &mut LaneRng,
-    beta: &Lane,
+    spins: &mut [[f32; W]],
+    rng: &mut LaneRng<W>,
+    beta: &[f32; W],
     rule: UpdateRule,
     order: &[u32],
-    flips: &mut [u32; LANES],
+    flips: &mut [u32; W],
 ) {
-    let mut de = [0f32; LANES];
-    sweep_tracked::<false>(m, spins, rng, beta, rule, order, flips, &mut de);
+    let mut de = [0f32; W];
+    sweep_tracked::<false, W>(m, spins, rng, beta, rule, order, flips, &mut de);
 }
 
 /// Mark on an entry of a sweep order: this spin and the next one are not coupled, so the
@@ -301,13 +306,18 @@ fn paired_order(model: &IsingModel, order: &[u32]) -> Vec<u32> {
 
 /// (f_i, 2 beta f_i) for every lane.
 #[inline(always)]
-fn scaled_field(m: &Csr32<'_>, spins: &[Lane], i: usize, two_beta: &Lane) -> (Lane, Lane) {
+fn scaled_field<const W: usize>(
+    m: &Csr32<'_>,
+    spins: &[[f32; W]],
+    i: usize,
+    two_beta: &[f32; W],
+) -> ([f32; W], [f32; W]) {
     let c = coupling_field(m, spins, i);
     // SAFETY: order holds indices < n (built by the drivers).
     let hi = unsafe { *m.h.get_unchecked(i) };
-    let mut f = [0f32; LANES];
-    let mut x = [0f32; LANES];
-    for l in 0..LANES {
+    let mut f = [0f32; W];
+    let mut x = [0f32; W];
+    for l in 0..W {
         f[l] = hi + c[l];
         x[l] = two_beta[l] * f[l];
     }
@@ -319,23 +329,23 @@ fn scaled_field(m: &Csr32<'_>, spins: &[Lane], i: usize, two_beta: &Lane) -> (La
 /// [`PAIRED`] marks (see [`paired_order`]).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn sweep_tracked<const TRACK: bool>(
+pub(crate) fn sweep_tracked<const TRACK: bool, const W: usize>(
     m: &Csr32<'_>,
-    spins: &mut [Lane],
-    rng: &mut LaneRng,
-    beta: &Lane,
+    spins: &mut [[f32; W]],
+    rng: &mut LaneRng<W>,
+    beta: &[f32; W],
     rule: UpdateRule,
     order: &[u32],
-    flips: &mut [u32; LANES],
-    de: &mut Lane,
+    flips: &mut [u32; W],
+    de: &mut [f32; W],
 ) {
     // a real check, once per sweep: the unchecked indexing below relies on it
     assert!(
         spins.len() >= m.h.len(),
         "sweep: block has fewer rows than spins"
     );
-    let mut two_beta = [0f32; LANES];
-    for l in 0..LANES {
+    let mut two_beta = [0f32; W];
+    for l in 0..W {
         two_beta[l] = 2.0 * beta[l];
     }
     // the generator's state in registers for the sweep (behind `&mut` LLVM kept it in
@@ -360,10 +370,10 @@ pub(crate) fn sweep_tracked<const TRACK: bool>(
             let ds = apply_update(rule, s, &x, &u, flips);
             let ds2 = apply_update(rule, s2, &x2, &u2, flips);
             if TRACK {
-                for l in 0..LANES {
+                for l in 0..W {
                     de[l] += ds[l] * f[l];
                 }
-                for l in 0..LANES {
+                for l in 0..W {
                     de[l] += ds2[l] * f2[l];
                 }
             }
@@ -376,7 +386,7 @@ pub(crate) fn sweep_tracked<const TRACK: bool>(
             let s = unsafe { spins.get_unchecked_mut(i) };
             let ds = apply_update(rule, s, &x, &u, flips);
             if TRACK {
-                for l in 0..LANES {
+                for l in 0..W {
                     de[l] += ds[l] * f[l];
                 }
             }
@@ -514,7 +524,7 @@ mod tests {
                         let beta: Lane = std::array::from_fn(|l| 0.3 + 0.2 * l as f32);
                         let (mut flips, mut de) = ([0u32; LANES], [0f32; LANES]);
                         for _ in 0..5 {
-                            sweep_tracked::<true>(
+                            sweep_tracked::<true, LANES>(
                                 &csr, &mut spins, &mut rng, &beta, rule, ord, &mut flips, &mut de,
                             );
                         }

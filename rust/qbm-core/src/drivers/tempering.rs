@@ -94,7 +94,7 @@ fn slot_sweeps(m: &Csr32<'_>, slot: &mut Slot, ladder: &[f32], rule: UpdateRule,
     for _ in 0..sweeps {
         let order = slot.visit.next_sweep();
         let mut de = [0f32; LANES];
-        sweep_tracked::<true>(
+        sweep_tracked::<true, LANES>(
             m,
             &mut slot.spins,
             &mut slot.rng,
