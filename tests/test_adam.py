@@ -22,7 +22,7 @@ def _net(seed: int) -> torch.nn.Module:
 def _run(net: torch.nn.Module, opt, steps: int, seed: int) -> None:
     g = torch.Generator().manual_seed(seed)
     for i in range(steps):
-        x = torch.randn(16, 6, generator=g)
+        x = torch.randn(16, 6, generator=g).to(next(net.parameters()).dtype)
         opt.zero_grad()
         loss = net(x).pow(2).mean()
         if i % 4 == 3:  # a parameter without a gradient this step is left alone, as torch does
@@ -35,9 +35,10 @@ def _run(net: torch.nn.Module, opt, steps: int, seed: int) -> None:
         opt.step()
 
 
-@pytest.mark.parametrize("fused", [True, False])
-def test_same_bits_and_state_dict_as_torch_adam(fused):
-    a, b = _net(1), _net(1)
+@pytest.mark.parametrize("fused,dtype", [(True, torch.float32), (False, torch.float32), (False, torch.float64)])
+def test_same_bits_and_state_dict_as_torch_adam(fused, dtype):
+    """float64 too: the QCBM's angles are float64."""
+    a, b = _net(1).to(dtype), _net(1).to(dtype)
     ta = torch.optim.Adam(a.parameters(), lr=3e-3, betas=(0.8, 0.99), eps=1e-7, fused=fused or None)
     qa = Adam(b.parameters(), lr=3e-3, betas=(0.8, 0.99), eps=1e-7, fused=fused)
     _run(a, ta, 25, 7)

@@ -5,8 +5,8 @@ into either.
 
 Why: the first call of any ``torch.optim`` optimizer imports ``torch._dynamo`` (every
 optimizer method is wrapped in ``torch._disable_dynamo``, which imports it lazily), about
-2 s of a 15 s command; qbm compiles nothing, so the training loop of the main job and the
-generation judge step with this class instead."""
+2 s of a 15 s command; qbm compiles nothing, so its trainers (the BM-VAE, the generation
+judge, the QCBM, the style-based QGAN and its autoencoder) step with this class instead."""
 
 from __future__ import annotations
 

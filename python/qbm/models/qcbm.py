@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from qbm import mmd
+from qbm._adam import Adam
 from qbm._validate import MAX_SHOTS
 from qbm.quantum import Circuit
 from qbm.quantum import engine
@@ -325,13 +326,12 @@ def train_qcbm(
     sig = mmd.mmd_sigmas_mixture(model.n) if sigmas is None else sigmas
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam([model.theta], lr=lr_schedule(0))
+    opt = Adam([model.theta], lr=lr_schedule(0))
     hist: dict[str, Any] = {"loss": [], "tvd": [], "lr": []}
     t0 = time.perf_counter()
     bar = tqdm(range(steps), desc=f"QCBM {loss}{'' if shots is None else f' {shots} shots'}", disable=not progress)
     for t in bar:
-        for g in opt.param_groups:
-            g["lr"] = lr_schedule(t)
+        opt.lr = lr_schedule(t)
         opt.zero_grad()
         if shots is None:
             if loss == "mmd":

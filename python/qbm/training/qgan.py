@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from qbm._adam import Adam
 from qbm.data.images import ImageData
 from qbm.metrics import fid_from_features
 from qbm.models.qgan import (
@@ -320,7 +321,7 @@ class Shared:
         g = torch.Generator().manual_seed(seed)
         x_all = self.data.x_train  # uint8 sets stay uint8: rows are converted per batch
         fit, val = validation_split(len(x_all), 0.1, seed)
-        opt = torch.optim.Adam(self.ae.parameters(), lr=2e-3)
+        opt = Adam(self.ae.parameters(), lr=2e-3)
         stop = BestWeights(PATIENCE, lambda v, best: v < best - 1e-6, math.inf)
         ran = 0
         bar = tqdm(range(epochs), desc="autoencoder", disable=not progress)
@@ -469,8 +470,8 @@ def train_qgan(
         if first_tail <= cfg.epochs
         else None
     )
-    opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_g, betas=betas)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=betas)
+    opt_g = Adam(gen.parameters(), lr=cfg.lr_g, betas=betas)
+    opt_d = Adam(disc.parameters(), lr=cfg.lr_d, betas=betas)
     ck_path = os.path.join(out, "checkpoint.pt") if out else None
     history: dict[str, list[float]] = {"fid": [], "latent_mmd": [], "d_loss": [], "g_loss": [], "tail_epochs": [],
                                        "tail_fid_raw": [], "tail_fid_ema": []}  # fmt: skip
