@@ -136,7 +136,10 @@ crate::multiversion! {
 }
 
 /// Whether [`sample_schedule`] runs blocks in pairs ([`twin_sweeps`]) on this CPU: where
-/// 16 f32 lanes are one AVX-512 register. The result is the same either way.
+/// 16 f32 lanes are one AVX-512 register. The result is the same either way. With AVX2
+/// alone (two ymm operations per 16 lanes, twice the registers live) pairs measured 1.23x
+/// / 1.26x slower on Z(4) / Z(12) (`QBM_SIMD=avx2 python benches/ab_builds.py ... --kernel
+/// gibbs`), so they stay off there.
 fn twins_pay() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
