@@ -623,6 +623,8 @@ def main():
         f"qbm core simd={_core.simd_level()}, cores={_core.default_threads()}; "
         f"{args.num_reads} reads x {args.num_sweeps} sweeps at beta={args.beta}; median of {args.repeats}"
     )
+    # which build is timed: an installed qbm and the working tree's may differ
+    print(f"qbm core timed: {_core.__file__}")
     if args.sqa_only:
         run_sqa_part(args)
         return
