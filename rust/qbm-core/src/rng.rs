@@ -6,7 +6,7 @@
 //! [`LaneRng`] runs one xoshiro128+ per SIMD lane so that a block of chains draws
 //! its uniforms in one vectorised step.
 
-use crate::simd::LANES;
+use crate::simd::{half_lanes, join_lanes, LANES, TWIN};
 
 /// SplitMix64 step: a good 64-bit mixer used for seeding.
 #[inline]
@@ -115,31 +115,26 @@ pub struct LaneRng<const W: usize = LANES> {
 impl LaneRng<LANES> {
     /// The generators of two blocks side by side: lanes `0..LANES` are `a`'s, the rest
     /// `b`'s ([`LaneRng::split`] gives them back).
-    pub fn twin(a: &Self, b: &Self) -> LaneRng<{ 2 * LANES }> {
-        let cat = |x: &[u32; LANES], y: &[u32; LANES]| -> [u32; 2 * LANES] {
-            std::array::from_fn(|l| if l < LANES { x[l] } else { y[l - LANES] })
-        };
+    pub fn twin(a: &Self, b: &Self) -> LaneRng<TWIN> {
         LaneRng {
-            s0: cat(&a.s0, &b.s0),
-            s1: cat(&a.s1, &b.s1),
-            s2: cat(&a.s2, &b.s2),
-            s3: cat(&a.s3, &b.s3),
+            s0: join_lanes(&a.s0, &b.s0),
+            s1: join_lanes(&a.s1, &b.s1),
+            s2: join_lanes(&a.s2, &b.s2),
+            s3: join_lanes(&a.s3, &b.s3),
         }
     }
 }
 
-impl LaneRng<{ 2 * LANES }> {
+impl LaneRng<TWIN> {
     /// The two blocks' generators of a [`LaneRng::twin`].
     pub fn split(&self) -> (LaneRng, LaneRng) {
-        let half =
-            |x: &[u32; 2 * LANES], o: usize| -> [u32; LANES] { std::array::from_fn(|l| x[o + l]) };
-        let part = |o| LaneRng {
-            s0: half(&self.s0, o),
-            s1: half(&self.s1, o),
-            s2: half(&self.s2, o),
-            s3: half(&self.s3, o),
+        let part = |h| LaneRng {
+            s0: half_lanes(&self.s0, h),
+            s1: half_lanes(&self.s1, h),
+            s2: half_lanes(&self.s2, h),
+            s3: half_lanes(&self.s3, h),
         };
-        (part(0), part(LANES))
+        (part(0), part(1))
     }
 }
 

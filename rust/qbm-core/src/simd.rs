@@ -12,6 +12,21 @@ pub const LANES: usize = 8;
 /// One value per lane.
 pub type Lane = [f32; LANES];
 
+/// Lanes of two blocks run in lockstep (16 f32: one AVX-512 register).
+pub const TWIN: usize = 2 * LANES;
+
+/// Two blocks' per-lane values side by side: `a` in lanes `0..LANES`, `b` in the rest.
+#[inline(always)]
+pub fn join_lanes<T: Copy>(a: &[T; LANES], b: &[T; LANES]) -> [T; TWIN] {
+    std::array::from_fn(|l| if l < LANES { a[l] } else { b[l - LANES] })
+}
+
+/// Block `half`'s (0 or 1) per-lane values of a [`join_lanes`] pair.
+#[inline(always)]
+pub fn half_lanes<T: Copy>(x: &[T; TWIN], half: usize) -> [T; LANES] {
+    std::array::from_fn(|l| x[half * LANES + l])
+}
+
 /// `exp(x)` for every lane, relative error about 2e-7 on [-87, 88]; inputs are clamped
 /// to that range (so the result is never inf or 0 for finite x). Any width `W` (a block's
 /// [`LANES`], or two blocks in lockstep): each lane's arithmetic is the same.

@@ -1,19 +1,16 @@
 //! Fixed-temperature sampling (Gibbs / Metropolis) and simulated annealing: both run
 //! independent chains through a per-sweep inverse-temperature schedule.
 
-use super::engine::{drive, map_units, write_rows, Chains, Visit};
+use super::engine::{drive, map_units, write_rows, BlockCtx, Chains, Visit};
 use super::validate_betas;
 use crate::error::Result;
 use crate::memory::try_vec;
 use crate::model::IsingModel;
 use crate::parallel::check_cancel;
-use crate::rng::{tags, LaneRng};
-use crate::simd::{Lane, LANES};
+use crate::rng::LaneRng;
+use crate::simd::{half_lanes, join_lanes, Lane, LANES, TWIN};
 use crate::updaters::{lane_energies, sweep, sweep_order, sweep_tracked, Csr32, Order, UpdateRule};
 use std::sync::atomic::AtomicBool;
-
-/// Lanes of two blocks run in lockstep.
-const TWIN: usize = 2 * LANES;
 
 /// Parameters of a schedule run.
 #[derive(Clone, Debug)]
@@ -191,28 +188,32 @@ pub(crate) fn sample_schedule_with(
     let csr = Csr32::of(model);
     let base = sweep_order(model, chains.order);
     let work = (n as u64 + model.indices().len() as u64 / 2) * t_len as u64;
-    let blocks: Vec<BlockOut> = if twins {
-        run_twins(model, &csr, &base, chains, &betas32, run.rule, work, cancel)?
+    // one block's run (every block when blocks are not paired; an odd last one when they are)
+    let single = |ctx: &mut BlockCtx<'_>| -> Result<BlockOut> {
+        let mut spins = ctx.start(n);
+        let mut trace = Vec::new();
+        if run.trace {
+            trace.push(lane_energies(model, &spins));
+        }
+        let flips = block_sweeps_mv(
+            &csr,
+            &mut spins,
+            &mut ctx.rng,
+            &betas32,
+            run.rule,
+            &mut ctx.visit,
+            if run.trace { Some(&mut trace) } else { None },
+            cancel,
+        )?;
+        let energies = lane_energies(model, &spins);
+        Ok((spins, flips, trace, energies))
+    };
+    let blocks = if twins {
+        run_twins(
+            model, &csr, &base, chains, &betas32, run.rule, work, cancel, &single,
+        )?
     } else {
-        drive(chains, &base, work, |ctx| {
-            let mut spins = ctx.start(n);
-            let mut trace = Vec::new();
-            if run.trace {
-                trace.push(lane_energies(model, &spins));
-            }
-            let flips = block_sweeps_mv(
-                &csr,
-                &mut spins,
-                &mut ctx.rng,
-                &betas32,
-                run.rule,
-                &mut ctx.visit,
-                if run.trace { Some(&mut trace) } else { None },
-                cancel,
-            )?;
-            let energies = lane_energies(model, &spins);
-            Ok((spins, flips, trace, energies))
-        })?
+        drive(chains, &base, work, single)?
     };
     let mut out = Samples {
         num_variables: n,
@@ -236,61 +237,44 @@ pub(crate) fn sample_schedule_with(
 }
 
 /// The blocks of a fixed-order, untraced run, two at a time in lockstep
-/// ([`twin_sweeps`]; an odd last block alone): each block starts from its own generator
-/// and initial state as [`drive`] would start it, so the output equals the block-by-block
-/// run's bit for bit.
+/// ([`twin_sweeps`]; an odd last block alone, through `single`): each block starts from
+/// its own generator and initial state as [`drive`] would start it, so the output equals
+/// the block-by-block run's bit for bit.
 #[allow(clippy::too_many_arguments)]
-fn run_twins(
+fn run_twins<'c>(
     model: &IsingModel,
     csr: &Csr32<'_>,
     order: &[u32],
-    chains: &Chains<'_>,
+    chains: &'c Chains<'c>,
     betas: &[f32],
     rule: UpdateRule,
     work: u64,
     cancel: &AtomicBool,
+    single: &(impl Fn(&mut BlockCtx<'c>) -> Result<BlockOut> + Sync),
 ) -> Result<Vec<BlockOut>> {
     let n = model.num_variables();
     let nb = chains.num_blocks();
     let units = nb.div_ceil(2);
     let threads = chains.threads_for(units, work.saturating_mul(2))?;
-    let start = |b: usize| {
-        let mut rng = chains.block_rng(tags::CHAIN, b);
-        let spins = chains.start(n, b, &mut rng);
-        (spins, rng)
-    };
     let pairs = map_units(threads, units, |u| {
         let (b0, b1) = (2 * u, 2 * u + 1);
-        let (s0, r0) = start(b0);
+        let mut c0 = chains.block_ctx(order, b0);
         if b1 >= nb {
-            let (mut spins, mut rng) = (s0, r0);
-            let mut visit = chains.visit(order, b0 as u64);
-            let flips = block_sweeps_mv(
-                csr, &mut spins, &mut rng, betas, rule, &mut visit, None, cancel,
-            )?;
-            let energies = lane_energies(model, &spins);
-            return Ok(vec![(spins, flips, Vec::new(), energies)]);
+            return Ok(vec![single(&mut c0)?]);
         }
-        let (s1, r1) = start(b1);
-        let mut spins: Vec<[f32; TWIN]> = s0
-            .iter()
-            .zip(&s1)
-            .map(|(a, b)| std::array::from_fn(|l| if l < LANES { a[l] } else { b[l - LANES] }))
-            .collect();
+        let mut c1 = chains.block_ctx(order, b1);
+        let (s0, s1) = (c0.start(n), c1.start(n));
+        let mut spins: Vec<[f32; TWIN]> =
+            s0.iter().zip(&s1).map(|(a, b)| join_lanes(a, b)).collect();
         drop((s0, s1));
-        let mut rng = LaneRng::twin(&r0, &r1);
+        let mut rng = LaneRng::twin(&c0.rng, &c1.rng);
         let flips = twin_sweeps_mv(csr, &mut spins, &mut rng, betas, rule, order, cancel)?;
-        let half = |o: usize| -> (Vec<Lane>, [u32; LANES]) {
-            let s: Vec<Lane> = spins
-                .iter()
-                .map(|row| std::array::from_fn(|l| row[o + l]))
-                .collect();
-            (s, std::array::from_fn(|l| flips[o + l]))
+        let out = |h: usize| -> BlockOut {
+            let s: Vec<Lane> = spins.iter().map(|row| half_lanes(row, h)).collect();
+            let e = lane_energies(model, &s);
+            (s, half_lanes(&flips, h), Vec::new(), e)
         };
-        let (a, fa) = half(0);
-        let (b, fb) = half(LANES);
-        let (ea, eb) = (lane_energies(model, &a), lane_energies(model, &b));
-        Ok(vec![(a, fa, Vec::new(), ea), (b, fb, Vec::new(), eb)])
+        Ok(vec![out(0), out(1)])
     })?;
     Ok(pairs.into_iter().flatten().collect())
 }

@@ -88,6 +88,17 @@ impl<'a> Chains<'a> {
         spins
     }
 
+    /// Block `b`'s context for a kernel: its lane RNG (stream `(seed, CHAIN, chain)`) and
+    /// its visiting order from `base` (stream `(seed, ORDER, b)`).
+    pub fn block_ctx(&'a self, base: &[u32], b: usize) -> BlockCtx<'a> {
+        BlockCtx {
+            b,
+            rng: self.block_rng(tags::CHAIN, b),
+            visit: self.visit(base, b as u64),
+            chains: self,
+        }
+    }
+
     /// Visiting order for unit `index` (a block, or a slot of one).
     pub fn visit(&self, base: &[u32], index: u64) -> Visit {
         Visit {
@@ -175,15 +186,7 @@ pub fn drive<'c, T: Send>(
 ) -> Result<Vec<T>> {
     let nb = chains.num_blocks();
     let threads = chains.threads_for(nb, work_per_block)?;
-    let one = |b: usize| {
-        let mut ctx = BlockCtx {
-            b,
-            rng: chains.block_rng(tags::CHAIN, b),
-            visit: chains.visit(base, b as u64),
-            chains,
-        };
-        kernel(&mut ctx)
-    };
+    let one = |b: usize| kernel(&mut chains.block_ctx(base, b));
     map_units(threads, nb, one)
 }
 
