@@ -60,10 +60,13 @@ class Adam:
     def _state(self, i: int, p: torch.Tensor) -> dict[str, torch.Tensor]:
         st = self.state.get(i)
         if st is None:
-            # torch keeps the step on the parameter's device for the fused kernel, on the CPU otherwise
-            step = (torch.zeros((), dtype=torch.float32, device=p.device) if self.fused
-                    else torch.tensor(0.0, dtype=torch.get_default_dtype() if torch.get_default_dtype()
-                                      == torch.float64 else torch.float32))  # fmt: skip
+            # as torch keeps it: float32 on the parameter's device for the fused kernel; otherwise
+            # on the CPU, float64 only when that is the default dtype
+            if self.fused:
+                step = torch.zeros((), dtype=torch.float32, device=p.device)
+            else:
+                wide = torch.get_default_dtype() == torch.float64
+                step = torch.tensor(0.0, dtype=torch.float64 if wide else torch.float32)
             st = self.state[i] = {
                 "step": step,
                 "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
