@@ -23,16 +23,22 @@
 use super::{adjoint_row, Op, Real};
 use rayon::prelude::*;
 
-/// Index bits always inside a chunk (contiguous runs of 2^LOW amplitudes).
-pub(crate) const LOW: usize = 10;
+/// Index bits always inside a chunk (contiguous runs of 2^LOW amplitudes: 1 KiB of each
+/// f64 plane, 512 bytes at f32). 7 rather than 10 leaves more of a chunk's bits to the
+/// qubits a segment chooses, so fewer segments (each a pass over memory): the depth-20
+/// brick circuit takes 10 instead of 16 segments at n = 24; forward states 3-6% faster at
+/// n = 22 and 24 (f32 and f64), the same at n = 20, the adjoint sweep 2% faster (same-process
+/// A/B of the two builds, one thread).
+pub(crate) const LOW: usize = 7;
 /// Qubits above [`LOW`] a segment of a forward run may touch: chunks of up to 2^16
-/// amplitudes (1 MiB for the two f64 planes, 512 KiB at f32). Measured against 5 at
-/// n = 22 and 24 (`benches/circuits_large.py`, one thread): forward 6-25% faster at f32
-/// and f64 (fewer segments, so fewer gather passes); 7 was no better at f64.
-pub(crate) const HIGH: usize = 6;
+/// amplitudes (1 MiB for the two f64 planes, 512 KiB at f32). Chunks of 2^16 measured
+/// against 2^15 at n = 22 and 24 (`benches/circuits_large.py`, one thread): forward 6-25%
+/// faster at f32 and f64 (fewer segments, so fewer gather passes); 2^17 was no better at f64.
+pub(crate) const HIGH: usize = 9;
 /// The same for the adjoint sweep, which holds four planes per chunk (psi and lambda):
-/// 5 keeps them at 1 MiB (with 6 the gradient was 3-9% slower at n = 22 and 24).
-pub(crate) const ADJOINT_HIGH: usize = 5;
+/// chunks of 2^15 keep them at 1 MiB (with 2^16 the gradient was 3-9% slower at n = 22
+/// and 24).
+pub(crate) const ADJOINT_HIGH: usize = 8;
 /// Index bits of the largest chunk.
 pub(crate) const BITS: usize = LOW + HIGH;
 /// State bytes (all planes) from which one thread blocks a state: 16 MiB, where a gate
