@@ -10,6 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 
+def print_core() -> None:
+    """Print the path of the qbm core a bench times: an installed qbm (CI installs its build
+    into site-packages) and the working tree's (``PYTHONPATH=python``) may differ."""
+    from qbm import _core
+
+    print(f"qbm core timed: {_core.__file__}", flush=True)
+
+
 def median_time(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
     for _ in range(warmup):
         fn()

@@ -44,7 +44,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import median_time, print_table, write_json  # noqa: E402
+from _common import median_time, print_core, print_table, write_json  # noqa: E402
 
 SIMS = ("qbm", "lightning", "qulacs")
 LOSSES = ("kl", "mmd", "fidelity")
@@ -381,6 +381,7 @@ def main() -> None:
     ap.add_argument("--out", default="bench-results")
     ap.add_argument("--worker", nargs=2, metavar=("SIM", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    print_core()
     if args.quick:
         args.n, args.shots, args.repeats = [9, 12], [1000], 2
     if args.worker:

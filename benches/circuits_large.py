@@ -52,7 +52,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import fastest, median_time, print_table, write_json  # noqa: E402
+from _common import fastest, median_time, print_core, print_table, write_json  # noqa: E402
 
 SIMS = ("qbm", "qsim", "aer", "qulacs", "lightning")
 CIRCUITS = ("qcbm", "brick")
@@ -336,6 +336,7 @@ def main() -> None:
     ap.add_argument("--out", default="bench-results")
     ap.add_argument("--worker", nargs=2, metavar=("SIM", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    print_core()
     if args.worker:
         print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.repeats)))
         return

@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import median_time, print_table, write_json  # noqa: E402
+from _common import median_time, print_core, print_table, write_json  # noqa: E402
 
 from qbm import _core, mmd  # noqa: E402
 
@@ -63,6 +63,7 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None)
     args = p.parse_args()
+    print_core()
     if args.quick:
         args.n, args.repeats = 2000, 1
     rng = np.random.default_rng(0)

@@ -24,7 +24,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import median_time, print_table, write_json  # noqa: E402
+from _common import median_time, print_core, print_table, write_json  # noqa: E402
 
 
 def torch_energy(p, z):
@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default="bench-results")
     args = ap.parse_args()
+    print_core()
     torch.set_num_threads(1)
     from qbm.models.prior import BoltzmannPrior
 

@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import median_time, print_table, write_json  # noqa: E402
+from _common import median_time, print_core, print_table, write_json  # noqa: E402
 
 from qbm import _core  # noqa: E402
 from qbm.rbm import RBM  # noqa: E402
@@ -67,6 +67,7 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None)
     args = p.parse_args()
+    print_core()
     if args.quick:
         args.sweeps, args.repeats = 50, 1
     rng = np.random.default_rng(0)

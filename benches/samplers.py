@@ -49,7 +49,7 @@ import networkx as nx
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import check_mean_energy, fastest, median_time, print_table, write_json  # noqa: E402
+from _common import check_mean_energy, fastest, median_time, print_core, print_table, write_json  # noqa: E402
 
 from qbm import _core  # noqa: E402
 from qbm.problems import advantage2_like_graph, spin_glass, zephyr_graph  # noqa: E402
@@ -623,8 +623,7 @@ def main():
         f"qbm core simd={_core.simd_level()}, cores={_core.default_threads()}; "
         f"{args.num_reads} reads x {args.num_sweeps} sweeps at beta={args.beta}; median of {args.repeats}"
     )
-    # which build is timed: an installed qbm and the working tree's may differ
-    print(f"qbm core timed: {_core.__file__}")
+    print_core()
     if args.sqa_only:
         run_sqa_part(args)
         return

@@ -21,7 +21,7 @@ import networkx as nx
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import print_table  # noqa: E402
+from _common import print_core, print_table  # noqa: E402
 
 from qbm import _core  # noqa: E402
 from qbm.models.prior import zephyr_edges  # noqa: E402
@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3, help="whole calls per size (median quoted)")
     args = ap.parse_args()
+    print_core()
     rows = []
     for n in args.sizes:
         model = glass(n)

@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-from _common import print_table  # noqa: E402
+from _common import print_core, print_table  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
@@ -315,6 +315,7 @@ def main(argv=None):
     ap.add_argument("--ct-repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args(argv)
+    print_core()
     os.environ["QBM_NUM_THREADS"] = "1"
     if a.quick:
         a.reads, a.sweeps, a.instances, a.anneal_sweeps, a.budget, a.ct_repeats = 1000, [10, 50], 1, [200], 2.0, 1

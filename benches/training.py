@@ -28,7 +28,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import print_table  # noqa: E402
+from _common import print_core, print_table  # noqa: E402
 
 
 def epoch_seconds(kind: str, sampler: str, epochs: int, seed: int) -> list[float]:
@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--mnist", default=None, help="part 3: a directory with the MNIST IDX files")
     ap.add_argument("--mnist-worker", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    print_core()
     if a.mnist_worker:
         import json
 

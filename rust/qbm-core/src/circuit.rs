@@ -1200,7 +1200,7 @@ const LANE_BLOCK: usize = 16;
 /// holds whole pairs, so each lane takes its pair's two amplitudes by a constant shuffle,
 /// runs the pair's transform and keeps its own half (the transform runs twice per pair,
 /// on full vectors, where the run loops fell to scalar or 128-bit code: at f64 a one-qubit
-/// matrix at stride 4 took 7x the time of one at a high stride, 1.1x with this kernel).
+/// matrix at stride 4 took 7x the time of one at a high stride, 1.1-1.3x with this kernel).
 /// Lanes whose control bit (below the block) is clear keep their amplitude. Each pair
 /// goes through `t`'s arithmetic as in the run loops: the same bits. Used for strides 4
 /// (and 8 at f32), where a run of pairs is shorter than a vector; at strides 1 and 2 the
