@@ -853,9 +853,11 @@ pub fn sample_counts(
     num_threads: Option<usize>,
     cancel: &AtomicBool,
 ) -> Result<Vec<u64>> {
-    ensure(rows > 0 && probs.len() % rows == 0, "probs", || {
-        format!("{} values do not split into {rows} rows", probs.len())
-    })?;
+    ensure(
+        rows > 0 && probs.len().is_multiple_of(rows),
+        "probs",
+        || format!("{} values do not split into {rows} rows", probs.len()),
+    )?;
     let d = probs.len() / rows;
     ensure(
         probs.iter().all(|p| p.is_finite() && *p >= 0.0),

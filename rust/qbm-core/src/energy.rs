@@ -78,7 +78,7 @@ impl Pairwise<'_> {
 }
 
 fn check_rows(z: &[f64], n: usize) -> Result<usize> {
-    ensure(n > 0 && z.len() % n == 0, "z", || {
+    ensure(n > 0 && z.len().is_multiple_of(n), "z", || {
         format!("{} values do not split into rows of {n}", z.len())
     })?;
     ensure(z.iter().all(|v| v.is_finite()), "z", || {

@@ -133,10 +133,10 @@ fn validate_packed(x: &[u64], y: &[u64], words: usize, nbits: usize) -> Result<(
     ensure(words >= 1 && nbits >= 1 && nbits <= 64 * words, "x", || {
         format!("bit width {nbits} does not fit {words} words per row")
     })?;
-    ensure(!x.is_empty() && x.len() % words == 0, "x", || {
+    ensure(!x.is_empty() && x.len().is_multiple_of(words), "x", || {
         "must hold at least one bitstring".into()
     })?;
-    ensure(!y.is_empty() && y.len() % words == 0, "y", || {
+    ensure(!y.is_empty() && y.len().is_multiple_of(words), "y", || {
         "must hold at least one bitstring".into()
     })
 }
@@ -187,10 +187,12 @@ pub fn rbf_kernel_sums(
     num_threads: Option<usize>,
     cancel: &AtomicBool,
 ) -> Result<Vec<(f64, f64, f64)>> {
-    ensure(d >= 1 && !x.is_empty() && x.len() % d == 0, "x", || {
-        "expected a non-empty (N, d) array".into()
-    })?;
-    ensure(!y.is_empty() && y.len() % d == 0, "y", || {
+    ensure(
+        d >= 1 && !x.is_empty() && x.len().is_multiple_of(d),
+        "x",
+        || "expected a non-empty (N, d) array".into(),
+    )?;
+    ensure(!y.is_empty() && y.len().is_multiple_of(d), "y", || {
         format!("expected a non-empty (M, {d}) array")
     })?;
     for &s in sigmas {

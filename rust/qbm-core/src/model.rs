@@ -169,7 +169,7 @@ impl IsingModel {
 
 /// Check that `spins` is a whole number of rows of length `n` with entries in {-1, +1}.
 pub fn validate_spins(spins: &[i8], n: usize, name: &str) -> Result<()> {
-    ensure(n > 0 && spins.len() % n == 0, name, || {
+    ensure(n > 0 && spins.len().is_multiple_of(n), name, || {
         format!("expected rows of {n} spins, got {} values", spins.len())
     })?;
     // a fold without short-circuit vectorises (128 x 2176 initial states per training step)

@@ -381,7 +381,7 @@ mod tests {
             for reads in [5usize, 29, 41] {
                 let init: Vec<i8> = (0..reads * n)
                     .map(|k| {
-                        if (k * 7 + seed as usize) % 3 == 0 {
+                        if (k * 7 + seed as usize).is_multiple_of(3) {
                             1
                         } else {
                             -1
