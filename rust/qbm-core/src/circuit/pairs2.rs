@@ -351,6 +351,9 @@ fn in_register_avx512<R: Real>(
     false
 }
 
+/// The 4x4 pass of [`in_register`] on f32 planes: per block of [`LANES`] amplitudes (one
+/// register), column j's amplitudes by one permute per plane, accumulated as [`columns`] does.
+///
 /// # Safety
 /// AVX-512F present; `re` and `im` hold `d` values, a multiple of [`LANES`]; table entries < LANES.
 #[cfg(target_arch = "x86_64")]
