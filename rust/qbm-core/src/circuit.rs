@@ -25,7 +25,8 @@
 //!   vector on the spot: `g_k = sum_x (f_k^+(x) - f_k^-(x)) w(x)`.
 //! * [`sample_counts`]: multinomial counts by merging sorted uniforms (exponential
 //!   spacings) with the cumulative distribution, O(2^n + shots), one stream per
-//!   `(seed, index)`.
+//!   `(seed, index)`; the walk adds vectorised block sums and steps amplitude by
+//!   amplitude only inside blocks a draw lands in.
 //!
 //! Random draws come from [`Xoshiro256pp::stream`] with tag [`tags::CIRCUIT`] and the
 //! circuit's index, so counts do not depend on the number of threads.
@@ -569,15 +570,13 @@ impl Program {
         check_cancel(cancel)?;
         let d = self.dim();
         let (re, im) = st.split_at(d);
-        let probs = re
-            .iter()
-            .zip(im)
-            .map(|(&a, &b)| a.wide() * a.wide() + b.wide() * b.wide());
-        let total: f64 = probs.clone().sum();
+        let probs = Planes(re, im);
+        let mut sums = Vec::new();
+        let total = block_sums(&probs, &mut sums);
         let mut rng = Xoshiro256pp::stream(seed, tags::CIRCUIT, index0);
         let mut buf = Vec::with_capacity(held);
         let mut out = Vec::with_capacity(shots as usize);
-        merge_draws(probs, total, shots, &mut rng, &mut buf, |x| {
+        merge_draws(&probs, &sums, total, shots, &mut rng, &mut buf, |x| {
             out.push(x as u64)
         });
         if shots > SHOT_CHUNK {
@@ -663,6 +662,7 @@ impl Program {
                         weight,
                         &mut Xoshiro256pp::stream(seed, tags::CIRCUIT, 1 + k as u64),
                         &mut ws.spacing,
+                        &mut ws.sums,
                     );
                     let b = weighted_draws(
                         &ws.qm,
@@ -671,6 +671,7 @@ impl Program {
                         weight,
                         &mut Xoshiro256pp::stream(seed, tags::CIRCUIT, 1 + (s + k) as u64),
                         &mut ws.spacing,
+                        &mut ws.sums,
                     );
                     (a - b) / n as f64
                 }
@@ -688,6 +689,7 @@ struct ForkWork<R> {
     qp: Vec<f64>,
     qm: Vec<f64>,
     spacing: Vec<f64>,
+    sums: Vec<f64>,
 }
 
 impl<R: Real> ForkWork<R> {
@@ -699,6 +701,7 @@ impl<R: Real> ForkWork<R> {
             qp: if sampled { vec![0.0; d] } else { Vec::new() },
             qm: if sampled { vec![0.0; d] } else { Vec::new() },
             spacing: Vec::with_capacity(shots.unwrap_or(0).min(SHOT_CHUNK) as usize + 1),
+            sums: Vec::new(),
         }
     }
 }
@@ -772,13 +775,100 @@ pub const SHOT_CHUNK: u64 = 1 << 22;
 /// The most shots per row a call accepts (the cost is linear in shots: about 10 ns each).
 pub const MAX_SHOTS: u64 = 1_000_000_000;
 
-/// Walk the cumulative distribution of `probs` (summing to `total`) against `shots`
-/// sorted uniforms, calling `hit(x)` once per draw landing on basis state x; in passes
-/// of at most [`SHOT_CHUNK`] shots (one pass, bit for bit as before, below it).
-/// `probs` is any re-walkable sequence of the 2^n probabilities (a slice's values, or
-/// |psi|^2 computed from the planes on the fly).
-fn merge_draws(
-    probs: impl Iterator<Item = f64> + Clone,
+/// Amplitudes per block of the draw walk: the walk adds the blocks' sums (taken with
+/// eight independent lanes) and steps through a block amplitude by amplitude only where a
+/// draw lands, so a pass touches each probability once, in a vectorised sum, instead of
+/// adding 2^n of them in one dependent chain.
+const DRAW_BLOCK: usize = 64;
+
+/// The 2^n probabilities a draw walks: a slice of them, or |psi|^2 computed from the two
+/// planes of a state in f64 (`x * x + y * y`, the value a slice made from the planes holds,
+/// so both give the same draws).
+trait Probs {
+    fn len(&self) -> usize;
+    fn at(&self, x: usize) -> f64;
+    /// The sum over `[lo, hi)` in eight lanes (x in lane x mod 8, lanes added pairwise).
+    fn sum(&self, lo: usize, hi: usize) -> f64;
+}
+
+/// Eight lane sums added pairwise.
+fn lanes(acc: [f64; 8]) -> f64 {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+impl Probs for [f64] {
+    fn len(&self) -> usize {
+        <[f64]>::len(self)
+    }
+    fn at(&self, x: usize) -> f64 {
+        self[x]
+    }
+    fn sum(&self, lo: usize, hi: usize) -> f64 {
+        let mut acc = [0.0f64; 8];
+        let v = &self[lo..hi];
+        let mut it = v.chunks_exact(8);
+        for c in &mut it {
+            for l in 0..8 {
+                acc[l] += c[l];
+            }
+        }
+        for (l, &p) in it.remainder().iter().enumerate() {
+            acc[l] += p;
+        }
+        lanes(acc)
+    }
+}
+
+/// The two planes of a state.
+struct Planes<'a, R>(&'a [R], &'a [R]);
+
+impl<R: Real> Probs for Planes<'_, R> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn at(&self, x: usize) -> f64 {
+        let (a, b) = (self.0[x].wide(), self.1[x].wide());
+        a * a + b * b
+    }
+    fn sum(&self, lo: usize, hi: usize) -> f64 {
+        let mut acc = [0.0f64; 8];
+        let (re, im) = (&self.0[lo..hi], &self.1[lo..hi]);
+        let mut r8 = re.chunks_exact(8);
+        let mut i8 = im.chunks_exact(8);
+        for (a, b) in (&mut r8).zip(&mut i8) {
+            for l in 0..8 {
+                let (x, y) = (a[l].wide(), b[l].wide());
+                acc[l] += x * x + y * y;
+            }
+        }
+        for (l, (a, b)) in r8.remainder().iter().zip(i8.remainder()).enumerate() {
+            let (x, y) = (a.wide(), b.wide());
+            acc[l] += x * x + y * y;
+        }
+        lanes(acc)
+    }
+}
+
+/// The sums of `p` over blocks of [`DRAW_BLOCK`], into `sums` (cleared first); returns
+/// their total (added in block order).
+fn block_sums<P: Probs + ?Sized>(p: &P, sums: &mut Vec<f64>) -> f64 {
+    let d = p.len();
+    sums.clear();
+    sums.extend(
+        (0..d.div_ceil(DRAW_BLOCK)).map(|b| p.sum(b * DRAW_BLOCK, ((b + 1) * DRAW_BLOCK).min(d))),
+    );
+    sums.iter().sum()
+}
+
+/// Walk the cumulative distribution of `p` (summing to about `total`; `sums` its
+/// [`block_sums`]) against `shots` sorted uniforms, calling `hit(x)` once per draw landing
+/// on basis state x; in passes of at most [`SHOT_CHUNK`] shots. A draw is placed in the
+/// first block whose cumulative end lies above it, then on the first state of that block
+/// whose cumulative sum (from the block's start) does; a draw left above the block's last
+/// partial sum by rounding goes to the block's last state of positive probability.
+fn merge_draws<P: Probs + ?Sized>(
+    p: &P,
+    sums: &[f64],
     total: f64,
     shots: u64,
     rng: &mut Xoshiro256pp,
@@ -788,13 +878,14 @@ fn merge_draws(
     let mut left = shots;
     while left > 0 {
         let n = left.min(SHOT_CHUNK);
-        merge_pass(probs.clone(), total, n, rng, buf, &mut hit);
+        merge_pass(p, sums, total, n, rng, buf, &mut hit);
         left -= n;
     }
 }
 
-fn merge_pass(
-    probs: impl Iterator<Item = f64>,
+fn merge_pass<P: Probs + ?Sized>(
+    p: &P,
+    sums: &[f64],
     total: f64,
     shots: u64,
     rng: &mut Xoshiro256pp,
@@ -802,30 +893,50 @@ fn merge_pass(
     hit: &mut impl FnMut(usize),
 ) {
     sorted_uniforms(shots, total, rng, buf);
+    let d = p.len();
+    let len = buf.len();
     let mut k = 0;
     let mut cum = 0.0f64;
-    let mut last = 0;
-    for (x, p) in probs.enumerate() {
-        if p <= 0.0 {
+    for (b, &s) in sums.iter().enumerate() {
+        if s <= 0.0 {
             continue;
         }
-        last = x;
-        cum += p;
-        while k < buf.len() && buf[k] < cum {
-            hit(x);
+        let end = cum + s;
+        if buf[k] < end {
+            let mut part = cum;
+            let mut last = b * DRAW_BLOCK;
+            for x in b * DRAW_BLOCK..((b + 1) * DRAW_BLOCK).min(d) {
+                let px = p.at(x);
+                if px <= 0.0 {
+                    continue;
+                }
+                last = x;
+                part += px;
+                while k < len && buf[k] < part && buf[k] < end {
+                    hit(x);
+                    k += 1;
+                }
+            }
+            while k < len && buf[k] < end {
+                hit(last);
+                k += 1;
+            }
+            if k == len {
+                return;
+            }
+        }
+        cum = end;
+    }
+    // rounding left a few uniforms above the last block's end
+    if let Some(last) = (0..d).rev().find(|&x| p.at(x) > 0.0) {
+        while k < len {
+            hit(last);
             k += 1;
         }
-        if k == buf.len() {
-            return;
-        }
-    }
-    // rounding left a few uniforms above the last partial sum
-    while k < buf.len() {
-        hit(last);
-        k += 1;
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn weighted_draws(
     probs: &[f64],
     total: f64,
@@ -833,11 +944,11 @@ fn weighted_draws(
     w: &[f64],
     rng: &mut Xoshiro256pp,
     buf: &mut Vec<f64>,
+    sums: &mut Vec<f64>,
 ) -> f64 {
     let mut acc = 0.0f64;
-    merge_draws(probs.iter().copied(), total, shots, rng, buf, |x| {
-        acc += w[x]
-    });
+    block_sums(probs, sums);
+    merge_draws(probs, sums, total, shots, rng, buf, |x| acc += w[x]);
     acc
 }
 
@@ -885,7 +996,8 @@ pub fn sample_counts(
     let row = |(r, c): (usize, &mut [u64])| {
         check_cancel(cancel)?;
         let p = &probs[r * d..(r + 1) * d];
-        let total: f64 = p.iter().sum();
+        let mut sums = Vec::new();
+        let total = block_sums(p, &mut sums);
         if total <= 0.0 {
             return Err(CoreError::param(
                 "probs",
@@ -894,9 +1006,7 @@ pub fn sample_counts(
         }
         let mut rng = Xoshiro256pp::stream(seed, tags::CIRCUIT, index0 + r as u64);
         let mut buf = Vec::with_capacity(held);
-        merge_draws(p.iter().copied(), total, shots, &mut rng, &mut buf, |x| {
-            c[x] += 1
-        });
+        merge_draws(p, &sums, total, shots, &mut rng, &mut buf, |x| c[x] += 1);
         Ok::<(), CoreError>(())
     };
     with_exact_threads(threads, || {
@@ -2313,6 +2423,76 @@ mod tests {
         }
         assert!(sample_counts(&[0.0, 0.0], 1, 5, 0, 0, None, &no()).is_err());
         assert!(sample_counts(&[0.5, 0.5], 1, MAX_SHOTS + 1, 0, 0, None, &no()).is_err());
+    }
+
+    #[test]
+    fn block_walk_places_every_draw_where_the_plain_cumulative_walk_does() {
+        // integer weights (every partial sum exact in f64), zeros inside blocks, whole
+        // blocks of zeros, zeros at both ends and a length that is not a multiple of the
+        // block: the block walk must place each sorted uniform on the state the plain
+        // walk over all 2^n partial sums picks, and planes and slices must agree
+        let mut rng = Xoshiro256pp::stream(3, 0, 0);
+        for d in [1usize, 5, 64, 200, 1000, 4096] {
+            let mut p: Vec<f64> = (0..d)
+                .map(|_| match rng.below(4) {
+                    0 => 0.0,
+                    _ => (1 + rng.below(7)) as f64,
+                })
+                .collect();
+            if d > 300 {
+                p[64..192].fill(0.0); // two whole blocks
+            }
+            p[0] = 0.0;
+            p[d - 1] = 0.0;
+            if p.iter().all(|&v| v == 0.0) {
+                p[d / 2] = 3.0;
+            }
+            let mut sums = Vec::new();
+            let total = block_sums(&p[..], &mut sums);
+            assert_eq!(total, p.iter().sum::<f64>());
+            let shots = 3000;
+            let mut buf = Vec::new();
+            let mut got = Vec::new();
+            let mut r1 = Xoshiro256pp::stream(9, 1, d as u64);
+            merge_draws(&p[..], &sums, total, shots, &mut r1, &mut buf, |x| {
+                got.push(x)
+            });
+            let mut want = Vec::new();
+            sorted_uniforms(
+                shots,
+                total,
+                &mut Xoshiro256pp::stream(9, 1, d as u64),
+                &mut buf,
+            );
+            let (mut cum, mut k) = (0.0, 0);
+            for (x, &px) in p.iter().enumerate() {
+                cum += px;
+                while px > 0.0 && k < buf.len() && buf[k] < cum {
+                    want.push(x);
+                    k += 1;
+                }
+            }
+            assert_eq!(k, buf.len(), "d = {d}");
+            assert_eq!(got, want, "d = {d}");
+            // |psi|^2 from the planes (re = the weights, im = 0: exact squares) against
+            // the slice of those squares: the same block sums and draws
+            let re = p.clone();
+            let im = vec![0.0; d];
+            let sq: Vec<f64> = re.iter().map(|v| v * v).collect();
+            let mut s1 = Vec::new();
+            let mut s2 = Vec::new();
+            let t1 = block_sums(&Planes(&re, &im), &mut s1);
+            let t2 = block_sums(&sq[..], &mut s2);
+            assert_eq!((t1, &s1), (t2, &s2));
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let mut ra = Xoshiro256pp::stream(4, 1, 0);
+            let mut rb = Xoshiro256pp::stream(4, 1, 0);
+            merge_draws(&Planes(&re, &im), &s1, t1, 500, &mut ra, &mut buf, |x| {
+                a.push(x)
+            });
+            merge_draws(&sq[..], &s2, t2, 500, &mut rb, &mut buf, |x| b.push(x));
+            assert_eq!(a, b);
+        }
     }
 
     #[test]
