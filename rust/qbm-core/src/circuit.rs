@@ -654,10 +654,9 @@ impl Program {
             let g = match shots {
                 None => exact_fork(pr, pi, fr, fi, weight),
                 Some(n) => {
-                    let (tp, tm) = shifted_probs(pr, pi, fr, fi, &mut ws.qp, &mut ws.qm);
+                    shifted_probs(pr, pi, fr, fi, &mut ws.qp, &mut ws.qm);
                     let a = weighted_draws(
                         &ws.qp,
-                        tp,
                         n,
                         weight,
                         &mut Xoshiro256pp::stream(seed, tags::CIRCUIT, 1 + k as u64),
@@ -666,7 +665,6 @@ impl Program {
                     );
                     let b = weighted_draws(
                         &ws.qm,
-                        tm,
                         n,
                         weight,
                         &mut Xoshiro256pp::stream(seed, tags::CIRCUIT, 1 + (s + k) as u64),
@@ -726,28 +724,15 @@ fn exact_fork<R: Real>(pr: &[R], pi: &[R], fr: &[R], fi: &[R], w: &[f64]) -> f64
 }
 
 /// The two shifted distributions `(|psi|^2 + |phi|^2) / 2 +- Im(conj(psi) phi)` (clipped
-/// at 0) and their totals.
-fn shifted_probs<R: Real>(
-    pr: &[R],
-    pi: &[R],
-    fr: &[R],
-    fi: &[R],
-    qp: &mut [f64],
-    qm: &mut [f64],
-) -> (f64, f64) {
-    let (mut tp, mut tm) = (0.0, 0.0);
+/// at 0), into `qp` and `qm`.
+fn shifted_probs<R: Real>(pr: &[R], pi: &[R], fr: &[R], fi: &[R], qp: &mut [f64], qm: &mut [f64]) {
     for i in 0..pr.len() {
         let (xr, xi, yr, yi) = (pr[i].wide(), pi[i].wide(), fr[i].wide(), fi[i].wide());
         let m = 0.5 * (xr * xr + xi * xi + yr * yr + yi * yi);
         let c = xr * yi - xi * yr;
-        let a = (m + c).max(0.0);
-        let b = (m - c).max(0.0);
-        qp[i] = a;
-        qm[i] = b;
-        tp += a;
-        tm += b;
+        qp[i] = (m + c).max(0.0);
+        qm[i] = (m - c).max(0.0);
     }
-    (tp, tm)
 }
 
 /// `shots` sorted uniforms on [0, total) as cumulative exponential spacings, written into
@@ -936,10 +921,10 @@ fn merge_pass<P: Probs + ?Sized>(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// `sum w[x]` over `shots` draws from `probs` (not necessarily normalised; `sums` holds
+/// its [`block_sums`] afterwards).
 fn weighted_draws(
     probs: &[f64],
-    total: f64,
     shots: u64,
     w: &[f64],
     rng: &mut Xoshiro256pp,
@@ -947,7 +932,7 @@ fn weighted_draws(
     sums: &mut Vec<f64>,
 ) -> f64 {
     let mut acc = 0.0f64;
-    block_sums(probs, sums);
+    let total = block_sums(probs, sums);
     merge_draws(probs, sums, total, shots, rng, buf, |x| acc += w[x]);
     acc
 }
